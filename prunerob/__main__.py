@@ -1,0 +1,5 @@
+import sys
+
+from prunerob.cli import main
+
+sys.exit(main())

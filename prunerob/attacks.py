@@ -1,0 +1,93 @@
+"""Attack registry: norm-first names, two kinds, adapters over the attack libraries.
+
+* ``fixed`` attacks take an epsilon and return one candidate per sample inside that ball; a curve
+  needs one run per epsilon.
+* ``minimal`` attacks look for the smallest perturbation that changes the prediction; one run gives
+  the whole robust-accuracy-vs-epsilon curve (robust at eps if the found distance exceeds eps).
+
+Adapters only produce candidates.  Whether a candidate counts is decided in ``evaluate.py``, which
+checks every one (box, distance, prediction) with the model itself.  Attacks never normalize:
+models own their normalization and take inputs in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from prunerob.spec import SpecError
+
+
+@dataclass(frozen=True)
+class AttackInfo:
+    name: str
+    norm: str  # L0, L2 or Linf
+    kind: str  # fixed or minimal
+    library: str  # the python package doing the work (its version goes into every result row)
+    presets: dict[str, dict[str, Any]]
+    run: Callable[..., torch.Tensor]  # fixed: (model, x, y, eps, **params); minimal: (model, x, y, **params)
+    description: str = ""
+    reference: str = ""
+    params_doc: dict[str, str] = field(default_factory=dict)
+
+
+def _pgd(torchattacks_class: str) -> Callable[..., torch.Tensor]:
+    """torchattacks PGD in one norm; restarts keep, per sample, the first misclassified candidate."""
+
+    def run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int,
+            rel_stepsize: float, random_start: bool, restarts: int) -> torch.Tensor:
+        import torchattacks
+
+        if eps == 0:
+            return x.clone()
+        cls = {"PGD": torchattacks.PGD, "PGDL2": torchattacks.PGDL2}[torchattacks_class]
+        atk = cls(model, eps=eps, alpha=eps * rel_stepsize, steps=steps, random_start=random_start)
+        best = atk(x, y)
+        for _ in range(restarts - 1):
+            with torch.no_grad():
+                still_correct = model(best).argmax(1) == y
+            if not still_correct.any():
+                break
+            best = torch.where(still_correct[:, None, None, None], atk(x, y), best)
+        return best
+
+    return run
+
+
+ATTACKS: dict[str, AttackInfo] = {
+    "linf_pgd": AttackInfo(
+        name="linf_pgd", norm="Linf", kind="fixed", library="torchattacks", run=_pgd("PGD"),
+        presets={
+            # Foolbox 3's LinfPGD defaults, which the original used: 40 steps of eps/30, random start.
+            "original": {"steps": 40, "rel_stepsize": 1 / 30, "random_start": True, "restarts": 1},
+            "strong": {"steps": 100, "rel_stepsize": 1 / 30, "random_start": True, "restarts": 5},
+        },
+        description="Projected gradient descent in the Linf ball (Madry et al. 2018)",
+        reference="madry2018",
+    ),
+    "l2_pgd": AttackInfo(
+        name="l2_pgd", norm="L2", kind="fixed", library="torchattacks", run=_pgd("PGDL2"),
+        presets={
+            # Foolbox 3's L2PGD defaults: 50 steps of 0.025 * eps, random start.
+            "original": {"steps": 50, "rel_stepsize": 0.025, "random_start": True, "restarts": 1},
+            "strong": {"steps": 100, "rel_stepsize": 0.05, "random_start": True, "restarts": 5},
+        },
+        description="Projected gradient descent in the L2 ball (Madry et al. 2018)",
+        reference="madry2018",
+    ),
+}
+
+
+def get(name: str) -> AttackInfo:
+    if name not in ATTACKS:
+        raise SpecError(f"attack={name!r} is not valid; valid: {', '.join(ATTACKS)}")
+    return ATTACKS[name]
+
+
+def unbounded_eps(norm: str, input_shape: tuple[int, ...]) -> float:
+    """A budget that covers the whole input box: any image is reachable, accuracy must collapse."""
+    c, h, w = input_shape
+    return {"Linf": 1.0, "L2": float((c * h * w) ** 0.5), "L0": float(h * w)}[norm]

@@ -1,0 +1,63 @@
+"""`python -m prunerob ...`: run the study's sweep, one stage, or list what there is."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import yaml
+
+from prunerob.spec import SpecError
+
+
+def _param(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r}: write NAME=VALUE, e.g. arch=mlp or crs=[1,2,4]")
+    name, value = text.split("=", 1)
+    return name.strip(), yaml.safe_load(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m prunerob", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sw = sub.add_parser("sweep", help="run a study profile, skipping stages whose results exist")
+    sw.add_argument("--profile", default="cpu", help="a profile in prunerob/profiles (default: cpu)")
+    sw.add_argument("--scheduler", help="a Dask scheduler address (tcp://host:port); default: a local pool")
+    sw.add_argument("--workers", type=int, default=1, help="local pool size (default 1: torch uses every core)")
+    sw.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    sw.add_argument("--dry-run", action="store_true", help="list the stages that would run, run none")
+
+    st = sub.add_parser("stage", help="run one stage notebook with parameters (as papermill would)")
+    st.add_argument("kind", help="train, prune or attack")
+    st.add_argument("-p", "--param", type=_param, action="append", default=[], metavar="NAME=VALUE")
+    st.add_argument("--device", default="auto")
+
+    sub.add_parser("profiles", help="list the study profiles")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "sweep":
+            from prunerob import sweep
+
+            summary = sweep.run(args.profile, workers=args.workers, scheduler=args.scheduler,
+                                device=args.device, dry_run=args.dry_run)
+            return 1 if summary.failed or summary.blocked else 0
+        if args.command == "stage":
+            from prunerob import sweep
+            from prunerob.spec import stage_from_params
+
+            stage = stage_from_params(args.kind, dict(args.param))
+            print(sweep.execute_stage(stage, args.device))
+            return 0
+        if args.command == "profiles":
+            from prunerob import sweep
+
+            for name in sweep.profiles():
+                print(f"{name}: {sweep.load_profile(name).get('description', '')}")
+            return 0
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

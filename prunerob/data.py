@@ -1,0 +1,176 @@
+"""Data sets as in-memory uint8 tensors (N, C, H, W); models see floats in [0, 1].
+
+Small data sets are held whole in memory, on the training device, and batched by index: no
+DataLoader, no per-step Python overhead.  The validation split is the last ``val_fraction`` of the
+training split, as Keras' ``validation_split`` gave the original; the evaluation subset for attacks
+is the first N test images, as in the original.
+
+The data root is ``$PRUNEROB_DATA`` or, when unset, ``~/.cache/prunerob/data``.  A data set that is
+not there is downloaded through torchvision; if that fails the error names the data set and the
+folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from prunerob.spec import DataSpec
+
+
+class DataError(RuntimeError):
+    """A data set is missing and could not be downloaded."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    large: bool  # CIFAR-size or bigger: augmentation and the longer-patience recipe
+    load: Callable[[Path, bool, bool], tuple[torch.Tensor, torch.Tensor]]  # (root, train, download)
+    license: str
+
+
+def data_root() -> Path:
+    env = os.environ.get("PRUNEROB_DATA")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "prunerob" / "data"
+
+
+def _mnist_like(cls_name: str):
+    def load(root: Path, train: bool, download: bool):
+        import torchvision.datasets as tvd
+
+        cls = {"MNIST": tvd.MNIST, "FashionMNIST": tvd.FashionMNIST}[cls_name]
+        ds = cls(str(root), train=train, download=download)
+        return ds.data.unsqueeze(1).contiguous(), ds.targets.clone().long()
+
+    return load
+
+
+def cifar_arrays_to_tensors(data: np.ndarray, targets) -> tuple[torch.Tensor, torch.Tensor]:
+    """torchvision's CIFAR layout (N, H, W, C) uint8 -> (N, C, H, W)."""
+    x = torch.from_numpy(np.ascontiguousarray(data)).permute(0, 3, 1, 2).contiguous()
+    return x, torch.as_tensor(np.asarray(targets), dtype=torch.long)
+
+
+def _load_cifar10(root: Path, train: bool, download: bool):
+    import torchvision.datasets as tvd
+
+    ds = tvd.CIFAR10(str(root), train=train, download=download)
+    return cifar_arrays_to_tensors(ds.data, ds.targets)
+
+
+IMAGENETTE_SIZE = 224
+
+
+def _load_imagenette(root: Path, train: bool, download: bool):
+    """Imagenette (320px version), every image resized to 224x224, cached as one tensor file."""
+    import torchvision.datasets as tvd
+    from torchvision.transforms import functional as F
+
+    split = "train" if train else "val"
+    cache = root / f"imagenette-{split}-{IMAGENETTE_SIZE}.pt"
+    if cache.exists():
+        blob = torch.load(cache)
+        return blob["x"], blob["y"]
+    ds = tvd.Imagenette(str(root), split=split, size="320px", download=download)
+    xs, ys = [], []
+    for img, label in ds:
+        img = F.resize(img.convert("RGB"), [IMAGENETTE_SIZE, IMAGENETTE_SIZE], antialias=True)
+        xs.append(F.pil_to_tensor(img))
+        ys.append(label)
+    x, y = torch.stack(xs), torch.tensor(ys, dtype=torch.long)
+    tmp = cache.with_suffix(".pt.tmp")
+    torch.save({"x": x, "y": y}, tmp)
+    os.replace(tmp, cache)
+    return x, y
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo("mnist", (1, 28, 28), 10, (0.1307,), (0.3081,), False, _mnist_like("MNIST"),
+                         "CC BY-SA 3.0 (LeCun, Cortes, Burges)"),
+    "fashion_mnist": DatasetInfo("fashion_mnist", (1, 28, 28), 10, (0.2860,), (0.3530,), False,
+                                 _mnist_like("FashionMNIST"), "MIT (Zalando SE)"),
+    "cifar10": DatasetInfo("cifar10", (3, 32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+                           True, _load_cifar10, "Krizhevsky 2009"),
+    "imagenette": DatasetInfo("imagenette", (3, IMAGENETTE_SIZE, IMAGENETTE_SIZE), 10,
+                              (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), True, _load_imagenette,
+                              "Apache 2.0 (fast.ai); ImageNet subset"),
+}
+
+
+def info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; valid: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def load_split(name: str, train: bool, root: Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split of a data set as uint8 (N, C, H, W) images and int64 labels."""
+    ds = info(name)
+    root = Path(root) if root is not None else data_root()
+    try:
+        return ds.load(root, train, False)
+    except (RuntimeError, FileNotFoundError):
+        pass  # not there yet: try torchvision's download
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        return ds.load(root, train, True)
+    except Exception as exc:  # noqa: BLE001 - any download failure ends in the same advice
+        raise DataError(
+            f"data set {name!r} is not in {root} and could not be downloaded ({type(exc).__name__}: "
+            f"{str(exc)[:200]}). Put torchvision's files for {name!r} under {root}, or set "
+            f"PRUNEROB_DATA to a folder that holds them."
+        ) from None
+
+
+@dataclass
+class Splits:
+    """Train / validation / test images (uint8, NCHW) and labels, on one device."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+    @property
+    def info(self) -> DatasetInfo:
+        return info(self.name)
+
+    def to(self, device: torch.device | str) -> "Splits":
+        moved = {k: getattr(self, k).to(device) for k in
+                 ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
+        return Splits(self.name, **moved)
+
+    def eval_subset(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first n test images as floats in [0, 1], and their labels (the attacks' samples)."""
+        if n > len(self.test_y):
+            raise ValueError(f"n_samples={n} exceeds the {len(self.test_y)} test images of {self.name}")
+        return to_float(self.test_x[:n]), self.test_y[:n]
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    return x.float().div_(255.0)
+
+
+def load(spec: DataSpec, root: Path | None = None) -> Splits:
+    """The splits of ``spec``: the last ``val_fraction`` of the training split validates."""
+    train_x, train_y = load_split(spec.dataset, True, root)
+    test_x, test_y = load_split(spec.dataset, False, root)
+    n_val = int(round(len(train_y) * spec.val_fraction))
+    n_fit = len(train_y) - n_val
+    fit_x, fit_y = train_x[:n_fit], train_y[:n_fit]
+    if spec.n_train:
+        fit_x, fit_y = fit_x[: spec.n_train], fit_y[: spec.n_train]
+    return Splits(spec.dataset, fit_x, fit_y, train_x[n_fit:], train_y[n_fit:], test_x, test_y)

@@ -1,0 +1,108 @@
+"""Tidy result tables: where they live, how they are written, how they are read back.
+
+Every finished stage writes one parquet file per table it produces, named by the stage's id, under
+``<results>/<table>/``.  Files are written to a temporary name and renamed, so a reader (or a killed
+run) never sees half a file; a file that cannot be read is reported as corrupt and its stage is
+recomputed.  ``collect(table)`` is the one function that reads a table back.
+
+Folders: results default to ``book/results`` (committed: the book reads them), artifacts
+(checkpoints) to ``artifacts/`` (never committed); ``$PRUNEROB_RESULTS`` and
+``$PRUNEROB_ARTIFACTS`` override them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLES = ("train", "history", "prune", "layers", "attack", "samples", "checks")
+
+
+def results_dir() -> Path:
+    return Path(os.environ.get("PRUNEROB_RESULTS", ROOT / "book" / "results"))
+
+
+def artifacts_dir() -> Path:
+    return Path(os.environ.get("PRUNEROB_ARTIFACTS", ROOT / "artifacts"))
+
+
+def runs_dir() -> Path:
+    """Executed stage notebooks: the record of each run."""
+    return Path(os.environ.get("PRUNEROB_RUNS", ROOT / "book" / "runs"))
+
+
+def table_path(table: str, stage_id: str) -> Path:
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; valid: {', '.join(TABLES)}")
+    return results_dir() / table / f"{stage_id}.parquet"
+
+
+def atomic_write_bytes(path: Path, write) -> Path:
+    """Call ``write(tmp_path)``, then rename onto ``path``: readers see the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_table(frame: pd.DataFrame, table: str, stage_id: str) -> Path:
+    return atomic_write_bytes(table_path(table, stage_id), lambda p: frame.to_parquet(p, index=False))
+
+
+def read_table_file(path: Path) -> pd.DataFrame | None:
+    """The table in ``path``, or None when it is missing or corrupt."""
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError, Exception):  # noqa: BLE001 - pyarrow raises many kinds on bad files
+        return None
+
+
+def stage_done(table: str, stage_id: str) -> bool:
+    return read_table_file(table_path(table, stage_id)) is not None
+
+
+def collect(table: str) -> pd.DataFrame:
+    """All finished stages' rows of ``table`` as one frame (empty if none)."""
+    folder = results_dir() / table
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; valid: {', '.join(TABLES)}")
+    frames = [f for f in (read_table_file(p) for p in sorted(folder.glob("*.parquet"))) if f is not None]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+@functools.cache
+def code_version() -> str:
+    """The git commit of the code that produced a result ('-dirty' if it had local changes)."""
+    try:
+        sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no",
+                                "--", "prunerob"], capture_output=True, text=True, check=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def provenance(**libraries: str) -> dict[str, str]:
+    """Columns every row carries: versions of the code and of the libraries that made it."""
+    import torch
+
+    import prunerob
+
+    return {"prunerob_version": prunerob.__version__, "code_version": code_version(),
+            "torch_version": torch.__version__, **libraries}

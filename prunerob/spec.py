@@ -1,0 +1,322 @@
+"""Typed, frozen parameter sets for every stage of the study, their validation and their hash.
+
+A stage's identity is the hash of its *canonical* parameters: only fields that differ from their
+defaults, sorted, as JSON. Adding a new field with a default therefore keeps every old hash (and so
+every finished result) valid.  Run-time settings that do not change a result (device, progress
+bars, folders) are not part of any spec.
+
+Every stage is also expressible as a flat dict of scalar parameters: the `parameters` cell of its
+papermill notebook.  ``from_params`` is the one entry point that turns such a dict into a stage,
+raising one clear error for an unknown name or a bad value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+# Valid names. The registries in data.py, models.py, prune.py and attacks.py are keyed by exactly
+# these; tests assert that the two agree.
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "imagenette")
+ARCHS = ("mlp", "cnn", "resnet8", "vgg11", "resnet18")
+STRUCTURES = ("unstructured", "kernel", "filter")
+SCOPES = ("global", "local")
+CRITERIA = ("magnitude", "random")
+SCHEDULES = ("cumulative", "oneshot")
+TRAININGS = ("standard",)
+NORMS = ("L0", "L2", "Linf")
+KINDS = ("fixed", "minimal")
+DEFAULT_CRS = (1, 2, 4, 8, 16, 32, 64)
+# The original's Linf PGD grid for the MNIST CNN, as fractions of the [0, 1] range.
+PAPER_LINF_EPS = tuple(e / 255 for e in (2, 4, 8, 16, 32))
+
+
+class SpecError(ValueError):
+    """A parameter has an unknown name or an invalid value."""
+
+
+def _choice(name: str, value: Any, valid: tuple) -> None:
+    if value not in valid:
+        raise SpecError(f"{name}={value!r} is not valid; valid: {', '.join(map(str, valid))}")
+
+
+def _positive(name: str, value: Any, *, integer: bool = False, allow_zero: bool = False) -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise SpecError(f"{name}={value!r} must be {'an integer' if integer else 'a number'}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise SpecError(f"{name}={value!r} must be {'>= 0' if allow_zero else '> 0'}")
+
+
+def _canonical(value: Any) -> Any:
+    """JSON-stable form: tuples become lists; integral floats become ints (so CR 2 and 2.0 hash alike)."""
+    if isinstance(value, (tuple, list)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """Base: validation hook, non-default fields, flat parameters."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, list):  # papermill and YAML give lists; specs hold tuples (hashable)
+                object.__setattr__(self, f.name, tuple(v))
+        self.validate()
+
+    def validate(self) -> None:  # overridden
+        pass
+
+    def non_default(self) -> dict[str, Any]:
+        out = {}
+        for f in fields(self):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            v = getattr(self, f.name)
+            if _canonical(v) != _canonical(default):
+                out[f.name] = _canonical(v)
+        return out
+
+    def params(self) -> dict[str, Any]:
+        return {f.name: _canonical(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class DataSpec(_Spec):
+    """Which data set, and how it is split.
+
+    The original held out the last 10 % of the training split for validation (Keras'
+    ``validation_split``); ``n_train`` subsamples the remaining training images (smoke runs only).
+    """
+
+    dataset: str = "mnist"
+    val_fraction: float = 0.1
+    n_train: int = 0  # 0: all
+
+    def validate(self) -> None:
+        _choice("dataset", self.dataset, DATASETS)
+        _positive("val_fraction", self.val_fraction)
+        if not self.val_fraction < 1:
+            raise SpecError(f"val_fraction={self.val_fraction!r} must be < 1")
+        _positive("n_train", self.n_train, integer=True, allow_zero=True)
+
+
+@dataclass(frozen=True)
+class ModelSpec(_Spec):
+    arch: str = "cnn"
+
+    def validate(self) -> None:
+        _choice("arch", self.arch, ARCHS)
+
+
+@dataclass(frozen=True)
+class TrainSpec(_Spec):
+    """The original's recipe: Adam, early stopping on validation loss.
+
+    ``patience`` 0 means the data set's default (5 for MNIST-size data, 15 with ReduceLROnPlateau
+    for CIFAR-10 and Imagenette).
+    """
+
+    seed: int = 0
+    lr: float = 1e-3
+    batch_size: int = 64
+    max_epochs: int = 100
+    patience: int = 0
+    training: str = "standard"
+
+    def validate(self) -> None:
+        _positive("seed", self.seed, integer=True, allow_zero=True)
+        _positive("lr", self.lr)
+        _positive("batch_size", self.batch_size, integer=True)
+        _positive("max_epochs", self.max_epochs, integer=True)
+        _positive("patience", self.patience, integer=True, allow_zero=True)
+        _choice("training", self.training, TRAININGS)
+
+
+@dataclass(frozen=True)
+class PruneSpec(_Spec):
+    """One pruning method and its compression schedule (CR = 1 / kept fraction of prunable weights)."""
+
+    structure: str = "unstructured"
+    scope: str = "global"
+    criterion: str = "magnitude"
+    crs: tuple = DEFAULT_CRS
+    schedule: str = "cumulative"
+    finetune_max_epochs: int = 30
+    prune_dense_neurons: bool = False
+
+    def validate(self) -> None:
+        _choice("structure", self.structure, STRUCTURES)
+        _choice("scope", self.scope, SCOPES)
+        _choice("criterion", self.criterion, CRITERIA)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _positive("finetune_max_epochs", self.finetune_max_epochs, integer=True, allow_zero=True)
+        if not isinstance(self.prune_dense_neurons, bool):
+            raise SpecError(f"prune_dense_neurons={self.prune_dense_neurons!r} must be true or false")
+        if not self.crs:
+            raise SpecError("crs must list at least one compression rate, e.g. [1, 2, 4]")
+        for cr in self.crs:
+            _positive("crs entry", cr)
+            if cr < 1:
+                raise SpecError(f"crs entry {cr!r} must be >= 1 (CR 1 is the dense model)")
+        if list(self.crs) != sorted(set(self.crs)):
+            raise SpecError(f"crs={list(self.crs)!r} must be strictly increasing")
+
+
+@dataclass(frozen=True)
+class AttackSpec(_Spec):
+    """One attack run on one checkpoint, on the first ``n_samples`` test images."""
+
+    attack: str = "linf_pgd"
+    preset: str = "original"
+    eps: tuple = PAPER_LINF_EPS
+    n_samples: int = 1000
+    attack_batch_size: int = 500
+    attack_seed: int = 0
+
+    def validate(self) -> None:
+        from prunerob import attacks  # the registry owns the valid names
+
+        info = attacks.get(self.attack)  # raises listing valid names
+        _choice(f"preset (for {self.attack})", self.preset, tuple(info.presets))
+        if not self.eps:
+            raise SpecError("eps must list at least one attack strength")
+        for e in self.eps:
+            _positive("eps entry", e, allow_zero=True)
+        if list(self.eps) != sorted(set(self.eps)):
+            raise SpecError(f"eps={list(self.eps)!r} must be strictly increasing")
+        _positive("n_samples", self.n_samples, integer=True)
+        _positive("attack_batch_size", self.attack_batch_size, integer=True)
+        _positive("attack_seed", self.attack_seed, integer=True, allow_zero=True)
+
+
+def _digest(kind: str, parts: dict[str, dict[str, Any]]) -> str:
+    payload = {"stage": kind, **{k: v for k, v in parts.items() if v}}
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """A stage = named parts (specs); flat parameters map one-to-one onto the parts' fields."""
+
+    kind: ClassVar[str]
+    PARTS: ClassVar[dict[str, type]]
+
+    @property
+    def parts(self) -> dict[str, _Spec]:
+        return {name: getattr(self, name) for name in self.PARTS}
+
+    def params(self) -> dict[str, Any]:
+        flat: dict[str, Any] = {}
+        for part in self.parts.values():
+            flat.update(part.params())
+        return flat
+
+    def canonical(self) -> dict[str, dict[str, Any]]:
+        return {name: part.non_default() for name, part in self.parts.items()}
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}-{_digest(self.kind, self.canonical())}"
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        return [f.name for spec in cls.PARTS.values() for f in fields(spec)]
+
+    @classmethod
+    def from_params(cls, **params: Any):
+        """Build the stage from flat parameters; unknown names or bad values raise SpecError."""
+        valid = cls.param_names()
+        unknown = sorted(set(params) - set(valid))
+        if unknown:
+            raise SpecError(
+                f"unknown parameter(s) for the {cls.kind} stage: {', '.join(unknown)}; "
+                f"valid: {', '.join(valid)}"
+            )
+        kwargs = {}
+        for name, spec in cls.PARTS.items():
+            own = {f.name for f in fields(spec)}
+            try:
+                kwargs[name] = spec(**{k: v for k, v in params.items() if k in own})
+            except TypeError as exc:  # e.g. a value of the wrong type reaching a comparison
+                raise SpecError(f"invalid {name} parameters: {exc}") from None
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class TrainStage(_Stage):
+    """Train one dense model: data set x architecture x seed."""
+
+    kind: ClassVar[str] = "train"
+    PARTS: ClassVar[dict[str, type]] = {"data": DataSpec, "model": ModelSpec, "train": TrainSpec}
+    data: DataSpec = field(default_factory=DataSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+
+
+@dataclass(frozen=True)
+class PruneStage(_Stage):
+    """Prune one trained model with one method over its CR schedule, fine-tuning after each step."""
+
+    kind: ClassVar[str] = "prune"
+    PARTS: ClassVar[dict[str, type]] = {**TrainStage.PARTS, "prune": PruneSpec}
+    data: DataSpec = field(default_factory=DataSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    prune: PruneSpec = field(default_factory=PruneSpec)
+
+    @property
+    def upstream(self) -> TrainStage:
+        return TrainStage(data=self.data, model=self.model, train=self.train)
+
+
+@dataclass(frozen=True)
+class CheckpointSpec(_Spec):
+    """Which checkpoint of a prune stage an attack runs on."""
+
+    cr: float = 1
+
+    def validate(self) -> None:
+        _positive("cr", self.cr)
+
+
+@dataclass(frozen=True)
+class AttackStage(_Stage):
+    """Run one attack on one checkpoint (one CR of one prune stage)."""
+
+    kind: ClassVar[str] = "attack"
+    PARTS: ClassVar[dict[str, type]] = {**PruneStage.PARTS, "checkpoint": CheckpointSpec, "attack": AttackSpec}
+    data: DataSpec = field(default_factory=DataSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    prune: PruneSpec = field(default_factory=PruneSpec)
+    checkpoint: CheckpointSpec = field(default_factory=CheckpointSpec)
+    attack: AttackSpec = field(default_factory=AttackSpec)
+
+    def __post_init__(self) -> None:
+        if self.checkpoint.cr not in self.prune.crs:
+            raise SpecError(
+                f"cr={self.checkpoint.cr!r} is not in the prune schedule; valid: "
+                f"{', '.join(map(str, self.prune.crs))}"
+            )
+
+    @property
+    def upstream(self) -> PruneStage:
+        return PruneStage(data=self.data, model=self.model, train=self.train, prune=self.prune)
+
+
+STAGES: dict[str, type[_Stage]] = {"train": TrainStage, "prune": PruneStage, "attack": AttackStage}
+
+
+def stage_from_params(kind: str, params: dict[str, Any]) -> _Stage:
+    if kind not in STAGES:
+        raise SpecError(f"unknown stage {kind!r}; valid: {', '.join(STAGES)}")
+    return STAGES[kind].from_params(**params)

@@ -1,0 +1,191 @@
+"""The bodies of the three stages: what a stage notebook calls after validating its parameters.
+
+Each stage reads its upstream checkpoint, does its work, saves its own checkpoints (atomically) and
+writes its tidy tables (atomically), the stage's primary table last: that file existing means the
+stage finished.  A stage whose upstream checkpoint is missing says which stage to run first.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from prunerob import data as data_mod
+from prunerob import models, prune, results
+from prunerob.spec import AttackStage, PruneStage, TrainStage
+from prunerob.train import evaluate, fit, select_device
+
+
+class MissingUpstream(RuntimeError):
+    """An upstream stage's checkpoint is not there."""
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+
+
+def train_checkpoint(stage: TrainStage) -> Path:
+    return results.artifacts_dir() / "train" / f"{stage.id}.pt"
+
+
+def prune_checkpoint(stage: PruneStage, cr: float) -> Path:
+    return results.artifacts_dir() / "prune" / stage.id / f"cr{cr:g}.pt"
+
+
+def save_model(path: Path, model: torch.nn.Module, arch: str, dataset: str, meta: dict[str, Any]) -> None:
+    blob = {"arch": arch, "dataset": dataset, "meta": meta,
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    results.atomic_write_bytes(path, lambda p: torch.save(blob, p))
+
+
+def load_model(path: Path, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """Rebuild a saved model (masks included) in eval mode; a corrupt file raises MissingUpstream."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise MissingUpstream(f"checkpoint {path} is missing") from None
+    except Exception as exc:  # noqa: BLE001 - a truncated or garbled file
+        raise MissingUpstream(f"checkpoint {path} is unreadable ({type(exc).__name__}); recompute it") from None
+    model = new_model(blob["arch"], blob["dataset"])
+    prune.load_pruned_state(model, blob["state_dict"])
+    return model.to(device).eval()
+
+
+def new_model(arch: str, dataset: str) -> torch.nn.Module:
+    info = data_mod.info(dataset)
+    return models.build_model(arch, info.input_shape, info.num_classes, info.mean, info.std)
+
+
+def _ids(stage) -> dict[str, str]:
+    out = {"stage_id": stage.id}
+    up = stage
+    while hasattr(up, "upstream"):
+        up = up.upstream
+        out[f"{up.kind}_id"] = up.id
+    return out
+
+
+def _meta(stage) -> dict[str, Any]:
+    """Columns that say which run a row belongs to."""
+    row = {"dataset": stage.data.dataset, "arch": stage.model.arch, "seed": stage.train.seed,
+           "training": stage.train.training}
+    if hasattr(stage, "prune"):
+        row.update(structure=stage.prune.structure, scope=stage.prune.scope, criterion=stage.prune.criterion,
+                   schedule=stage.prune.schedule)
+    return row
+
+
+# --- train -----------------------------------------------------------------------------------
+
+
+def run_train(stage: TrainStage, device: str = "auto", progress: bool = True) -> pd.DataFrame:
+    dev = select_device(device)
+    info = data_mod.info(stage.data.dataset)
+    splits = data_mod.load(stage.data).to(dev)
+    model = new_model(stage.model.arch, stage.data.dataset).to(dev)
+    hist = fit(model, splits, stage.train, large=info.large, progress=progress, desc=f"train {stage.id}")
+    test_loss, test_acc = evaluate(model, splits.test_x, splits.test_y)
+    row = {**_ids(stage), **_meta(stage), "n_params": sum(p.numel() for p in model.parameters()),
+           "n_prunable": models.count_prunable(model), "epochs": hist.epochs, "best_epoch": hist.best_epoch,
+           "val_loss": hist.best_val_loss, "test_loss": test_loss, "clean_acc": test_acc,
+           "n_train": len(splits.train_y), "n_test": len(splits.test_y), "seconds": hist.seconds,
+           "device": dev.type, **results.provenance()}
+    save_model(train_checkpoint(stage), model, stage.model.arch, stage.data.dataset, {"stage_id": stage.id})
+    history = pd.DataFrame(hist.rows).assign(stage_id=stage.id, step="train")
+    results.write_table(history, "history", stage.id)
+    frame = pd.DataFrame([row])
+    results.write_table(frame, "train", stage.id)
+    return frame
+
+
+# --- prune -----------------------------------------------------------------------------------
+
+
+def run_prune(stage: PruneStage, device: str = "auto", progress: bool = True) -> pd.DataFrame:
+    dev = select_device(device)
+    info = data_mod.info(stage.data.dataset)
+    dense_path = train_checkpoint(stage.upstream)
+    if not dense_path.exists():
+        raise MissingUpstream(f"the dense model {dense_path} is missing: run train stage {stage.upstream.id} first")
+    splits = data_mod.load(stage.data).to(dev)
+    model = load_model(dense_path, dev)
+    generator = torch.Generator().manual_seed(stage.train.seed)
+    rows, layer_frames, histories = [], [], []
+    for cr in stage.prune.crs:
+        start = time.perf_counter()
+        if stage.prune.schedule == "oneshot":
+            model = load_model(dense_path, dev)
+        epochs = 0
+        if cr > 1:
+            masks = prune.compute_masks(model, structure=stage.prune.structure, scope=stage.prune.scope,
+                                        criterion=stage.prune.criterion, cr=cr, generator=generator,
+                                        prune_dense_neurons=stage.prune.prune_dense_neurons)
+            prune.apply_masks(model, masks)
+            hist = fit(model, splits, stage.train, max_epochs=stage.prune.finetune_max_epochs,
+                       large=info.large, progress=progress, desc=f"fine-tune CR {cr:g}")
+            epochs = hist.epochs
+            histories.append(pd.DataFrame(hist.rows).assign(stage_id=stage.id, step=f"cr{cr:g}"))
+        test_loss, test_acc = evaluate(model, splits.test_x, splits.test_y)
+        report = prune.sparsity_report(model)
+        total = report[report["layer"] == "total"].iloc[0]
+        size = prune.sparse_bytes(model)
+        rows.append({**_ids(stage), **_meta(stage), "cr": float(cr), "target_kept": 1 / cr,
+                     "kept": float(total["kept_fraction"]), "sparsity": float(total["sparsity"]),
+                     "n_prunable": int(total["n_weights"]), "n_kept": int(total["n_kept"]),
+                     "layers_removed": int(report.loc[report["layer"] != "total", "layer_removed"].sum()),
+                     "clean_acc": test_acc, "test_loss": test_loss, "finetune_epochs": epochs,
+                     **{f"bytes_{k}": int(v) for k, v in size.items()},
+                     "seconds": time.perf_counter() - start, "device": dev.type, **results.provenance()})
+        layer_frames.append(report.assign(stage_id=stage.id, cr=float(cr)))
+        save_model(prune_checkpoint(stage, cr), model, stage.model.arch, stage.data.dataset,
+                   {"stage_id": stage.id, "cr": cr})
+    if histories:
+        results.write_table(pd.concat(histories, ignore_index=True), "history", stage.id)
+    layers = pd.concat(layer_frames, ignore_index=True)
+    layers["shape"] = layers["shape"].astype(str)
+    results.write_table(layers, "layers", stage.id)
+    frame = pd.DataFrame(rows)
+    results.write_table(frame, "prune", stage.id)
+    return frame
+
+
+# --- attack ----------------------------------------------------------------------------------
+
+
+def run_attack(stage: AttackStage, device: str = "auto", progress: bool = True) -> pd.DataFrame:
+    import importlib.metadata as md
+
+    from prunerob import attacks, evaluate as ev
+
+    dev = select_device(device)
+    cr = stage.checkpoint.cr
+    path = prune_checkpoint(stage.upstream, cr)
+    if not path.exists():
+        raise MissingUpstream(f"checkpoint {path} is missing: run prune stage {stage.upstream.id} first")
+    model = load_model(path, dev)
+    info = data_mod.info(stage.data.dataset)
+    test_x, test_y = data_mod.load_split(stage.data.dataset, train=False)
+    if stage.attack.n_samples > len(test_y):
+        raise ValueError(f"n_samples={stage.attack.n_samples} exceeds the {len(test_y)} test images")
+    x = data_mod.to_float(test_x[: stage.attack.n_samples]).to(dev)
+    y = test_y[: stage.attack.n_samples].to(dev)
+    atk = attacks.get(stage.attack.attack)
+    start = time.perf_counter()
+    res = ev.attack_curve(model, x, y, stage.attack, info.input_shape, progress=progress)
+    seconds = time.perf_counter() - start
+    report = prune.sparsity_report(model)
+    total = report[report["layer"] == "total"].iloc[0]
+    common = {**_ids(stage), **_meta(stage), "cr": float(cr), "sparsity": float(total["sparsity"]),
+              "attack": atk.name, "preset": stage.attack.preset, "norm": atk.norm, "kind": atk.kind,
+              "library": atk.library}
+    versions = results.provenance(library_version=md.version(atk.library))
+    clean_acc = float(res.curve.loc[res.curve["eps"] == 0, "robust_acc"].iloc[0])
+    results.write_table(res.samples.assign(**common), "samples", stage.id)
+    results.write_table(res.checks.assign(**common), "checks", stage.id)
+    curve = res.curve.assign(**common, clean_acc=clean_acc, all_checks_passed=bool(res.checks["passed"].all()),
+                             stage_seconds=seconds, device=dev.type, **versions)
+    results.write_table(curve, "attack", stage.id)
+    return curve

@@ -1,0 +1,213 @@
+"""Study profiles -> stage tasks -> papermill-executed notebooks, on a local pool or a Dask cluster.
+
+A profile (``prunerob/profiles/<name>.yaml``) lists grid entries of flat stage parameters; a list
+value is an axis of the grid (``crs`` and ``eps`` are list-valued parameters, not axes), and
+``attacks`` lists the attacks to run on every checkpoint.  Expansion gives train, prune and attack
+stages (attack after prune after train).  A stage whose primary table exists is skipped, unless a
+stage that must run needs its checkpoint and the checkpoint is gone; a stage that fails does not stop
+the others, only those that depend on it, and a re-run retries it.
+
+Each stage runs as its notebook (``book/experiments/<kind>.md``) through papermill; the executed
+notebook is written to ``book/runs/<kind>/<stage id>.ipynb`` (atomically: a killed run leaves no
+half-written record).  Executors: anything with ``submit(fn, *args) -> future`` works, so the local
+``ProcessPoolExecutor`` and ``dask.distributed.Client`` run the same tasks, wave by wave.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prunerob import results
+from prunerob.spec import AttackStage, PruneStage, SpecError, TrainStage
+
+PROFILES_DIR = Path(__file__).parent / "profiles"
+EXPERIMENTS_DIR = results.ROOT / "book" / "experiments"
+LIST_PARAMS = {"crs", "eps"}
+PRIMARY_TABLE = {"train": "train", "prune": "prune", "attack": "attack"}
+
+
+def profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def load_profile(name: str) -> dict[str, Any]:
+    path = PROFILES_DIR / f"{name}.yaml"
+    if not path.exists():
+        raise SpecError(f"unknown profile {name!r}; valid: {', '.join(profiles())}")
+    return yaml.safe_load(path.read_text())
+
+
+def _axes(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """All combinations of the list-valued entries (the grid's axes)."""
+    keys = list(entry)
+    values = [v if isinstance(v, list) and k not in LIST_PARAMS else [v] for k, v in entry.items()]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+
+
+def expand(profile: dict[str, Any]) -> list:
+    """The profile's stages, each once, upstream stages first."""
+    stages: dict[str, Any] = {}
+    for entry in profile["grid"]:
+        entry = dict(entry)
+        attacks = entry.pop("attacks", [])
+        for params in _axes(entry):
+            prune_stage = PruneStage.from_params(**params)
+            stages.setdefault(prune_stage.upstream.id, prune_stage.upstream)
+            stages.setdefault(prune_stage.id, prune_stage)
+            for attack in attacks:
+                for attack_params in _axes(dict(attack)):
+                    for cr in prune_stage.prune.crs:
+                        stage = AttackStage.from_params(**params, **attack_params, cr=cr)
+                        stages.setdefault(stage.id, stage)
+    order = {"train": 0, "prune": 1, "attack": 2}
+    return sorted(stages.values(), key=lambda s: order[s.kind])
+
+
+def notebook_path(kind: str) -> Path:
+    return EXPERIMENTS_DIR / f"{kind}.md"
+
+
+def run_record(stage) -> Path:
+    return results.runs_dir() / stage.kind / f"{stage.id}.ipynb"
+
+
+def execute_stage(stage, device: str = "auto") -> Path:
+    """Run one stage's notebook through papermill; the executed notebook is the run's record."""
+    import jupytext
+    import papermill
+
+    out = run_record(stage)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.ipynb")
+    try:
+        papermill.execute_notebook(
+            jupytext.read(notebook_path(stage.kind)), str(tmp),
+            parameters={**stage.params(), "device": device, "progress": False},
+            kernel_name="python3", progress_bar=False, cwd=str(EXPERIMENTS_DIR),
+        )
+        os.replace(tmp, out)
+    except BaseException:
+        # keep the failed record beside the others for reading, never under the final name
+        if tmp.exists():
+            os.replace(tmp, out.with_name(f"{out.stem}.failed.ipynb"))
+        raise
+    return out
+
+
+def _checkpoint_ok(stage) -> bool:
+    from prunerob import stages as st
+
+    if stage.kind == "train":
+        return st.train_checkpoint(stage).exists()
+    if stage.kind == "prune":
+        return all(st.prune_checkpoint(stage, cr).exists() for cr in stage.prune.crs)
+    return True
+
+
+def plan(all_stages: list) -> list:
+    """The stages that must run: missing tables, plus upstream stages whose checkpoint is needed."""
+    by_id = {s.id: s for s in all_stages}
+    todo: dict[str, Any] = {}
+
+    def need(stage, for_checkpoint: bool) -> None:
+        done = results.stage_done(PRIMARY_TABLE[stage.kind], stage.id)
+        if done and not (for_checkpoint and not _checkpoint_ok(stage)):
+            return
+        todo[stage.id] = stage
+        if hasattr(stage, "upstream"):
+            need(by_id.get(stage.upstream.id, stage.upstream), True)
+
+    for s in all_stages:
+        need(s, False)
+    return [s for s in all_stages if s.id in todo] + [s for s in todo.values() if s.id not in by_id]
+
+
+@dataclass
+class Summary:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    blocked: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        return (f"done {len(self.done)}, skipped {len(self.skipped)}, failed {len(self.failed)}, "
+                f"blocked {len(self.blocked)}, {self.seconds:.0f} s")
+
+
+def _run_task(stage, device: str) -> str:
+    execute_stage(stage, device)
+    return stage.id
+
+
+def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, device: str = "auto",
+        dry_run: bool = False, progress: bool = True, echo=print) -> Summary:
+    """Expand a profile, skip what exists, run the rest wave by wave (train, prune, attack)."""
+    from tqdm.auto import tqdm
+
+    all_stages = expand(load_profile(profile_name))
+    todo = plan(all_stages)
+    summary = Summary(skipped=[s.id for s in all_stages if s.id not in {t.id for t in todo}])
+    counts = {k: sum(s.kind == k for s in all_stages) for k in PRIMARY_TABLE}
+    echo(f"profile {profile_name}: {len(all_stages)} stages ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
+         f"{len(todo)} to run, {len(summary.skipped)} already done")
+    if dry_run:
+        for s in todo:
+            echo(f"  would run {s.id}")
+        return summary
+    start = time.perf_counter()
+    executor, close = _executor(workers, scheduler)
+    failed_ids: set[str] = set()
+    try:
+        bar = tqdm(total=len(todo), desc="stages", disable=not progress)
+        for kind in PRIMARY_TABLE:
+            wave = [s for s in todo if s.kind == kind]
+            runnable = []
+            for s in wave:
+                if hasattr(s, "upstream") and s.upstream.id in failed_ids:
+                    summary.blocked.append(s.id)
+                    failed_ids.add(s.id)
+                    bar.update()
+                else:
+                    runnable.append(s)
+            futures = {executor.submit(_run_task, s, device): s for s in runnable}
+            for fut, s in futures.items():
+                try:
+                    fut.result()
+                    summary.done.append(s.id)
+                except Exception as exc:  # noqa: BLE001 - one failing stage must not stop the sweep
+                    summary.failed[s.id] = f"{type(exc).__name__}: {str(exc)[-500:]}"
+                    failed_ids.add(s.id)
+                    echo(f"FAILED {s.id}: {summary.failed[s.id]}")
+                bar.update()
+        bar.close()
+    finally:
+        close()
+    summary.seconds = time.perf_counter() - start
+    echo(summary.line())
+    return summary
+
+
+def _executor(workers: int, scheduler: str | None):
+    if scheduler:
+        from dask.distributed import Client
+
+        client = Client(scheduler)
+
+        class _DaskSubmit:  # Dask would cache identical calls; every stage run is a side effect
+            def submit(self, fn, *args):
+                return client.submit(fn, *args, pure=False)
+
+        return _DaskSubmit(), client.close
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=max(1, workers))
+    return pool, pool.shutdown
+

@@ -1,0 +1,41 @@
+"""Shared fixtures: real MNIST from $PRUNEROB_DATA (CI: ../shared/data), outputs in temp folders."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+if "PRUNEROB_DATA" not in os.environ and SHARED_DATA.exists():
+    os.environ["PRUNEROB_DATA"] = str(SHARED_DATA)
+
+
+@pytest.fixture
+def out_dirs(tmp_path, monkeypatch):
+    """Results, checkpoints and run records go to a temp folder, never into the repository."""
+    dirs = {name: tmp_path / name for name in ("results", "artifacts", "runs")}
+    monkeypatch.setenv("PRUNEROB_RESULTS", str(dirs["results"]))
+    monkeypatch.setenv("PRUNEROB_ARTIFACTS", str(dirs["artifacts"]))
+    monkeypatch.setenv("PRUNEROB_RUNS", str(dirs["runs"]))
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    from prunerob import data
+    from prunerob.spec import DataSpec
+
+    return data.load(DataSpec(dataset="mnist"))
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(mnist):
+    """A CNN trained for one epoch on real MNIST (about 97 % test accuracy)."""
+    from prunerob import stages
+    from prunerob.spec import TrainSpec
+    from prunerob.train import fit
+
+    model = stages.new_model("cnn", "mnist")
+    fit(model, mnist, TrainSpec(max_epochs=1, batch_size=128), progress=False)
+    return model.eval()

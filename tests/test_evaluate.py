@@ -1,0 +1,94 @@
+"""Attacks on a CNN trained on real MNIST: curves, verification, sanity checks."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from prunerob import evaluate as ev
+from prunerob.spec import AttackSpec
+
+EPS = (2 / 255, 8 / 255, 32 / 255, 64 / 255)
+
+
+@pytest.fixture(scope="module")
+def samples(mnist):
+    return mnist.eval_subset(200)
+
+
+@pytest.fixture(scope="module")
+def pgd_result(trained_cnn, samples):
+    x, y = samples
+    return ev.attack_curve(trained_cnn, x, y, AttackSpec(eps=EPS, n_samples=200), (1, 28, 28))
+
+
+def test_curve_starts_at_clean_accuracy_and_falls(pgd_result, trained_cnn, samples):
+    x, y = samples
+    curve = pgd_result.curve.sort_values("eps")
+    clean = (trained_cnn(x).argmax(1) == y).float().mean().item()
+    assert curve["eps"].iloc[0] == 0 and curve["robust_acc"].iloc[0] == pytest.approx(clean)
+    assert np.all(np.diff(curve["robust_acc"]) <= 0)
+    assert curve["robust_acc"].iloc[-1] < 0.5 * clean  # 64/255 breaks a naturally trained CNN
+
+
+def test_every_adversarial_is_verified(pgd_result, trained_cnn, samples):
+    assert pgd_result.curve["violations"].sum() == 0
+    checks = pgd_result.checks.set_index("check")["passed"]
+    assert checks.all(), pgd_result.checks
+    s = pgd_result.samples
+    assert (s.loc[s["valid"], "distance"] <= s.loc[s["valid"], "eps"] * (1 + 1e-6) + 1e-7).all()
+    assert ((s["success"]) == ((s["adv_pred"] != s["label"]) | (s["clean_pred"] != s["label"]))).all()
+
+
+def test_model_mode_and_gradients_are_restored(trained_cnn, samples):
+    x, y = samples
+    trained_cnn.train()
+    flags = [p.requires_grad for p in trained_cnn.parameters()]
+    ev.attack_curve(trained_cnn, x[:20], y[:20], AttackSpec(eps=(0.1,), n_samples=20), (1, 28, 28))
+    assert trained_cnn.training and [p.requires_grad for p in trained_cnn.parameters()] == flags
+    trained_cnn.eval()
+
+
+class Rounding(nn.Module):
+    """Quantizes the input: zero gradients almost everywhere (gradient masking)."""
+
+    def forward(self, x):
+        return torch.round(x * 4) / 4
+
+
+def test_gradient_masking_trips_the_sanity_checks(trained_cnn, samples):
+    x, y = samples
+    masked = nn.Sequential(Rounding(), trained_cnn).eval()
+    res = ev.attack_curve(masked, x[:100], y[:100], AttackSpec(eps=(8 / 255,), n_samples=100), (1, 28, 28))
+    checks = res.checks.set_index("check")
+    assert not checks.loc["unbounded_breaks_all", "passed"]
+    assert not res.checks["passed"].all()
+
+
+def test_a_candidate_outside_its_ball_is_a_violation_not_a_success(trained_cnn, samples, monkeypatch):
+    from prunerob import attacks
+
+    def too_far(model, x, y, eps, **params):
+        return (x + 3 * eps).clamp(0, 1)  # outside the Linf ball
+
+    info = attacks.ATTACKS["linf_pgd"]
+    monkeypatch.setitem(attacks.ATTACKS, "linf_pgd", type(info)(**{**info.__dict__, "run": too_far}))
+    x, y = samples
+    res = ev.attack_curve(trained_cnn, x[:50], y[:50], AttackSpec(eps=(0.1,), n_samples=50), (1, 28, 28))
+    row = res.curve.set_index("eps").loc[0.1]
+    assert row["violations"] > 0
+    clean = res.curve.set_index("eps").loc[0.0, "robust_acc"]
+    assert row["robust_acc"] == clean  # invalid candidates are never credited to the attack
+    assert not res.checks.set_index("check").loc["no_violations", "passed"]
+
+
+def test_distances_per_norm():
+    x = torch.zeros(2, 3, 4, 4)
+    adv = x.clone()
+    adv[0, :, 0, 0] = 0.5  # one pixel, three channels
+    adv[1, 0, 1, 1] = 0.25
+    adv[1, 0, 2, 2] = 0.25
+    assert ev.distances(x, adv, "L0").tolist() == [1, 2]
+    assert ev.l0_channel_count(x, adv).tolist() == [3, 2]
+    assert ev.distances(x, adv, "Linf").tolist() == [0.5, 0.25]
+    assert ev.distances(x, adv, "L2")[0].item() == pytest.approx((3 * 0.25) ** 0.5)
