@@ -17,7 +17,7 @@ import torch
 from prunerob import data as data_mod
 from prunerob import models, prune, results
 from prunerob.spec import AttackStage, PruneStage, TrainStage
-from prunerob.train import evaluate, fit, select_device
+from prunerob.train import evaluate, fit, seed_everything, select_device
 
 
 class MissingUpstream(RuntimeError):
@@ -85,6 +85,7 @@ def run_train(stage: TrainStage, device: str = "auto", progress: bool = True) ->
     dev = select_device(device)
     info = data_mod.info(stage.data.dataset)
     splits = data_mod.load(stage.data).to(dev)
+    seed_everything(stage.train.seed)  # the initial weights belong to the seed too
     model = new_model(stage.model.arch, stage.data.dataset).to(dev)
     hist = fit(model, splits, stage.train, large=info.large, progress=progress, desc=f"train {stage.id}")
     test_loss, test_acc = evaluate(model, splits.test_x, splits.test_y)

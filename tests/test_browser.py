@@ -1,0 +1,129 @@
+"""The built book works offline: charts draw, math typesets, nothing is fetched off-host.
+
+Builds a one-page book (the real _config.yml, book/intro.md and book/_ext) with jupyter-book,
+then opens it in headless Chromium. Run with: pytest -m browser
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from prunerob import browser
+
+ROOT = Path(__file__).resolve().parents[1]
+INTRO = "book/intro.html"
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+def jupyter_book() -> str:
+    beside_python = Path(sys.executable).parent / "jupyter-book"
+    found = str(beside_python) if beside_python.exists() else shutil.which("jupyter-book")
+    if not found:
+        pytest.skip("jupyter-book is not installed")
+    return found
+
+
+@pytest.fixture(scope="module")
+def html_dir(tmp_path_factory) -> Path:
+    if not Path(browser.CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {browser.CHROMIUM} (set PRUNEROB_CHROMIUM)")
+    book = tmp_path_factory.mktemp("book")
+    for name in ("_config.yml", "book/intro.md", "book/references.bib"):
+        (book / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, book / name)
+    shutil.copytree(ROOT / "book" / "_ext", book / "book" / "_ext",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (book / "_toc.yml").write_text("format: jb-book\nroot: book/intro\n")
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # The notebook imports nothing from prunerob, but a chapter would: keep the repo importable.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [jupyter_book(), "build", "-W", "-n", "--keep-going", str(book)],
+        cwd=book, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    html = book / "_build" / "html"
+    assert (html / INTRO).is_file()
+    return html
+
+
+@pytest.fixture(scope="module")
+def reports(html_dir) -> dict[str, browser.PageReport]:
+    found = browser.check_book(html_dir)
+    return {report.page: report for report in found}
+
+
+def test_every_page_loads_without_errors(reports):
+    assert INTRO in reports
+    for report in reports.values():
+        assert report.status == 200, report.page
+        assert report.console_errors == [], report.page
+        assert report.page_errors == [], report.page
+        assert report.failed_requests == [], report.page
+
+
+def test_no_request_leaves_localhost(reports):
+    for report in reports.values():
+        assert report.external_requests == [], report.page
+
+
+def test_intro_charts_draw_their_marks(reports):
+    intro = reports[INTRO]
+    assert intro.n_charts >= 1
+    for chart in intro.charts:
+        assert chart.error is None
+        assert chart.renderer in ("svg", "canvas")
+        assert chart.marks > 0
+
+
+def test_math_is_typeset(reports):
+    intro = reports[INTRO]
+    assert intro.math_elements >= 1
+    assert intro.math_typeset == intro.math_elements
+    assert intro.math_errors == []
+
+
+def test_every_page_passes_the_cli_check(reports):
+    assert all(report.ok for report in reports.values()), [
+        (report.page, report.problems()) for report in reports.values() if not report.ok]
+
+
+# The opacity of each drawn data mark, in document order.
+MARK_OPACITIES_JS = """() => Array.from(document.querySelectorAll(
+    '.vega-embed svg.marks g.role-mark path')).map(p =>
+        [p.getAttribute('opacity'), p.getAttribute('stroke-opacity'),
+         p.getAttribute('fill-opacity')].join('/'))"""
+
+
+def test_tooltip_and_legend_selection_respond(html_dir):
+    with browser.serve_directory(html_dir) as base, browser.launch_chromium() as chromium:
+        report = browser.PageReport(page=INTRO, url=base + INTRO)
+        page = browser.open_page(chromium, report.url, report)
+        browser.wait_until_drawn(page)
+        # Mouse moves, not locator actions: vega paths are tiny and tooltips need real hovering.
+        points = page.locator(".vega-embed svg.marks g.mark-symbol.role-mark path")
+        box = points.nth(points.count() // 2).bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        tooltip = page.locator("#vg-tooltip-element")
+        tooltip.wait_for(state="visible", timeout=10_000)
+        assert "method" in tooltip.inner_text()
+        page.mouse.move(0, 0)
+        before = page.evaluate(MARK_OPACITIES_JS)
+        assert before, "no data marks found"
+        label = page.locator(".vega-embed svg.marks g.role-legend-label text").first.bounding_box()
+        page.mouse.click(label["x"] + label["width"] / 2, label["y"] + label["height"] / 2)
+        page.wait_for_function(
+            f"before => JSON.stringify(({MARK_OPACITIES_JS})()) !== JSON.stringify(before)",
+            arg=before, timeout=10_000)
+        after = page.evaluate(MARK_OPACITIES_JS)
+        assert len(set(after)) > 1, "one method should stand out from the other"
+        page.close()
+        assert report.page_errors == [] and report.external_requests == []
