@@ -86,9 +86,13 @@ def execute_stage(stage, device: str = "auto") -> Path:
     out = run_record(stage)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.ipynb")
+    nb = jupytext.read(notebook_path(stage.kind))
+    title = nb.cells[0]
+    if title.cell_type == "markdown" and title.source.startswith("# "):  # the run's own page title
+        title.source = f"# {stage.id}: {title.source[2:]}"
     try:
         papermill.execute_notebook(
-            jupytext.read(notebook_path(stage.kind)), str(tmp),
+            nb, str(tmp),
             parameters={**stage.params(), "device": device, "progress": False},
             kernel_name="python3", progress_bar=False, cwd=str(EXPERIMENTS_DIR),
         )
@@ -211,3 +215,15 @@ def _executor(workers: int, scheduler: str | None):
     pool = ProcessPoolExecutor(max_workers=max(1, workers))
     return pool, pool.shutdown
 
+
+
+def book_profile() -> str:
+    """The profile whose results the book shows: ``$PRUNEROB_PROFILE`` or the default, ``cpu``."""
+    return os.environ.get("PRUNEROB_PROFILE", "cpu")
+
+
+def profile_results(table: str, profile: str | None = None):
+    """The rows of ``table`` that belong to the stages of ``profile`` (default: the book's)."""
+    ids = {s.id for s in expand(load_profile(profile or book_profile()))}
+    frame = results.collect(table)
+    return frame[frame["stage_id"].isin(ids)].reset_index(drop=True) if len(frame) else frame
