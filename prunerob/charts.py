@@ -6,8 +6,6 @@ chooses the slice (data set, architecture, method, attack) and the chart shows a
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import altair as alt
 import pandas as pd
 
@@ -17,9 +15,9 @@ ACC_AXIS = alt.Axis(format=".0%", title="accuracy")
 def eps_label(eps: float, norm: str) -> str:
     """Linf budgets read as k/255 (the convention of the literature); others as numbers."""
     if norm == "Linf" and eps > 0:
-        frac = Fraction(eps * 255).limit_denominator(8)
-        if abs(float(frac) - eps * 255) < 1e-6:
-            return f"{frac}/255"
+        steps = round(eps * 255, 3)
+        if abs(steps - eps * 255) < 1e-6:
+            return f"{steps:g}/255"
     return f"{eps:g}"
 
 
@@ -57,3 +55,42 @@ def robust_vs_cr(attack: pd.DataFrame, prune: pd.DataFrame, title: str = "") -> 
     )
     chart = (base.mark_line(point=True) + base.mark_point(size=60, filled=True)).add_params(pick)
     return chart.properties(width=520, height=320, title=title or "robust accuracy vs compression rate")
+
+
+def method_label(frame: pd.DataFrame) -> pd.Series:
+    """'global magnitude unstructured' etc.; '+ dense neurons' where structured pruning also pruned them."""
+    label = frame["scope"] + " " + frame["criterion"] + " " + frame["structure"]
+    if "prune_dense_neurons" in frame:
+        label = label.where(~frame["prune_dense_neurons"].fillna(False).astype(bool), label + " + dense neurons")
+    return label
+
+
+def _method_lines(frame: pd.DataFrame, y: str, y_axis: alt.Axis, title: str, extra_tooltip: list) -> alt.Chart:
+    frame = frame.assign(method=method_label(frame)) if "method" not in frame else frame
+    pick = alt.selection_point(fields=["method"], bind="legend")
+    base = alt.Chart(frame).encode(
+        x=_cr_axis(), y=alt.Y(f"{y}:Q", axis=y_axis, scale=alt.Scale(domain=[0, 1]) if y != "kept" else alt.Scale(type="log")),
+        color=alt.Color("method:N", title="method (click to select)", scale=alt.Scale(scheme="tableau20")),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
+        tooltip=[alt.Tooltip("method:N"), alt.Tooltip("cr:Q", title="CR"),
+                 alt.Tooltip("kept:Q", format=".5f", title="measured kept fraction"),
+                 alt.Tooltip("clean_acc:Q", format=".4f", title="clean accuracy"), *extra_tooltip],
+    )
+    return (base.mark_line(point=True)).add_params(pick).properties(width=520, height=320, title=title)
+
+
+def clean_vs_cr(prune: pd.DataFrame, title: str = "") -> alt.Chart:
+    """Clean test accuracy after pruning and fine-tuning vs CR, one line per pruning method."""
+    return _method_lines(prune, "clean_acc", ACC_AXIS, title or "clean accuracy vs compression rate",
+                         [alt.Tooltip("layers_removed:Q", title="layers removed")])
+
+
+def kept_vs_cr(prune: pd.DataFrame, title: str = "") -> alt.LayerChart:
+    """Measured kept fraction of the prunable weights vs CR per method, with the target 1/CR dashed."""
+    lines = _method_lines(prune, "kept", alt.Axis(title="kept fraction (log scale)", format="~g"),
+                          title or "kept fraction vs compression rate",
+                          [alt.Tooltip("n_kept:Q", title="weights kept")])
+    crs = sorted(prune["cr"].unique())
+    target = alt.Chart(pd.DataFrame({"cr": crs, "kept": [1 / c for c in crs]})).mark_line(
+        strokeDash=[5, 3], color="black").encode(x="cr:Q", y="kept:Q")
+    return alt.layer(target, lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
@@ -36,6 +37,15 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("profiles", help="list the study profiles")
 
+    bench = sub.add_parser("bench", help="measure speed; results go to benchmarks/<name>.json")
+    bench.add_argument("what", choices=["prune", "attacks"],
+                       help="prune: mask computation and application, all methods; attacks: attack speed and strength")
+    bench.add_argument("--arch", default="vgg11", help="prune: the architecture (3x32x32 input)")
+    bench.add_argument("--checkpoint", help="attacks: a saved model (artifacts/.../*.pt)")
+    bench.add_argument("--n", type=int, default=100, help="attacks: number of test images (default 100)")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--out", help="JSON file to write (default benchmarks/<what>_<arch>.json)")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "sweep":
@@ -50,6 +60,24 @@ def main(argv: list[str] | None = None) -> int:
 
             stage = stage_from_params(args.kind, dict(args.param))
             print(sweep.execute_stage(stage, args.device))
+            return 0
+        if args.command == "bench":
+            from pathlib import Path
+
+            from prunerob import bench as bench_mod
+
+            if args.what == "prune":
+                records = bench_mod.bench_prune(args.arch)
+                path = bench_mod.write(f"prune_{args.arch}", records, " ".join(sys.argv),
+                                       Path(args.out) if args.out else None)
+                print(bench_mod.summarize_prune(records))
+            else:
+                if not args.checkpoint:
+                    raise SpecError("bench attacks needs --checkpoint PATH (a model saved by a train or prune stage)")
+                result = bench_mod.bench_attacks_on(Path(args.checkpoint), args.n, args.device)
+                path = bench_mod.write("attacks", [result], " ".join(sys.argv), Path(args.out) if args.out else None)
+                print(json.dumps({k: result[k] for k in ("throughput", "speedup", "no_weaker")}, indent=1))
+            print(f"wrote {path}")
             return 0
         if args.command == "profiles":
             from prunerob import sweep

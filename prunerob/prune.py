@@ -16,7 +16,7 @@ Units (the rows of a 2-D view of a weight):
 * ``filter``: one output channel ``weight[o]`` of a conv.
 * with ``prune_dense_neurons=True``, both structured kinds prune a dense layer by output neuron
   (row ``weight[o]``); otherwise structured pruning leaves dense layers alone, as the original did.
-  Note: rows of the output layer are class logits, so neuron pruning can remove a class.
+  The output layer is never pruned by neuron: its rows are the class logits.
 
 Scores (shared by both scopes): ``magnitude`` is the L1 norm of a unit within a layer (local) and
 its mean ``|w|`` across layers (global, so units of different sizes compare fairly; within one
@@ -112,8 +112,12 @@ def _is_conv(module: nn.Module) -> bool:
     return _weight_parameter(module).dim() > 2
 
 
-def _eligible(module: nn.Module, structure: str, prune_dense_neurons: bool) -> bool:
-    return structure == "unstructured" or prune_dense_neurons or _is_conv(module)
+def _eligible(module: nn.Module, structure: str, prune_dense_neurons: bool, is_output: bool = False) -> bool:
+    # The output layer's rows are the class logits: removing one removes a class, so neuron
+    # pruning never touches it (its single weights are pruned like any others when unstructured).
+    if structure == "unstructured" or _is_conv(module):
+        return True
+    return prune_dense_neurons and not is_output
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,8 +308,9 @@ def compute_masks(
     total = sum(mask.numel() for mask in old.values())
     candidates: list[_Candidates] = []
     ineligible_kept = 0
+    output_name = modules[-1][0] if modules and not _is_conv(modules[-1][1]) else None
     for name, module in modules:
-        if not _eligible(module, structure, prune_dense_neurons):
+        if not _eligible(module, structure, prune_dense_neurons, is_output=name == output_name):
             ineligible_kept += int(old[name].sum())
             continue
         units = to_units(_effective_weight(module))

@@ -52,6 +52,7 @@ def atomic_write_bytes(path: Path, write) -> Path:
         write(Path(tmp))
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; results and checkpoints are for sharing
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -87,7 +88,13 @@ def collect(table: str) -> pd.DataFrame:
 
 @functools.cache
 def code_version() -> str:
-    """The git commit of the code that produced a result ('-dirty' if it had local changes)."""
+    """The git commit of the code that produced a result ('-dirty' if it had local changes).
+
+    ``$PRUNEROB_CODE_VERSION`` names it where the code runs without its git history (a copy of
+    the working tree on another machine).
+    """
+    if os.environ.get("PRUNEROB_CODE_VERSION"):
+        return os.environ["PRUNEROB_CODE_VERSION"]
     try:
         sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"],
                              capture_output=True, text=True, check=True).stdout.strip()

@@ -175,7 +175,7 @@ class AttackSpec(_Spec):
     """One attack run on one checkpoint, on the first ``n_samples`` test images."""
 
     attack: str = "linf_pgd"
-    preset: str = "original"
+    preset: str = ""  # empty: the attack's first preset (for the original's attacks, its settings)
     eps: tuple = PAPER_LINF_EPS
     n_samples: int = 1000
     attack_batch_size: int = 500
@@ -185,7 +185,8 @@ class AttackSpec(_Spec):
         from prunerob import attacks  # the registry owns the valid names
 
         info = attacks.get(self.attack)  # raises listing valid names
-        _choice(f"preset (for {self.attack})", self.preset, tuple(info.presets))
+        if self.preset:
+            _choice(f"preset (for {self.attack})", self.preset, tuple(info.presets))
         if not self.eps:
             raise SpecError("eps must list at least one attack strength")
         for e in self.eps:
@@ -195,6 +196,19 @@ class AttackSpec(_Spec):
         _positive("n_samples", self.n_samples, integer=True)
         _positive("attack_batch_size", self.attack_batch_size, integer=True)
         _positive("attack_seed", self.attack_seed, integer=True, allow_zero=True)
+
+
+    @property
+    def preset_name(self) -> str:
+        from prunerob import attacks
+
+        return self.preset or next(iter(attacks.get(self.attack).presets))
+
+    @property
+    def preset_params(self) -> dict[str, Any]:
+        from prunerob import attacks
+
+        return attacks.get(self.attack).presets[self.preset_name]
 
 
 def _digest(kind: str, parts: dict[str, dict[str, Any]]) -> str:

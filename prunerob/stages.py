@@ -74,7 +74,7 @@ def _meta(stage) -> dict[str, Any]:
            "training": stage.train.training}
     if hasattr(stage, "prune"):
         row.update(structure=stage.prune.structure, scope=stage.prune.scope, criterion=stage.prune.criterion,
-                   schedule=stage.prune.schedule)
+                   schedule=stage.prune.schedule, prune_dense_neurons=stage.prune.prune_dense_neurons)
     return row
 
 
@@ -180,7 +180,7 @@ def run_attack(stage: AttackStage, device: str = "auto", progress: bool = True) 
     report = prune.sparsity_report(model)
     total = report[report["layer"] == "total"].iloc[0]
     common = {**_ids(stage), **_meta(stage), "cr": float(cr), "sparsity": float(total["sparsity"]),
-              "attack": atk.name, "preset": stage.attack.preset, "norm": atk.norm, "kind": atk.kind,
+              "attack": atk.name, "preset": stage.attack.preset_name, "norm": atk.norm, "kind": atk.kind,
               "library": atk.library}
     versions = results.provenance(library_version=md.version(atk.library))
     clean_acc = float(res.curve.loc[res.curve["eps"] == 0, "robust_acc"].iloc[0])

@@ -39,3 +39,34 @@ def trained_cnn(mnist):
     model = stages.new_model("cnn", "mnist")
     fit(model, mnist, TrainSpec(max_epochs=1, batch_size=128), progress=False)
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory):
+    """The smoke profile run from nothing through the real sweep (papermill, process pool)."""
+    from prunerob import sweep
+
+    base = tmp_path_factory.mktemp("smoke")
+    env = {"PRUNEROB_RESULTS": base / "results", "PRUNEROB_ARTIFACTS": base / "artifacts",
+           "PRUNEROB_RUNS": base / "runs", "PRUNEROB_PROFILE": "smoke"}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, str(v))
+        summary = sweep.run("smoke", progress=False)
+        yield {"summary": summary, **env}
+
+
+@pytest.fixture(scope="session")
+def smoke_book(smoke_study, tmp_path_factory):
+    """The whole book built (-W -n --keep-going) on the smoke study's tables; returns the html dir."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("book")
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    result = subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", "-W", "-n",
+                             "--keep-going", "--path-output", str(out), str(ROOT)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    return out / "_build" / "html"

@@ -92,3 +92,24 @@ def test_distances_per_norm():
     assert ev.l0_channel_count(x, adv).tolist() == [3, 2]
     assert ev.distances(x, adv, "Linf").tolist() == [0.5, 0.25]
     assert ev.distances(x, adv, "L2")[0].item() == pytest.approx((3 * 0.25) ** 0.5)
+
+
+@pytest.mark.parametrize("attack, eps", [("linf_fmn", (2 / 255, 8 / 255, 32 / 255)), ("l2_ddn", (0.5, 1.0, 2.0)),
+                                         ("l0_fmn", (1, 4, 16))])
+def test_minimal_attacks_give_verified_curves(trained_cnn, samples, attack, eps):
+    x, y = samples
+    spec = AttackSpec(attack=attack, eps=eps, n_samples=100, attack_batch_size=100)
+    res = ev.attack_curve(trained_cnn, x[:100], y[:100], spec, (1, 28, 28))
+    curve = res.curve.sort_values("eps")
+    assert res.checks.set_index("check")["passed"].all(), res.checks
+    assert np.all(np.diff(curve["robust_acc"]) <= 0)
+    s = res.samples
+    found = s["success"] & (s["clean_pred"] == s["label"])
+    assert (s.loc[found, "adv_pred"] != s.loc[found, "label"]).all()  # re-run on the model: misclassified
+    assert np.isfinite(s.loc[found, "distance"]).all() and (s.loc[found, "distance"] > 0).all()
+    if attack == "l0_fmn":  # pixel counts: whole numbers within the image
+        d = s.loc[found, "distance"]
+        assert (d == d.round()).all() and (d <= 28 * 28).all()
+    # the curve is exactly the share of samples whose distance exceeds eps
+    for e in eps:
+        assert curve.set_index("eps").loc[e, "robust_acc"] == pytest.approx((s["distance"] > e).mean())

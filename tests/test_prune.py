@@ -52,8 +52,8 @@ def _units(mask: torch.Tensor, structure: str, conv: bool) -> torch.Tensor:
     return mask.flatten(1)
 
 
-def _eligible(module: nn.Module, structure: str, dense_neurons: bool) -> bool:
-    return structure == "unstructured" or dense_neurons or _is_conv(module)
+def _eligible(module: nn.Module, structure: str, dense_neurons: bool, is_output: bool = False) -> bool:
+    return structure == "unstructured" or _is_conv(module) or (dense_neurons and not is_output)
 
 
 def _kept(masks: dict[str, torch.Tensor]) -> int:
@@ -91,7 +91,8 @@ def test_cumulative_schedule_keeps_the_documented_count(arch, structure, scope, 
     model = _model(arch)
     modules = dict(prunable_modules(model))
     total = count_prunable(model)
-    eligible = {n for n, m in modules.items() if _eligible(m, structure, dense_neurons)}
+    output = list(modules)[-1]
+    eligible = {n for n, m in modules.items() if _eligible(m, structure, dense_neurons, n == output)}
     ineligible_total = sum(modules[n].weight.numel() for n in modules if n not in eligible)
     generator = torch.Generator().manual_seed(1)
     previous = current_masks(model)
@@ -459,3 +460,14 @@ def test_lowering_cr_cannot_unprune_and_warns():
     masks, caught = _prune(model, 2, structure="unstructured", scope="global", criterion="magnitude")
     assert _kept(masks) == round(count_prunable(model) / 8)
     assert caught
+
+
+@pytest.mark.parametrize("scope", ["global", "local"])
+def test_neuron_pruning_never_removes_a_class(scope):
+    model = _model("cnn")
+    output_name, output = prunable_modules(model)[-1]
+    generator = torch.Generator().manual_seed(0)
+    for cr in SCHEDULE:
+        masks, _ = _prune(model, cr, structure="filter", scope=scope, criterion="random",
+                          generator=generator, prune_dense_neurons=True)
+    assert bool(masks[output_name].all())  # every logit row keeps all its weights

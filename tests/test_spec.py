@@ -51,7 +51,7 @@ def test_upstream_links():
     ("prune", {"crs": [1, 4, 2]}, ["strictly increasing"]),
     ("prune", {"crs": [0.5, 1]}, [">= 1"]),
     ("attack", {"attack": "pgd"}, ["attack='pgd'", "linf_pgd"]),
-    ("attack", {"preset": "fast"}, ["preset", "original"]),
+    ("attack", {"preset": "fast"}, ["preset", "original", "strong"]),
     ("attack", {"eps": [-0.1]}, ["eps entry", ">= 0"]),
     ("attack", {"cr": 3}, ["cr=3", "1, 2, 4"]),
     ("sweep", {}, ["unknown stage", "train, prune, attack"]),

@@ -1,0 +1,93 @@
+"""The study end to end on the smoke profile: real papermill runs of the stage notebooks."""
+
+import json
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from prunerob import results, sweep
+from prunerob.spec import TrainStage
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_stage_runs_and_writes_its_tables(smoke_study):
+    s = smoke_study["summary"]
+    assert not s.failed and not s.blocked, s.failed
+    assert len(s.done) == 5  # 1 train, 1 prune, 3 attack (one per CR)
+    stages = sweep.expand(sweep.load_profile("smoke"))
+    for stage in stages:
+        assert results.stage_done(sweep.PRIMARY_TABLE[stage.kind], stage.id)
+        record = sweep.run_record(stage)
+        nb = nbformat.read(record, as_version=4)
+        injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert injected and f"n_train = 2000" in injected[0].source
+        assert nb.cells[0].source.startswith(f"# {stage.id}:")
+    assert not list(smoke_study["PRUNEROB_RUNS"].rglob("*.tmp.ipynb"))
+
+
+def test_tables_are_tidy_and_the_curves_are_sane(smoke_study):
+    attack = results.collect("attack")
+    prune = results.collect("prune")
+    assert sorted(prune["cr"]) == [1.0, 2.0, 4.0]
+    assert prune["kept"].tolist() == pytest.approx([1.0, 0.5, 0.25], abs=1 / 61470)
+    for col in ("dataset", "arch", "seed", "structure", "scope", "criterion", "cr", "sparsity", "clean_acc",
+                "attack", "norm", "kind", "eps", "robust_acc", "n", "violations", "seconds", "stage_id",
+                "prune_id", "train_id", "library", "library_version", "torch_version", "code_version"):
+        assert col in attack.columns, col
+    assert set(attack["norm"]) == {"Linf"} and set(attack["kind"]) == {"fixed"}
+    for _, curve in attack.groupby("stage_id"):
+        curve = curve.sort_values("eps")
+        assert curve["robust_acc"].iloc[0] == curve["clean_acc"].iloc[0]
+        assert np.all(np.diff(curve["robust_acc"]) <= 0)
+    assert attack["violations"].sum() == 0
+    assert results.collect("checks")["passed"].all()
+
+
+def test_a_second_run_skips_everything(smoke_study):
+    again = sweep.run("smoke", progress=False)
+    assert again.done == [] and len(again.skipped) == 5
+
+
+def test_a_lost_checkpoint_is_recomputed_when_needed(smoke_study):
+    from prunerob import stages
+
+    stage = TrainStage.from_params(n_train=2000, max_epochs=1)
+    all_stages = sweep.expand(sweep.load_profile("smoke"))
+    assert sweep.plan(all_stages) == []
+    ckpt = stages.train_checkpoint(stage)
+    saved = ckpt.read_bytes()
+    ckpt.unlink()
+    try:
+        assert sweep.plan(all_stages) == []  # nothing downstream needs it
+        attack_table = next(p for p in (smoke_study["PRUNEROB_RESULTS"] / "attack").glob("*.parquet"))
+        moved = attack_table.with_suffix(".bak")
+        attack_table.rename(moved)
+        try:
+            todo = [s.kind for s in sweep.plan(all_stages)]
+            assert todo.count("attack") == 1 and "prune" not in todo  # prune checkpoints are there
+        finally:
+            moved.rename(attack_table)
+    finally:
+        ckpt.write_bytes(saved)
+
+
+def test_unknown_parameter_fails_the_notebook_with_one_clear_error(smoke_study, tmp_path):
+    import jupytext
+    import papermill
+
+    with pytest.raises(papermill.PapermillExecutionError) as err:
+        papermill.execute_notebook(jupytext.read(sweep.notebook_path("train")), str(tmp_path / "bad.ipynb"),
+                                   parameters={"archh": "cnn"}, kernel_name="python3", progress_bar=False)
+    assert "unknown parameter(s) for the train stage: archh" in str(err.value)
+    assert "valid: dataset" in str(err.value)
+    assert not list((smoke_study["PRUNEROB_RESULTS"]).glob("train/*archh*"))
+
+
+def test_dry_run_lists_without_running(smoke_study, capsys):
+    s = sweep.run("cpu", dry_run=True, progress=False)
+    out = capsys.readouterr().out
+    assert "profile cpu: 9 stages (1 train, 1 prune, 7 attack)" in out
+    assert s.done == []
