@@ -112,7 +112,9 @@ def fit(model: nn.Module, splits: Splits, spec: TrainSpec, *, max_epochs: int | 
 
     device = next(model.parameters()).device
     generator = seed_everything(spec.seed)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=spec.lr)
+    # fused Adam: one kernel per step on CUDA instead of one per parameter
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=spec.lr,
+                           fused=device.type == "cuda")
     sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=LARGE_LR_FACTOR, patience=LARGE_LR_PATIENCE)
              if large else None)
     patience = spec.patience or (LARGE_PATIENCE if large else SMALL_PATIENCE)
@@ -127,7 +129,7 @@ def fit(model: nn.Module, splits: Splits, spec: TrainSpec, *, max_epochs: int | 
     for epoch in bar:
         model.train()
         order = torch.randperm(n, generator=generator).to(device)
-        total, seen = 0.0, 0
+        total = torch.zeros((), device=device)  # summed on the device: no sync per step
         for i in range(0, n, spec.batch_size):
             idx = order[i:i + spec.batch_size]
             xb = to_float(splits.train_x[idx])
@@ -137,12 +139,11 @@ def fit(model: nn.Module, splits: Splits, spec: TrainSpec, *, max_epochs: int | 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += loss.item() * len(idx)
-            seen += len(idx)
+            total += loss.detach() * len(idx)
         val_loss, val_acc = evaluate(model, splits.val_x, splits.val_y)
         if sched is not None:
             sched.step(val_loss)
-        hist.rows.append({"epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": val_loss,
+        hist.rows.append({"epoch": epoch, "train_loss": total.item() / max(n, 1), "val_loss": val_loss,
                           "val_acc": val_acc, "lr": opt.param_groups[0]["lr"]})
         hist.epochs = epoch
         bar.set_postfix(val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.4f}")
