@@ -30,6 +30,7 @@ from prunerob.spec import AttackStage, PruneStage, SpecError, TrainStage
 PROFILES_DIR = Path(__file__).parent / "profiles"
 EXPERIMENTS_DIR = results.ROOT / "book" / "experiments"
 LIST_PARAMS = {"crs", "eps"}
+KERNEL_START_TRIES = 3
 PRIMARY_TABLE = {"train": "train", "prune": "prune", "attack": "attack"}
 
 
@@ -91,11 +92,17 @@ def execute_stage(stage, device: str = "auto") -> Path:
     if title.cell_type == "markdown" and title.source.startswith("# "):  # the run's own page title
         title.source = f"# {stage.id}: {title.source[2:]}"
     try:
-        papermill.execute_notebook(
-            nb, str(tmp),
-            parameters={**stage.params(), "device": device, "progress": False},
-            kernel_name="python3", progress_bar=False, cwd=str(EXPERIMENTS_DIR),
-        )
+        for attempt in range(KERNEL_START_TRIES):
+            try:
+                papermill.execute_notebook(
+                    nb, str(tmp),
+                    parameters={**stage.params(), "device": device, "progress": False},
+                    kernel_name="python3", progress_bar=False, cwd=str(EXPERIMENTS_DIR),
+                )
+                break
+            except RuntimeError as exc:  # many kernels starting at once can race for a port
+                if "Kernel didn't respond" not in str(exc) or attempt == KERNEL_START_TRIES - 1:
+                    raise
         os.replace(tmp, out)
     except BaseException:
         # keep the failed record beside the others for reading, never under the final name
