@@ -134,3 +134,9 @@ def versus_original(ours: pd.DataFrame, original: pd.DataFrame, title: str = "")
                  alt.Tooltip("robust_acc:Q", format=".3f"), alt.Tooltip("low:Q", format=".3f", title="original min"),
                  alt.Tooltip("high:Q", format=".3f", title="original max")],
     ).add_params(pick).properties(width=520, height=320, title=title or "reproduced vs original")
+
+
+def placeholder(text: str) -> alt.Chart:
+    """A chart that says what is missing (a profile without results for a figure) instead of failing."""
+    return alt.Chart(pd.DataFrame({"text": [text]})).mark_text(size=14).encode(text="text:N").properties(
+        width=520, height=80)
