@@ -94,3 +94,49 @@ def kept_vs_cr(prune: pd.DataFrame, title: str = "") -> alt.LayerChart:
     target = alt.Chart(pd.DataFrame({"cr": crs, "kept": [1 / c for c in crs]})).mark_line(
         strokeDash=[5, 3], color="black").encode(x="cr:Q", y="kept:Q")
     return alt.layer(target, lines)
+
+
+def acc_vs_eps(curves: pd.DataFrame, norm: str, title: str = "") -> alt.Chart:
+    """Robust accuracy vs attack strength, one line per compression rate (from ``evaluate.dense_curve``
+    or any rows with cr, eps, robust_acc). Click the legend to pick compression rates."""
+    frame = curves.assign(CR=[f"CR {c:g}" for c in curves["cr"]])
+    order = [f"CR {c:g}" for c in sorted(curves["cr"].unique())]
+    pick = alt.selection_point(fields=["CR"], bind="legend")
+    x_title = {"Linf": "Linf epsilon", "L2": "L2 epsilon", "L0": "L0 epsilon (pixels)"}[norm]
+    return alt.Chart(frame).mark_line().encode(
+        x=alt.X("eps:Q", title=x_title),
+        y=alt.Y("robust_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("CR:N", sort=order, scale=alt.Scale(scheme="plasma"), title="CR (click to select)"),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
+        tooltip=[alt.Tooltip("CR:N"), alt.Tooltip("eps:Q", format=".4f"),
+                 alt.Tooltip("robust_acc:Q", format=".3f", title="robust accuracy")],
+    ).add_params(pick).properties(width=520, height=300, title=title or f"robust accuracy vs {norm} epsilon")
+
+
+def versus_original(ours: pd.DataFrame, original: pd.DataFrame, title: str = "") -> alt.Chart:
+    """Robust accuracy vs CR, reproduced (solid) beside the original's mean over its runs (dashed),
+    one colour per epsilon. ``ours`` and ``original``: rows of one attack with cr, eps, norm, robust_acc."""
+    mine = ours[ours["eps"] > 0].groupby(["cr", "eps", "norm"], as_index=False)["robust_acc"].mean()
+    theirs = original[original["eps"] > 0].groupby(["cr", "eps", "norm"], as_index=False)["robust_acc"].agg(
+        robust_acc="mean", low="min", high="max")
+    frame = pd.concat([mine.assign(source="reproduced"), theirs.assign(source="original (mean of runs)")],
+                      ignore_index=True)
+    frame["epsilon"] = [eps_label(e, n) for e, n in zip(frame["eps"], frame["norm"])]
+    order = [eps_label(e, frame["norm"].iloc[0]) for e in sorted(frame["eps"].unique())]
+    pick = alt.selection_point(fields=["epsilon"], bind="legend")
+    return alt.Chart(frame).mark_line(point=True).encode(
+        x=_cr_axis(), y=alt.Y("robust_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("epsilon:N", sort=order, scale=alt.Scale(scheme="viridis"), title="epsilon (click)"),
+        strokeDash=alt.StrokeDash("source:N", title="source", scale=alt.Scale(
+            domain=["reproduced", "original (mean of runs)"], range=[[1, 0], [5, 3]])),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
+        tooltip=["source:N", "epsilon:N", alt.Tooltip("cr:Q", title="CR"),
+                 alt.Tooltip("robust_acc:Q", format=".3f"), alt.Tooltip("low:Q", format=".3f", title="original min"),
+                 alt.Tooltip("high:Q", format=".3f", title="original max")],
+    ).add_params(pick).properties(width=520, height=320, title=title or "reproduced vs original")
+
+
+def placeholder(text: str) -> alt.Chart:
+    """A chart that says what is missing (a profile without results for a figure) instead of failing."""
+    return alt.Chart(pd.DataFrame({"text": [text]})).mark_text(size=14).encode(text="text:N").properties(
+        width=520, height=80)

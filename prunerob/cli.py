@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("profiles", help="list the study profiles")
 
+    ref = sub.add_parser("reference", help="summarize the original study's result tables into book/results")
+    ref.add_argument("--source", required=True, help="folder with the original's CSV files")
+
     bench = sub.add_parser("bench", help="measure speed; results go to benchmarks/<name>.json")
     bench.add_argument("what", choices=["prune", "attacks"],
                        help="prune: mask computation and application, all methods; attacks: attack speed and strength")
@@ -60,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
 
             stage = stage_from_params(args.kind, dict(args.param))
             print(sweep.execute_stage(stage, args.device))
+            return 0
+        if args.command == "reference":
+            from pathlib import Path
+
+            from prunerob import reference
+
+            print(f"wrote {reference.write(Path(args.source))}")
             return 0
         if args.command == "bench":
             from pathlib import Path

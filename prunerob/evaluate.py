@@ -206,3 +206,61 @@ def sanity_checks(curve: pd.DataFrame, clean_acc: float, unbounded_eps: float,
          "passed": bool(curve["violations"].sum() == 0)},
     ]
     return pd.DataFrame(rows)
+
+
+def _robust_at(group: pd.DataFrame, kind: str, eps: float) -> pd.Series:
+    """Per sample (indexed by sample): robust at ``eps`` according to one attack's rows."""
+    if kind == "minimal":
+        return (group.set_index("sample")["distance"] > eps)
+    budgets = sorted(b for b in group["eps"].unique() if b <= eps + 1e-12)
+    # a verified example found inside a smaller ball also lies inside the larger one
+    return ~group[group["eps"] == budgets[-1]].set_index("sample")["broken"].astype(bool)
+
+
+def worst_case(samples: pd.DataFrame, eps_grid: dict[str, list[float]] | None = None) -> pd.DataFrame:
+    """Per checkpoint and norm: robust accuracy when a sample counts as robust only if every attack
+    of that norm failed on it. ``eps_grid`` maps a norm to its epsilons (default: every epsilon
+    any of that norm's attacks was run at)."""
+    rows = []
+    for (prune_id, cr, norm), group in samples.groupby(["prune_id", "cr", "norm"]):
+        grid = (eps_grid or {}).get(norm) or sorted(group["eps"].dropna().unique())
+        attacks = sorted(group["attack"].unique())
+        for eps in grid:
+            robust = None
+            for (_, kind), rows_of in group.groupby(["attack", "kind"]):
+                r = _robust_at(rows_of, kind, eps)
+                robust = r if robust is None else (robust & r)
+            rows.append({"prune_id": prune_id, "cr": cr, "norm": norm, "eps": float(eps),
+                         "robust_acc": float(robust.mean()), "n": int(len(robust)), "attacks": "+".join(attacks)})
+    return pd.DataFrame(rows)
+
+
+def dense_curve(samples: pd.DataFrame, points: int = 60) -> pd.DataFrame:
+    """Accuracy vs epsilon on a fine grid from minimal attacks' per-sample distances, per stage."""
+    rows = []
+    minimal = samples[samples["kind"] == "minimal"]
+    for (stage_id, attack, norm, cr), group in minimal.groupby(["stage_id", "attack", "norm", "cr"]):
+        d = group["distance"].to_numpy()
+        finite = d[np.isfinite(d)]
+        top = float(np.quantile(finite, 0.98)) if len(finite) else 1.0
+        for eps in np.linspace(0, top * 1.05, points):
+            rows.append({"stage_id": stage_id, "attack": attack, "norm": norm, "cr": cr, "eps": float(eps),
+                         "robust_acc": float((d > eps).mean())})
+    return pd.DataFrame(rows)
+
+
+def fixed_minimal_agreement(attack_rows: pd.DataFrame, tolerance: float = 0.05) -> pd.DataFrame:
+    """Where a fixed and a minimal attack of one norm ran on one checkpoint at the same epsilon,
+    their robust accuracies should agree within ``tolerance`` (a large gap means one is weak)."""
+    rows = []
+    for (prune_id, cr, norm), group in attack_rows.groupby(["prune_id", "cr", "norm"]):
+        fixed = group[group["kind"] == "fixed"]
+        minimal = group[group["kind"] == "minimal"]
+        for (fa, fe), f in fixed.groupby(["attack", "eps"]):
+            for ma, m in minimal[minimal["eps"] == fe].groupby("attack"):
+                gap = float(f["robust_acc"].iloc[0] - m["robust_acc"].iloc[0])
+                rows.append({"prune_id": prune_id, "cr": cr, "norm": norm, "eps": fe, "fixed": fa, "minimal": ma,
+                             "fixed_acc": float(f["robust_acc"].iloc[0]),
+                             "minimal_acc": float(m["robust_acc"].iloc[0]), "gap": gap,
+                             "agree": abs(gap) <= tolerance})
+    return pd.DataFrame(rows)

@@ -173,6 +173,7 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
         for s in todo:
             echo(f"  would run {s.id}")
         return summary
+    _remove_stale_temporaries()
     start = time.perf_counter()
     executor, close = _executor(workers, scheduler)
     failed_ids: set[str] = set()
@@ -204,6 +205,14 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
     summary.seconds = time.perf_counter() - start
     echo(summary.line())
     return summary
+
+
+def _remove_stale_temporaries() -> None:
+    """Temporary files a killed run left behind (never visible as results; just clutter)."""
+    for folder in (results.results_dir(), results.runs_dir()):
+        if folder.exists():
+            for path in folder.rglob(".*.tmp*"):
+                path.unlink(missing_ok=True)
 
 
 def _executor(workers: int, scheduler: str | None):

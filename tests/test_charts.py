@@ -59,3 +59,10 @@ def test_eps_labels():
     assert charts.eps_label(0.5 / 255, "Linf") == "0.5/255"
     assert charts.eps_label(0.125 / 255, "Linf") == "0.125/255"
     assert charts.eps_label(1.5, "L2") == "1.5"
+
+
+def test_acc_vs_eps_has_a_line_per_cr():
+    curves = pd.DataFrame({"cr": [1.0, 1.0, 4.0, 4.0], "eps": [0.0, 1.0, 0.0, 1.0], "robust_acc": [0.9, 0.5, 0.9, 0.4]})
+    spec = charts.acc_vs_eps(curves, "L2").to_dict()
+    values = next(iter(spec["datasets"].values()))
+    assert {v["CR"] for v in values} == {"CR 1", "CR 4"}

@@ -1,6 +1,7 @@
 """Attacks on a CNN trained on real MNIST: curves, verification, sanity checks."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -113,3 +114,23 @@ def test_minimal_attacks_give_verified_curves(trained_cnn, samples, attack, eps)
     # the curve is exactly the share of samples whose distance exceeds eps
     for e in eps:
         assert curve.set_index("eps").loc[e, "robust_acc"] == pytest.approx((s["distance"] > e).mean())
+
+
+def _samples(rows):
+    return pd.DataFrame(rows)
+
+
+def test_worst_case_counts_a_sample_robust_only_if_every_attack_failed():
+    import pandas as pd  # noqa: F401
+
+    base = {"prune_id": "p", "cr": 1.0, "norm": "Linf", "label": 0, "clean_pred": 0}
+    rows = []
+    # fixed attack at eps 0.1 broke sample 0; minimal attack found distance 0.05 for sample 1
+    for s, broken in ((0, True), (1, False), (2, False)):
+        rows.append({**base, "attack": "linf_pgd", "kind": "fixed", "eps": 0.1, "sample": s, "broken": broken,
+                     "distance": 0.1})
+    for s, d in ((0, 0.3), (1, 0.05), (2, np.inf)):
+        rows.append({**base, "attack": "linf_fmn", "kind": "minimal", "eps": np.nan, "sample": s, "broken": False,
+                     "distance": d})
+    wc = ev.worst_case(pd.DataFrame(rows), {"Linf": [0.1]})
+    assert wc["robust_acc"].tolist() == [pytest.approx(1 / 3)]  # only sample 2 survives both

@@ -1,0 +1,76 @@
+"""A killed sweep loses nothing that had finished and resumes (here on a real Dask cluster on
+loopback) to the same tables as an uninterrupted run."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from prunerob import results, sweep
+
+pytestmark = pytest.mark.slow
+
+VOLATILE = {"seconds", "stage_seconds", "code_version"}  # timings differ run to run
+
+
+def _tables(results_dir):
+    out = {}
+    for table in ("train", "prune", "layers", "attack", "checks", "samples"):
+        files = sorted((results_dir / table).glob("*.parquet"))
+        frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        keys = [c for c in ("stage_id", "cr", "layer", "eps", "check", "sample") if c in frame]
+        out[table] = frame.drop(columns=[c for c in VOLATILE if c in frame]).sort_values(keys).reset_index(drop=True)
+    return out
+
+
+def test_killed_sweep_resumes_on_dask_to_the_same_tables(smoke_study, tmp_path, monkeypatch):
+    from dask.distributed import LocalCluster
+
+    env = {"PRUNEROB_RESULTS": tmp_path / "results", "PRUNEROB_ARTIFACTS": tmp_path / "artifacts",
+           "PRUNEROB_RUNS": tmp_path / "runs"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, str(v))
+    finished_before = set()
+    for delay in (12, 30):  # two kills at different points of the pipeline
+        proc = subprocess.Popen([sys.executable, "-m", "prunerob", "sweep", "--profile", "smoke"],
+                                env=dict(os.environ), start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        visible = {p for p in env["PRUNEROB_RESULTS"].rglob("*.parquet")}
+        for path in visible:  # every visible table is whole
+            assert results.read_table_file(path) is not None, path
+        assert finished_before <= visible  # nothing that had finished was lost
+        finished_before = visible
+    done_before = len([s for s in sweep.expand(sweep.load_profile("smoke"))
+                       if results.stage_done(sweep.PRIMARY_TABLE[s.kind], s.id)])
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        summary = sweep.run("smoke", scheduler=cluster.scheduler_address, progress=False)
+    assert not summary.failed and not summary.blocked, summary.failed
+    assert len(summary.done) == 5 - done_before  # only what was missing ran again
+    resumed, reference = _tables(env["PRUNEROB_RESULTS"]), _tables(smoke_study["PRUNEROB_RESULTS"])
+    for table in reference:
+        pd.testing.assert_frame_equal(resumed[table], reference[table], check_exact=False, rtol=1e-6,
+                                      obj=f"table {table}")
+
+
+def test_a_corrupted_table_is_detected_and_recomputed(smoke_study, tmp_path, monkeypatch):
+    import shutil
+
+    copy = tmp_path / "results"
+    shutil.copytree(smoke_study["PRUNEROB_RESULTS"], copy)
+    monkeypatch.setenv("PRUNEROB_RESULTS", str(copy))
+    monkeypatch.setenv("PRUNEROB_ARTIFACTS", str(smoke_study["PRUNEROB_ARTIFACTS"]))
+    monkeypatch.setenv("PRUNEROB_RUNS", str(tmp_path / "runs"))
+    victim = sorted((copy / "attack").glob("*.parquet"))[0]
+    victim.write_bytes(victim.read_bytes()[:100])  # truncated, as a crash of a non-atomic writer would leave it
+    todo = sweep.plan(sweep.expand(sweep.load_profile("smoke")))
+    assert [s.id for s in todo] == [victim.stem]
+    summary = sweep.run("smoke", progress=False)
+    assert summary.done == [victim.stem] and results.read_table_file(victim) is not None
