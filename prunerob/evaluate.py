@@ -219,8 +219,9 @@ def _robust_at(group: pd.DataFrame, kind: str, eps: float) -> pd.Series:
 
 def worst_case(samples: pd.DataFrame, eps_grid: dict[str, list[float]] | None = None) -> pd.DataFrame:
     """Per checkpoint and norm: robust accuracy when a sample counts as robust only if every attack
-    of that norm failed on it. ``eps_grid`` maps a norm to its epsilons (default: every epsilon
-    any of that norm's attacks was run at)."""
+    of that norm failed on it. ``eps_grid`` maps a norm to its epsilons (default: the epsilons its
+    fixed attacks ran at; a norm with only minimal attacks needs its grid given, e.g. from the
+    attack table's ``eps`` column)."""
     rows = []
     for (prune_id, cr, norm), group in samples.groupby(["prune_id", "cr", "norm"]):
         grid = (eps_grid or {}).get(norm) or sorted(group["eps"].dropna().unique())

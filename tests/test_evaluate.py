@@ -134,3 +134,10 @@ def test_worst_case_counts_a_sample_robust_only_if_every_attack_failed():
                      "distance": d})
     wc = ev.worst_case(pd.DataFrame(rows), {"Linf": [0.1]})
     assert wc["robust_acc"].tolist() == [pytest.approx(1 / 3)]  # only sample 2 survives both
+
+
+def test_worst_case_for_a_norm_with_only_minimal_attacks_uses_the_given_grid():
+    rows = [{"prune_id": "p", "cr": 1.0, "norm": "L0", "attack": "l0_fmn", "kind": "minimal", "eps": np.nan,
+             "sample": s, "broken": False, "distance": d} for s, d in enumerate((0.0, 3.0, 9.0, np.inf))]
+    wc = ev.worst_case(pd.DataFrame(rows), {"L0": [0, 2, 8]}).set_index("eps")["robust_acc"]
+    assert wc.to_dict() == {0.0: 0.75, 2.0: 0.75, 8.0: 0.5}
