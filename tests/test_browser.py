@@ -80,7 +80,9 @@ def test_tooltip_and_legend_selection_respond(html_dir):
         page = browser.open_page(chromium, report.url, report)
         browser.wait_until_drawn(page)
         # Mouse moves, not locator actions: vega paths are tiny and tooltips need real hovering.
-        points = page.locator(".vega-embed svg.marks g.mark-symbol.role-mark path")
+        chart = page.locator(".vega-embed").first  # the page's first figure, scrolled into view
+        chart.scroll_into_view_if_needed()
+        points = chart.locator("svg.marks g.mark-symbol.role-mark path")
         box = points.nth(points.count() // 2).bounding_box()
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         tooltip = page.locator("#vg-tooltip-element")
@@ -89,7 +91,7 @@ def test_tooltip_and_legend_selection_respond(html_dir):
         page.mouse.move(0, 0)
         before = page.evaluate(MARK_OPACITIES_JS)
         assert before, "no data marks found"
-        label = page.locator(".vega-embed svg.marks g.role-legend-label text").first.bounding_box()
+        label = chart.locator("svg.marks g.role-legend-label text").first.bounding_box()
         page.mouse.click(label["x"] + label["width"] / 2, label["y"] + label["height"] / 2)
         page.wait_for_function(
             f"before => JSON.stringify(({MARK_OPACITIES_JS})()) !== JSON.stringify(before)",

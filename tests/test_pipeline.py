@@ -89,5 +89,9 @@ def test_unknown_parameter_fails_the_notebook_with_one_clear_error(smoke_study, 
 def test_dry_run_lists_without_running(smoke_study, capsys):
     s = sweep.run("cpu", dry_run=True, progress=False)
     out = capsys.readouterr().out
-    assert "profile cpu: 9 stages (1 train, 1 prune, 7 attack)" in out
+    stages = sweep.expand(sweep.load_profile("cpu"))
+    counts = {k: sum(st.kind == k for st in stages) for k in ("train", "prune", "attack")}
+    assert (f"profile cpu: {len(stages)} stages ({counts['train']} train, {counts['prune']} prune, "
+            f"{counts['attack']} attack)") in out
+    assert counts["prune"] >= 12 and out.count("would run") == len(stages)  # nothing is done in this results dir
     assert s.done == []
