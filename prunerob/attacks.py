@@ -81,6 +81,17 @@ def _foolbox_minimal(attack_class: str) -> Callable[..., torch.Tensor]:
     return run
 
 
+def _linf_apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int, n_restarts: int,
+               loss: str) -> torch.Tensor:
+    """torchattacks' APGD (Croce and Hein 2020): step-size free PGD, the usual stronger check."""
+    import torchattacks
+
+    if eps == 0:
+        return x.clone()
+    atk = torchattacks.APGD(model, norm="Linf", eps=eps, steps=steps, n_restarts=n_restarts, loss=loss, seed=0)
+    return atk(x, y).detach()
+
+
 ATTACKS: dict[str, AttackInfo] = {
     "linf_pgd": AttackInfo(
         name="linf_pgd", norm="Linf", kind="fixed", library="torchattacks", run=_pgd("PGD"),
@@ -91,6 +102,13 @@ ATTACKS: dict[str, AttackInfo] = {
         },
         description="Projected gradient descent in the Linf ball (Madry et al. 2018)",
         reference="madry2018",
+    ),
+    "linf_apgd": AttackInfo(
+        name="linf_apgd", norm="Linf", kind="fixed", library="torchattacks", run=_linf_apgd,
+        presets={"default": {"steps": 100, "n_restarts": 1, "loss": "ce"},
+                 "strong": {"steps": 100, "n_restarts": 5, "loss": "ce"}},
+        description="Auto-PGD with cross-entropy loss (Croce and Hein 2020), the stronger Linf check",
+        reference="croce2020",
     ),
     "l2_pgd": AttackInfo(
         name="l2_pgd", norm="L2", kind="fixed", library="torchattacks", run=_pgd("PGDL2"),

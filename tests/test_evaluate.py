@@ -141,3 +141,15 @@ def test_worst_case_for_a_norm_with_only_minimal_attacks_uses_the_given_grid():
              "sample": s, "broken": False, "distance": d} for s, d in enumerate((0.0, 3.0, 9.0, np.inf))]
     wc = ev.worst_case(pd.DataFrame(rows), {"L0": [0, 2, 8]}).set_index("eps")["robust_acc"]
     assert wc.to_dict() == {0.0: 0.75, 2.0: 0.75, 8.0: 0.5}
+
+
+@pytest.mark.slow
+def test_apgd_is_no_weaker_than_pgd(trained_cnn, samples):
+    x, y = samples[0][:100], samples[1][:100]
+    acc = {}
+    for attack in ("linf_pgd", "linf_apgd"):
+        res = ev.attack_curve(trained_cnn, x, y, AttackSpec(attack=attack, eps=(16 / 255,), n_samples=100),
+                              (1, 28, 28))
+        assert res.checks["passed"].all(), res.checks
+        acc[attack] = res.curve.set_index("eps").loc[16 / 255, "robust_acc"]
+    assert acc["linf_apgd"] <= acc["linf_pgd"] + 0.02

@@ -14,7 +14,11 @@ from prunerob import results, sweep
 
 pytestmark = pytest.mark.slow
 
-VOLATILE = {"seconds", "stage_seconds", "code_version"}  # timings differ run to run
+# Timings differ run to run. Dask's nanny runs workers (and so the stage kernels) with
+# OMP_NUM_THREADS=1, which changes float summation order: PGD's perturbations then differ in the last
+# bits, and a value nudged by 1e-9 or not changes the count of changed input values (l0_channels, a
+# diagnostic of fixed attacks). Every decision (predictions, success, robust accuracy) is compared.
+VOLATILE = {"seconds", "stage_seconds", "code_version", "l0_channels"}
 
 
 def _tables(results_dir):

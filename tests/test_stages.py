@@ -1,0 +1,47 @@
+"""Stage bodies on real MNIST (small): cumulative vs one-shot schedules, checkpoints, missing upstream."""
+
+import pytest
+import torch
+
+from prunerob import prune, stages
+from prunerob.spec import PruneStage
+
+
+@pytest.fixture
+def trained(out_dirs):
+    stage = PruneStage.from_params(n_train=500, max_epochs=1, crs=[1, 2, 4], criterion="random",
+                                   finetune_max_epochs=1)
+    stages.run_train(stage.upstream, device="cpu", progress=False)
+    return stage
+
+
+def _masks(stage, cr):
+    return prune.current_masks(stages.load_model(stages.prune_checkpoint(stage, cr)))
+
+
+def test_cumulative_masks_nest_and_one_shot_masks_start_from_the_dense_model(trained):
+    cumulative = trained
+    oneshot = PruneStage.from_params(**{**trained.params(), "schedule": "oneshot"})
+    for stage in (cumulative, oneshot):
+        table = stages.run_prune(stage, device="cpu", progress=False)
+        assert table["kept"].tolist() == pytest.approx([1, 0.5, 0.25], abs=1 / 61470)
+    nested = lambda s: all(bool((a <= b).all()) for a, b in zip(_masks(s, 4).values(), _masks(s, 2).values()))
+    assert nested(cumulative)
+    assert not nested(oneshot)  # random masks drawn afresh from the dense model at every CR
+
+
+def test_prune_without_its_dense_model_says_which_stage_to_run(out_dirs):
+    stage = PruneStage.from_params(n_train=500, max_epochs=1, crs=[1, 2])
+    with pytest.raises(stages.MissingUpstream, match=stage.upstream.id):
+        stages.run_prune(stage, device="cpu", progress=False)
+
+
+def test_saved_checkpoint_reloads_to_identical_outputs(trained, mnist):
+    stages.run_prune(trained, device="cpu", progress=False)
+    path = stages.prune_checkpoint(trained, 4)
+    a, b = stages.load_model(path), stages.load_model(path)
+    x = mnist.eval_subset(64)[0]
+    assert torch.equal(a(x), b(x))
+    path.write_bytes(path.read_bytes()[:1000])  # truncated
+    with pytest.raises(stages.MissingUpstream, match="unreadable"):
+        stages.load_model(path)
