@@ -28,6 +28,7 @@ from torch import nn
 
 from prunerob import attacks as attack_registry
 from prunerob.spec import AttackSpec
+from prunerob.train import predict
 
 BOX_TOL = 1e-6
 UNBOUNDED_MAX_ACC = 0.01
@@ -80,11 +81,6 @@ def attack_mode(model: nn.Module):
         model.train(was_training)
 
 
-@torch.no_grad()
-def _logits(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-
-
 @dataclass
 class AttackResult:
     samples: pd.DataFrame  # one row per (eps, sample) for fixed attacks; per sample for minimal ones
@@ -109,7 +105,7 @@ def run_fixed(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSp
     start = time.perf_counter()
     adv = _batched(lambda xb, yb: info.run(model, xb, yb, eps, **params), x, y, spec.attack_batch_size)
     seconds = time.perf_counter() - start
-    adv_pred = _logits(model, adv, spec.attack_batch_size).argmax(1)
+    adv_pred = predict(model, adv, spec.attack_batch_size).argmax(1)
     dist = distances(x, adv, info.norm)
     in_box = (adv >= -BOX_TOL).flatten(1).all(1) & (adv <= 1 + BOX_TOL).flatten(1).all(1)
     valid = in_box & within(dist, eps, info.norm)
@@ -127,7 +123,7 @@ def attack_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: Attac
     info = attack_registry.get(spec.attack)
     run = {"fixed": _fixed_curve, "minimal": _minimal_curve}[info.kind]
     with attack_mode(model):
-        clean_pred = _logits(model, x, spec.attack_batch_size).argmax(1)
+        clean_pred = predict(model, x, spec.attack_batch_size).argmax(1)
         samples, curve, unbounded_acc = run(model, x, y, clean_pred, spec, info, input_shape, progress)
     clean_acc = _share(clean_pred == y)
     unbounded = attack_registry.unbounded_eps(info.norm, input_shape)
@@ -172,7 +168,7 @@ def _minimal_curve(model, x, y, clean_pred, spec, info, input_shape, progress):
     start = time.perf_counter()
     adv = _batched(lambda xb, yb: info.run(model, xb, yb, **spec.preset_params), x, y, spec.attack_batch_size)
     seconds = time.perf_counter() - start
-    adv_pred = _logits(model, adv, spec.attack_batch_size).argmax(1)
+    adv_pred = predict(model, adv, spec.attack_batch_size).argmax(1)
     dist = distances(x, adv, info.norm)
     in_box = (adv >= -BOX_TOL).flatten(1).all(1) & (adv <= 1 + BOX_TOL).flatten(1).all(1)
     clean_ok = clean_pred == y

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from prunerob import results
-from prunerob.spec import AttackStage, PruneStage, SpecError, TrainStage
+from prunerob.spec import AttackStage, PruneStage, SpecError
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 EXPERIMENTS_DIR = results.ROOT / "book" / "experiments"

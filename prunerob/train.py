@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -45,12 +44,6 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
-
-
-def deterministic_cpu() -> None:
-    """Same seed, same numbers on CPU (the tables must be reproducible)."""
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

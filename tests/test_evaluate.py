@@ -116,13 +116,7 @@ def test_minimal_attacks_give_verified_curves(trained_cnn, samples, attack, eps)
         assert curve.set_index("eps").loc[e, "robust_acc"] == pytest.approx((s["distance"] > e).mean())
 
 
-def _samples(rows):
-    return pd.DataFrame(rows)
-
-
 def test_worst_case_counts_a_sample_robust_only_if_every_attack_failed():
-    import pandas as pd  # noqa: F401
-
     base = {"prune_id": "p", "cr": 1.0, "norm": "Linf", "label": 0, "clean_pred": 0}
     rows = []
     # fixed attack at eps 0.1 broke sample 0; minimal attack found distance 0.05 for sample 1

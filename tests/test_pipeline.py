@@ -1,10 +1,8 @@
 """The study end to end on the smoke profile: real papermill runs of the stage notebooks."""
 
-import json
 
 import nbformat
 import numpy as np
-import pandas as pd
 import pytest
 
 from prunerob import results, sweep
@@ -23,7 +21,7 @@ def test_every_stage_runs_and_writes_its_tables(smoke_study):
         record = sweep.run_record(stage)
         nb = nbformat.read(record, as_version=4)
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
-        assert injected and f"n_train = 2000" in injected[0].source
+        assert injected and "n_train = 2000" in injected[0].source
         assert nb.cells[0].source.startswith(f"# {stage.id}:")
     assert not list(smoke_study["PRUNEROB_RUNS"].rglob("*.tmp.ipynb"))
 
