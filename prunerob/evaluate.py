@@ -232,6 +232,17 @@ def worst_case(samples: pd.DataFrame, eps_grid: dict[str, list[float]] | None = 
     return pd.DataFrame(rows)
 
 
+def min_distance(samples: pd.DataFrame) -> pd.DataFrame:
+    """Per checkpoint, norm and sample: the smallest distance of a verified adversarial example over
+    every attack of that norm (0 if the clean sample is misclassified, inf if no attack succeeded).
+    Fixed attacks contribute the distances of their verified successes."""
+    ok = samples["success"].astype(bool) & samples["valid"].astype(bool)
+    wrong = samples["clean_pred"] != samples["label"]
+    d = samples["distance"].where(ok, np.inf).where(~wrong, 0.0)
+    frame = samples.assign(distance=d)
+    return (frame.groupby(["prune_id", "cr", "norm", "sample"], as_index=False)["distance"].min())
+
+
 def dense_curve(samples: pd.DataFrame, points: int = 60) -> pd.DataFrame:
     """Accuracy vs epsilon on a fine grid from minimal attacks' per-sample distances, per stage."""
     rows = []

@@ -203,8 +203,21 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
     finally:
         close()
     summary.seconds = time.perf_counter() - start
+    write_agreement(profile_name)
     echo(summary.line())
     return summary
+
+
+def write_agreement(profile_name: str) -> None:
+    """The cross-result check: fixed and minimal attacks of one norm on one checkpoint agree at each
+    shared epsilon (a large gap means one of them is weak).  Derived from the attack tables of the
+    profile's stages and rewritten after every sweep as ``checks_agreement/<profile>.parquet``."""
+    from prunerob import evaluate
+
+    attack = profile_results("attack", profile_name)
+    if len(attack):
+        results.write_table(evaluate.fixed_minimal_agreement(attack).assign(profile=profile_name),
+                            "checks_agreement", profile_name)
 
 
 def _remove_stale_temporaries() -> None:

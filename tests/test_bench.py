@@ -18,3 +18,23 @@ def test_prune_bench_times_every_method_and_records_the_machine(tmp_path):
     blob = json.loads(path.read_text())
     assert blob["machine"]["cpu_count"] >= 1 and blob["records"] == records
     assert "cr" in bench.summarize_prune(records) or "2" in bench.summarize_prune(records)
+
+
+def test_attack_bench_compares_sets_per_norm_and_measures_throughput(trained_cnn, mnist):
+    from prunerob.spec import AttackSpec
+
+    model = trained_cnn
+    x, y = mnist.eval_subset(40)
+    sets = {"default": {"L0": [AttackSpec(attack="l0_pgd_min", eps=(2, 8)), AttackSpec(attack="l0_pgd", eps=(2, 8))]},
+            "original": {"L0": [AttackSpec(attack="l0_fmn", eps=(2, 8))]}}
+    out = bench.bench_attacks(model, x, y, (1, 28, 28), batch_size=40, sets=sets)
+    for name in sets:
+        r = out[name]["L0"]
+        acc = [r["robust_acc"][e] for e in (0.0, 2.0, 8.0)]
+        assert acc == sorted(acc, reverse=True) and r["checks_passed"] and r["seconds"] > 0
+        assert 2 * r["median_distance"] == int(2 * r["median_distance"]) and 0 <= r["median_distance"] <= 28 * 28
+    assert out["speedup"] > 0 and set(out["no_weaker"]["L0"]) == {"robust_acc", "median_distance"}
+    # the worst case of two attacks is never above either one alone
+    assert out["default"]["L0"]["attacks"] == ["l0_pgd_min", "l0_pgd"]
+    tp = bench.throughput(model, x, y, steps=5, repeats=1)
+    assert tp["bare_images_per_s"] > 0 and 0 < tp["ratio"] < 10

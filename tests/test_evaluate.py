@@ -96,7 +96,7 @@ def test_distances_per_norm():
 
 
 @pytest.mark.parametrize("attack, eps", [("linf_fmn", (2 / 255, 8 / 255, 32 / 255)), ("l2_ddn", (0.5, 1.0, 2.0)),
-                                         ("l0_fmn", (1, 4, 16))])
+                                         ("l0_fmn", (1, 4, 16)), ("l0_pgd_min", (1, 4, 16))])
 def test_minimal_attacks_give_verified_curves(trained_cnn, samples, attack, eps):
     x, y = samples
     spec = AttackSpec(attack=attack, eps=eps, n_samples=100, attack_batch_size=100)
@@ -108,7 +108,7 @@ def test_minimal_attacks_give_verified_curves(trained_cnn, samples, attack, eps)
     found = s["success"] & (s["clean_pred"] == s["label"])
     assert (s.loc[found, "adv_pred"] != s.loc[found, "label"]).all()  # re-run on the model: misclassified
     assert np.isfinite(s.loc[found, "distance"]).all() and (s.loc[found, "distance"] > 0).all()
-    if attack == "l0_fmn":  # pixel counts: whole numbers within the image
+    if attack.startswith("l0_"):  # pixel counts: whole numbers within the image
         d = s.loc[found, "distance"]
         assert (d == d.round()).all() and (d <= 28 * 28).all()
     # the curve is exactly the share of samples whose distance exceeds eps
@@ -147,3 +147,46 @@ def test_apgd_is_no_weaker_than_pgd(trained_cnn, samples):
         assert res.checks["passed"].all(), res.checks
         acc[attack] = res.curve.set_index("eps").loc[16 / 255, "robust_acc"]
     assert acc["linf_apgd"] <= acc["linf_pgd"] + 0.02
+
+
+def test_l0_projection_keeps_at_most_k_pixels_inside_the_box():
+    from prunerob.attacks import _project_l0_box
+
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 8, 8)
+    delta = torch.randn(6, 3, 8, 8)
+    k = torch.tensor([0, 1, 2, 5, 64, 100])
+    proj = _project_l0_box(delta, x, k)
+    assert ((x + proj) >= 0).all() and ((x + proj) <= 1).all()
+    assert ev.distances(x, x + proj, "L0").tolist() == [0, 1, 2, 5, 64, 64]
+    # the kept pixels are those whose clipped change is largest: with no clipping, the largest |delta|
+    small = torch.full((1, 1, 2, 2), 0.5)
+    d = torch.tensor([[[[0.1, -0.4], [0.3, 0.2]]]])
+    assert (_project_l0_box(d, small, torch.tensor([2])) != 0).flatten().tolist() == [False, True, True, False]
+
+
+def test_fixed_l0_attack_stays_within_its_pixel_budget(trained_cnn, samples):
+    x, y = samples
+    spec = AttackSpec(attack="l0_pgd", eps=(1, 4, 16), n_samples=100, attack_batch_size=100)
+    res = ev.attack_curve(trained_cnn, x[:100], y[:100], spec, (1, 28, 28))
+    assert res.checks.set_index("check")["passed"].all(), res.checks
+    s = res.samples
+    assert (s["distance"] <= s["eps"]).all() and (s["distance"] == s["distance"].round()).all()
+    acc = res.curve.sort_values("eps")["robust_acc"].to_numpy()
+    assert acc[0] > acc[-1] and np.all(np.diff(acc) <= 0)
+
+
+def test_min_distance_is_the_smallest_verified_distance_over_attacks():
+    base = {"prune_id": "p", "cr": 1.0, "norm": "L0", "label": 0}
+    rows = [  # sample 0: fixed success at 4 px beats minimal 9 px; sample 1: fixed candidate not valid
+        {**base, "attack": "l0_pgd", "sample": 0, "clean_pred": 0, "success": True, "valid": True, "distance": 4.0},
+        {**base, "attack": "l0_pgd_min", "sample": 0, "clean_pred": 0, "success": True, "valid": True,
+         "distance": 9.0},
+        {**base, "attack": "l0_pgd", "sample": 1, "clean_pred": 0, "success": True, "valid": False, "distance": 2.0},
+        {**base, "attack": "l0_pgd_min", "sample": 1, "clean_pred": 0, "success": False, "valid": True,
+         "distance": np.inf},
+        {**base, "attack": "l0_pgd_min", "sample": 2, "clean_pred": 3, "success": True, "valid": True,
+         "distance": 0.0},
+    ]
+    md = ev.min_distance(pd.DataFrame(rows)).set_index("sample")["distance"]
+    assert md.tolist() == [4.0, np.inf, 0.0]
