@@ -12,6 +12,8 @@ raising one clear error for an unknown name or a bad value.
 
 from __future__ import annotations
 
+import functools
+
 import dataclasses
 import hashlib
 import json
@@ -237,8 +239,8 @@ class _Stage:
     def canonical(self) -> dict[str, dict[str, Any]]:
         return {name: part.non_default() for name, part in self.parts.items()}
 
-    @property
-    def id(self) -> str:
+    @functools.cached_property
+    def id(self) -> str:  # frozen: computed once (a paper-size grid asks for ids many times)
         return f"{self.kind}-{_digest(self.kind, self.canonical())}"
 
     @classmethod

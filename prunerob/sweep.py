@@ -165,13 +165,16 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
 
     all_stages = expand(load_profile(profile_name))
     todo = plan(all_stages)
-    summary = Summary(skipped=[s.id for s in all_stages if s.id not in {t.id for t in todo}])
+    todo_ids = {t.id for t in todo}
+    summary = Summary(skipped=[s.id for s in all_stages if s.id not in todo_ids])
     counts = {k: sum(s.kind == k for s in all_stages) for k in PRIMARY_TABLE}
     echo(f"profile {profile_name}: {len(all_stages)} stages ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
          f"{len(todo)} to run, {len(summary.skipped)} already done")
     if dry_run:
+        for line in grid_table(all_stages, {t.id for t in todo}):
+            echo(line)
         for s in todo:
-            echo(f"  would run {s.id}")
+            echo(f"  would run {s.id}  ({_describe(s)})")
         return summary
     _remove_stale_temporaries()
     start = time.perf_counter()
@@ -218,6 +221,30 @@ def write_agreement(profile_name: str) -> None:
     if len(attack):
         results.write_table(evaluate.fixed_minimal_agreement(attack).assign(profile=profile_name),
                             "checks_agreement", profile_name)
+
+
+def _describe(stage) -> str:
+    p = stage.params()
+    what = f"{p['dataset']} {p['arch']} seed {p['seed']}"
+    if stage.kind != "train":
+        what += f" {p['structure']} {p['scope']} {p['criterion']}" + (" +dense" if p.get("prune_dense_neurons") else "")
+    if stage.kind == "attack":
+        what += f" CR {p['cr']:g} {p['attack']}"
+    return what
+
+
+def grid_table(all_stages: list, todo_ids: set[str]) -> list[str]:
+    """Stage counts per data set and architecture: the grid a profile spans, and what is left to run."""
+    import pandas as pd
+
+    rows = [{"dataset": s.params()["dataset"], "arch": s.params()["arch"], "kind": s.kind,
+             "to_run": s.id in todo_ids} for s in all_stages]
+    frame = pd.DataFrame(rows)
+    table = frame.pivot_table(index=["dataset", "arch"], columns="kind", values="to_run", aggfunc="size",
+                              fill_value=0)
+    left = frame[frame["to_run"]].groupby(["dataset", "arch"]).size()
+    table = table[[k for k in PRIMARY_TABLE if k in table.columns]].assign(to_run=left).fillna(0).astype(int)
+    return ["stages per data set and architecture:", *table.to_string().splitlines()]
 
 
 def _remove_stale_temporaries() -> None:

@@ -1,0 +1,31 @@
+"""The study profiles span the grids the README and the book promise."""
+
+from collections import Counter
+
+from prunerob import sweep
+
+
+def test_paper_profile_is_the_original_grid():
+    stages = sweep.expand(sweep.load_profile("paper"))
+    kinds = Counter(s.kind for s in stages)
+    models = {("mnist", "cnn"), ("cifar10", "resnet8"), ("cifar10", "vgg11"), ("imagenette", "resnet18")}
+    prune = [s.params() for s in stages if s.kind == "prune"]
+    assert {(p["dataset"], p["arch"]) for p in prune} == models
+    assert {p["seed"] for p in prune} == set(range(5))
+    assert len({(p["structure"], p["scope"], p["criterion"]) for p in prune}) == 12
+    assert kinds == {"train": 4 * 5, "prune": 4 * 5 * 12, "attack": 4 * 5 * 12 * 7 * 7}
+    attacks = {s.params()["attack"] for s in stages if s.kind == "attack"}
+    # the original's attacks at their settings, and this study's default set
+    assert {"linf_pgd", "l2_cw", "l0_bb"} <= attacks and {"linf_fmn", "l2_ddn", "l0_pgd", "l0_pgd_min"} <= attacks
+    cw = next(s for s in stages if s.kind == "attack" and s.params()["attack"] == "l2_cw")
+    assert cw.attack.preset_params["steps"] == 5000 and cw.attack.preset_params["binary_search_steps"] == 9
+
+
+def test_dry_run_lists_the_grid_and_writes_nothing(out_dirs, capsys):
+    lines = []
+    summary = sweep.run("smoke", dry_run=True, echo=lines.append)
+    assert lines[0].startswith("profile smoke:") and "stages per data set and architecture:" in lines
+    assert any("mnist" in line and "cnn" in line for line in lines[1:5])
+    assert sum(line.startswith("  would run") for line in lines) == len(sweep.plan(sweep.expand(
+        sweep.load_profile("smoke"))))
+    assert not summary.done and not any(p.is_file() for d in out_dirs.values() for p in d.rglob("*"))
