@@ -140,3 +140,120 @@ def placeholder(text: str) -> alt.Chart:
     """A chart that says what is missing (a profile without results for a figure) instead of failing."""
     return alt.Chart(pd.DataFrame({"text": [text]})).mark_text(size=14).encode(text="text:N").properties(
         width=520, height=80)
+
+
+def _eps_picker(labels: list[str], name: str = "eps_pick", initial: str | None = None) -> alt.Parameter:
+    """A dropdown over epsilon labels (in the given order), bound under the chart."""
+    return alt.param(name=name, value=initial if initial is not None else labels[len(labels) // 2],
+                     bind=alt.binding_select(options=labels, name="epsilon "))
+
+
+def _with_eps_label(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    frame = frame.assign(epsilon=[eps_label(e, n) for e, n in zip(frame["eps"], frame["norm"])])
+    order = list(dict.fromkeys(frame.sort_values("eps")["epsilon"]))
+    return frame, order
+
+
+def robust_vs_cr_by_eps(robust: pd.DataFrame, prune: pd.DataFrame | None = None, title: str = "",
+                        initial_eps: str | None = None) -> alt.LayerChart:
+    """Robust accuracy vs CR, one line per pruning method, for the epsilon picked in a dropdown.
+
+    ``robust``: rows of one norm with the method columns, ``cr``, ``eps``, ``robust_acc`` and, when
+    present, ``low``/``high`` (an interval, drawn as a band).  ``prune`` (optional): the prune
+    table; its clean accuracy is drawn dashed for each method.  Click a legend entry to highlight
+    a method (shift-click for more); hover for numbers.
+    """
+    frame = robust[robust["eps"] > 0]
+    frame = frame.assign(method=method_label(frame)) if "method" not in frame else frame
+    frame, order = _with_eps_label(frame)
+    if "low" not in frame:
+        frame = frame.assign(low=frame["robust_acc"], high=frame["robust_acc"])
+    cols = ["method", "cr", "eps", "epsilon", "robust_acc", "low", "high"] + (["n"] if "n" in frame else [])
+    frame = frame[cols]
+    picker = _eps_picker(order, initial=initial_eps)
+    pick = alt.selection_point(fields=["method"], bind="legend")
+    color = alt.Color("method:N", title="method (click to select)", scale=alt.Scale(scheme="tableau10"))
+    y = alt.Y("robust_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1]))
+    tooltip = [alt.Tooltip("method:N"), alt.Tooltip("epsilon:N"), alt.Tooltip("cr:Q", title="CR"),
+               alt.Tooltip("robust_acc:Q", format=".3f", title="robust accuracy"),
+               alt.Tooltip("low:Q", format=".3f", title="interval low"),
+               alt.Tooltip("high:Q", format=".3f", title="interval high")]
+    base = alt.Chart(frame).transform_filter(alt.datum.epsilon == picker).encode(
+        x=_cr_axis(), color=color, opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
+    band = base.mark_area(opacity=0.18).encode(y="low:Q", y2="high:Q",
+                                                opacity=alt.condition(pick, alt.value(0.2), alt.value(0.03)))
+    lines = base.mark_line(point=True).encode(y=y, tooltip=tooltip)
+    layers = [band, lines.add_params(pick, picker)]
+    if prune is not None and len(prune):
+        clean = prune.assign(method=method_label(prune))
+        clean = clean[clean["method"].isin(frame["method"])][["method", "cr", "clean_acc"]]
+        layers.insert(0, alt.Chart(clean).mark_line(strokeDash=[5, 3]).encode(
+            x=_cr_axis(), y=alt.Y("clean_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1])), color=color,
+            opacity=alt.condition(pick, alt.value(0.8), alt.value(0.1)),
+            tooltip=[alt.Tooltip("method:N"), alt.Tooltip("cr:Q", title="CR"),
+                     alt.Tooltip("clean_acc:Q", format=".4f", title="clean accuracy (full test set)")]))
+    return alt.layer(*layers).properties(width=520, height=320,
+                                         title=title or "robust accuracy vs compression rate")
+
+
+def scenario_lines_chart(acc: pd.DataFrame, title: str = "", initial_eps: str | None = None) -> alt.VConcatChart:
+    """Aggregated accuracy acc(p) = (1-p) clean + p robust against the adversarial share p, one line
+    per CR, for the epsilon picked in a dropdown (``acc``: rows of ``scenarios.accuracy_over_p`` for
+    one norm and one method, CR 1 included).  Below: acc(p) minus the dense model's acc(p), where
+    the small gaps between the lines are visible.  Click the legend to highlight compression rates."""
+    frame, order = _with_eps_label(acc[acc["eps"] > 0])
+    frame = frame.assign(CR=[f"CR {c:g}" for c in frame["cr"]])[
+        ["CR", "cr", "eps", "epsilon", "p", "acc", "clean", "robust"]]
+    dense = frame[frame["cr"] == frame["cr"].min()][["epsilon", "p", "acc"]].rename(columns={"acc": "dense_acc"})
+    frame = frame.merge(dense, on=["epsilon", "p"], how="left")
+    frame["gain"] = frame["acc"] - frame["dense_acc"]
+    crs = [f"CR {c:g}" for c in sorted(frame["cr"].unique())]
+    picker = _eps_picker(order, initial=initial_eps)
+    pick = alt.selection_point(fields=["CR"], bind="legend")
+    x = alt.X("p:Q", title="share of adversarial inputs p", axis=alt.Axis(format=".0%"))
+    base = alt.Chart(frame).transform_filter(alt.datum.epsilon == picker).encode(
+        x=x, color=alt.Color("CR:N", sort=crs, scale=alt.Scale(scheme="plasma"), title="CR (click to select)"),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
+        tooltip=[alt.Tooltip("CR:N"), alt.Tooltip("epsilon:N"), alt.Tooltip("p:Q", format=".2f"),
+                 alt.Tooltip("acc:Q", format=".4f", title="acc(p)"),
+                 alt.Tooltip("gain:Q", format="+.4f", title="minus dense acc(p)"),
+                 alt.Tooltip("clean:Q", format=".4f", title="clean (p = 0)"),
+                 alt.Tooltip("robust:Q", format=".3f", title="robust (p = 1)")])
+    top = base.mark_line(point=True).encode(
+        y=alt.Y("acc:Q", axis=alt.Axis(format=".0%", title="aggregated accuracy acc(p)"),
+                scale=alt.Scale(domain=[0, 1]))).add_params(pick, picker).properties(
+        width=520, height=280, title=title or "accuracy vs adversarial share")
+    bottom = base.mark_line(point=True).encode(
+        y=alt.Y("gain:Q", axis=alt.Axis(format="+.1%", title="acc(p) minus dense"))).properties(
+        width=520, height=160)
+    return alt.vconcat(top, bottom)
+
+
+def difference_vs_cr(diffs: pd.DataFrame, title: str = "", initial_eps: str | None = None) -> alt.LayerChart:
+    """Robust accuracy of each pruned model minus the dense model's, with its interval, vs CR, one
+    colour per method, for the epsilon picked in a dropdown (``diffs``: rows of
+    ``scenarios.sweet_spots`` for one norm).  Filled points: the interval excludes 0."""
+    frame = diffs.assign(method=method_label(diffs)) if "method" not in diffs else diffs
+    frame, order = _with_eps_label(frame)
+    frame = frame[["method", "cr", "eps", "epsilon", "dense", "pruned", "diff", "low", "high", "verdict"]]
+    picker = _eps_picker(order, initial=initial_eps)
+    pick = alt.selection_point(fields=["method"], bind="legend")
+    base = alt.Chart(frame).transform_filter(alt.datum.epsilon == picker).encode(
+        x=_cr_axis(), color=alt.Color("method:N", title="method (click to select)",
+                                      scale=alt.Scale(scheme="tableau10")),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
+    y_axis = alt.Axis(format="+.0%", title="robust accuracy, pruned minus dense")
+    bars = base.mark_rule(strokeWidth=2).encode(y=alt.Y("low:Q", axis=y_axis), y2="high:Q")
+    points = base.mark_point(size=70).encode(
+        y=alt.Y("diff:Q", axis=y_axis),
+        fill=alt.condition("datum.verdict != 'no clear difference'", alt.Color("method:N", legend=None),
+                           alt.value("white")),
+        tooltip=[alt.Tooltip("method:N"), alt.Tooltip("epsilon:N"), alt.Tooltip("cr:Q", title="CR"),
+                 alt.Tooltip("dense:Q", format=".3f", title="dense robust"),
+                 alt.Tooltip("pruned:Q", format=".3f", title="pruned robust"),
+                 alt.Tooltip("diff:Q", format="+.3f", title="difference"),
+                 alt.Tooltip("low:Q", format="+.3f", title="interval low"),
+                 alt.Tooltip("high:Q", format="+.3f", title="interval high"), alt.Tooltip("verdict:N")])
+    zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="gray", strokeDash=[4, 3]).encode(y="y:Q")
+    return alt.layer(zero, bars, points.add_params(pick, picker)).properties(
+        width=520, height=300, title=title or "pruned minus dense robust accuracy")

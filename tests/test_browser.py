@@ -100,3 +100,27 @@ def test_tooltip_and_legend_selection_respond(html_dir):
         assert len(set(after)) > 1, "the picked line should stand out from the others"
         page.close()
         assert report.page_errors == [] and report.external_requests == []
+
+
+SCENARIOS = "book/scenarios.html"
+
+
+def test_epsilon_dropdown_redraws_the_chart(html_dir):
+    """The epsilon selector under a chart (scenarios, sweet spots, robustness) filters its data."""
+    with browser.serve_directory(html_dir) as base, browser.launch_chromium() as chromium:
+        report = browser.PageReport(page=SCENARIOS, url=base + SCENARIOS)
+        page = browser.open_page(chromium, report.url, report)
+        browser.wait_until_drawn(page)
+        chart = page.locator(".vega-embed").filter(has=page.locator("select")).first
+        select = chart.locator("select").first
+        options = select.locator("option").all_inner_texts()
+        assert len(options) >= 2, "the smoke study attacks at two budgets at least"
+        current = select.input_value()
+        other = next(o for o in options if o != current)
+        before = chart.locator("svg.marks").first.inner_html()
+        select.select_option(other)
+        page.wait_for_function(
+            "([el, before]) => el.innerHTML !== before",
+            arg=[chart.locator("svg.marks").first.element_handle(), before], timeout=10_000)
+        page.close()
+        assert report.page_errors == [] and report.external_requests == []

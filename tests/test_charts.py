@@ -1,6 +1,7 @@
 """Chart builders give valid, interactive Vega-Lite specs that carry every row they are given."""
 
 import pandas as pd
+import pytest
 
 from prunerob import charts
 
@@ -66,3 +67,54 @@ def test_acc_vs_eps_has_a_line_per_cr():
     spec = charts.acc_vs_eps(curves, "L2").to_dict()
     values = next(iter(spec["datasets"].values()))
     assert {v["CR"] for v in values} == {"CR 1", "CR 4"}
+
+
+def _robust_rows():
+    rows = []
+    for cr in (1.0, 2.0, 4.0):
+        for eps in (0.0, 0.5, 1.0):
+            rows.append({"structure": "unstructured", "scope": "global", "criterion": "magnitude", "cr": cr,
+                         "eps": eps, "norm": "L2", "robust_acc": 0.9 - eps / 2 - cr / 100, "low": 0.1, "high": 0.95})
+    return pd.DataFrame(rows)
+
+
+def _bound_params(spec):
+    found = list(spec.get("params", []))
+    for key in ("layer", "vconcat", "hconcat"):
+        for sub in spec.get(key, []):
+            found += _bound_params(sub)
+    return found
+
+
+def test_robust_vs_cr_by_eps_has_an_eps_dropdown_and_a_legend_selection():
+    spec = charts.robust_vs_cr_by_eps(_robust_rows(), _prune_rows()[lambda f: f["structure"] == "unstructured"],
+                                      initial_eps="1").to_dict()
+    params = _bound_params(spec)
+    picker = next(p for p in params if p["name"] == "eps_pick")
+    assert picker["bind"]["input"] == "select" and picker["bind"]["options"] == ["0.5", "1"]
+    assert picker["value"] == "1"
+    assert any(p.get("bind") == "legend" for p in params)
+    values = [v for d in spec["datasets"].values() for v in d]
+    assert {v.get("epsilon") for v in values} - {None} == {"0.5", "1"}  # eps 0 left out
+
+
+def test_scenario_chart_has_an_eps_dropdown_and_a_line_per_cr():
+    from prunerob import scenarios
+
+    lines = _robust_rows().assign(clean=0.99).rename(columns={"robust_acc": "robust"})
+    acc = scenarios.accuracy_over_p(lines[lines["eps"] > 0], ps=[0, 0.5, 1])
+    spec = charts.scenario_lines_chart(acc).to_dict()
+    assert any(p["name"] == "eps_pick" and "bind" in p for p in _bound_params(spec))
+    values = [v for d in spec["datasets"].values() for v in d]
+    assert {v["CR"] for v in values} == {"CR 1", "CR 2", "CR 4"}
+    dense = [v for v in values if v["CR"] == "CR 1"]
+    assert all(v["gain"] == pytest.approx(0) for v in dense)
+
+
+def test_difference_chart_has_an_eps_dropdown():
+    diffs = pd.DataFrame({"structure": "unstructured", "scope": "global", "criterion": "magnitude",
+                          "cr": [2.0, 4.0], "eps": [0.5, 0.5], "norm": "L2", "dense": 0.5, "pruned": [0.6, 0.4],
+                          "diff": [0.1, -0.1], "low": [0.05, -0.15], "high": [0.15, -0.05],
+                          "verdict": ["more robust", "less robust"]})
+    spec = charts.difference_vs_cr(diffs).to_dict()
+    assert any(p["name"] == "eps_pick" for p in _bound_params(spec))
