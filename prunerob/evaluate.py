@@ -213,23 +213,36 @@ def _robust_at(group: pd.DataFrame, kind: str, eps: float) -> pd.Series:
     return ~group[group["eps"] == budgets[-1]].set_index("sample")["broken"].astype(bool)
 
 
-def worst_case(samples: pd.DataFrame, eps_grid: dict[str, list[float]] | None = None) -> pd.DataFrame:
-    """Per checkpoint and norm: robust accuracy when a sample counts as robust only if every attack
-    of that norm failed on it. ``eps_grid`` maps a norm to its epsilons (default: the epsilons its
-    fixed attacks ran at; a norm with only minimal attacks needs its grid given, e.g. from the
-    attack table's ``eps`` column)."""
-    rows = []
+def worst_case_samples(samples: pd.DataFrame, eps_grid: dict[str, list[float]] | None = None) -> pd.DataFrame:
+    """Per checkpoint, norm, eps and sample: robust only if every attack of that norm failed on it.
+    ``eps_grid`` maps a norm to its epsilons (default: the epsilons its fixed attacks ran at; a norm
+    with only minimal attacks needs its grid given, e.g. from the attack table's ``eps`` column)."""
+    parts = []
     for (prune_id, cr, norm), group in samples.groupby(["prune_id", "cr", "norm"]):
         grid = (eps_grid or {}).get(norm) or sorted(group["eps"].dropna().unique())
-        attacks = sorted(group["attack"].unique())
+        by_attack = [(kind, rows) for (_, kind), rows in group.groupby(["attack", "kind"])]
+        names = "+".join(sorted(group["attack"].unique()))
         for eps in grid:
             robust = None
-            for (_, kind), rows_of in group.groupby(["attack", "kind"]):
-                r = _robust_at(rows_of, kind, eps)
+            for kind, rows in by_attack:
+                r = _robust_at(rows, kind, float(eps))
                 robust = r if robust is None else (robust & r)
-            rows.append({"prune_id": prune_id, "cr": cr, "norm": norm, "eps": float(eps),
-                         "robust_acc": float(robust.mean()), "n": int(len(robust)), "attacks": "+".join(attacks)})
-    return pd.DataFrame(rows)
+            parts.append(pd.DataFrame({"prune_id": prune_id, "cr": cr, "norm": norm, "eps": float(eps),
+                                       "sample": robust.index.to_numpy(), "robust": robust.to_numpy(bool),
+                                       "attacks": names}))
+    if not parts:
+        return pd.DataFrame(columns=["prune_id", "cr", "norm", "eps", "sample", "robust", "attacks"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def worst_case(samples: pd.DataFrame, eps_grid: dict[str, list[float]] | None = None) -> pd.DataFrame:
+    """Per checkpoint and norm: robust accuracy at each eps when a sample counts as robust only if
+    every attack of that norm failed on it (see ``worst_case_samples``)."""
+    per_sample = worst_case_samples(samples, eps_grid)
+    out = (per_sample.groupby(["prune_id", "cr", "norm", "eps", "attacks"], sort=False)["robust"]
+           .agg(robust_acc="mean", n="size").reset_index())
+    out["robust_acc"] = out["robust_acc"].astype(float)
+    return out[["prune_id", "cr", "norm", "eps", "robust_acc", "n", "attacks"]]
 
 
 def min_distance(samples: pd.DataFrame) -> pd.DataFrame:

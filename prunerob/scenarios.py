@@ -34,19 +34,7 @@ def worst_case_samples(samples: pd.DataFrame, eps_grid: dict[str, list[float]] |
     """
     if not len(samples):
         return pd.DataFrame(columns=["prune_id", *MODEL_KEYS, "cr", "norm", "eps", "sample", "robust"])
-    parts = []
-    for (prune_id, cr, norm), group in samples.groupby(["prune_id", "cr", "norm"]):
-        grid = (eps_grid or {}).get(norm) or sorted(group["eps"].dropna().unique())
-        by_attack = [(kind, rows) for (_, kind), rows in group.groupby(["attack", "kind"])]
-        for eps in grid:
-            robust = None
-            for kind, rows in by_attack:
-                # the same per-attack rule evaluate.worst_case applies
-                r = evaluate._robust_at(rows, kind, float(eps))
-                robust = r if robust is None else (robust & r)
-            parts.append(pd.DataFrame({"prune_id": prune_id, "cr": cr, "norm": norm, "eps": float(eps),
-                                       "sample": robust.index.to_numpy(), "robust": robust.to_numpy(bool)}))
-    per_sample = pd.concat(parts, ignore_index=True)
+    per_sample = evaluate.worst_case_samples(samples, eps_grid).drop(columns="attacks")
     keys = [k for k in MODEL_KEYS if k in samples]
     meta = samples[["prune_id", *keys]].drop_duplicates("prune_id")
     return per_sample.merge(meta, on="prune_id", how="left")
