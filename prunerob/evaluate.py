@@ -98,12 +98,14 @@ def _batched(fn, x, y, batch_size):
 
 
 def run_fixed(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec,
-              info: attack_registry.AttackInfo, eps: float) -> dict[str, torch.Tensor]:
-    """One fixed-epsilon attack run, verified; returns per-sample tensors."""
+              info: attack_registry.AttackInfo, eps: float, source: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """One fixed-epsilon attack run, verified on ``model``; returns per-sample tensors.  ``source``:
+    the model the examples are crafted on (transfer; default ``model`` itself)."""
     params = spec.preset_params
     torch.manual_seed(spec.attack_seed)
     start = time.perf_counter()
-    adv = _batched(lambda xb, yb: info.run(model, xb, yb, eps, **params), x, y, spec.attack_batch_size)
+    crafter = model if source is None else source
+    adv = _batched(lambda xb, yb: info.run(crafter, xb, yb, eps, **params), x, y, spec.attack_batch_size)
     seconds = time.perf_counter() - start
     adv_pred = predict(model, adv, spec.attack_batch_size).argmax(1)
     dist = distances(x, adv, info.norm)
@@ -114,17 +116,20 @@ def run_fixed(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSp
 
 
 def attack_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec,
-                 input_shape: tuple[int, int, int], progress: bool = False) -> AttackResult:
+                 input_shape: tuple[int, int, int], progress: bool = False,
+                 source: nn.Module | None = None) -> AttackResult:
     """Robust accuracy over ``spec.eps`` (plus eps 0) on (x, y), and the sanity checks.
 
     Fixed attacks run once per epsilon (plus an unbounded sanity run); minimal attacks run once
-    and give the curve from their per-sample distances.
+    and give the curve from their per-sample distances.  ``source`` (transfer): the examples are
+    crafted on ``source`` and verified, counted and checked on ``model``; the unbounded check does
+    not apply (an attack on another model need not break this one).
     """
     info = attack_registry.get(spec.attack)
     run = {"fixed": _fixed_curve, "minimal": _minimal_curve}[info.kind]
-    with attack_mode(model):
+    with attack_mode(model), (attack_mode(source) if source is not None else contextlib.nullcontext()):
         clean_pred = predict(model, x, spec.attack_batch_size).argmax(1)
-        samples, curve, unbounded_acc = run(model, x, y, clean_pred, spec, info, input_shape, progress)
+        samples, curve, unbounded_acc = run(model, x, y, clean_pred, spec, info, input_shape, progress, source)
     clean_acc = _share(clean_pred == y)
     unbounded = attack_registry.unbounded_eps(info.norm, input_shape)
     return AttackResult(samples, curve, sanity_checks(curve, clean_acc, unbounded, unbounded_acc))
@@ -137,7 +142,7 @@ def _sample_frame(y, clean_pred, adv_pred, **columns) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def _fixed_curve(model, x, y, clean_pred, spec, info, input_shape, progress):
+def _fixed_curve(model, x, y, clean_pred, spec, info, input_shape, progress, source=None):
     from tqdm.auto import tqdm
 
     grid = sorted({0.0, *map(float, spec.eps)})
@@ -145,7 +150,7 @@ def _fixed_curve(model, x, y, clean_pred, spec, info, input_shape, progress):
     broken = ~clean_ok
     sample_rows, curve_rows = [], []
     for eps in tqdm(grid, desc=spec.attack, disable=not progress, leave=False):
-        out = run_fixed(model, x, y, spec, info, eps)
+        out = run_fixed(model, x, y, spec, info, eps, source)
         success = (~clean_ok) | (out["valid"] & (out["adv_pred"] != y))
         broken = broken | success
         curve_rows.append({"eps": eps, "robust_acc": _share(~broken), "robust_acc_run": _share(~success),
@@ -153,12 +158,14 @@ def _fixed_curve(model, x, y, clean_pred, spec, info, input_shape, progress):
         sample_rows.append(_sample_frame(y, clean_pred, out["adv_pred"], eps=eps, success=success, broken=broken,
                                          valid=out["valid"], distance=out["distance"],
                                          l0_channels=out["l0_channels"]))
+    if source is not None:
+        return pd.concat(sample_rows, ignore_index=True), pd.DataFrame(curve_rows), None
     big = run_fixed(model, x, y, spec, info, attack_registry.unbounded_eps(info.norm, input_shape))
     unbounded_acc = _share(clean_ok & ~(big["valid"] & (big["adv_pred"] != y)))
     return pd.concat(sample_rows, ignore_index=True), pd.DataFrame(curve_rows), unbounded_acc
 
 
-def _minimal_curve(model, x, y, clean_pred, spec, info, input_shape, progress):
+def _minimal_curve(model, x, y, clean_pred, spec, info, input_shape, progress, source=None):
     """One run; a sample is robust at eps when its verified minimal distance exceeds eps.
 
     ``robust_acc_original_rule`` counts distance >= eps as robust, the rule that reproduces the
@@ -166,7 +173,8 @@ def _minimal_curve(model, x, y, clean_pred, spec, info, input_shape, progress):
     """
     torch.manual_seed(spec.attack_seed)
     start = time.perf_counter()
-    adv = _batched(lambda xb, yb: info.run(model, xb, yb, **spec.preset_params), x, y, spec.attack_batch_size)
+    crafter = model if source is None else source
+    adv = _batched(lambda xb, yb: info.run(crafter, xb, yb, **spec.preset_params), x, y, spec.attack_batch_size)
     seconds = time.perf_counter() - start
     adv_pred = predict(model, adv, spec.attack_batch_size).argmax(1)
     dist = distances(x, adv, info.norm)
@@ -182,13 +190,14 @@ def _minimal_curve(model, x, y, clean_pred, spec, info, input_shape, progress):
         "n": len(y), "violations": violations, "seconds": seconds} for eps in grid])
     samples = _sample_frame(y, clean_pred, adv_pred, success=found | ~clean_ok, valid=in_box, distance=distance,
                             l0_channels=torch.where(found, l0_channel_count(x, adv), torch.zeros_like(dist)))
-    unbounded_acc = _share(clean_ok & ~found)
+    unbounded_acc = None if source is not None else _share(clean_ok & ~found)
     return samples, curve, unbounded_acc
 
 
 def sanity_checks(curve: pd.DataFrame, clean_acc: float, unbounded_eps: float,
-                  unbounded_acc: float) -> pd.DataFrame:
-    """The checks stored with every attack result (and shown in the book when one fails)."""
+                  unbounded_acc: float | None) -> pd.DataFrame:
+    """The checks stored with every attack result (and shown in the book when one fails).
+    ``unbounded_acc`` None (transfer attacks): the unbounded check does not apply and is left out."""
     acc = curve.sort_values("eps")["robust_acc"].to_numpy()
     at0 = curve.loc[curve["eps"] == 0, "robust_acc"]
     rows = [
@@ -196,11 +205,12 @@ def sanity_checks(curve: pd.DataFrame, clean_acc: float, unbounded_eps: float,
          "expected": clean_acc, "passed": bool(len(at0) and abs(at0.iloc[0] - clean_acc) <= EPS0_TOL)},
         {"check": "monotone_in_eps", "value": float(np.max(np.diff(acc), initial=0.0)),
          "expected": 0.0, "passed": bool(np.all(np.diff(acc) <= 0))},
-        {"check": "unbounded_breaks_all", "value": unbounded_acc, "expected": UNBOUNDED_MAX_ACC,
-         "passed": unbounded_acc <= UNBOUNDED_MAX_ACC, "eps": unbounded_eps},
         {"check": "no_violations", "value": float(curve["violations"].sum()), "expected": 0.0,
          "passed": bool(curve["violations"].sum() == 0)},
     ]
+    if unbounded_acc is not None:
+        rows.insert(2, {"check": "unbounded_breaks_all", "value": unbounded_acc, "expected": UNBOUNDED_MAX_ACC,
+                        "passed": unbounded_acc <= UNBOUNDED_MAX_ACC, "eps": unbounded_eps})
     return pd.DataFrame(rows)
 
 
@@ -213,15 +223,32 @@ def _robust_at(group: pd.DataFrame, kind: str, eps: float) -> pd.Series:
     return ~group[group["eps"] == budgets[-1]].set_index("sample")["broken"].astype(bool)
 
 
+def white_box(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of white-box attacks (tables written before transfer attacks existed have no
+    ``scenario`` column: all white-box)."""
+    if "scenario" not in frame:
+        return frame
+    return frame[frame["scenario"].fillna("white-box") == "white-box"]
+
+
+def attack_runs(frame: pd.DataFrame) -> pd.Series:
+    """A name per attack run: the attack, and for a transfer attack the CR it was crafted on."""
+    if "scenario" not in frame:
+        return frame["attack"]
+    transfer = frame["scenario"].fillna("white-box") == "transfer"
+    return frame["attack"].where(~transfer, frame["attack"] + " from CR " + frame["source_cr"].map("{:g}".format))
+
+
 def worst_case_samples(samples: pd.DataFrame, eps_grid: dict[str, list[float]] | None = None) -> pd.DataFrame:
     """Per checkpoint, norm, eps and sample: robust only if every attack of that norm failed on it.
     ``eps_grid`` maps a norm to its epsilons (default: the epsilons its fixed attacks ran at; a norm
     with only minimal attacks needs its grid given, e.g. from the attack table's ``eps`` column)."""
     parts = []
+    samples = samples.assign(run=attack_runs(samples))
     for (prune_id, cr, norm), group in samples.groupby(["prune_id", "cr", "norm"]):
         grid = (eps_grid or {}).get(norm) or sorted(group["eps"].dropna().unique())
-        by_attack = [(kind, rows) for (_, kind), rows in group.groupby(["attack", "kind"])]
-        names = "+".join(sorted(group["attack"].unique()))
+        by_attack = [(kind, rows) for (_, kind), rows in group.groupby(["run", "kind"])]
+        names = "+".join(sorted(group["run"].unique()))
         for eps in grid:
             robust = None
             for kind, rows in by_attack:
@@ -259,7 +286,8 @@ def min_distance(samples: pd.DataFrame) -> pd.DataFrame:
 def dense_curve(samples: pd.DataFrame, points: int = 60) -> pd.DataFrame:
     """Accuracy vs epsilon on a fine grid from minimal attacks' per-sample distances, per stage."""
     rows = []
-    minimal = samples[samples["kind"] == "minimal"]
+    minimal = white_box(samples)
+    minimal = minimal[minimal["kind"] == "minimal"]
     for (stage_id, attack, norm, cr), group in minimal.groupby(["stage_id", "attack", "norm", "cr"]):
         d = group["distance"].to_numpy()
         finite = d[np.isfinite(d)]
@@ -274,7 +302,7 @@ def fixed_minimal_agreement(attack_rows: pd.DataFrame, tolerance: float = 0.05) 
     """Where a fixed and a minimal attack of one norm ran on one checkpoint at the same epsilon,
     their robust accuracies should agree within ``tolerance`` (a large gap means one is weak)."""
     rows = []
-    for (prune_id, cr, norm), group in attack_rows.groupby(["prune_id", "cr", "norm"]):
+    for (prune_id, cr, norm), group in white_box(attack_rows).groupby(["prune_id", "cr", "norm"]):
         fixed = group[group["kind"] == "fixed"]
         minimal = group[group["kind"] == "minimal"]
         for (fa, fe), f in fixed.groupby(["attack", "eps"]):

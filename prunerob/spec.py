@@ -296,12 +296,19 @@ class PruneStage(_Stage):
 
 @dataclass(frozen=True)
 class CheckpointSpec(_Spec):
-    """Which checkpoint of a prune stage an attack runs on."""
+    """Which checkpoint of a prune stage an attack runs on, and (transfer) which one crafts it.
+
+    ``source_cr`` 0: white-box, the attack is run on the attacked model itself.  Otherwise the
+    adversarial examples are crafted on the checkpoint at ``source_cr`` of the same prune stage and
+    evaluated on the one at ``cr`` (an attacker who only has the other model).
+    """
 
     cr: float = 1
+    source_cr: float = 0
 
     def validate(self) -> None:
         _positive("cr", self.cr)
+        _positive("source_cr", self.source_cr, allow_zero=True)
 
 
 @dataclass(frozen=True)
@@ -323,6 +330,17 @@ class AttackStage(_Stage):
                 f"cr={self.checkpoint.cr!r} is not in the prune schedule; valid: "
                 f"{', '.join(map(str, self.prune.crs))}"
             )
+        source = self.checkpoint.source_cr
+        if source and (source not in self.prune.crs or source == self.checkpoint.cr):
+            others = [c for c in self.prune.crs if c != self.checkpoint.cr]
+            raise SpecError(
+                f"source_cr={source!r} is not valid for cr={self.checkpoint.cr!r}; valid: 0 (white-box) or "
+                f"another CR of the prune schedule: {', '.join(map(str, others))}"
+            )
+
+    @property
+    def transfer(self) -> bool:
+        return bool(self.checkpoint.source_cr)
 
     @property
     def upstream(self) -> PruneStage:

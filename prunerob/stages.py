@@ -167,6 +167,12 @@ def run_attack(stage: AttackStage, device: str = "auto", progress: bool = True) 
     if not path.exists():
         raise MissingUpstream(f"checkpoint {path} is missing: run prune stage {stage.upstream.id} first")
     model = load_model(path, dev)
+    source = None
+    if stage.transfer:  # crafted on another checkpoint of the same prune stage
+        source_path = prune_checkpoint(stage.upstream, stage.checkpoint.source_cr)
+        if not source_path.exists():
+            raise MissingUpstream(f"checkpoint {source_path} is missing: run prune stage {stage.upstream.id} first")
+        source = load_model(source_path, dev)
     info = data_mod.info(stage.data.dataset)
     test_x, test_y = data_mod.load_split(stage.data.dataset, train=False)
     if stage.attack.n_samples > len(test_y):
@@ -175,13 +181,14 @@ def run_attack(stage: AttackStage, device: str = "auto", progress: bool = True) 
     y = test_y[: stage.attack.n_samples].to(dev)
     atk = attacks.get(stage.attack.attack)
     start = time.perf_counter()
-    res = ev.attack_curve(model, x, y, stage.attack, info.input_shape, progress=progress)
+    res = ev.attack_curve(model, x, y, stage.attack, info.input_shape, progress=progress, source=source)
     seconds = time.perf_counter() - start
     report = prune.sparsity_report(model)
     total = report[report["layer"] == "total"].iloc[0]
     common = {**_ids(stage), **_meta(stage), "cr": float(cr), "sparsity": float(total["sparsity"]),
               "attack": atk.name, "preset": stage.attack.preset_name, "norm": atk.norm, "kind": atk.kind,
-              "library": atk.library}
+              "library": atk.library, "scenario": "transfer" if stage.transfer else "white-box",
+              "source_cr": float(stage.checkpoint.source_cr or cr)}
     versions = results.provenance(library_version=md.version(atk.library))
     clean_acc = float(res.curve.loc[res.curve["eps"] == 0, "robust_acc"].iloc[0])
     results.write_table(res.samples.assign(**common), "samples", stage.id)

@@ -2,7 +2,8 @@
 
 A profile (``prunerob/profiles/<name>.yaml``) lists grid entries of flat stage parameters; a list
 value is an axis of the grid (``crs`` and ``eps`` are list-valued parameters, not axes), and
-``attacks`` lists the attacks to run on every checkpoint.  Expansion gives train, prune and attack
+``attacks`` lists the attacks to run on every checkpoint (``on_crs``: only on these; ``source_cr``:
+crafted on the checkpoint at that CR, a transfer attack).  Expansion gives train, prune and attack
 stages (attack after prune after train).  A stage whose primary table exists is skipped, unless a
 stage that must run needs its checkpoint and the checkpoint is gone; a stage that fails does not stop
 the others, only those that depend on it, and a re-run retries it.
@@ -29,7 +30,7 @@ from prunerob.spec import AttackStage, PruneStage, SpecError
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 EXPERIMENTS_DIR = results.ROOT / "book" / "experiments"
-LIST_PARAMS = {"crs", "eps"}
+LIST_PARAMS = {"crs", "eps", "on_crs"}
 KERNEL_START_TRIES = 3
 PRIMARY_TABLE = {"train": "train", "prune": "prune", "attack": "attack"}
 
@@ -63,8 +64,12 @@ def expand(profile: dict[str, Any]) -> list:
             stages.setdefault(prune_stage.upstream.id, prune_stage.upstream)
             stages.setdefault(prune_stage.id, prune_stage)
             for attack in attacks:
-                for attack_params in _axes(dict(attack)):
-                    for cr in prune_stage.prune.crs:
+                attack = dict(attack)
+                on_crs = attack.pop("on_crs", None)  # attack only these checkpoints (default: every CR)
+                for attack_params in _axes(attack):
+                    for cr in on_crs or prune_stage.prune.crs:
+                        if cr == attack_params.get("source_cr"):
+                            continue  # transfer from a model to itself is the white-box attack
                         stage = AttackStage.from_params(**params, **attack_params, cr=cr)
                         stages.setdefault(stage.id, stage)
     order = {"train": 0, "prune": 1, "attack": 2}

@@ -190,3 +190,36 @@ def test_min_distance_is_the_smallest_verified_distance_over_attacks():
     ]
     md = ev.min_distance(pd.DataFrame(rows)).set_index("sample")["distance"]
     assert md.tolist() == [4.0, np.inf, 0.0]
+
+
+def test_transfer_from_the_model_itself_equals_the_white_box_attack(trained_cnn, samples):
+    x, y = samples
+    spec = AttackSpec(attack="linf_pgd", eps=(8 / 255, 32 / 255), n_samples=60, attack_batch_size=60)
+    white = ev.attack_curve(trained_cnn, x[:60], y[:60], spec, (1, 28, 28))
+    same = ev.attack_curve(trained_cnn, x[:60], y[:60], spec, (1, 28, 28), source=trained_cnn)
+    assert white.curve["robust_acc"].tolist() == same.curve["robust_acc"].tolist()
+    assert "unbounded_breaks_all" in set(white.checks["check"]) and "unbounded_breaks_all" not in set(same.checks["check"])
+
+
+def test_transfer_examples_are_verified_on_the_target(trained_cnn, samples):
+    import copy
+
+    x, y = samples
+    other = copy.deepcopy(trained_cnn)
+    with torch.no_grad():  # a different model: perturbed weights
+        for p in other.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    for attack, eps in (("linf_pgd", (8 / 255, 64 / 255)), ("l2_ddn", (1.0, 3.0))):
+        spec = AttackSpec(attack=attack, eps=eps, n_samples=60, attack_batch_size=60)
+        white = ev.attack_curve(trained_cnn, x[:60], y[:60], spec, (1, 28, 28))
+        res = ev.attack_curve(trained_cnn, x[:60], y[:60], spec, (1, 28, 28), source=other)
+        assert res.checks["passed"].all(), res.checks
+        s = res.samples
+        hit = s["success"].astype(bool) & (s["clean_pred"] == s["label"])
+        assert (s.loc[hit, "adv_pred"] != s.loc[hit, "label"]).all()  # fooled the target, not only the source
+        acc = res.curve.sort_values("eps")["robust_acc"].to_numpy()
+        assert acc[0] == white.curve.sort_values("eps")["robust_acc"].iloc[0]  # eps 0: the target's clean accuracy
+        assert np.all(np.diff(acc) <= 0)
+        # transfer is an attack without the target's gradients: at the largest budget it leaves at
+        # least as many samples standing as the white-box attack, up to a few samples of luck
+        assert acc[-1] >= white.curve.sort_values("eps")["robust_acc"].iloc[-1] - 0.05

@@ -2,6 +2,8 @@
 
 from collections import Counter
 
+import pytest
+
 from prunerob import sweep
 
 
@@ -29,3 +31,21 @@ def test_dry_run_lists_the_grid_and_writes_nothing(out_dirs, capsys):
     assert sum(line.startswith("  would run") for line in lines) == len(sweep.plan(sweep.expand(
         sweep.load_profile("smoke"))))
     assert not summary.done and not any(p.is_file() for d in out_dirs.values() for p in d.rglob("*"))
+
+
+def test_transfer_attack_entries_expand_to_both_directions():
+    from prunerob.spec import SpecError
+
+    profile = {"grid": [{"dataset": "mnist", "arch": "cnn", "crs": [1, 2, 4], "attacks": [
+        {"attack": "linf_pgd", "source_cr": 1, "on_crs": [2, 4]},  # crafted on the dense model
+        {"attack": "linf_pgd", "source_cr": [2, 4], "on_crs": [1]},  # crafted on each pruned one
+        {"attack": "linf_pgd"}]}]}  # white-box on every CR
+    attacks = [s for s in sweep.expand(profile) if s.kind == "attack"]
+    pairs = sorted((s.checkpoint.source_cr, s.checkpoint.cr) for s in attacks)
+    assert pairs == [(0, 1), (0, 2), (0, 4), (1, 2), (1, 4), (2, 1), (4, 1)]
+    assert len({s.id for s in attacks}) == 7
+    white = next(s for s in attacks if s.checkpoint.cr == 2 and not s.transfer)
+    assert white.id == sweep.AttackStage.from_params(dataset="mnist", arch="cnn", crs=[1, 2, 4], cr=2).id
+    for bad in (2, 8):
+        with pytest.raises(SpecError, match="source_cr"):
+            sweep.AttackStage.from_params(dataset="mnist", arch="cnn", crs=[1, 2, 4], cr=2, source_cr=bad)
