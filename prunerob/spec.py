@@ -25,6 +25,8 @@ from typing import Any, ClassVar
 # these; tests assert that the two agree.
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "imagenette")
 ARCHS = ("mlp", "cnn", "resnet8", "vgg11", "resnet18")
+# An arch ``rb:<threat model>:<zoo name>`` is a RobustBench model-zoo entry (see zoo.py), loaded, not trained.
+ZOO_PREFIX = "rb:"
 STRUCTURES = ("unstructured", "kernel", "filter")
 SCOPES = ("global", "local")
 CRITERIA = ("magnitude", "random")
@@ -112,10 +114,19 @@ class DataSpec(_Spec):
 
 @dataclass(frozen=True)
 class ModelSpec(_Spec):
+    """One of the study's architectures, trained by the train stage, or a RobustBench model-zoo
+    entry ``rb:<threat model>:<zoo name>`` (e.g. ``rb:Linf:Carmon2019Unlabeled``), whose train stage
+    loads the zoo's weights instead; the stage checks the name against the zoo for its data set."""
+
     arch: str = "cnn"
 
     def validate(self) -> None:
-        _choice("arch", self.arch, ARCHS)
+        if isinstance(self.arch, str) and self.arch.startswith(ZOO_PREFIX):
+            from prunerob import zoo
+
+            zoo.parse(self.arch)  # the form and the threat model; the name needs the data set
+        else:
+            _choice("arch", self.arch, (*ARCHS, f"{ZOO_PREFIX}<threat model>:<RobustBench zoo name>"))
 
 
 @dataclass(frozen=True)
@@ -226,6 +237,13 @@ class _Stage:
     kind: ClassVar[str]
     PARTS: ClassVar[dict[str, type]]
 
+    def __post_init__(self) -> None:
+        # The one check that needs two parts: a zoo model exists per data set.
+        if "model" in self.PARTS and self.model.arch.startswith(ZOO_PREFIX):
+            from prunerob import zoo
+
+            zoo.check(self.model.arch, self.data.dataset)
+
     @property
     def parts(self) -> dict[str, _Spec]:
         return {name: getattr(self, name) for name in self.PARTS}
@@ -325,6 +343,7 @@ class AttackStage(_Stage):
     attack: AttackSpec = field(default_factory=AttackSpec)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.checkpoint.cr not in self.prune.crs:
             raise SpecError(
                 f"cr={self.checkpoint.cr!r} is not in the prune schedule; valid: "

@@ -15,9 +15,9 @@ import pandas as pd
 import torch
 
 from prunerob import data as data_mod
-from prunerob import models, prune, results
+from prunerob import models, prune, results, zoo
 from prunerob.spec import AttackStage, PruneStage, TrainStage
-from prunerob.train import evaluate, fit, seed_everything, select_device
+from prunerob.train import History, evaluate, fit, seed_everything, select_device
 
 
 class MissingUpstream(RuntimeError):
@@ -55,6 +55,9 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> torch.nn.Modul
 
 
 def new_model(arch: str, dataset: str) -> torch.nn.Module:
+    """The architecture with fresh weights (for a RobustBench model: the zoo's, without its weights)."""
+    if zoo.is_zoo_arch(arch):
+        return zoo.build(arch, dataset)
     info = data_mod.info(dataset)
     return models.build_model(arch, info.input_shape, info.num_classes, info.mean, info.std)
 
@@ -82,12 +85,16 @@ def _meta(stage) -> dict[str, Any]:
 
 
 def run_train(stage: TrainStage, device: str = "auto", progress: bool = True) -> pd.DataFrame:
+    """Train the dense model; a RobustBench model (``rb:...``) is loaded from the zoo instead."""
     dev = select_device(device)
     info = data_mod.info(stage.data.dataset)
     splits = data_mod.load(stage.data).to(dev)
-    seed_everything(stage.train.seed)  # the initial weights belong to the seed too
-    model = new_model(stage.model.arch, stage.data.dataset).to(dev)
-    hist = fit(model, splits, stage.train, large=info.large, progress=progress, desc=f"train {stage.id}")
+    if zoo.is_zoo_arch(stage.model.arch):
+        model, hist = _load_zoo_model(stage, splits, dev)
+    else:
+        seed_everything(stage.train.seed)  # the initial weights belong to the seed too
+        model = new_model(stage.model.arch, stage.data.dataset).to(dev)
+        hist = fit(model, splits, stage.train, large=info.large, progress=progress, desc=f"train {stage.id}")
     test_loss, test_acc = evaluate(model, splits.test_x, splits.test_y)
     row = {**_ids(stage), **_meta(stage), "n_params": sum(p.numel() for p in model.parameters()),
            "n_prunable": models.count_prunable(model), "epochs": hist.epochs, "best_epoch": hist.best_epoch,
@@ -95,11 +102,21 @@ def run_train(stage: TrainStage, device: str = "auto", progress: bool = True) ->
            "n_train": len(splits.train_y), "n_test": len(splits.test_y), "seconds": hist.seconds,
            "device": dev.type, **results.provenance()}
     save_model(train_checkpoint(stage), model, stage.model.arch, stage.data.dataset, {"stage_id": stage.id})
-    history = pd.DataFrame(hist.rows).assign(stage_id=stage.id, step="train")
-    results.write_table(history, "history", stage.id)
+    if hist.rows:  # a zoo model has no training history
+        history = pd.DataFrame(hist.rows).assign(stage_id=stage.id, step="train")
+        results.write_table(history, "history", stage.id)
     frame = pd.DataFrame([row])
     results.write_table(frame, "train", stage.id)
     return frame
+
+
+def _load_zoo_model(stage: TrainStage, splits: data_mod.Splits, dev: torch.device) -> tuple[torch.nn.Module, History]:
+    """The zoo's weights in place of training: epochs 0, the validation loss of the loaded model."""
+    start = time.perf_counter()
+    model = zoo.load(stage.model.arch, stage.data.dataset).to(dev)
+    hist = History(seconds=time.perf_counter() - start)
+    hist.best_val_loss, _ = evaluate(model, splits.val_x, splits.val_y)
+    return model, hist
 
 
 # --- prune -----------------------------------------------------------------------------------

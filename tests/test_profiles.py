@@ -7,15 +7,17 @@ import pytest
 from prunerob import sweep
 
 
-def test_paper_profile_is_the_original_grid():
+def test_paper_profile_is_the_original_grid_plus_two_robustbench_models():
     stages = sweep.expand(sweep.load_profile("paper"))
     kinds = Counter(s.kind for s in stages)
-    models = {("mnist", "cnn"), ("cifar10", "resnet8"), ("cifar10", "vgg11"), ("imagenette", "resnet18")}
+    original = {("mnist", "cnn"), ("cifar10", "resnet8"), ("cifar10", "vgg11"), ("imagenette", "resnet18")}
+    zoo = {("cifar10", "rb:Linf:Carmon2019Unlabeled"), ("cifar10", "rb:Linf:Standard")}
     prune = [s.params() for s in stages if s.kind == "prune"]
-    assert {(p["dataset"], p["arch"]) for p in prune} == models
+    assert {(p["dataset"], p["arch"]) for p in prune} == original | zoo
     assert {p["seed"] for p in prune} == set(range(5))
     assert len({(p["structure"], p["scope"], p["criterion"]) for p in prune}) == 12
-    assert kinds == {"train": 4 * 5, "prune": 4 * 5 * 12, "attack": 4 * 5 * 12 * 7 * 7}
+    # every model: 5 seeds x 12 methods x 7 CRs x 7 attacks
+    assert kinds == {"train": 6 * 5, "prune": 6 * 5 * 12, "attack": 6 * 5 * 12 * 7 * 7}
     attacks = {s.params()["attack"] for s in stages if s.kind == "attack"}
     # the original's attacks at their settings, and this study's default set
     assert {"linf_pgd", "l2_cw", "l0_bb"} <= attacks and {"linf_fmn", "l2_ddn", "l0_pgd", "l0_pgd_min"} <= attacks
