@@ -275,7 +275,7 @@ def methods_vs_original(frame: pd.DataFrame, title: str = "") -> alt.HConcatChar
     picker = _method_picker(methods)
     pick = alt.selection_point(fields=["method"], bind="legend")
     color = alt.Color("method:N", sort=methods, title="method (click to select)",
-                      scale=alt.Scale(scheme="tableau10"))
+                      scale=alt.Scale(scheme="tableau10"), legend=alt.Legend(symbolOpacity=1))
     dash = alt.StrokeDash("source:N", title="source", sort=sources,
                           scale=alt.Scale(domain=sources, range=[[1, 0], [5, 3], [2, 2]][:len(sources)]))
     tooltip = [alt.Tooltip("method:N"), alt.Tooltip("source:N"), alt.Tooltip("cr:Q", title="CR"),
@@ -319,8 +319,8 @@ def versus_original_by_eps(frame: pd.DataFrame, title: str = "", initial_eps: st
     picker = _eps_picker(order, name="eps_orig", initial=initial_eps)
     pick = alt.selection_point(fields=["source"], bind="legend")
     color = alt.Color("source:N", sort=sources, title="line (click to select)",
-                      scale=alt.Scale(scheme="category10"), legend=alt.Legend(labelLimit=520, orient="bottom",
-                                                                              columns=1))
+                      scale=alt.Scale(scheme="category10"), legend=alt.Legend(labelLimit=520, orient="bottom", columns=1,
+                                                                              symbolOpacity=1))
     base = alt.Chart(frame).transform_filter(alt.datum.epsilon == picker).encode(
         x=_cr_axis(), color=color, opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
     y = alt.Y("robust_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1]))
