@@ -257,3 +257,82 @@ def difference_vs_cr(diffs: pd.DataFrame, title: str = "", initial_eps: str | No
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="gray", strokeDash=[4, 3]).encode(y="y:Q")
     return alt.layer(zero, bars, points.add_params(pick, picker)).properties(
         width=520, height=300, title=title or "pruned minus dense robust accuracy")
+
+
+def _method_picker(methods: list[str], name: str = "method_pick") -> alt.Parameter:
+    """A dropdown over methods, 'all methods' first (the initial state, which static copies show)."""
+    return alt.param(name=name, value="all methods",
+                     bind=alt.binding_select(options=["all methods", *methods], name="method "))
+
+
+def methods_vs_original(frame: pd.DataFrame, title: str = "") -> alt.HConcatChart:
+    """Clean accuracy (left) and measured kept fraction of the prunable weights (right, log scale)
+    vs CR per pruning method: ours solid, the original's dashed with its range over runs as a band
+    (``frame``: rows of ``reference.methods_vs_original``). Pick a method in the dropdown or click
+    the legend (shift-click for more); hover for numbers."""
+    methods = sorted(frame["method"].unique())
+    sources = list(dict.fromkeys(frame["source"]))
+    picker = _method_picker(methods)
+    pick = alt.selection_point(fields=["method"], bind="legend")
+    color = alt.Color("method:N", sort=methods, title="method (click to select)",
+                      scale=alt.Scale(scheme="tableau10"), legend=alt.Legend(symbolOpacity=1))
+    dash = alt.StrokeDash("source:N", title="source", sort=sources,
+                          scale=alt.Scale(domain=sources, range=[[1, 0], [5, 3], [2, 2]][:len(sources)]))
+    tooltip = [alt.Tooltip("method:N"), alt.Tooltip("source:N"), alt.Tooltip("cr:Q", title="CR"),
+               alt.Tooltip("clean_acc:Q", format=".4f", title="clean accuracy (mean)"),
+               alt.Tooltip("clean_low:Q", format=".4f", title="clean accuracy min"),
+               alt.Tooltip("clean_high:Q", format=".4f", title="clean accuracy max"),
+               alt.Tooltip("n_kept:Q", format=",.0f", title="weights kept (mean)"),
+               alt.Tooltip("n_kept_low:Q", format=",.0f", title="weights kept min"),
+               alt.Tooltip("n_kept_high:Q", format=",.0f", title="weights kept max"),
+               alt.Tooltip("kept:Q", format=".4f", title="kept fraction"),
+               alt.Tooltip("n_runs:Q", title="runs")]
+    base = alt.Chart(frame).transform_filter(
+        "method_pick == 'all methods' || datum.method == method_pick").encode(
+        x=_cr_axis(), color=color, opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
+
+    def panel(y: str, low: str, high: str, axis: alt.Axis, scale: alt.Scale, panel_title: str, with_params: bool):
+        band = base.mark_area(opacity=0.15).encode(y=alt.Y(f"{low}:Q", axis=axis, scale=scale), y2=f"{high}:Q",
+                                                   opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03)))
+        lines = base.mark_line(point=True).encode(y=alt.Y(f"{y}:Q", axis=axis, scale=scale), strokeDash=dash,
+                                                  tooltip=tooltip)
+        if with_params:
+            lines = lines.add_params(pick)
+        return alt.layer(band, lines).properties(width=380, height=300, title=panel_title)
+
+    left = panel("clean_acc", "clean_low", "clean_high", ACC_AXIS, alt.Scale(domain=[0, 1]),
+                 "clean test accuracy", True)
+    right = panel("kept", "kept_low", "kept_high", alt.Axis(title="kept fraction of prunable weights (log scale)",
+                                                             format="~g"),
+                  alt.Scale(type="log"), "kept weights (measured)", False)
+    return alt.hconcat(left, right).add_params(picker).properties(
+        title=title or "clean accuracy and kept weights: reproduced vs original")
+
+
+def versus_original_by_eps(frame: pd.DataFrame, title: str = "", initial_eps: str | None = None) -> alt.LayerChart:
+    """Robust accuracy vs CR for the epsilon picked in a dropdown, one line per source (ours and the
+    original's, each named with its attack and the rule that turns distances into robustness);
+    the original's lines are dashed, with their range over runs as a band (``frame``: rows of
+    ``reference.robust_vs_original``). Click a legend entry to highlight a line; hover for numbers."""
+    frame, order = _with_eps_label(frame[frame["eps"] > 0])
+    sources = list(dict.fromkeys(frame.sort_values(["side", "source"], ascending=[False, True])["source"]))
+    picker = _eps_picker(order, name="eps_orig", initial=initial_eps)
+    pick = alt.selection_point(fields=["source"], bind="legend")
+    color = alt.Color("source:N", sort=sources, title="line (click to select)",
+                      scale=alt.Scale(scheme="category10"), legend=alt.Legend(labelLimit=520, orient="bottom", columns=1,
+                                                                              symbolOpacity=1))
+    base = alt.Chart(frame).transform_filter(alt.datum.epsilon == picker).encode(
+        x=_cr_axis(), color=color, opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
+    y = alt.Y("robust_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1]))
+    band = base.transform_filter(alt.datum.side == "original").mark_area(opacity=0.15).encode(
+        y=alt.Y("low:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1])), y2="high:Q",
+        opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03)))
+    lines = base.mark_line(point=True).encode(
+        y=y, strokeDash=alt.condition("datum.side == 'original'", alt.value([5, 3]), alt.value([1, 0])),
+        tooltip=[alt.Tooltip("source:N", title="line"), alt.Tooltip("epsilon:N"), alt.Tooltip("cr:Q", title="CR"),
+                 alt.Tooltip("robust_acc:Q", format=".3f", title="robust accuracy (mean)"),
+                 alt.Tooltip("low:Q", format=".3f", title="min over runs"),
+                 alt.Tooltip("high:Q", format=".3f", title="max over runs"),
+                 alt.Tooltip("n_runs:Q", title="runs")])
+    return alt.layer(band, lines.add_params(pick, picker)).properties(
+        width=520, height=320, title=title or "robust accuracy vs CR: reproduced vs original")

@@ -98,3 +98,131 @@ def load() -> pd.DataFrame:
     """The committed summary (empty if it was never written)."""
     frame = results.read_table_file(reference_path())
     return frame if frame is not None else pd.DataFrame()
+
+
+# --- The original beside the reproduction -------------------------------------------------------
+
+METHOD_KEYS = ["dataset", "arch", "structure", "scope", "criterion"]
+RULES = {  # how a per-sample minimal distance d becomes "robust at eps"
+    "original": "d ≥ eps robust (the original's rule)",
+    "threat_model": "d > eps robust (threat model)",
+}
+ATTACK_NAMES = {"linf_pgd": "Linf PGD-40", "l2_cw": "C&W L2", "l0_bb": "Brendel-Bethge L0"}
+
+
+def per_cr(ref: pd.DataFrame) -> pd.DataFrame:
+    """The original's runs summarized per method, attack, epsilon, rule and CR: the mean of robust
+    (or, for ``attack == "clean"``, clean) accuracy with its range over runs (``low``, ``high``), the
+    same for clean accuracy and for the kept fraction of the prunable weights, and ``n_runs``."""
+    keys = [*METHOD_KEYS, "attack", "norm", "eps", "rule", "cr"]
+    if not len(ref):
+        return pd.DataFrame(columns=[*keys, "robust_acc", "low", "high", "clean_acc", "clean_low", "clean_high",
+                                     "n_kept", "n_kept_low", "n_kept_high", "n_prunable", "kept", "kept_low",
+                                     "kept_high", "n_runs"])
+    out = ref.groupby(keys, as_index=False, sort=True).agg(
+        robust_acc=("robust_acc", "mean"), low=("robust_acc", "min"), high=("robust_acc", "max"),
+        clean_acc=("clean_acc", "mean"), clean_low=("clean_acc", "min"), clean_high=("clean_acc", "max"),
+        n_kept=("n_kept", "mean"), n_kept_low=("n_kept", "min"), n_kept_high=("n_kept", "max"),
+        n_prunable=("n_prunable", "first"), n_runs=("robust_acc", "size"))
+    for col, src in (("kept", "n_kept"), ("kept_low", "n_kept_low"), ("kept_high", "n_kept_high")):
+        out[col] = out[src] / out["n_prunable"]
+    return out
+
+
+def methods_vs_original(prune: pd.DataFrame, summary: pd.DataFrame, ours_label: str = "reproduced",
+                        original_label: str = "original (mean, range over runs)") -> pd.DataFrame:
+    """Clean accuracy and kept weights per method and CR, ours beside the original's, long format
+    (one row per method, CR and ``source``), for every method the original ran.
+
+    ``prune``: our prune rows (seeds averaged; ``low``/``high`` are their range); ``summary``:
+    :func:`per_cr` rows. Our structured runs with ``prune_dense_neurons`` are left out: the
+    original's structured pruning left dense layers dense."""
+    theirs = summary[summary["attack"] == "clean"]
+    if "prune_dense_neurons" in prune:
+        prune = prune[~prune["prune_dense_neurons"].fillna(False).astype(bool)]
+    mine = prune.merge(theirs[METHOD_KEYS].drop_duplicates(), on=METHOD_KEYS)
+    cols = ["method", *METHOD_KEYS, "cr"]
+    mine = mine.assign(method=_label(mine)).groupby(cols, as_index=False).agg(
+        clean_acc=("clean_acc", "mean"), clean_low=("clean_acc", "min"), clean_high=("clean_acc", "max"),
+        n_kept=("n_kept", "mean"), n_kept_low=("n_kept", "min"), n_kept_high=("n_kept", "max"),
+        n_prunable=("n_prunable", "first"), n_runs=("clean_acc", "size"))
+    for col, src in (("kept", "n_kept"), ("kept_low", "n_kept_low"), ("kept_high", "n_kept_high")):
+        mine[col] = mine[src] / mine["n_prunable"]
+    theirs = theirs.assign(method=_label(theirs))
+    keep = [*cols, "clean_acc", "clean_low", "clean_high", "n_kept", "n_kept_low", "n_kept_high", "n_prunable",
+            "kept", "kept_low", "kept_high", "n_runs"]
+    return pd.concat([mine[keep].assign(source=ours_label), theirs[keep].assign(source=original_label)],
+                     ignore_index=True)
+
+
+def _label(frame: pd.DataFrame) -> pd.Series:
+    return frame["scope"] + " " + frame["criterion"] + " " + frame["structure"]
+
+
+def _eps_key(eps: pd.Series) -> pd.Series:
+    return eps.astype(float).round(9)
+
+
+def robust_vs_original(worst: pd.DataFrame, attack: pd.DataFrame, summary: pd.DataFrame, norm: str, *,
+                       same_attack: str | None = None, rules: tuple[str, ...] = ("original", "threat_model"),
+                       original_rule_minimal: bool = False) -> pd.DataFrame:
+    """Robust accuracy vs CR for one norm, the original's lines beside ours, long format with a
+    ``source`` that names the attack and the rule every line uses.
+
+    ``worst``: ``evaluate.worst_case`` rows (ours, threat model: a sample is robust at eps only if
+    no attack of the norm found an example within eps); ``attack``: our attack table rows of the
+    same slice (for ``same_attack``, our run of the original's attack, and, with
+    ``original_rule_minimal``, our minimal attacks counted by the original's rule, d >= eps, from
+    the column ``robust_acc_original_rule``); ``summary``: :func:`per_cr` rows of the matching
+    slice. Only epsilons both studies ran are kept; ``low``/``high`` is the original's range over
+    runs (ours: seeds). Empty when we have no result for the norm."""
+    cols = ["source", "side", "rule", "cr", "eps", "norm", "robust_acc", "low", "high", "n_runs"]
+    theirs = summary[(summary["norm"] == norm) & (summary["attack"] != "clean")]
+    worst = worst[(worst["norm"] == norm) & (worst["eps"] > 0)] if len(worst) else worst
+    if not len(worst) or not len(theirs):
+        return pd.DataFrame(columns=cols)
+    shared = set(_eps_key(worst["eps"])) & set(_eps_key(theirs["eps"]))
+    parts = []
+
+    def ours(rows: pd.DataFrame, source: str, rule: str, value: str = "robust_acc") -> None:
+        rows = rows[_eps_key(rows["eps"]).isin(shared)]
+        if not len(rows):
+            return
+        agg = rows.groupby(["cr", "eps", "norm"], as_index=False)[value].agg(
+            robust_acc="mean", low="min", high="max", n_runs="size")
+        parts.append(agg.assign(source=source, side="reproduced", rule=rule))
+
+    names = " + ".join(sorted(worst["attacks"].iloc[0].split("+"))) if "attacks" in worst else norm
+    ours(worst, f"reproduced: worst case over {names}, {RULES['threat_model']}", "threat_model")
+    mine = attack[(attack["norm"] == norm) & (attack["eps"] > 0)] if len(attack) else attack
+    if same_attack is not None and len(mine):
+        ours(mine[mine["attack"] == same_attack], f"reproduced: {same_attack} alone", "")
+    if original_rule_minimal and len(mine) and "robust_acc_original_rule" in mine:
+        for name, rows in mine[mine["kind"] == "minimal"].groupby("attack"):
+            ours(rows, f"reproduced: {name}, {RULES['original']}", "original", "robust_acc_original_rule")
+    theirs = theirs[_eps_key(theirs["eps"]).isin(shared)]
+    for rule, rows in theirs.groupby("rule", sort=False):
+        if rule and rule not in rules:
+            continue
+        what = ATTACK_NAMES.get(rows["attack"].iloc[0], rows["attack"].iloc[0])
+        runs = f"mean of {int(rows['n_runs'].min())}-{int(rows['n_runs'].max())} runs" \
+            if rows["n_runs"].nunique() > 1 else f"mean of {int(rows['n_runs'].iloc[0])} runs"
+        source = f"original: {what}, {RULES[rule]} ({runs})" if rule else f"original: {what} ({runs})"
+        parts.append(rows[["cr", "eps", "norm", "robust_acc", "low", "high", "n_runs"]].assign(
+            source=source, side="original", rule=rule))
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(parts, ignore_index=True)[cols]
+
+
+def gaps(frame: pd.DataFrame, ours: str, original: str) -> pd.DataFrame:
+    """Per CR and epsilon: one of our lines (source ``ours``) minus one of the original's (source
+    ``original``) in a :func:`robust_vs_original` frame, and whether ours lies inside the original's
+    range over runs. Only points both lines have."""
+    a = frame[frame["source"] == ours][["cr", "eps", "norm", "robust_acc"]]
+    b = frame[frame["source"] == original][["cr", "eps", "robust_acc", "low", "high", "n_runs"]]
+    out = a.merge(b.rename(columns={"robust_acc": "original"}), on=["cr", "eps"]).rename(
+        columns={"robust_acc": "ours"})
+    out["diff"] = out["ours"] - out["original"]
+    out["inside"] = (out["ours"] >= out["low"] - 1e-12) & (out["ours"] <= out["high"] + 1e-12)
+    return out.sort_values(["eps", "cr"]).reset_index(drop=True)

@@ -1,0 +1,99 @@
+"""The original beside the reproduction: per-CR summaries over runs, the rule every line uses, and
+the charts that show both (prunerob.reference, prunerob.charts)."""
+
+import pandas as pd
+import pytest
+
+from prunerob import charts, reference
+
+from test_charts import _bound_params
+
+SLICE = dict(dataset="mnist", arch="cnn", structure="unstructured", scope="global", criterion="magnitude")
+
+
+def _ref_rows():
+    """Two runs of the original: clean rows, Linf PGD, and L0 with both rules."""
+    rows = []
+    for run, shift in ((0, 0.0), (1, 0.1)):
+        for cr in (1.0, 2.0):
+            base = {**SLICE, "run": run, "cr": cr, "clean_acc": 0.99 - shift / 10, "n_prunable": 100,
+                    "n_kept": int(100 / cr) + run}
+            rows.append({**base, "attack": "clean", "norm": "", "eps": 0.0, "rule": "", "robust_acc": base["clean_acc"]})
+            rows.append({**base, "attack": "linf_pgd", "norm": "Linf", "eps": 2 / 255, "rule": "",
+                         "robust_acc": 0.9 - shift})
+            for rule, acc in (("original", 0.6), ("threat_model", 0.5)):
+                rows.append({**base, "attack": "l0_bb", "norm": "L0", "eps": 4.0, "rule": rule, "robust_acc": acc - shift})
+    return pd.DataFrame(rows)
+
+
+def _ours():
+    worst = pd.DataFrame([{"prune_id": "p", "cr": cr, "norm": "L0", "eps": eps, "robust_acc": 0.4, "n": 10,
+                           "attacks": "l0_pgd+l0_pgd_min"} for cr in (1.0, 2.0) for eps in (4.0, 5.0)])
+    attack = pd.DataFrame([{"attack": name, "kind": kind, "norm": "L0", "cr": cr, "eps": 4.0, "robust_acc": 0.4,
+                            "robust_acc_original_rule": 0.55 if kind == "minimal" else 0.4}
+                           for cr in (1.0, 2.0) for name, kind in (("l0_pgd", "fixed"), ("l0_pgd_min", "minimal"))])
+    return worst, attack
+
+
+def test_per_cr_gives_mean_and_range_over_runs():
+    s = reference.per_cr(_ref_rows())
+    pgd = s[(s["attack"] == "linf_pgd") & (s["cr"] == 1.0)].iloc[0]
+    assert pgd["robust_acc"] == pytest.approx(0.85)
+    assert (pgd["low"], pgd["high"], pgd["n_runs"]) == (pytest.approx(0.8), pytest.approx(0.9), 2)
+    clean = s[(s["attack"] == "clean") & (s["cr"] == 2.0)].iloc[0]
+    assert (clean["n_kept_low"], clean["n_kept_high"]) == (50, 51)
+    assert clean["kept"] == pytest.approx(0.505)
+    # the two L0 rules stay apart
+    assert set(s[s["attack"] == "l0_bb"]["rule"]) == {"original", "threat_model"}
+    assert len(reference.per_cr(pd.DataFrame())) == 0
+
+
+def test_methods_vs_original_matches_methods_and_drops_dense_neuron_variants():
+    prune = pd.DataFrame([{**SLICE, "prune_dense_neurons": False, "cr": cr, "clean_acc": 0.98, "n_kept": 100 / cr,
+                           "n_prunable": 100} for cr in (1.0, 2.0)]
+                         + [{**SLICE, "structure": "filter", "prune_dense_neurons": True, "cr": 1.0, "clean_acc": 0.9,
+                             "n_kept": 100, "n_prunable": 100}])
+    frame = reference.methods_vs_original(prune, reference.per_cr(_ref_rows()), ours_label="ours")
+    assert set(frame["method"]) == {"global magnitude unstructured"}
+    assert frame.groupby("source").size().to_dict() == {"ours": 2, "original (mean, range over runs)": 2}
+    params = _bound_params(charts.methods_vs_original(frame).to_dict())
+    picker = next(p for p in params if p["name"] == "method_pick")
+    assert picker["bind"]["options"] == ["all methods", "global magnitude unstructured"]
+    assert any(p.get("bind") == "legend" for p in params)
+
+
+def test_robust_vs_original_names_the_rule_of_every_line_and_keeps_shared_eps():
+    worst, attack = _ours()
+    frame = reference.robust_vs_original(worst, attack, reference.per_cr(_ref_rows()), "L0",
+                                         original_rule_minimal=True)
+    assert set(frame["eps"]) == {4.0}  # 5 pixels: only ours ran it
+    by_source = frame.groupby("source")["robust_acc"].first()
+    theirs = {s: v for s, v in by_source.items() if s.startswith("original")}
+    assert len(theirs) == 2 and all("d ≥ eps" in s or "d > eps" in s for s in theirs)
+    assert [v for s, v in theirs.items() if "d ≥ eps" in s][0] == pytest.approx(0.55)
+    assert [v for s, v in theirs.items() if "d > eps" in s][0] == pytest.approx(0.45)
+    mine = {s: v for s, v in by_source.items() if s.startswith("reproduced")}
+    assert mine == {"reproduced: worst case over l0_pgd + l0_pgd_min, d > eps robust (threat model)": 0.4,
+                    "reproduced: l0_pgd_min, d ≥ eps robust (the original's rule)": 0.55}
+    only_threat = reference.robust_vs_original(worst, attack, reference.per_cr(_ref_rows()), "L0",
+                                               rules=("threat_model",))
+    assert not only_threat["source"].str.contains("original's rule").any()
+
+
+def test_robust_vs_original_is_empty_for_a_norm_without_results():
+    worst, attack = _ours()
+    assert len(reference.robust_vs_original(worst.iloc[:0], attack.iloc[:0], reference.per_cr(_ref_rows()), "L0")) == 0
+    assert len(reference.robust_vs_original(worst, attack, reference.per_cr(_ref_rows()), "L2")) == 0
+
+
+def test_gaps_and_chart():
+    worst, attack = _ours()
+    frame = reference.robust_vs_original(worst, attack, reference.per_cr(_ref_rows()), "L0")
+    ours = [s for s in frame["source"].unique() if s.startswith("reproduced")][0]
+    theirs = [s for s in frame["source"].unique() if "d > eps" in s and s.startswith("original")][0]
+    g = reference.gaps(frame, ours, theirs)
+    assert len(g) == 2 and g["diff"].tolist() == pytest.approx([-0.05, -0.05])
+    assert g["inside"].all()  # 0.4 lies in the original's range [0.4, 0.5]
+    params = _bound_params(charts.versus_original_by_eps(frame).to_dict())
+    assert any(p.get("bind") == "legend" for p in params)
+    assert next(p for p in params if p["name"] == "eps_orig")["bind"]["options"] == ["4"]
