@@ -163,15 +163,20 @@ def _l0_pgd_min(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: in
     return best
 
 
-def _linf_apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int, n_restarts: int,
-               loss: str) -> torch.Tensor:
-    """torchattacks' APGD (Croce and Hein 2020): step-size free PGD, the usual stronger check."""
-    import torchattacks
+def _apgd(norm: str) -> Callable[..., torch.Tensor]:
+    """torchattacks' APGD (Croce and Hein 2020) in one norm: step-size free PGD that keeps the best
+    point it visited, the usual stronger check of a fixed-budget evaluation."""
 
-    if eps == 0:
-        return x.clone()
-    atk = torchattacks.APGD(model, norm="Linf", eps=eps, steps=steps, n_restarts=n_restarts, loss=loss, seed=0)
-    return atk(x, y).detach()
+    def run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int, n_restarts: int,
+            loss: str) -> torch.Tensor:
+        import torchattacks
+
+        if eps == 0:
+            return x.clone()
+        atk = torchattacks.APGD(model, norm=norm, eps=eps, steps=steps, n_restarts=n_restarts, loss=loss, seed=0)
+        return atk(x, y).detach()
+
+    return run
 
 
 ATTACKS: dict[str, AttackInfo] = {
@@ -186,7 +191,7 @@ ATTACKS: dict[str, AttackInfo] = {
         reference="madry2018",
     ),
     "linf_apgd": AttackInfo(
-        name="linf_apgd", norm="Linf", kind="fixed", library="torchattacks", run=_linf_apgd,
+        name="linf_apgd", norm="Linf", kind="fixed", library="torchattacks", run=_apgd("Linf"),
         presets={"default": {"steps": 100, "n_restarts": 1, "loss": "ce"},
                  "strong": {"steps": 100, "n_restarts": 5, "loss": "ce"}},
         description="Auto-PGD with cross-entropy loss (Croce and Hein 2020), the stronger Linf check",
@@ -201,6 +206,13 @@ ATTACKS: dict[str, AttackInfo] = {
         },
         description="Projected gradient descent in the L2 ball (Madry et al. 2018)",
         reference="madry2018",
+    ),
+    "l2_apgd": AttackInfo(
+        name="l2_apgd", norm="L2", kind="fixed", library="torchattacks", run=_apgd("L2"),
+        presets={"default": {"steps": 100, "n_restarts": 1, "loss": "ce"},
+                 "strong": {"steps": 100, "n_restarts": 5, "loss": "ce"}},
+        description="Auto-PGD in the L2 ball with cross-entropy loss (Croce and Hein 2020), the stronger L2 check",
+        reference="croce2020",
     ),
     "linf_fmn": AttackInfo(
         name="linf_fmn", norm="Linf", kind="minimal", library="foolbox", run=_foolbox_minimal("LInfFMNAttack"),

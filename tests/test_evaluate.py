@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from prunerob import attacks
 from prunerob import evaluate as ev
 from prunerob.spec import AttackSpec
 
@@ -138,15 +139,57 @@ def test_worst_case_for_a_norm_with_only_minimal_attacks_uses_the_given_grid():
 
 
 @pytest.mark.slow
-def test_apgd_is_no_weaker_than_pgd(trained_cnn, samples):
+@pytest.mark.parametrize("pgd,apgd,eps", [("linf_pgd", "linf_apgd", 16 / 255), ("l2_pgd", "l2_apgd", 1.5)])
+def test_apgd_is_no_weaker_than_pgd(trained_cnn, samples, pgd, apgd, eps):
     x, y = samples[0][:100], samples[1][:100]
     acc = {}
-    for attack in ("linf_pgd", "linf_apgd"):
-        res = ev.attack_curve(trained_cnn, x, y, AttackSpec(attack=attack, eps=(16 / 255,), n_samples=100),
+    for attack in (pgd, apgd):
+        res = ev.attack_curve(trained_cnn, x, y, AttackSpec(attack=attack, eps=(eps,), n_samples=100),
                               (1, 28, 28))
         assert res.checks["passed"].all(), res.checks
-        acc[attack] = res.curve.set_index("eps").loc[16 / 255, "robust_acc"]
-    assert acc["linf_apgd"] <= acc["linf_pgd"] + 0.02
+        acc[attack] = res.curve.set_index("eps").loc[eps, "robust_acc"]
+    assert acc[apgd] <= acc[pgd] + 0.02
+
+
+def _agreement_rows(accs: dict[str, float], minimal_acc: float) -> pd.DataFrame:
+    rows = [{"prune_id": "p", "cr": 1.0, "norm": "L2", "attack": a, "kind": "fixed", "eps": 1.0, "robust_acc": v}
+            for a, v in accs.items()]
+    rows.append({"prune_id": "p", "cr": 1.0, "norm": "L2", "attack": "l2_ddn", "kind": "minimal", "eps": 1.0,
+                 "robust_acc": minimal_acc})
+    rows.append({"prune_id": "p", "cr": 1.0, "norm": "L2", "attack": "l2_ddn", "kind": "minimal", "eps": 2.0,
+                 "robust_acc": 0.0})  # no fixed attack at 2.0: nothing to compare
+    return pd.DataFrame(rows)
+
+
+def test_agreement_is_decided_by_the_strongest_fixed_attack_and_keeps_every_gap():
+    ag = ev.fixed_minimal_agreement(_agreement_rows({"l2_pgd": 0.40, "l2_apgd": 0.27}, 0.25))
+    assert len(ag) == 2 and set(ag["eps"]) == {1.0}
+    assert ag.set_index("fixed")["gap"].to_dict() == pytest.approx({"l2_pgd": 0.15, "l2_apgd": 0.02})
+    assert ag.set_index("fixed")["strongest"].to_dict() == {"l2_pgd": False, "l2_apgd": True}
+    assert ag["agree"].all()  # the weak preset's gap is shown, the norm's two kinds agree
+
+
+@pytest.mark.parametrize("accs,minimal", [({"l2_pgd": 0.40}, 0.25),  # only a weak fixed attack
+                                          ({"l2_pgd": 0.20, "l2_apgd": 0.10}, 0.25)])  # a weak minimal one
+def test_agreement_fails_when_either_kind_is_weak(accs, minimal):
+    ag = ev.fixed_minimal_agreement(_agreement_rows(accs, minimal))
+    assert not ag["agree"].any()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixed,minimal,eps", [("linf_apgd", "linf_fmn", (0.1, 0.2)),
+                                               ("l2_apgd", "l2_ddn", (1.0, 1.5, 2.0))])
+def test_the_default_fixed_and_minimal_attacks_agree_on_a_real_cnn(trained_cnn, samples, fixed, minimal, eps):
+    x, y = samples[0][:200], samples[1][:200]
+    rows = []
+    for attack in (fixed, minimal):
+        res = ev.attack_curve(trained_cnn, x, y, AttackSpec(attack=attack, eps=eps, n_samples=200), (1, 28, 28))
+        assert res.checks["passed"].all(), res.checks
+        info = attacks.get(attack)
+        rows.append(res.curve.assign(prune_id="p", cr=1.0, norm=info.norm, attack=attack, kind=info.kind))
+    ag = ev.fixed_minimal_agreement(pd.concat(rows))
+    assert len(ag) == len(eps) + 1  # and eps 0
+    assert ag["agree"].all(), ag
 
 
 def test_l0_projection_keeps_at_most_k_pixels_inside_the_box():
