@@ -123,7 +123,7 @@ def attack_sets() -> dict[str, dict[str, list]]:
     from prunerob.spec import PAPER_LINF_EPS, AttackSpec
 
     return {
-        "default": {"Linf": [AttackSpec(attack="linf_fmn", eps=PAPER_LINF_EPS)],
+        "default": {"Linf": [AttackSpec(attack="linf_fmn", preset="strong", eps=PAPER_LINF_EPS)],
                     "L2": [AttackSpec(attack="l2_ddn", eps=L2_EPS)],
                     "L0": [AttackSpec(attack="l0_pgd_min", eps=L0_EPS), AttackSpec(attack="l0_pgd", eps=L0_EPS)]},
         "original": {"Linf": [AttackSpec(attack="linf_pgd", eps=PAPER_LINF_EPS)],
@@ -157,7 +157,8 @@ def bench_attacks(model, x, y, input_shape, batch_size: int = 500, sets: dict | 
             worst = ev.worst_case(samples, {norm: grid})
             dist = ev.min_distance(samples)["distance"]
             out[name][norm] = {
-                "attacks": [s.attack for s in specs], "seconds": seconds,
+                "attacks": [s.attack for s in specs],
+                "presets": [s.preset or next(iter(attacks.get(s.attack).presets)) for s in specs], "seconds": seconds,
                 "robust_acc": dict(zip(map(float, worst["eps"]), map(float, worst["robust_acc"]))),
                 "median_distance": float(dist.median()), "checks_passed": passed}
     if {"default", "original"} <= set(out):
