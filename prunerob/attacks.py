@@ -140,18 +140,23 @@ def _l0_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, s
 
 
 def _l0_pgd_min(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, step_size: float,
-                restarts: int, random_start: bool) -> torch.Tensor:
-    """Minimal L0 from PGD_0: a per-sample binary search over the number of pixels k; returns the
-    candidate at the smallest k where PGD_0 succeeded (the input itself where it never did)."""
+                restarts: int, random_start: bool, first_k: int = 1) -> torch.Tensor:
+    """Minimal L0 from PGD_0: a per-sample search over the number of pixels k (``first_k``, then
+    doubling until the first success, then bisection); returns the candidate at the smallest k where
+    PGD_0 succeeded (the input itself where it never did)."""
     n_pixels = x[0, 0].numel()
     lo = torch.zeros(len(x), dtype=torch.long, device=x.device)  # PGD_0 failed (or k = 0)
     hi = torch.full_like(lo, n_pixels + 1)  # succeeded (n_pixels + 1: not yet)
     best = x.clone()
+    first = True
     while bool((hi - lo > 1).any()):
         todo = (hi - lo > 1).nonzero().flatten()
         mid = (lo[todo] + hi[todo].clamp(max=n_pixels)) // 2
         mid = torch.where(hi[todo] > n_pixels, torch.minimum(2 * lo[todo] + 1, torch.full_like(mid, n_pixels)),
                           mid.clamp(min=lo[todo] + 1))  # doubling until the first success
+        if first:
+            mid = torch.full_like(mid, min(max(first_k, 1), n_pixels))
+            first = False
         cand, ok = _pgd0_core(model, x[todo], y[todo], mid, steps=steps, step_size=step_size, restarts=restarts,
                               random_start=random_start)
         hi[todo[ok]] = mid[ok]
@@ -254,9 +259,12 @@ ATTACKS: dict[str, AttackInfo] = {
     ),
     "l0_pgd_min": AttackInfo(
         name="l0_pgd_min", norm="L0", kind="minimal", library="prunerob", run=_l0_pgd_min,
-        presets={"default": {"steps": 100, "step_size": 120000 / 255, "restarts": 1, "random_start": True}},
-        description="PGD_0 with a per-sample search over the number of pixels (doubling, then bisection): "
-                    "a minimal L0 attack as strong as PGD_0 at every budget it tried",
+        # first_k 8: the search starts at 8 pixels, not 1 (the same distances in 0.56 of the model
+        # calls on the dense MNIST CNN: rounds at 1 and 3 pixels fail for almost every image)
+        presets={"default": {"steps": 100, "step_size": 120000 / 255, "restarts": 1, "random_start": True,
+                             "first_k": 8}},
+        description="PGD_0 with a per-sample search over the number of pixels (from first_k, doubling, then "
+                    "bisection): a minimal L0 attack as strong as PGD_0 at every budget it tried",
         reference="croce2019",
     ),
     "l0_fmn": AttackInfo(

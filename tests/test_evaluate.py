@@ -117,6 +117,25 @@ def test_minimal_attacks_give_verified_curves(trained_cnn, samples, attack, eps)
         assert curve.set_index("eps").loc[e, "robust_acc"] == pytest.approx((s["distance"] > e).mean())
 
 
+@pytest.mark.parametrize("first_k", [8, 1000])  # 1000: more than the image's 784 pixels, clamped
+def test_l0_pgd_min_search_start_changes_the_cost_not_the_distances(trained_cnn, samples, first_k):
+    from prunerob.attacks import _l0_pgd_min
+
+    x, y = samples[0][:60], samples[1][:60]
+    params = {**attacks.get("l0_pgd_min").presets["default"]}
+    params.pop("first_k")
+    dist = {}
+    for k in (1, first_k):
+        adv = _l0_pgd_min(trained_cnn, x, y, **params, first_k=k)
+        with torch.no_grad():
+            broken = trained_cnn(adv).argmax(1) != y
+        dist[k] = torch.where(broken, ev.distances(x, adv, "L0"), torch.tensor(float("inf")))
+    assert torch.isfinite(dist[first_k]).float().mean() >= 0.95
+    # the same smallest budget for nearly every image (PGD_0 from another start may differ by a pixel)
+    assert ((dist[1] - dist[first_k]).abs() <= 1).float().mean() >= 0.9
+    assert dist[first_k].median() <= dist[1].median() + 1
+
+
 def test_worst_case_counts_a_sample_robust_only_if_every_attack_failed():
     base = {"prune_id": "p", "cr": 1.0, "norm": "Linf", "label": 0, "clean_pred": 0}
     rows = []
