@@ -250,8 +250,10 @@ ATTACKS: dict[str, AttackInfo] = {
     "l0_pgd": AttackInfo(
         name="l0_pgd", norm="L0", kind="fixed", library="prunerob", run=_l0_pgd,
         presets={
-            # step size from Croce and Hein's code (120000/255 with L1-normalized gradients)
-            "default": {"steps": 100, "step_size": 120000 / 255, "restarts": 1, "random_start": True},
+            # step size from Croce and Hein's code (120000/255 with L1-normalized gradients); two runs of
+            # 50 steps (the second from a random start) beat one of 100 at the same cost on the dense
+            # MNIST CNN: robust accuracy at 4 / 8 / 12 pixels 0.81 / 0.39 / 0.06 against 0.84 / 0.42 / 0.09
+            "default": {"steps": 50, "step_size": 120000 / 255, "restarts": 2, "random_start": True},
             "strong": {"steps": 100, "step_size": 120000 / 255, "restarts": 5, "random_start": True},
         },
         description="PGD in the L0 ball of changed pixels, projected onto the box (Croce and Hein 2019)",
@@ -261,8 +263,8 @@ ATTACKS: dict[str, AttackInfo] = {
         name="l0_pgd_min", norm="L0", kind="minimal", library="prunerob", run=_l0_pgd_min,
         # first_k 8: the search starts at 8 pixels, not 1 (the same distances in 0.56 of the model
         # calls on the dense MNIST CNN: rounds at 1 and 3 pixels fail for almost every image)
-        presets={"default": {"steps": 100, "step_size": 120000 / 255, "restarts": 1, "random_start": True,
-                             "first_k": 8}},
+        presets={"default": {"steps": 50, "step_size": 120000 / 255, "restarts": 2, "random_start": True,
+                             "first_k": 8}},  # as l0_pgd's default
         description="PGD_0 with a per-sample search over the number of pixels (from first_k, doubling, then "
                     "bisection): a minimal L0 attack as strong as PGD_0 at every budget it tried",
         reference="croce2019",

@@ -120,12 +120,15 @@ L0_EPS = (1, 2, 4, 8, 12, 16, 24, 32)
 
 
 def attack_sets() -> dict[str, dict[str, list]]:
+    """The default set (one minimal attack per norm: one run gives the whole curve) and the original's
+    (PGD-40 at each eps, C&W and Brendel-Bethge at its settings).  The ``cpu`` profile runs fixed-budget
+    checks beside the default set (APGD, PGD_0, the original's PGD presets); they are not part of it."""
     from prunerob.spec import PAPER_LINF_EPS, AttackSpec
 
     return {
         "default": {"Linf": [AttackSpec(attack="linf_fmn", preset="strong", eps=PAPER_LINF_EPS)],
                     "L2": [AttackSpec(attack="l2_ddn", eps=L2_EPS)],
-                    "L0": [AttackSpec(attack="l0_pgd_min", eps=L0_EPS), AttackSpec(attack="l0_pgd", eps=L0_EPS)]},
+                    "L0": [AttackSpec(attack="l0_pgd_min", eps=L0_EPS)]},
         "original": {"Linf": [AttackSpec(attack="linf_pgd", eps=PAPER_LINF_EPS)],
                      "L2": [AttackSpec(attack="l2_cw", eps=L2_EPS)],
                      "L0": [AttackSpec(attack="l0_bb", eps=L0_EPS)]},
