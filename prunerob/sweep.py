@@ -234,7 +234,7 @@ def _describe(stage) -> str:
     if stage.kind != "train":
         what += f" {p['structure']} {p['scope']} {p['criterion']}" + (" +dense" if p.get("prune_dense_neurons") else "")
     if stage.kind == "attack":
-        what += f" CR {p['cr']:g} {p['attack']}"
+        what += f" CR {p['cr']:g} {p['attack']}" + (f" (crafted at CR {p['source_cr']:g})" if p.get("source_cr") else "")
     return what
 
 
