@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--workers", type=int, default=1, help="local pool size (default 1: torch uses every core)")
     sw.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     sw.add_argument("--dry-run", action="store_true", help="list the stages that would run, run none")
+    sw.add_argument("--only", type=_param, action="append", default=[], metavar="NAME=VALUE",
+                    help="run only the profile's stages with this parameter value (and what they need); "
+                         "repeat to narrow, e.g. --only arch=mlp --only training=standard")
 
     st = sub.add_parser("stage", help="run one stage notebook with parameters (as papermill would)")
     st.add_argument("kind", help="train, prune or attack")
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             from prunerob import sweep
 
             summary = sweep.run(args.profile, workers=args.workers, scheduler=args.scheduler,
-                                device=args.device, dry_run=args.dry_run)
+                                device=args.device, dry_run=args.dry_run, only=dict(args.only))
             return 1 if summary.failed or summary.blocked else 0
         if args.command == "stage":
             from prunerob import sweep

@@ -31,7 +31,9 @@ STRUCTURES = ("unstructured", "kernel", "filter")
 SCOPES = ("global", "local")
 CRITERIA = ("magnitude", "random")
 SCHEDULES = ("cumulative", "oneshot")
-TRAININGS = ("standard",)
+# "pgd": PGD adversarial training (Madry et al. 2018) in Linf, also used for fine-tuning after pruning.
+TRAININGS = ("standard", "pgd")
+FINETUNE_TRAININGS = ("same", "standard")
 NORMS = ("L0", "L2", "Linf")
 KINDS = ("fixed", "minimal")
 DEFAULT_CRS = (1, 2, 4, 8, 16, 32, 64)
@@ -135,6 +137,12 @@ class TrainSpec(_Spec):
 
     ``patience`` 0 means the data set's default (5 for MNIST-size data, 15 with ReduceLROnPlateau
     for CIFAR-10 and Imagenette).
+
+    ``training="pgd"``: PGD adversarial training (Madry et al. 2018): every training batch is
+    replaced by its Linf PGD adversarial examples (radius ``adv_eps`` in [0, 1] pixel units,
+    ``adv_steps`` steps of ``adv_step_size``, 0 meaning Madry's 2.5 * eps / steps, from a random
+    start); early stopping watches the loss on PGD examples of the validation split (robust
+    early stopping, Rice et al. 2020).  The ``adv_*`` fields belong to PGD training only.
     """
 
     seed: int = 0
@@ -143,6 +151,9 @@ class TrainSpec(_Spec):
     max_epochs: int = 100
     patience: int = 0
     training: str = "standard"
+    adv_eps: float = 0.0
+    adv_steps: int = 10
+    adv_step_size: float = 0.0
 
     def validate(self) -> None:
         _positive("seed", self.seed, integer=True, allow_zero=True)
@@ -151,6 +162,25 @@ class TrainSpec(_Spec):
         _positive("max_epochs", self.max_epochs, integer=True)
         _positive("patience", self.patience, integer=True, allow_zero=True)
         _choice("training", self.training, TRAININGS)
+        _positive("adv_eps", self.adv_eps, allow_zero=True)
+        _positive("adv_steps", self.adv_steps, integer=True)
+        _positive("adv_step_size", self.adv_step_size, allow_zero=True)
+        if self.training == "pgd":
+            if not 0 < self.adv_eps <= 1:
+                raise SpecError(f"adv_eps={self.adv_eps!r} must be in (0, 1] for training='pgd' "
+                                "(the Linf radius in [0, 1] pixel units, e.g. 0.3 for MNIST)")
+        elif (self.adv_eps, self.adv_steps, self.adv_step_size) != (0.0, 10, 0.0):
+            raise SpecError(f"adv_eps, adv_steps and adv_step_size apply to training='pgd' only, not "
+                            f"training={self.training!r}; valid trainings: {', '.join(TRAININGS)}")
+
+    @property
+    def adversarial(self) -> bool:
+        return self.training == "pgd"
+
+    @property
+    def step_size(self) -> float:
+        """The PGD step: ``adv_step_size`` or Madry's 2.5 * eps / steps."""
+        return self.adv_step_size or 2.5 * self.adv_eps / self.adv_steps
 
 
 @dataclass(frozen=True)
@@ -164,12 +194,16 @@ class PruneSpec(_Spec):
     schedule: str = "cumulative"
     finetune_max_epochs: int = 30
     prune_dense_neurons: bool = False
+    # "same": fine-tune as the dense model was trained (adversarially for training="pgd");
+    # "standard": plain fine-tuning whatever the dense model's training
+    finetune_training: str = "same"
 
     def validate(self) -> None:
         _choice("structure", self.structure, STRUCTURES)
         _choice("scope", self.scope, SCOPES)
         _choice("criterion", self.criterion, CRITERIA)
         _choice("schedule", self.schedule, SCHEDULES)
+        _choice("finetune_training", self.finetune_training, FINETUNE_TRAININGS)
         _positive("finetune_max_epochs", self.finetune_max_epochs, integer=True, allow_zero=True)
         if not isinstance(self.prune_dense_neurons, bool):
             raise SpecError(f"prune_dense_neurons={self.prune_dense_neurons!r} must be true or false")

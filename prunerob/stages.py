@@ -7,6 +7,7 @@ stage finished.  A stage whose upstream checkpoint is missing says which stage t
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -74,11 +75,29 @@ def _ids(stage) -> dict[str, str]:
 def _meta(stage) -> dict[str, Any]:
     """Columns that say which run a row belongs to."""
     row = {"dataset": stage.data.dataset, "arch": stage.model.arch, "seed": stage.train.seed,
-           "training": stage.train.training}
+           "training": training_label(stage)}
     if hasattr(stage, "prune"):
         row.update(structure=stage.prune.structure, scope=stage.prune.scope, criterion=stage.prune.criterion,
                    schedule=stage.prune.schedule, prune_dense_neurons=stage.prune.prune_dense_neurons)
     return row
+
+
+def training_label(stage) -> str:
+    """How the model was trained: "standard", "pgd" (adversarial training at its radius), and for a
+    pruned model whose fine-tuning differs from its dense model's training, that too."""
+    label = stage.train.training
+    if stage.train.adversarial:
+        label = f"pgd (eps {stage.train.adv_eps:g})"
+    if hasattr(stage, "prune") and stage.prune.finetune_training != "same" and stage.prune.finetune_training != stage.train.training:
+        label += f", {stage.prune.finetune_training} fine-tuning"
+    return label
+
+
+def finetune_spec(stage: PruneStage):
+    """The training recipe of the fine-tuning after each pruning step."""
+    if stage.prune.finetune_training == "standard" and stage.train.adversarial:
+        return dataclasses.replace(stage.train, training="standard", adv_eps=0.0, adv_steps=10, adv_step_size=0.0)
+    return stage.train
 
 
 # --- train -----------------------------------------------------------------------------------
@@ -142,7 +161,7 @@ def run_prune(stage: PruneStage, device: str = "auto", progress: bool = True) ->
                                         criterion=stage.prune.criterion, cr=cr, generator=generator,
                                         prune_dense_neurons=stage.prune.prune_dense_neurons)
             prune.apply_masks(model, masks)
-            hist = fit(model, splits, stage.train, max_epochs=stage.prune.finetune_max_epochs,
+            hist = fit(model, splits, finetune_spec(stage), max_epochs=stage.prune.finetune_max_epochs,
                        large=info.large, progress=progress, desc=f"fine-tune CR {cr:g}")
             epochs = hist.epochs
             histories.append(pd.DataFrame(hist.rows).assign(stage_id=stage.id, step=f"cr{cr:g}"))

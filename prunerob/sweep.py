@@ -11,7 +11,7 @@ the others, only those that depend on it, and a re-run retries it.
 Each stage runs as its notebook (``book/experiments/<kind>.md``) through papermill; the executed
 notebook is written to ``book/runs/<kind>/<stage id>.ipynb`` (atomically: a killed run leaves no
 half-written record).  Executors: anything with ``submit(fn, *args) -> future`` works, so the local
-``ProcessPoolExecutor`` and ``dask.distributed.Client`` run the same tasks, wave by wave.
+``ProcessPoolExecutor`` and ``dask.distributed.Client`` run the same tasks; a stage is submitted once its upstream stage is done.
 """
 
 from __future__ import annotations
@@ -74,6 +74,28 @@ def expand(profile: dict[str, Any]) -> list:
                         stages.setdefault(stage.id, stage)
     order = {"train": 0, "prune": 1, "attack": 2}
     return sorted(stages.values(), key=lambda s: order[s.kind])
+
+
+def select(all_stages: list, only: dict[str, Any]) -> list:
+    """The stages whose parameters have every value in ``only`` (e.g. ``{"arch": "mlp"}``), with the
+    upstream stages they need; an unknown parameter name or a value no stage has is an error."""
+    if not only:
+        return all_stages
+    names = {name for s in all_stages for name in s.params()}
+    for name, value in only.items():
+        if name not in names:
+            raise SpecError(f"--only {name}=...: unknown parameter; valid: {', '.join(sorted(names))}")
+        seen = sorted({str(s.params()[name]) for s in all_stages if name in s.params()})
+        if not any(s.params().get(name) == value for s in all_stages if name in s.params()):
+            raise SpecError(f"--only {name}={value!r}: no stage of the profile has it; values there: {', '.join(seen)}")
+    keep: dict[str, Any] = {}
+    for s in all_stages:
+        if all(name in s.params() and s.params()[name] == value for name, value in only.items()):
+            up = s
+            while up is not None:
+                keep.setdefault(up.id, up)
+                up = getattr(up, "upstream", None)
+    return [s for s in all_stages if s.id in keep]
 
 
 def notebook_path(kind: str) -> Path:
@@ -164,11 +186,11 @@ def _run_task(stage, device: str) -> str:
 
 
 def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, device: str = "auto",
-        dry_run: bool = False, progress: bool = True, echo=print) -> Summary:
-    """Expand a profile, skip what exists, run the rest wave by wave (train, prune, attack)."""
+        dry_run: bool = False, progress: bool = True, echo=print, only: dict[str, Any] | None = None) -> Summary:
+    """Expand a profile, skip what exists, run the rest, each stage once its upstream stage is done."""
     from tqdm.auto import tqdm
 
-    all_stages = expand(load_profile(profile_name))
+    all_stages = select(expand(load_profile(profile_name)), only or {})
     todo = plan(all_stages)
     todo_ids = {t.id for t in todo}
     summary = Summary(skipped=[s.id for s in all_stages if s.id not in todo_ids])
@@ -187,25 +209,39 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
     failed_ids: set[str] = set()
     try:
         bar = tqdm(total=len(todo), desc="stages", disable=not progress)
-        for kind in PRIMARY_TABLE:
-            wave = [s for s in todo if s.kind == kind]
-            runnable = []
-            for s in wave:
-                if hasattr(s, "upstream") and s.upstream.id in failed_ids:
-                    summary.blocked.append(s.id)
-                    failed_ids.add(s.id)
+        # Each stage is submitted as soon as its upstream stage (if it must run too) has finished,
+        # trains first, then prunes, then attacks: a slow prune stage delays only its own attacks.
+        order = {kind: i for i, kind in enumerate(PRIMARY_TABLE)}
+        waiting = sorted(todo, key=lambda st: order[st.kind])
+        running: dict[Any, Any] = {}
+        finished: set[str] = set()
+        while waiting or running:
+            still = []
+            for st in waiting:
+                up = st.upstream.id if hasattr(st, "upstream") and st.upstream.id in todo_ids else None
+                if up in failed_ids:
+                    summary.blocked.append(st.id)
+                    failed_ids.add(st.id)
                     bar.update()
+                elif up is None or up in finished:
+                    running[executor.submit(_run_task, st, device)] = st
                 else:
-                    runnable.append(s)
-            futures = {executor.submit(_run_task, s, device): s for s in runnable}
-            for fut, s in futures.items():
+                    still.append(st)
+            waiting = still
+            done_now = [fut for fut in running if fut.done()]
+            if not done_now:
+                time.sleep(0.2)
+                continue
+            for fut in done_now:
+                st = running.pop(fut)
                 try:
                     fut.result()
-                    summary.done.append(s.id)
+                    summary.done.append(st.id)
+                    finished.add(st.id)
                 except Exception as exc:  # noqa: BLE001 - one failing stage must not stop the sweep
-                    summary.failed[s.id] = f"{type(exc).__name__}: {str(exc)[-500:]}"
-                    failed_ids.add(s.id)
-                    echo(f"FAILED {s.id}: {summary.failed[s.id]}")
+                    summary.failed[st.id] = f"{type(exc).__name__}: {str(exc)[-500:]}"
+                    failed_ids.add(st.id)
+                    echo(f"FAILED {st.id}: {summary.failed[st.id]}")
                 bar.update()
         bar.close()
     finally:
@@ -231,6 +267,10 @@ def write_agreement(profile_name: str) -> None:
 def _describe(stage) -> str:
     p = stage.params()
     what = f"{p['dataset']} {p['arch']} seed {p['seed']}"
+    if stage.train.training != "standard":
+        from prunerob.stages import training_label
+
+        what += f" [{training_label(stage)}]"
     if stage.kind != "train":
         what += f" {p['structure']} {p['scope']} {p['criterion']}" + (" +dense" if p.get("prune_dense_neurons") else "")
     if stage.kind == "attack":

@@ -85,6 +85,47 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
 
 
+def pgd_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, step_size: float,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """Linf PGD from a uniform random start (Madry et al. 2018), for adversarial training.
+
+    Only the input's gradient is computed (``autograd.grad``): the parameters' ``.grad`` stay as
+    they were, and the model stays in the mode the caller put it in.  ``x`` is float in [0, 1].
+    """
+    noise = torch.rand(x.shape, generator=generator).to(x.device) if generator is not None else torch.rand_like(x)
+    delta = (noise * 2 - 1) * eps
+    adv = (x + delta).clamp(0, 1).detach()
+    for _ in range(steps):
+        adv.requires_grad_(True)
+        loss = F.cross_entropy(model(adv), y)
+        (grad,) = torch.autograd.grad(loss, adv)
+        adv = adv.detach() + step_size * grad.sign()
+        adv = torch.min(torch.max(adv, x - eps), x + eps).clamp(0, 1).detach()
+    return adv
+
+
+def adversarial_evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: TrainSpec,
+                         batch_size: int = 1000, generator: torch.Generator | None = None) -> tuple[float, float]:
+    """(loss, accuracy) on the training recipe's PGD examples of ``x`` (eval mode, mode restored)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total_loss, correct = 0.0, 0
+    try:
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(device)
+            xb = to_float(xb) if xb.dtype == torch.uint8 else xb.float()
+            yb = y[i:i + batch_size].to(device)
+            adv = pgd_linf(model, xb, yb, spec.adv_eps, spec.adv_steps, spec.step_size, generator)
+            with torch.no_grad():
+                logits = model(adv)
+            total_loss += F.cross_entropy(logits, yb, reduction="sum").item()
+            correct += int((logits.argmax(1) == yb).sum())
+    finally:
+        model.train(was_training)
+    return total_loss / max(len(y), 1), correct / max(len(y), 1)
+
+
 @dataclass
 class History:
     epochs: int = 0
@@ -99,7 +140,9 @@ def fit(model: nn.Module, splits: Splits, spec: TrainSpec, *, max_epochs: int | 
     """Train ``model`` in place on ``splits`` (already on the model's device) until early stopping.
 
     The best weights by validation loss are restored at the end.  ``max_epochs`` overrides the
-    spec's (fine-tuning uses a smaller budget).
+    spec's (fine-tuning uses a smaller budget).  With ``spec.training == "pgd"`` every batch is
+    replaced by its PGD examples and the validation loss is the loss on PGD examples of the
+    validation split (a fixed attack seed per epoch, so epochs compare on the same noise).
     """
     from tqdm.auto import tqdm
 
@@ -114,8 +157,19 @@ def fit(model: nn.Module, splits: Splits, spec: TrainSpec, *, max_epochs: int | 
     epochs = spec.max_epochs if max_epochs is None else max_epochs
     hist = History()
     best_state = copy.deepcopy(model.state_dict())
+
+    def validation() -> dict[str, float]:
+        val_loss, val_acc = evaluate(model, splits.val_x, splits.val_y)
+        out = {"val_loss": val_loss, "val_acc": val_acc}
+        if spec.adversarial:  # robust early stopping: the loss on the validation split's PGD examples
+            adv_gen = torch.Generator().manual_seed(spec.seed + 1)
+            out["val_clean_loss"] = val_loss
+            out["val_loss"], out["val_adv_acc"] = adversarial_evaluate(model, splits.val_x, splits.val_y, spec,
+                                                                       generator=adv_gen)
+        return out
+
     if epochs > 0:  # the starting point is a candidate too (fine-tuning may not improve on it)
-        hist.best_val_loss, _ = evaluate(model, splits.val_x, splits.val_y)
+        hist.best_val_loss = validation()["val_loss"]
     start = time.perf_counter()
     n = len(splits.train_y)
     bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False)
@@ -128,16 +182,20 @@ def fit(model: nn.Module, splits: Splits, spec: TrainSpec, *, max_epochs: int | 
             xb = to_float(splits.train_x[idx])
             if large:
                 xb = augment(xb, generator)
-            loss = F.cross_entropy(model(xb), splits.train_y[idx])
+            yb = splits.train_y[idx]
+            if spec.adversarial:
+                xb = pgd_linf(model, xb, yb, spec.adv_eps, spec.adv_steps, spec.step_size, generator)
+            loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += loss.detach() * len(idx)
-        val_loss, val_acc = evaluate(model, splits.val_x, splits.val_y)
+        val = validation()
+        val_loss, val_acc = val["val_loss"], val["val_acc"]
         if sched is not None:
             sched.step(val_loss)
-        hist.rows.append({"epoch": epoch, "train_loss": total.item() / max(n, 1), "val_loss": val_loss,
-                          "val_acc": val_acc, "lr": opt.param_groups[0]["lr"]})
+        hist.rows.append({"epoch": epoch, "train_loss": total.item() / max(n, 1), **val,
+                          "lr": opt.param_groups[0]["lr"]})
         hist.epochs = epoch
         bar.set_postfix(val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.4f}")
         if val_loss < hist.best_val_loss:

@@ -51,3 +51,27 @@ def test_transfer_attack_entries_expand_to_both_directions():
     for bad in (2, 8):
         with pytest.raises(SpecError, match="source_cr"):
             sweep.AttackStage.from_params(dataset="mnist", arch="cnn", crs=[1, 2, 4], cr=2, source_cr=bad)
+
+
+def test_only_selects_a_slice_with_the_stages_it_needs():
+    stages = sweep.expand(sweep.load_profile("cpu"))
+    mlp = sweep.select(stages, {"arch": "mlp"})
+    assert mlp and all(s.model.arch == "mlp" for s in mlp)
+    assert {s.kind for s in mlp} == {"train", "prune", "attack"}
+    ids = {s.id for s in mlp}
+    assert all(s.upstream.id in ids for s in mlp if hasattr(s, "upstream"))  # nothing it needs is left out
+    adv = sweep.select(stages, {"arch": "cnn", "training": "pgd", "attack": "l2_ddn"})
+    assert Counter(s.kind for s in adv) == Counter({"train": 1, "prune": 1, "attack": 7})
+    with pytest.raises(sweep.SpecError, match="--only archh=...: unknown parameter; valid: .*arch"):
+        sweep.select(stages, {"archh": "mlp"})
+    with pytest.raises(sweep.SpecError, match="--only arch='vgg11': no stage of the profile has it; values there: cnn, mlp, resnet8"):
+        sweep.select(stages, {"arch": "vgg11"})
+
+
+def test_the_gpu_profile_runs_the_cpu_profiles_fashion_mnist_stages():
+    """The book (cpu profile) shows ResNet8 on Fashion-MNIST; the gpu profile computes exactly those stages."""
+    cpu = {s.id for s in sweep.expand(sweep.load_profile("cpu")) if s.data.dataset == "fashion_mnist"}
+    gpu = sweep.expand(sweep.load_profile("gpu"))
+    assert cpu and cpu == {s.id for s in gpu if s.model.arch == "resnet8"}
+    assert {s.model.arch for s in gpu} == {"resnet8", "vgg11"}
+    assert {s.train.training for s in gpu} == {"standard", "pgd"}
