@@ -189,12 +189,25 @@ def run_prune(stage: PruneStage, device: str = "auto", progress: bool = True) ->
     return frame
 
 
+def library_version(name: str) -> str:
+    """The installed version of an attack's library; this package's own where prunerob implements
+    the attack (also when it runs from a checkout that was never pip-installed)."""
+    import importlib.metadata as md
+
+    import prunerob
+
+    if name == "prunerob":
+        return prunerob.__version__
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return "unknown"
+
+
 # --- attack ----------------------------------------------------------------------------------
 
 
 def run_attack(stage: AttackStage, device: str = "auto", progress: bool = True) -> pd.DataFrame:
-    import importlib.metadata as md
-
     from prunerob import attacks, evaluate as ev
 
     dev = select_device(device)
@@ -225,7 +238,7 @@ def run_attack(stage: AttackStage, device: str = "auto", progress: bool = True) 
               "attack": atk.name, "preset": stage.attack.preset_name, "norm": atk.norm, "kind": atk.kind,
               "library": atk.library, "scenario": "transfer" if stage.transfer else "white-box",
               "source_cr": float(stage.checkpoint.source_cr or cr)}
-    versions = results.provenance(library_version=md.version(atk.library))
+    versions = results.provenance(library_version=library_version(atk.library))
     clean_acc = float(res.curve.loc[res.curve["eps"] == 0, "robust_acc"].iloc[0])
     results.write_table(res.samples.assign(**common), "samples", stage.id)
     results.write_table(res.checks.assign(**common), "checks", stage.id)

@@ -92,3 +92,16 @@ def test_pgd_training_on_real_mnist_buys_robustness_that_a_stronger_attack_confi
         _, own = adversarial_evaluate(model, small.test_x, y, TrainSpec(**PGD))
         assert robust[training] <= own + 0.02
     assert robust["pgd"] > robust["standard"] + 0.15, robust
+
+
+def test_attack_library_versions_need_no_pip_install_of_this_package(monkeypatch):
+    import importlib.metadata as md
+
+    import prunerob
+
+    def missing(name):
+        raise md.PackageNotFoundError(name)
+
+    monkeypatch.setattr(md, "version", missing)  # a checkout on PYTHONPATH, as on the GPU machine
+    assert stages.library_version("prunerob") == prunerob.__version__
+    assert stages.library_version("foolbox") == "unknown"
