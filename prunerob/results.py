@@ -112,4 +112,4 @@ def provenance(**libraries: str) -> dict[str, str]:
     import prunerob
 
     return {"prunerob_version": prunerob.__version__, "code_version": code_version(),
-            "torch_version": torch.__version__, **libraries}
+            "torch_version": str(torch.__version__), **libraries}

@@ -42,14 +42,23 @@ def save_model(path: Path, model: torch.nn.Module, arch: str, dataset: str, meta
     results.atomic_write_bytes(path, lambda p: torch.save(blob, p))
 
 
-def load_model(path: Path, device: torch.device | str = "cpu") -> torch.nn.Module:
-    """Rebuild a saved model (masks included) in eval mode; a corrupt file raises MissingUpstream."""
+def _load_blob(path: Path) -> dict:
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise MissingUpstream(f"checkpoint {path} is missing") from None
     except Exception as exc:  # noqa: BLE001 - a truncated or garbled file
         raise MissingUpstream(f"checkpoint {path} is unreadable ({type(exc).__name__}); recompute it") from None
+
+
+def checkpoint_meta(path: Path) -> dict[str, Any]:
+    """What a checkpoint says about itself (stage id, CR, and for a prune step its table row)."""
+    return _load_blob(path).get("meta", {})
+
+
+def load_model(path: Path, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """Rebuild a saved model (masks included) in eval mode; a corrupt file raises MissingUpstream."""
+    blob = _load_blob(path)
     model = new_model(blob["arch"], blob["dataset"])
     prune.load_pruned_state(model, blob["state_dict"])
     return model.to(device).eval()
@@ -151,11 +160,28 @@ def run_prune(stage: PruneStage, device: str = "auto", progress: bool = True) ->
     model = load_model(dense_path, dev)
     generator = torch.Generator().manual_seed(stage.train.seed)
     rows, layer_frames, histories = [], [], []
+    done = _finished_steps(stage)  # a killed run's finished CRs: resumed, not recomputed
     for cr in stage.prune.crs:
         start = time.perf_counter()
+        if cr in done:
+            meta = done[cr]
+            model = load_model(prune_checkpoint(stage, cr), dev)
+            if "generator" in meta:
+                generator.set_state(meta["generator"])
+            if "row" in meta:
+                row = meta["row"]
+            else:  # written before checkpoints carried their row: measured again, the rest unknown
+                row = {**_step_row(stage, model, splits, cr), "finetune_epochs": None, "seconds": None,
+                       "device": "unknown", **results.provenance()}
+            rows.append({**row, "resumed": True})
+            if meta.get("history"):
+                histories.append(pd.DataFrame(meta["history"]).assign(stage_id=stage.id, step=f"cr{cr:g}"))
+            layer_frames.append(prune.sparsity_report(model).assign(stage_id=stage.id, cr=float(cr)))
+            continue
         if stage.prune.schedule == "oneshot":
             model = load_model(dense_path, dev)
         epochs = 0
+        hist_rows: list[dict] = []
         if cr > 1:
             masks = prune.compute_masks(model, structure=stage.prune.structure, scope=stage.prune.scope,
                                         criterion=stage.prune.criterion, cr=cr, generator=generator,
@@ -163,22 +189,17 @@ def run_prune(stage: PruneStage, device: str = "auto", progress: bool = True) ->
             prune.apply_masks(model, masks)
             hist = fit(model, splits, finetune_spec(stage), max_epochs=stage.prune.finetune_max_epochs,
                        large=info.large, progress=progress, desc=f"fine-tune CR {cr:g}")
-            epochs = hist.epochs
+            epochs, hist_rows = hist.epochs, hist.rows
             histories.append(pd.DataFrame(hist.rows).assign(stage_id=stage.id, step=f"cr{cr:g}"))
-        test_loss, test_acc = evaluate(model, splits.test_x, splits.test_y)
-        report = prune.sparsity_report(model)
-        total = report[report["layer"] == "total"].iloc[0]
-        size = prune.sparse_bytes(model)
-        rows.append({**_ids(stage), **_meta(stage), "cr": float(cr), "target_kept": 1 / cr,
-                     "kept": float(total["kept_fraction"]), "sparsity": float(total["sparsity"]),
-                     "n_prunable": int(total["n_weights"]), "n_kept": int(total["n_kept"]),
-                     "layers_removed": int(report.loc[report["layer"] != "total", "layer_removed"].sum()),
-                     "clean_acc": test_acc, "test_loss": test_loss, "finetune_epochs": epochs,
-                     **{f"bytes_{k}": int(v) for k, v in size.items()},
-                     "seconds": time.perf_counter() - start, "device": dev.type, **results.provenance()})
-        layer_frames.append(report.assign(stage_id=stage.id, cr=float(cr)))
+        rows.append({**_step_row(stage, model, splits, cr), "finetune_epochs": epochs,
+                     "seconds": time.perf_counter() - start, "device": dev.type, **results.provenance(),
+                     "resumed": False})
+        layer_frames.append(prune.sparsity_report(model).assign(stage_id=stage.id, cr=float(cr)))
+        # the checkpoint carries its table row, fine-tuning history and the random state after this
+        # step, so that a killed stage resumes after its last finished CR with the same result
         save_model(prune_checkpoint(stage, cr), model, stage.model.arch, stage.data.dataset,
-                   {"stage_id": stage.id, "cr": cr})
+                   {"stage_id": stage.id, "cr": cr, "row": rows[-1], "history": hist_rows,
+                    "generator": generator.get_state()})
     if histories:
         results.write_table(pd.concat(histories, ignore_index=True), "history", stage.id)
     layers = pd.concat(layer_frames, ignore_index=True)
@@ -202,6 +223,41 @@ def library_version(name: str) -> str:
         return md.version(name)
     except md.PackageNotFoundError:
         return "unknown"
+
+
+def _step_row(stage: PruneStage, model: torch.nn.Module, splits: data_mod.Splits, cr: float) -> dict[str, Any]:
+    """What the prune table says about one pruned checkpoint that can be measured on it."""
+    test_loss, test_acc = evaluate(model, splits.test_x, splits.test_y)
+    report = prune.sparsity_report(model)
+    total = report[report["layer"] == "total"].iloc[0]
+    size = prune.sparse_bytes(model)
+    return {**_ids(stage), **_meta(stage), "cr": float(cr), "target_kept": 1 / cr,
+            "kept": float(total["kept_fraction"]), "sparsity": float(total["sparsity"]),
+            "n_prunable": int(total["n_weights"]), "n_kept": int(total["n_kept"]),
+            "layers_removed": int(report.loc[report["layer"] != "total", "layer_removed"].sum()),
+            "clean_acc": test_acc, "test_loss": test_loss, **{f"bytes_{k}": int(v) for k, v in size.items()}}
+
+
+def _finished_steps(stage: PruneStage) -> dict[float, dict]:
+    """The leading CRs of ``stage`` whose checkpoints a killed run left complete (readable, of this
+    stage and CR): each step builds on the one before, so resuming stops at the first missing or
+    unusable one.  A checkpoint from before checkpoints carried their table row and random state
+    resumes only where no random state is needed (magnitude criterion)."""
+    done: dict[float, dict] = {}
+    for cr in stage.prune.crs:
+        path = prune_checkpoint(stage, cr)
+        if not path.exists():
+            break
+        try:
+            meta = checkpoint_meta(path)
+        except MissingUpstream:
+            break
+        if meta.get("stage_id") != stage.id or float(meta.get("cr", -1)) != float(cr):
+            break
+        if "row" not in meta and (stage.prune.criterion == "random" or stage.prune.schedule != "cumulative"):
+            break
+        done[cr] = meta
+    return done
 
 
 # --- attack ----------------------------------------------------------------------------------

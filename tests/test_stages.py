@@ -45,3 +45,37 @@ def test_saved_checkpoint_reloads_to_identical_outputs(trained, mnist):
     path.write_bytes(path.read_bytes()[:1000])  # truncated
     with pytest.raises(stages.MissingUpstream, match="unreadable"):
         stages.load_model(path)
+
+
+VOLATILE = ["seconds", "resumed", "code_version"]
+
+
+def test_a_killed_prune_stage_resumes_after_its_last_finished_cr_to_the_same_table(trained, monkeypatch):
+    """Random masks, so the random state must resume too: the resumed table equals the first."""
+    import pandas as pd
+
+    from prunerob import results
+
+    first = stages.run_prune(trained, device="cpu", progress=False)
+    assert not first["resumed"].any()
+    masks_first = _masks(trained, 4)
+    # as a kill during CR 4's fine-tuning leaves it: CR 1 and 2 saved, no CR 4, no table
+    stages.prune_checkpoint(trained, 4).unlink()
+    results.table_path("prune", trained.id).unlink()
+    calls = []
+    real_fit = stages.fit
+    monkeypatch.setattr(stages, "fit", lambda *a, **k: calls.append(k.get("desc")) or real_fit(*a, **k))
+    again = stages.run_prune(trained, device="cpu", progress=False)
+    assert calls == ["fine-tune CR 4"]  # CR 2 was not fine-tuned again
+    assert again["resumed"].tolist() == [True, True, False]
+    pd.testing.assert_frame_equal(again.drop(columns=VOLATILE), first.drop(columns=VOLATILE))
+    masks_again = _masks(trained, 4)
+    assert all(torch.equal(masks_first[k], masks_again[k]) for k in masks_first)  # same random masks
+
+
+def test_a_checkpoint_of_another_stage_or_an_unreadable_one_is_not_resumed(trained):
+    stages.run_prune(trained, device="cpu", progress=False)
+    stages.prune_checkpoint(trained, 2).write_bytes(b"garbage")
+    assert list(stages._finished_steps(trained)) == [1]  # resuming stops at the first unusable step
+    again = stages.run_prune(trained, device="cpu", progress=False)
+    assert again["resumed"].tolist() == [True, False, False]
