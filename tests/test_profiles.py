@@ -69,9 +69,9 @@ def test_only_selects_a_slice_with_the_stages_it_needs():
 
 
 def test_the_gpu_profile_runs_the_cpu_profiles_fashion_mnist_stages():
-    """The book (cpu profile) shows ResNet8 on Fashion-MNIST; the gpu profile computes exactly those stages."""
+    """The book (cpu profile) shows ResNet8 on Fashion-MNIST; the gpu profile computes those stages and more."""
     cpu = {s.id for s in sweep.expand(sweep.load_profile("cpu")) if s.data.dataset == "fashion_mnist"}
     gpu = sweep.expand(sweep.load_profile("gpu"))
-    assert cpu and cpu == {s.id for s in gpu if s.model.arch == "resnet8"}
+    assert cpu and cpu < {s.id for s in gpu if s.model.arch == "resnet8"}
     assert {s.model.arch for s in gpu} == {"resnet8", "vgg11"}
     assert {s.train.training for s in gpu} == {"standard", "pgd"}
