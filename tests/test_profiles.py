@@ -73,5 +73,5 @@ def test_the_gpu_profile_runs_the_cpu_profiles_fashion_mnist_stages():
     cpu = {s.id for s in sweep.expand(sweep.load_profile("cpu")) if s.data.dataset == "fashion_mnist"}
     gpu = sweep.expand(sweep.load_profile("gpu"))
     assert cpu and cpu < {s.id for s in gpu if s.model.arch == "resnet8"}
-    assert {s.model.arch for s in gpu} == {"resnet8", "vgg11"}
+    assert {s.model.arch for s in gpu} == {"resnet8", "vgg11", "cnn"}
     assert {s.train.training for s in gpu} == {"standard", "pgd"}
