@@ -243,6 +243,8 @@ def worst_case_samples(samples: pd.DataFrame, eps_grid: dict[str, list[float]] |
     """Per checkpoint, norm, eps and sample: robust only if every attack of that norm failed on it.
     ``eps_grid`` maps a norm to its epsilons (default: the epsilons its fixed attacks ran at; a norm
     with only minimal attacks needs its grid given, e.g. from the attack table's ``eps`` column)."""
+    if not len(samples):  # no attack results (yet): a frame without the table's columns
+        return pd.DataFrame(columns=["prune_id", "cr", "norm", "eps", "sample", "robust", "attacks"])
     parts = []
     samples = samples.assign(run=attack_runs(samples))
     for (prune_id, cr, norm), group in samples.groupby(["prune_id", "cr", "norm"]):
@@ -260,6 +262,24 @@ def worst_case_samples(samples: pd.DataFrame, eps_grid: dict[str, list[float]] |
     if not parts:
         return pd.DataFrame(columns=["prune_id", "cr", "norm", "eps", "sample", "robust", "attacks"])
     return pd.concat(parts, ignore_index=True)
+
+
+def eps_grids(attack: pd.DataFrame) -> dict[str, list[float]]:
+    """Per norm, the budgets the attacks of ``attack`` (rows of the attack table) ran at: the grid a
+    worst case over them is taken on."""
+    if not len(attack):
+        return {}
+    return {norm: sorted(rows["eps"].unique()) for norm, rows in attack.groupby("norm")}
+
+
+def on_own_grids(worst_case, samples: pd.DataFrame, attack: pd.DataFrame) -> pd.DataFrame:
+    """``worst_case(samples, grid)`` (``worst_case`` here, or ``scenarios.worst_case_samples``) for
+    each prune stage's samples on the budgets of that stage's own attacks. Models attacked at
+    different budgets (Fashion-MNIST's grid is not MNIST's) must not share one grid: a fixed attack
+    has no result below its smallest budget, and a budget it never ran is no worst case over it."""
+    parts = [worst_case(rows, eps_grids(attack[attack["prune_id"] == prune_id]))
+             for prune_id, rows in samples.groupby("prune_id", sort=True)] if len(samples) else []
+    return pd.concat(parts, ignore_index=True) if parts else worst_case(samples.iloc[:0], {})
 
 
 def worst_case(samples: pd.DataFrame, eps_grid: dict[str, list[float]] | None = None) -> pd.DataFrame:
