@@ -240,7 +240,8 @@ def attack_runs(frame: pd.DataFrame) -> pd.Series:
 
 
 def worst_case_samples(samples: pd.DataFrame, eps_grid: dict[str, list[float]] | None = None) -> pd.DataFrame:
-    """Per checkpoint, norm, eps and sample: robust only if every attack of that norm failed on it.
+    """Per checkpoint, norm, eps and sample: robust only if every attack of that norm that ran on
+    it failed on it (the samples of every run of the checkpoint and norm, each once).
     ``eps_grid`` maps a norm to its epsilons (default: the epsilons its fixed attacks ran at; a norm
     with only minimal attacks needs its grid given, e.g. from the attack table's ``eps`` column)."""
     if not len(samples):  # no attack results (yet): a frame without the table's columns
@@ -255,7 +256,12 @@ def worst_case_samples(samples: pd.DataFrame, eps_grid: dict[str, list[float]] |
             robust = None
             for kind, rows in by_attack:
                 r = _robust_at(rows, kind, float(eps))
-                robust = r if robust is None else (robust & r)
+                if robust is not None:
+                    # a sample one run did not attack (transfer runs attack fewer images) is not broken
+                    # by that run; aligning with NaN would have counted it as broken
+                    robust, r = robust.align(r, fill_value=True)
+                    r = robust.astype(bool) & r.astype(bool)
+                robust = r
             parts.append(pd.DataFrame({"prune_id": prune_id, "cr": cr, "norm": norm, "eps": float(eps),
                                        "sample": robust.index.to_numpy(), "robust": robust.to_numpy(bool),
                                        "attacks": names}))
