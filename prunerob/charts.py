@@ -286,7 +286,8 @@ def difference_vs_cr(diffs: pd.DataFrame, title: str = "", initial_eps: str | No
     pick = alt.selection_point(fields=["method"], bind="legend")
     base = alt.Chart(frame).transform_filter(alt.datum.epsilon == picker).encode(
         x=_cr_axis(), color=alt.Color("method:N", title="method (click to select)",
-                                      scale=alt.Scale(scheme="tableau10")),
+                                      scale=alt.Scale(scheme="tableau10"),
+                                      legend=alt.Legend(labelLimit=420)),  # labels name the model too
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
     y_axis = alt.Axis(format="+.0%", title="robust accuracy, pruned minus dense")
     bars = base.mark_rule(strokeWidth=2).encode(y=alt.Y("low:Q", axis=y_axis), y2="high:Q")
