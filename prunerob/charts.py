@@ -11,6 +11,52 @@ import pandas as pd
 
 ACC_AXIS = alt.Axis(format=".0%", title="accuracy")
 
+# The book's headline model and method: the chapters about "the CNN" show exactly these rows.
+HEADLINE = {"dataset": "mnist", "arch": "cnn", "training": "standard", "structure": "unstructured",
+            "scope": "global", "criterion": "magnitude"}
+
+
+def pick(frame: pd.DataFrame, **where) -> pd.DataFrame:
+    """The rows of ``frame`` that match ``HEADLINE`` updated with ``where``; a value of None drops
+    that key (``pick(prune, structure=None, scope=None, criterion=None)``: every method of the
+    standard CNN on MNIST). An empty frame comes back unchanged; a non-empty one without a column
+    the selection needs raises a KeyError naming it (a missing column must not select everything)."""
+    keys = {k: v for k, v in {**HEADLINE, **where}.items() if v is not None}
+    if not len(frame):
+        return frame
+    missing = [k for k in keys if k not in frame]
+    if missing:
+        raise KeyError(f"pick: the frame has no column {', '.join(map(repr, missing))} to select on; "
+                       f"pass {missing[0]}=None to select without it")
+    mask = pd.Series(True, index=frame.index)
+    for key, value in keys.items():
+        mask &= frame[key] == value
+    return frame[mask]
+
+
+def middle_eps(frame: pd.DataFrame, column: str = "robust_acc") -> float:
+    """The budget at which the dense model's (CR 1) ``column`` is nearest 50 %, where the lines of
+    pruned models differ most: charts with an epsilon dropdown open on it. Without CR 1 rows, the
+    nearest over every row (of eps > 0)."""
+    robust = frame[frame["eps"] > 0]
+    dense = robust[robust["cr"] == 1] if "cr" in robust else robust.iloc[:0]
+    dense = (dense if len(dense) else robust).reset_index(drop=True)
+    return float(dense.loc[(dense[column] - 0.5).abs().idxmin(), "eps"])
+
+
+def model_label(frame: pd.DataFrame) -> pd.Series:
+    """'cnn on mnist'; a model not trained the standard way says how: 'cnn on mnist, PGD training
+    (eps 0.1)', so that two trainings of one architecture never share a label."""
+    if not len(frame):
+        return pd.Series(dtype=str, index=frame.index)
+    label = frame["arch"] + " on " + frame["dataset"]
+    if "training" not in frame:
+        return label
+    training = frame["training"].fillna("standard")
+    named = (training.str.replace(r"^pgd\b", "PGD training", regex=True)
+             .str.replace(r"^standard\b", "standard training", regex=True))
+    return label.where(training == "standard", label + ", " + named)
+
 
 def eps_label(eps: float, norm: str) -> str:
     """Linf budgets read as k/255 (the convention of the literature); others as numbers."""
@@ -240,7 +286,8 @@ def difference_vs_cr(diffs: pd.DataFrame, title: str = "", initial_eps: str | No
     pick = alt.selection_point(fields=["method"], bind="legend")
     base = alt.Chart(frame).transform_filter(alt.datum.epsilon == picker).encode(
         x=_cr_axis(), color=alt.Color("method:N", title="method (click to select)",
-                                      scale=alt.Scale(scheme="tableau10")),
+                                      scale=alt.Scale(scheme="tableau10"),
+                                      legend=alt.Legend(labelLimit=420)),  # labels name the model too
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
     y_axis = alt.Axis(format="+.0%", title="robust accuracy, pruned minus dense")
     bars = base.mark_rule(strokeWidth=2).encode(y=alt.Y("low:Q", axis=y_axis), y2="high:Q")

@@ -240,9 +240,12 @@ def attack_runs(frame: pd.DataFrame) -> pd.Series:
 
 
 def worst_case_samples(samples: pd.DataFrame, eps_grid: dict[str, list[float]] | None = None) -> pd.DataFrame:
-    """Per checkpoint, norm, eps and sample: robust only if every attack of that norm failed on it.
+    """Per checkpoint, norm, eps and sample: robust only if every attack of that norm that ran on
+    it failed on it (the samples of every run of the checkpoint and norm, each once).
     ``eps_grid`` maps a norm to its epsilons (default: the epsilons its fixed attacks ran at; a norm
     with only minimal attacks needs its grid given, e.g. from the attack table's ``eps`` column)."""
+    if not len(samples):  # no attack results (yet): a frame without the table's columns
+        return pd.DataFrame(columns=["prune_id", "cr", "norm", "eps", "sample", "robust", "attacks"])
     parts = []
     samples = samples.assign(run=attack_runs(samples))
     for (prune_id, cr, norm), group in samples.groupby(["prune_id", "cr", "norm"]):
@@ -253,13 +256,36 @@ def worst_case_samples(samples: pd.DataFrame, eps_grid: dict[str, list[float]] |
             robust = None
             for kind, rows in by_attack:
                 r = _robust_at(rows, kind, float(eps))
-                robust = r if robust is None else (robust & r)
+                if robust is not None:
+                    # a sample one run did not attack (transfer runs attack fewer images) is not broken
+                    # by that run; aligning with NaN would have counted it as broken
+                    robust, r = robust.align(r, fill_value=True)
+                    r = robust.astype(bool) & r.astype(bool)
+                robust = r
             parts.append(pd.DataFrame({"prune_id": prune_id, "cr": cr, "norm": norm, "eps": float(eps),
                                        "sample": robust.index.to_numpy(), "robust": robust.to_numpy(bool),
                                        "attacks": names}))
     if not parts:
         return pd.DataFrame(columns=["prune_id", "cr", "norm", "eps", "sample", "robust", "attacks"])
     return pd.concat(parts, ignore_index=True)
+
+
+def eps_grids(attack: pd.DataFrame) -> dict[str, list[float]]:
+    """Per norm, the budgets the attacks of ``attack`` (rows of the attack table) ran at: the grid a
+    worst case over them is taken on."""
+    if not len(attack):
+        return {}
+    return {norm: sorted(rows["eps"].unique()) for norm, rows in attack.groupby("norm")}
+
+
+def on_own_grids(worst_case, samples: pd.DataFrame, attack: pd.DataFrame) -> pd.DataFrame:
+    """``worst_case(samples, grid)`` (``worst_case`` here, or ``scenarios.worst_case_samples``) for
+    each prune stage's samples on the budgets of that stage's own attacks. Models attacked at
+    different budgets (Fashion-MNIST's grid is not MNIST's) must not share one grid: a fixed attack
+    has no result below its smallest budget, and a budget it never ran is no worst case over it."""
+    parts = [worst_case(rows, eps_grids(attack[attack["prune_id"] == prune_id]))
+             for prune_id, rows in samples.groupby("prune_id", sort=True)] if len(samples) else []
+    return pd.concat(parts, ignore_index=True) if parts else worst_case(samples.iloc[:0], {})
 
 
 def worst_case(samples: pd.DataFrame, eps_grid: dict[str, list[float]] | None = None) -> pd.DataFrame:

@@ -118,3 +118,57 @@ def test_difference_chart_has_an_eps_dropdown():
                           "verdict": ["more robust", "less robust"]})
     spec = charts.difference_vs_cr(diffs).to_dict()
     assert any(p["name"] == "eps_pick" for p in _bound_params(spec))
+
+
+def _headline_rows():
+    """The standard CNN (two methods), the PGD-trained CNN and the MLP, one row each per CR."""
+    rows = []
+    for arch, training, structure in (("cnn", "standard", "unstructured"), ("cnn", "standard", "filter"),
+                                      ("cnn", "pgd (eps 0.1)", "unstructured"), ("mlp", "standard", "unstructured")):
+        for cr in (1.0, 2.0):
+            rows.append({"dataset": "mnist", "arch": arch, "training": training, "structure": structure,
+                         "scope": "global", "criterion": "magnitude", "cr": cr})
+    return pd.DataFrame(rows)
+
+
+def test_pick_selects_the_standard_cnn_not_its_pgd_trained_twin():
+    picked = charts.pick(_headline_rows())
+    assert len(picked) == 2
+    assert set(picked["training"]) == {"standard"} and set(picked["arch"]) == {"cnn"}
+    assert set(picked["structure"]) == {"unstructured"}
+    pgd = charts.pick(_headline_rows(), training="pgd (eps 0.1)")
+    assert len(pgd) == 2 and set(pgd["training"]) == {"pgd (eps 0.1)"}
+
+
+def test_pick_none_drops_a_key():
+    every_method = charts.pick(_headline_rows(), structure=None, scope=None, criterion=None)
+    assert set(every_method["structure"]) == {"unstructured", "filter"}
+    assert set(every_method["training"]) == {"standard"} and set(every_method["arch"]) == {"cnn"}
+    both_trainings = charts.pick(_headline_rows(), training=None)
+    assert set(both_trainings["training"]) == {"standard", "pgd (eps 0.1)"}
+    assert set(both_trainings["arch"]) == {"cnn"}
+
+
+def test_pick_returns_an_empty_frame_unchanged_and_names_a_missing_column():
+    empty = pd.DataFrame()
+    assert charts.pick(empty) is empty
+    without_training = _headline_rows().drop(columns="training")
+    with pytest.raises(KeyError, match="training"):
+        charts.pick(without_training)
+    assert len(charts.pick(without_training, training=None)) == 4  # both CNN trainings: nothing tells them apart
+
+
+def test_model_label_tells_trainings_apart():
+    labels = set(charts.model_label(_headline_rows()))
+    assert labels == {"cnn on mnist", "cnn on mnist, PGD training (eps 0.1)", "mlp on mnist"}
+
+
+def test_middle_eps_is_where_the_dense_model_is_nearest_half_robust():
+    rows = pd.DataFrame({"cr": [1.0] * 4 + [4.0] * 4, "eps": [0.0, 0.1, 0.2, 0.3] * 2,
+                         "robust_acc": [0.99, 0.8, 0.45, 0.1, 0.99, 0.52, 0.2, 0.0]})
+    assert charts.middle_eps(rows) == 0.2  # the dense model's, not CR 4's (0.52 at 0.1)
+    # without the dense model: nearest 50 % over every row
+    assert charts.middle_eps(rows[rows["cr"] == 4]) == 0.1
+    # another column, e.g. the dense robust accuracy beside each pruned model's
+    spots = pd.DataFrame({"cr": [2.0, 2.0], "eps": [0.1, 0.2], "dense": [0.7, 0.4]})
+    assert charts.middle_eps(spots, "dense") == 0.2

@@ -287,3 +287,32 @@ def test_transfer_examples_are_verified_on_the_target(trained_cnn, samples):
         # transfer is an attack without the target's gradients: at the largest budget it leaves at
         # least as many samples standing as the white-box attack, up to a few samples of luck
         assert acc[-1] >= white.curve.sort_values("eps")["robust_acc"].iloc[-1] - 0.05
+
+
+def test_worst_case_on_own_grids_keeps_each_model_on_its_budgets():
+    # model a: a fixed attack at 0.1 and 0.2; model b (another data set's grid): at 0.01 only.
+    # One shared grid would ask a's fixed attack for 0.01, below its smallest budget.
+    rows = []
+    for prune_id, budgets in (("a", [0.1, 0.2]), ("b", [0.01])):
+        for eps in budgets:
+            for i in range(4):
+                rows.append({"prune_id": prune_id, "cr": 1.0, "norm": "Linf", "attack": "linf_apgd", "kind": "fixed",
+                             "eps": eps, "sample": i, "broken": i < 2 * eps / budgets[-1]})
+    samples = pd.DataFrame(rows)
+    attack = samples.drop_duplicates(["prune_id", "eps"])[["prune_id", "norm", "eps"]]
+    wc = ev.on_own_grids(ev.worst_case, samples, attack)
+    assert sorted(zip(wc["prune_id"], wc["eps"])) == [("a", 0.1), ("a", 0.2), ("b", 0.01)]
+    assert ev.eps_grids(attack[attack["prune_id"] == "a"]) == {"Linf": [0.1, 0.2]}
+    assert len(ev.on_own_grids(ev.worst_case, samples.iloc[:0], attack.iloc[:0])) == 0
+
+
+def test_worst_case_counts_a_sample_that_a_run_did_not_attack_by_the_runs_that_did():
+    # a white-box run on 4 images breaks image 0; a transfer run on the first 2 breaks image 1
+    rows = [{"prune_id": "p", "cr": 2.0, "norm": "Linf", "attack": "linf_apgd", "kind": "fixed", "eps": 0.1,
+             "sample": i, "broken": i == 0, "scenario": "white-box", "source_cr": 0.0} for i in range(4)]
+    rows += [{"prune_id": "p", "cr": 2.0, "norm": "Linf", "attack": "linf_apgd", "kind": "fixed", "eps": 0.1,
+              "sample": i, "broken": i == 1, "scenario": "transfer", "source_cr": 1.0} for i in range(2)]
+    per_sample = ev.worst_case_samples(pd.DataFrame(rows), {"Linf": [0.1]}).set_index("sample")["robust"]
+    assert per_sample.to_dict() == {0: False, 1: False, 2: True, 3: True}
+    wc = ev.worst_case(pd.DataFrame(rows), {"Linf": [0.1]})
+    assert wc["robust_acc"].iloc[0] == 0.5 and wc["n"].iloc[0] == 4
