@@ -7,6 +7,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= cpu
+# two local workers, one core each: the cpu profile's stages are small, so this beats one worker on two cores
+WORKERS ?= 2
 # tcmalloc doubles small-model training and attack speed on CPU; used when installed.
 TCMALLOC := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4))
 RUN := LD_PRELOAD=$(TCMALLOC) PYTHONUNBUFFERED=1
@@ -33,7 +35,7 @@ system-deps:
 	  else echo "please install the Debian packages:$$missing"; fi; fi
 
 study: venv system-deps
-	$(RUN) $(PY) -m prunerob sweep --profile $(PROFILE)
+	$(RUN) $(PY) -m prunerob sweep --profile $(PROFILE) --workers $(WORKERS)
 
 book: study
 	$(VENV)/bin/jupyter-book build -W -n --keep-going .

@@ -313,8 +313,17 @@ def _executor(workers: int, scheduler: str | None):
         return _DaskSubmit(), client.close
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(max_workers=max(1, workers))
+    workers = max(1, workers)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_share_cores, initargs=(workers,))
     return pool, pool.shutdown
+
+
+def _share_cores(workers: int) -> None:
+    """Each of ``workers`` local processes gets its share of the cores: the stage kernels they start
+    inherit ``OMP_NUM_THREADS`` (torch's thread count), so two workers on two cores do not run four
+    threads.  A thread count the user set is kept."""
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
 
 
 
