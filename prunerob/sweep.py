@@ -332,8 +332,20 @@ def book_profile() -> str:
     return os.environ.get("PRUNEROB_PROFILE", "cpu")
 
 
-def profile_results(table: str, profile: str | None = None):
-    """The rows of ``table`` that belong to the stages of ``profile`` (default: the book's)."""
-    ids = {s.id for s in expand(load_profile(profile or book_profile()))}
+# The profile the transfer and adversarial-training chapters read (both trainings share its
+# fine-tuning budget); its tables are committed beside the book profile's.
+COMPANION_PROFILE = "full"
+
+
+def book_profiles() -> tuple[str, ...]:
+    """Every profile the book reads: its own (``$PRUNEROB_PROFILE``) and the companion profile."""
+    return tuple(dict.fromkeys((book_profile(), COMPANION_PROFILE)))
+
+
+def profile_results(table: str, profile: str | tuple[str, ...] | None = None):
+    """The rows of ``table`` that belong to the stages of ``profile`` (default: the book's), or of
+    any of several profiles."""
+    names = (profile,) if isinstance(profile, str) else (profile or (book_profile(),))
+    ids = {s.id for name in names for s in expand(load_profile(name))}
     frame = results.collect(table)
     return frame[frame["stage_id"].isin(ids)].reset_index(drop=True) if len(frame) else frame

@@ -1,6 +1,7 @@
 """The study end to end on the smoke profile: real papermill runs of the stage notebooks."""
 
 
+import os
 import nbformat
 import numpy as np
 import pytest
@@ -93,3 +94,23 @@ def test_dry_run_lists_without_running(smoke_study, capsys):
             f"{counts['attack']} attack)") in out
     assert counts["prune"] >= 12 and out.count("would run") == len(stages)  # nothing is done in this results dir
     assert s.done == []
+
+
+def _thread_setting():
+    return os.environ.get("OMP_NUM_THREADS")
+
+
+@pytest.mark.parametrize("user_setting", [None, "3"])
+def test_local_workers_share_the_cores(monkeypatch, user_setting):
+    """Two local workers on two cores run one torch thread each (stage kernels inherit the setting);
+    a thread count the user chose is kept."""
+    if user_setting is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", user_setting)
+    pool, close = sweep._executor(2, None)
+    try:
+        seen = pool.submit(_thread_setting).result()
+    finally:
+        close()
+    assert seen == (user_setting or str(max(1, (os.cpu_count() or 1) // 2)))

@@ -60,19 +60,57 @@ def test_only_selects_a_slice_with_the_stages_it_needs():
     assert {s.kind for s in mlp} == {"train", "prune", "attack"}
     ids = {s.id for s in mlp}
     assert all(s.upstream.id in ids for s in mlp if hasattr(s, "upstream"))  # nothing it needs is left out
-    adv = sweep.select(stages, {"arch": "cnn", "training": "pgd", "attack": "l2_ddn"})
+    adv = sweep.select(sweep.expand(sweep.load_profile("full")), {"arch": "cnn", "training": "pgd", "attack": "l2_ddn"})
     prune_stage = next(s for s in adv if s.kind == "prune")
     assert Counter(s.kind for s in adv) == Counter({"train": 1, "prune": 1, "attack": len(prune_stage.prune.crs)})
     with pytest.raises(sweep.SpecError, match="--only archh=...: unknown parameter; valid: .*arch"):
         sweep.select(stages, {"archh": "mlp"})
     with pytest.raises(sweep.SpecError, match="--only arch='vgg11': no stage of the profile has it; values there: cnn, mlp, resnet8"):
         sweep.select(stages, {"arch": "vgg11"})
+    with pytest.raises(sweep.SpecError, match="--only training='pgd': no stage of the profile has it; values there: standard"):
+        sweep.select(stages, {"training": "pgd"})
 
 
-def test_the_gpu_profile_runs_the_cpu_profiles_fashion_mnist_stages():
-    """The book (cpu profile) shows ResNet8 on Fashion-MNIST; the gpu profile computes those stages and more."""
-    cpu = {s.id for s in sweep.expand(sweep.load_profile("cpu")) if s.data.dataset == "fashion_mnist"}
+METHODS = {(st, sc, cr) for st in ("unstructured", "kernel", "filter") for sc in ("global", "local")
+           for cr in ("magnitude", "random")}
+
+
+def test_the_cpu_profile_is_the_issues_grid_on_a_two_core_budget():
+    """CNN and MLP on MNIST: every method at CR 1..64 with the default attack set (a fixed and a minimal
+    attack per norm) on every CR of global magnitude unstructured; ResNet8 on Fashion-MNIST reduced.
+    The short fine-tuning budget is what fits two cores in three hours (README)."""
+    stages = sweep.expand(sweep.load_profile("cpu"))
+    prune = [s for s in stages if s.kind == "prune"]
+    by_model = {}
+    for s in prune:
+        by_model.setdefault((s.data.dataset, s.model.arch), []).append(s)
+    assert set(by_model) == {("mnist", "cnn"), ("mnist", "mlp"), ("fashion_mnist", "resnet8")}
+    cnn = {(s.prune.structure, s.prune.scope, s.prune.criterion) for s in by_model["mnist", "cnn"]}
+    assert cnn == METHODS
+    # the MLP's kernel and filter pruning coincide (all layers dense): structured runs once, with neurons
+    mlp = {(s.prune.structure, s.prune.scope, s.prune.criterion) for s in by_model["mnist", "mlp"]}
+    assert mlp == {m for m in METHODS if m[0] != "kernel"}
+    for s in by_model["mnist", "cnn"] + by_model["mnist", "mlp"]:
+        assert tuple(s.prune.crs) == (1, 2, 4, 8, 16, 32, 64) and s.prune.finetune_max_epochs == 3
+        assert s.train.training == "standard" and s.upstream.train.max_epochs == 30
+    for s in by_model["fashion_mnist", "resnet8"]:
+        assert tuple(s.prune.crs) == (1, 4, 16, 64) and s.upstream.train.max_epochs == 3
+    fixed, minimal = {"linf_apgd", "l2_apgd", "l0_pgd"}, {"linf_fmn", "l2_ddn", "l0_pgd_min"}
+    for arch in ("cnn", "mlp"):
+        attacks = [s for s in stages if s.kind == "attack" and s.model.arch == arch]
+        assert {(s.prune.structure, s.prune.scope, s.prune.criterion) for s in attacks} == {
+            ("unstructured", "global", "magnitude")}
+        for name in fixed | minimal:
+            assert sorted(s.checkpoint.cr for s in attacks if s.params()["attack"] == name) == [1, 2, 4, 8, 16, 32, 64]
+        assert all(s.attack.n_samples == 1000 and not s.transfer for s in attacks)
+    resnet = {s.params()["attack"] for s in stages if s.kind == "attack" and s.model.arch == "resnet8"}
+    assert resnet == minimal
+
+
+def test_the_gpu_profile_runs_the_full_profiles_fashion_mnist_stages():
+    """The full profile's ResNet8 on Fashion-MNIST was computed on a GPU; the gpu profile computes those stages and more."""
+    full = {s.id for s in sweep.expand(sweep.load_profile("full")) if s.data.dataset == "fashion_mnist"}
     gpu = sweep.expand(sweep.load_profile("gpu"))
-    assert cpu and cpu < {s.id for s in gpu if s.model.arch == "resnet8"}
+    assert full and full < {s.id for s in gpu if s.model.arch == "resnet8"}
     assert {s.model.arch for s in gpu} == {"resnet8", "vgg11", "cnn"}
     assert {s.train.training for s in gpu} == {"standard", "pgd"}
