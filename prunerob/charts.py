@@ -9,6 +9,8 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from prunerob import compare
+
 ACC_AXIS = alt.Axis(format=".0%", title="accuracy")
 
 # The book's headline model and method: the chapters about "the CNN" show exactly these rows.
@@ -22,16 +24,11 @@ def pick(frame: pd.DataFrame, **where) -> pd.DataFrame:
     standard CNN on MNIST). An empty frame comes back unchanged; a non-empty one without a column
     the selection needs raises a KeyError naming it (a missing column must not select everything)."""
     keys = {k: v for k, v in {**HEADLINE, **where}.items() if v is not None}
-    if not len(frame):
-        return frame
-    missing = [k for k in keys if k not in frame]
+    missing = [k for k in keys if k not in frame] if len(frame) else []
     if missing:
         raise KeyError(f"pick: the frame has no column {', '.join(map(repr, missing))} to select on; "
                        f"pass {missing[0]}=None to select without it")
-    mask = pd.Series(True, index=frame.index)
-    for key, value in keys.items():
-        mask &= frame[key] == value
-    return frame[mask]
+    return compare.rows_of(frame, keys)
 
 
 def middle_eps(frame: pd.DataFrame, column: str = "robust_acc") -> float:

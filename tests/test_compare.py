@@ -49,3 +49,18 @@ def test_rows_of_names_a_missing_column():
     with pytest.raises(KeyError, match="no column training"):
         compare.rows_of(pd.DataFrame({"arch": ["cnn"]}), {"training": "pgd"})
     assert compare.rows_of(pd.DataFrame(), {"training": "pgd"}).empty
+
+
+def test_norm_comparison_reads_both_models_at_the_reference_models_middle_budget():
+    worst = pd.DataFrame([
+        dict(method=m, cr=cr, norm="Linf", eps=eps, robust_acc=acc)
+        for m, table in {"CNN": {1: (0.9, 0.55, 0.1), 4: (0.9, 0.5, 0.2), 16: (0.9, 0.3, 0.0)},
+                         "MLP": {1: (0.8, 0.4, 0.0), 4: (0.8, 0.6, 0.1)}}.items()
+        for cr, accs in table.items() for eps, acc in zip((0.0, 8 / 255, 16 / 255), accs)])
+    eps, text = compare.norm_comparison(worst, "Linf", "CNN", "MLP", ("CNN", "MLP"))
+    assert eps == pytest.approx(8 / 255)  # the CNN's dense model is nearest 50 % there (55 %)
+    # CR 16 has no MLP row: the text stops at CR 4, the largest CR both reach
+    assert text == ("at Linf 8/255 the CNN keeps 55.0% of the images dense and 50.0% at CR 4; "
+                    "the MLP 40.0% dense and 60.0% at CR 4 (its best CR: 4, 60.0%)")
+    assert compare.norm_comparison(worst, "L2", "CNN", "MLP") is None
+    assert compare.norm_comparison(worst[worst["method"] == "CNN"], "Linf", "CNN", "MLP") is None
