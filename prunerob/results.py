@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLES = ("train", "history", "prune", "layers", "attack", "samples", "checks", "checks_agreement")
+TABLES = ("train", "history", "prune", "layers", "attack", "samples", "checks", "checks_agreement", "sweeps")
 
 
 def results_dir() -> Path:

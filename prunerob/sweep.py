@@ -16,6 +16,7 @@ half-written record).  Executors: anything with ``submit(fn, *args) -> future`` 
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import os
 import time
@@ -204,6 +205,7 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
             echo(f"  would run {s.id}  ({_describe(s)})")
         return summary
     _remove_stale_temporaries()
+    started_at = datetime.datetime.now(datetime.timezone.utc)
     start = time.perf_counter()
     executor, close = _executor(workers, scheduler)
     failed_ids: set[str] = set()
@@ -248,6 +250,9 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
         close()
     summary.seconds = time.perf_counter() - start
     write_agreement(profile_name)
+    if todo:  # a sweep with nothing to run leaves no record (the book's build must not change the tree)
+        write_sweep_record(profile_name, summary, started_at, workers=workers, scheduler=scheduler, device=device,
+                           only=only)
     echo(summary.line())
     return summary
 
@@ -262,6 +267,23 @@ def write_agreement(profile_name: str) -> None:
     if len(attack):
         results.write_table(evaluate.fixed_minimal_agreement(attack).assign(profile=profile_name),
                             "checks_agreement", profile_name)
+
+
+def write_sweep_record(profile_name: str, summary: Summary, started_at: datetime.datetime, *, workers: int,
+                       scheduler: str | None, device: str, only: dict[str, Any] | None) -> None:
+    """One row per sweep that ran stages, in ``sweeps/<profile>-<start time>.parquet``: when, how long,
+    on what, and how many stages ran, failed and were skipped (``skipped == 0`` and ``failed == 0``: a
+    complete run from nothing, whose wall time is the profile's cost on that machine)."""
+    import pandas as pd
+
+    row = {"profile": profile_name, "started_at": started_at.isoformat(timespec="seconds"),
+           "seconds": summary.seconds, "done": len(summary.done), "failed": len(summary.failed),
+           "blocked": len(summary.blocked), "skipped": len(summary.skipped),
+           "workers": workers if not scheduler else None, "scheduler": "dask" if scheduler else "local",
+           "device": device, "cpu_count": os.cpu_count(),
+           "only": " ".join(f"{k}={v}" for k, v in (only or {}).items()),
+           "code_version": results.code_version()}
+    results.write_table(pd.DataFrame([row]), "sweeps", f"{profile_name}-{started_at:%Y%m%dT%H%M%SZ}")
 
 
 def _describe(stage) -> str:

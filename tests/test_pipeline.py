@@ -50,6 +50,18 @@ def test_a_second_run_skips_everything(smoke_study):
     assert again.done == [] and len(again.skipped) == 5
 
 
+def test_a_sweep_that_ran_stages_leaves_a_record_of_its_wall_time(smoke_study):
+    record = results.collect("sweeps")
+    # the first run (from nothing) left one row; a run with nothing to do leaves none
+    sweep.run("smoke", progress=False)
+    assert len(results.collect("sweeps")) == len(record) == 1
+    row = record.iloc[0]
+    assert row["profile"] == "smoke" and row["done"] == 5 and row["skipped"] == 0 and row["failed"] == 0
+    assert row["seconds"] == pytest.approx(smoke_study["summary"].seconds)
+    assert row["workers"] == 1 and row["scheduler"] == "local" and row["cpu_count"] == os.cpu_count()
+    assert row["code_version"] == results.code_version() and row["only"] == ""
+
+
 def test_a_lost_checkpoint_is_recomputed_when_needed(smoke_study):
     from prunerob import stages
 
