@@ -298,3 +298,14 @@ def unbounded_eps(norm: str, input_shape: tuple[int, ...]) -> float:
     """A budget that covers the whole input box: any image is reachable, accuracy must collapse."""
     c, h, w = input_shape
     return {"Linf": 1.0, "L2": float((c * h * w) ** 0.5), "L0": float(h * w)}[norm]
+
+
+def preset_fingerprints() -> dict[str, str]:
+    """``attack/preset`` -> a hash of the preset's parameter values.  Attack stage ids hash the
+    preset's *name*, not its values, so a preset edited in place would let old results pass for new
+    ones; ``tests/presets.lock.json`` pins these fingerprints and a test fails on any change."""
+    import hashlib
+    import json
+
+    return {f"{name}/{preset}": hashlib.sha256(json.dumps(params, sort_keys=True, default=repr).encode()).hexdigest()[:12]
+            for name, info in ATTACKS.items() for preset, params in info.presets.items()}

@@ -67,3 +67,21 @@ def test_params_round_trip():
     s = AttackStage.from_params(arch="mlp", crs=[1, 2], cr=2, eps=[0.1, 0.2], n_samples=10)
     assert AttackStage.from_params(**s.params()) == s
     assert s.params()["eps"] == [0.1, 0.2]
+
+
+def test_attack_presets_are_pinned_since_stage_ids_hash_only_their_names():
+    """Committed attack results are found by stage id, and the id hashes a preset's name, not its
+    values: a preset edited in place would pass old results off as new ones. Changing a preset means
+    adding one under a new name (new stage ids, fresh runs); only a new preset joins the lock file."""
+    import json
+    from pathlib import Path
+
+    from prunerob import attacks
+
+    lock = json.loads((Path(__file__).parent / "presets.lock.json").read_text())
+    now = attacks.preset_fingerprints()
+    changed = sorted(k for k in lock if k in now and now[k] != lock[k])
+    removed = sorted(set(lock) - set(now))
+    assert not changed, f"presets edited in place: {changed}; add them under new names instead"
+    assert not removed, f"presets removed: {removed}; committed results may still name them"
+    assert set(now) - set(lock) == set(), f"new presets {sorted(set(now) - set(lock))}: add them to tests/presets.lock.json"
