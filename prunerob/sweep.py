@@ -348,7 +348,6 @@ def _share_cores(workers: int) -> None:
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
 
 
-
 def book_profile() -> str:
     """The profile whose results the book shows: ``$PRUNEROB_PROFILE`` or the default, ``cpu``."""
     return os.environ.get("PRUNEROB_PROFILE", "cpu")
