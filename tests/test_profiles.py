@@ -101,8 +101,18 @@ def test_the_cpu_profile_is_the_issues_grid_on_a_two_core_budget():
         assert {(s.prune.structure, s.prune.scope, s.prune.criterion) for s in attacks} == {
             ("unstructured", "global", "magnitude")}
         for name in fixed | minimal:
-            assert sorted(s.checkpoint.cr for s in attacks if s.params()["attack"] == name) == [1, 2, 4, 8, 16, 32, 64]
+            assert sorted(s.checkpoint.cr for s in attacks if s.params()["attack"] == name
+                          and s.train.seed == 0) == [1, 2, 4, 8, 16, 32, 64]
         assert all(s.attack.n_samples == 1000 and not s.transfer for s in attacks)
+    # three seeds of the CNN's magnitude methods, and of its minimal attacks (the book's seed mean)
+    cnn_seeds = {}
+    for s in by_model["mnist", "cnn"]:
+        cnn_seeds.setdefault((s.prune.structure, s.prune.scope, s.prune.criterion), set()).add(s.train.seed)
+    assert {m for m, seeds in cnn_seeds.items() if seeds == {0, 1, 2}} == {m for m in METHODS if m[2] == "magnitude"}
+    for seed in (1, 2):
+        names = [s.params()["attack"] for s in stages if s.kind == "attack" and s.train.seed == seed]
+        assert Counter(names) == Counter({name: 7 for name in minimal}), seed
+    assert not [s for s in stages if s.model.arch != "cnn" and s.train.seed != 0]
     resnet = {s.params()["attack"] for s in stages if s.kind == "attack" and s.model.arch == "resnet8"}
     assert resnet == minimal
 
