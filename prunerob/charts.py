@@ -69,18 +69,32 @@ def _cr_axis() -> alt.X:
                  axis=alt.Axis(values=[1, 2, 4, 8, 16, 32, 64, 128], format="d"))
 
 
+def _seed_tooltips(frame: pd.DataFrame) -> list:
+    """Tooltips for a seed mean's band, where the frame has one (``low``, ``high``, ``n_seeds``)."""
+    out = []
+    if "low" in frame:
+        out += [alt.Tooltip("low:Q", format=".3f", title="95% band low"),
+                alt.Tooltip("high:Q", format=".3f", title="95% band high")]
+    if "n_seeds" in frame:
+        out.append(alt.Tooltip("n_seeds:Q", title="seeds"))
+    return out
+
+
 def robust_vs_cr(attack: pd.DataFrame, prune: pd.DataFrame, title: str = "") -> alt.Chart:
     """Robust accuracy vs compression rate, one line per epsilon, and clean test accuracy dashed.
 
-    ``attack``: rows of one attack on one prune stage (all CRs); ``prune``: that stage's rows.
+    ``attack``: rows of one attack (or worst case) on one method (all CRs); ``prune``: that
+    method's rows.  Where the rows are seed means (``compare.mean_over_seeds``,
+    ``compare.prune_over_seeds``), their band ``low``/``high`` is drawn around each line.
     Click the legend to pick lines (shift-click for more); hover for numbers.
     """
     robust = attack[attack["eps"] > 0].copy()
     robust["series"] = [f"eps = {eps_label(e, n)}" for e, n in zip(robust["eps"], robust["norm"])]
     robust["order"] = robust["eps"]
-    clean = prune[["cr", "clean_acc", "sparsity"]].rename(columns={"clean_acc": "robust_acc"})
+    clean = prune.rename(columns={"clean_acc": "robust_acc"})
     clean = clean.assign(series="clean (full test set)", order=-1.0, n=None)
     cols = ["cr", "robust_acc", "series", "order", "sparsity", "n"]
+    cols += [c for c in ("low", "high", "n_seeds") if c in robust and c in clean]
     frame = pd.concat([clean[cols], robust[cols]], ignore_index=True)
     series = list(dict.fromkeys(frame.sort_values("order")["series"]))
     pick = alt.selection_point(fields=["series"], bind="legend")
@@ -94,9 +108,13 @@ def robust_vs_cr(attack: pd.DataFrame, prune: pd.DataFrame, title: str = "") -> 
         tooltip=[alt.Tooltip("series:N", title="line"), alt.Tooltip("cr:Q", title="CR"),
                  alt.Tooltip("sparsity:Q", format=".4f", title="measured sparsity"),
                  alt.Tooltip("robust_acc:Q", format=".3f", title="accuracy"),
-                 alt.Tooltip("n:Q", title="attacked samples")],
+                 alt.Tooltip("n:Q", title="attacked samples"), *_seed_tooltips(frame)],
     )
     chart = (base.mark_line(point=True) + base.mark_point(size=60, filled=True)).add_params(pick)
+    if "low" in frame:
+        band = base.mark_area(opacity=0.15).encode(y="low:Q", y2="high:Q", strokeDash=alt.value([1, 0]),
+                                                   opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03)))
+        chart = alt.layer(band, chart)
     return chart.properties(width=520, height=320, title=title or "robust accuracy vs compression rate")
 
 
@@ -117,13 +135,20 @@ def _method_lines(frame: pd.DataFrame, y: str, y_axis: alt.Axis, title: str, ext
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
         tooltip=[alt.Tooltip("method:N"), alt.Tooltip("cr:Q", title="CR"),
                  alt.Tooltip("kept:Q", format=".5f", title="measured kept fraction"),
-                 alt.Tooltip("clean_acc:Q", format=".4f", title="clean accuracy"), *extra_tooltip],
+                 alt.Tooltip("clean_acc:Q", format=".4f", title="clean accuracy"), *extra_tooltip,
+                 *(_seed_tooltips(frame) if y == "clean_acc" else [])],
     )
-    return (base.mark_line(point=True)).add_params(pick).properties(width=520, height=320, title=title)
+    lines = base.mark_line(point=True).add_params(pick)
+    if y == "clean_acc" and "low" in frame:  # seed means: their band
+        band = base.mark_area(opacity=0.15).encode(y="low:Q", y2="high:Q",
+                                                   opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03)))
+        lines = alt.layer(band, lines)
+    return lines.properties(width=520, height=320, title=title)
 
 
 def clean_vs_cr(prune: pd.DataFrame, title: str = "") -> alt.Chart:
-    """Clean test accuracy after pruning and fine-tuning vs CR, one line per pruning method."""
+    """Clean test accuracy after pruning and fine-tuning vs CR, one line per pruning method (with
+    the band of a seed mean where ``prune`` is ``compare.prune_over_seeds`` rows)."""
     return _method_lines(prune, "clean_acc", ACC_AXIS, title or "clean accuracy vs compression rate",
                          [alt.Tooltip("layers_removed:Q", title="layers removed")])
 
@@ -141,19 +166,25 @@ def kept_vs_cr(prune: pd.DataFrame, title: str = "") -> alt.LayerChart:
 
 def acc_vs_eps(curves: pd.DataFrame, norm: str, title: str = "") -> alt.Chart:
     """Robust accuracy vs attack strength, one line per compression rate (from ``evaluate.dense_curve``
-    or any rows with cr, eps, robust_acc). Click the legend to pick compression rates."""
+    or any rows with cr, eps, robust_acc; seed means with ``low``/``high`` get a band). Click the
+    legend to pick compression rates."""
     frame = curves.assign(CR=[f"CR {c:g}" for c in curves["cr"]])
     order = [f"CR {c:g}" for c in sorted(curves["cr"].unique())]
     pick = alt.selection_point(fields=["CR"], bind="legend")
     x_title = {"Linf": "Linf epsilon", "L2": "L2 epsilon", "L0": "L0 epsilon (pixels)"}[norm]
-    return alt.Chart(frame).mark_line().encode(
+    base = alt.Chart(frame).encode(
         x=alt.X("eps:Q", title=x_title),
-        y=alt.Y("robust_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("CR:N", sort=order, scale=alt.Scale(scheme="plasma"), title="CR (click to select)"),
-        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
+    lines = base.mark_line().encode(
+        y=alt.Y("robust_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1])),
         tooltip=[alt.Tooltip("CR:N"), alt.Tooltip("eps:Q", format=".4f"),
-                 alt.Tooltip("robust_acc:Q", format=".3f", title="robust accuracy")],
-    ).add_params(pick).properties(width=520, height=300, title=title or f"robust accuracy vs {norm} epsilon")
+                 alt.Tooltip("robust_acc:Q", format=".3f", title="robust accuracy"), *_seed_tooltips(frame)],
+    ).add_params(pick)
+    if "low" in frame:
+        lines = alt.layer(base.mark_area(opacity=0.15).encode(
+            y="low:Q", y2="high:Q", opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03))), lines)
+    return lines.properties(width=520, height=300, title=title or f"robust accuracy vs {norm} epsilon")
 
 
 def versus_original(ours: pd.DataFrame, original: pd.DataFrame, title: str = "") -> alt.Chart:
@@ -211,7 +242,7 @@ def robust_vs_cr_by_eps(robust: pd.DataFrame, prune: pd.DataFrame | None = None,
     frame, order = _with_eps_label(frame)
     if "low" not in frame:
         frame = frame.assign(low=frame["robust_acc"], high=frame["robust_acc"])
-    cols = ["method", "cr", "eps", "epsilon", "robust_acc", "low", "high"] + (["n"] if "n" in frame else [])
+    cols = ["method", "cr", "eps", "epsilon", "robust_acc", "low", "high"] + [c for c in ("n", "n_seeds") if c in frame]
     frame = frame[cols]
     picker = _eps_picker(order, initial=initial_eps)
     pick = alt.selection_point(fields=["method"], bind="legend")
@@ -220,7 +251,8 @@ def robust_vs_cr_by_eps(robust: pd.DataFrame, prune: pd.DataFrame | None = None,
     tooltip = [alt.Tooltip("method:N"), alt.Tooltip("epsilon:N"), alt.Tooltip("cr:Q", title="CR"),
                alt.Tooltip("robust_acc:Q", format=".3f", title="robust accuracy"),
                alt.Tooltip("low:Q", format=".3f", title="interval low"),
-               alt.Tooltip("high:Q", format=".3f", title="interval high")]
+               alt.Tooltip("high:Q", format=".3f", title="interval high"),
+               *([alt.Tooltip("n_seeds:Q", title="seeds")] if "n_seeds" in frame else [])]
     base = alt.Chart(frame).transform_filter(alt.datum.epsilon == picker).encode(
         x=_cr_axis(), color=color, opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
     band = base.mark_area(opacity=0.18).encode(y="low:Q", y2="high:Q",

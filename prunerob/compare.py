@@ -3,7 +3,9 @@
 Two models compare fairly only on the attacks both faced: the standard CNN on MNIST also ran the
 original's weaker presets, which could only lower its per-sample worst case.  ``worst_case_by_model``
 keeps the attack runs (attack and preset) every compared model has, takes the per-sample worst case
-per norm, and labels each row with the model's name, with a 95 % Wilson interval over the images.
+per norm, and labels each row with the model's name.  Where a model ran several seeds, the rows
+are the mean over seeds with a band that holds both the seeds' spread and the images' sampling
+noise; a seed that faced fewer attacks limits every seed to the attacks they all faced.
 """
 
 from __future__ import annotations
@@ -28,25 +30,81 @@ def _runs(frame: pd.DataFrame) -> pd.Series:
     return frame["attack"] + "/" + frame["preset"].astype(str)
 
 
-def worst_case_by_model(attack: pd.DataFrame, samples: pd.DataFrame, models: dict[str, dict]) -> pd.DataFrame:
-    """Per model (label -> column values), CR, norm and eps: robust accuracy, per-sample worst case
-    over the white-box attack runs that every model faced; columns ``method`` (the label), ``cr``,
-    ``norm``, ``eps``, ``robust_acc``, ``n``, ``low``, ``high``, ``attacks``.  Empty when any model
-    has no attack results."""
+def _seed_of(samples: pd.DataFrame) -> pd.Series:
+    """prune_id -> training seed (0 where the table has no seed column)."""
+    if "seed" not in samples:
+        return pd.Series(0, index=samples["prune_id"].unique())
+    return samples.drop_duplicates("prune_id").set_index("prune_id")["seed"]
+
+
+def worst_case_per_seed(attack: pd.DataFrame, samples: pd.DataFrame, models: dict[str, dict]) -> pd.DataFrame:
+    """Per model (label -> column values), seed, CR, norm and eps: robust accuracy, per-sample worst
+    case over the white-box attack runs that every compared model *and every seed of it* faced
+    (a mean over seeds compares like with like); columns ``method`` (the label), ``seed``,
+    ``prune_id``, ``cr``, ``norm``, ``eps``, ``robust_acc``, ``n``, ``attacks``.  Empty when any
+    model has no attack results."""
+    cols = ["method", "seed", "prune_id", "cr", "norm", "eps", "robust_acc", "n", "attacks"]
     attack, samples = evaluate.white_box(attack), evaluate.white_box(samples)
     picked = {label: (rows_of(attack, where), rows_of(samples, where)) for label, where in models.items()}
     if not models or any(not len(a) or not len(s) for a, s in picked.values()):
-        return pd.DataFrame(columns=["method", "cr", "norm", "eps", "robust_acc", "n", "low", "high", "attacks"])
-    common = set.intersection(*(set(_runs(a)) for a, _ in picked.values()))
+        return pd.DataFrame(columns=cols)
+    common = set.intersection(*(set(_runs(runs)) for a, _ in picked.values() for _, runs in a.groupby("prune_id")))
     parts = []
     for label, (a, s) in picked.items():
         a, s = a[_runs(a).isin(common)], s[_runs(s).isin(common)]
         grids = {n: sorted(r["eps"].unique()) for n, r in a.groupby("norm")}
         worst = evaluate.worst_case(s, grids)
-        parts.append(worst.assign(method=label))
-    out = pd.concat(parts, ignore_index=True)
-    low, high = stats.wilson_interval(np.round(out["robust_acc"] * out["n"]), out["n"])
-    return out.assign(low=low, high=high)[["method", "cr", "norm", "eps", "robust_acc", "n", "low", "high", "attacks"]]
+        parts.append(worst.assign(method=label, seed=worst["prune_id"].map(_seed_of(s))))
+    return pd.concat(parts, ignore_index=True)[cols]
+
+
+def mean_over_seeds(frame: pd.DataFrame, by: list[str], value: str = "robust_acc", n: str | None = "n",
+                    confidence: float = 0.95) -> pd.DataFrame:
+    """Per group of ``by``: the mean of ``value`` over the seeds (rows) in it, ``n_seeds``, the
+    seeds' standard deviation ``seed_sd`` and a band ``low``/``high`` (:func:`stats.seed_band`:
+    the seeds' t-interval and, with ``n`` (a column of images per seed), the Wilson interval of the
+    images, added in quadrature).  ``n`` keeps the smallest count of a group."""
+    if not len(frame):
+        return pd.DataFrame(columns=[*by, value, *([n] if n else []), "n_seeds", "seed_sd", "low", "high"])
+    spec = {value: (value, "mean"), "seed_sd": (value, "std"), "n_seeds": (value, "size")}
+    if n:
+        spec[n] = (n, "min")
+    out = frame.groupby(by, as_index=False, dropna=False, sort=True).agg(**spec)
+    out["low"], out["high"] = stats.seed_band(out[value], out["seed_sd"], out["n_seeds"],
+                                              out[n] if n else None, confidence)
+    return out
+
+
+def worst_case_by_model(attack: pd.DataFrame, samples: pd.DataFrame, models: dict[str, dict],
+                        confidence: float = 0.95) -> pd.DataFrame:
+    """:func:`worst_case_per_seed`, averaged over seeds (:func:`mean_over_seeds`): per model, CR,
+    norm and eps the mean robust accuracy, ``n`` (images per seed), ``n_seeds`` and a 95 % band
+    ``low``/``high`` (seeds and images; with one seed, the Wilson interval over the images)."""
+    cols = ["method", "cr", "norm", "eps", "robust_acc", "n", "n_seeds", "low", "high", "attacks"]
+    per_seed = worst_case_per_seed(attack, samples, models)
+    if not len(per_seed):
+        return pd.DataFrame(columns=cols)
+    return mean_over_seeds(per_seed, ["method", "cr", "norm", "eps", "attacks"], confidence=confidence)[cols]
+
+
+# the prune table's columns that name a method (a seed mean groups by these and the CR)
+PRUNE_KEYS = ["dataset", "arch", "training", "structure", "scope", "criterion", "schedule", "prune_dense_neurons",
+              "finetune_training"]
+
+
+def prune_over_seeds(prune: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """The prune table averaged over seeds: one row per method and CR with the mean ``clean_acc``
+    (its band ``low``/``high``: the seeds' t-interval; the full test set adds no sampling noise
+    worth drawing), ``n_seeds``, and the means of ``kept``, ``sparsity``, ``n_kept``,
+    ``layers_removed``, ``finetune_epochs``; ``n_prunable`` of the first seed."""
+    keys = [k for k in PRUNE_KEYS if k in prune] + ["cr"]
+    if not len(prune):
+        return prune.assign(n_seeds=pd.Series(dtype=int), low=pd.Series(dtype=float), high=pd.Series(dtype=float))
+    out = mean_over_seeds(prune, keys, "clean_acc", None, confidence)
+    means = prune.groupby(keys, as_index=False, dropna=False, sort=True).agg(
+        **{c: (c, "mean") for c in ("kept", "sparsity", "n_kept", "layers_removed", "finetune_epochs") if c in prune},
+        **({"n_prunable": ("n_prunable", "first")} if "n_prunable" in prune else {}))
+    return out.merge(means, on=keys, how="left")
 
 
 def summary_at(worst: pd.DataFrame, norm: str, reference: str) -> tuple[float, pd.DataFrame]:

@@ -270,6 +270,23 @@ def worst_case_samples(samples: pd.DataFrame, eps_grid: dict[str, list[float]] |
     return pd.concat(parts, ignore_index=True)
 
 
+def common_runs_only(samples: pd.DataFrame, attack: pd.DataFrame, by: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``samples`` and ``attack`` with, within each group of ``by`` (a model's columns without its
+    seed: its seeds), only the attack runs every prune stage of the group faced.  A seed that ran
+    more attacks would otherwise have a stronger worst case than the others, and their mean would
+    mix two evaluations."""
+    if not len(attack):
+        return samples, attack
+    runs = attack.assign(run=attack_runs(attack))
+    keep = []
+    for _, group in runs.groupby([k for k in by if k in runs], dropna=False):
+        common = set.intersection(*(set(r["run"]) for _, r in group.groupby("prune_id")))
+        keep.append(group[group["run"].isin(common)][["prune_id", "run"]].drop_duplicates())
+    keep = pd.concat(keep, ignore_index=True)
+    mark = lambda frame: frame.assign(run=attack_runs(frame)).merge(keep, on=["prune_id", "run"]).drop(columns="run")
+    return mark(samples), mark(attack)
+
+
 def eps_grids(attack: pd.DataFrame) -> dict[str, list[float]]:
     """Per norm, the budgets the attacks of ``attack`` (rows of the attack table) ran at: the grid a
     worst case over them is taken on."""
@@ -310,17 +327,25 @@ def min_distance(samples: pd.DataFrame) -> pd.DataFrame:
 
 
 def dense_curve(samples: pd.DataFrame, points: int = 60) -> pd.DataFrame:
-    """Accuracy vs epsilon on a fine grid from minimal attacks' per-sample distances, per stage."""
+    """Accuracy vs epsilon on a fine grid from minimal attacks' per-sample distances, per stage.
+    Stages of one attack, norm and CR (e.g. seeds) share one grid, so their curves average point
+    by point; columns ``stage_id``, ``seed`` (where ``samples`` has it), ``attack``, ``norm``,
+    ``cr``, ``eps``, ``robust_acc``, ``n``."""
     rows = []
     minimal = white_box(samples)
     minimal = minimal[minimal["kind"] == "minimal"]
-    for (stage_id, attack, norm, cr), group in minimal.groupby(["stage_id", "attack", "norm", "cr"]):
-        d = group["distance"].to_numpy()
-        finite = d[np.isfinite(d)]
+    if "seed" not in minimal:
+        minimal = minimal.assign(seed=0)
+    for (attack, norm, cr), runs in minimal.groupby(["attack", "norm", "cr"]):
+        d_all = runs["distance"].to_numpy()
+        finite = d_all[np.isfinite(d_all)]
         top = float(np.quantile(finite, 0.98)) if len(finite) else 1.0
-        for eps in np.linspace(0, top * 1.05, points):
-            rows.append({"stage_id": stage_id, "attack": attack, "norm": norm, "cr": cr, "eps": float(eps),
-                         "robust_acc": float((d > eps).mean())})
+        grid = np.linspace(0, top * 1.05, points)
+        for (stage_id, seed), group in runs.groupby(["stage_id", "seed"]):
+            d = group["distance"].to_numpy()
+            for eps in grid:
+                rows.append({"stage_id": stage_id, "seed": seed, "attack": attack, "norm": norm, "cr": cr,
+                             "eps": float(eps), "robust_acc": float((d > eps).mean()), "n": len(d)})
     return pd.DataFrame(rows)
 
 

@@ -141,11 +141,12 @@ def sweet_spots(per_sample: pd.DataFrame, *, confidence: float = 0.95, n_boot: i
 
 
 def robust_with_ci(per_sample: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Robust accuracy per model (all seeds pooled), CR, norm and eps with a Wilson interval over
-    the pooled images (with several seeds this ignores training noise; :func:`sweet_spots` does not)."""
+    """Robust accuracy per model (mean over seeds), CR, norm and eps with a band that holds the
+    seeds' spread and the images' sampling noise (``compare.mean_over_seeds``); ``n``: images per
+    seed, ``n_seeds``."""
+    from prunerob import compare
+
     keys = [k for k in METHOD_KEYS if k in per_sample]
-    agg = per_sample.groupby([*keys, "cr", "norm", "eps"], dropna=False, as_index=False).agg(
-        k=("robust", "sum"), n=("robust", "size"), n_seeds=("seed", "nunique"))
-    agg["robust_acc"] = agg["k"] / agg["n"]
-    agg["low"], agg["high"] = stats.wilson_interval(agg["k"], agg["n"], confidence)
-    return agg
+    per_seed = per_sample.groupby([*keys, "seed", "cr", "norm", "eps"], dropna=False, as_index=False).agg(
+        robust_acc=("robust", "mean"), n=("robust", "size"))
+    return compare.mean_over_seeds(per_seed, [*keys, "cr", "norm", "eps"], confidence=confidence)

@@ -6,6 +6,9 @@ training.  These helpers put numbers on that noise:
 
 * :func:`wilson_interval`: a share k/n (Wilson's score interval, sound near 0 and 1 where the
   normal approximation is not);
+* :func:`seed_band`: a mean over training seeds of shares measured on the same ``n`` images: the
+  seeds' spread (a t-interval: training noise) and the images' (Wilson at the mean share: sampling
+  noise) are independent sources, so the band adds their half-widths in quadrature;
 * :func:`paired_bootstrap`: the mean of per-sample differences (e.g. robust at CR c minus robust
   dense, on the same images), resampling images within each seed and, where there are several,
   seeds too (a two-level bootstrap).  Percentile intervals.
@@ -36,6 +39,35 @@ def wilson_interval(k, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndar
     centre = (share + z**2 / (2 * n)) / denom
     half = z * np.sqrt(share * (1 - share) / n + z**2 / (4 * n**2)) / denom
     return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
+def seed_band(mean, sd, n_seeds, n_images=None, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Band around a mean over seeds (arrays broadcast): ``mean`` and ``sd`` (sample standard
+    deviation over ``n_seeds`` seeds; ignored for one seed), ``n_images`` the images each seed was
+    measured on (None: no sampling noise, e.g. a clean accuracy on the full test set).  Each side's
+    half-width is the root sum of squares of the t-interval's half-width (Student's t with
+    ``n_seeds - 1`` degrees of freedom) and that side of the Wilson interval at the mean; with one
+    seed the band is the Wilson interval alone.  Returns (low, high), clipped to [0, 1]."""
+    from scipy.stats import t as student_t
+
+    mean = np.asarray(mean, dtype=float)
+    sd = np.nan_to_num(np.asarray(sd, dtype=float))
+    n_seeds = np.asarray(n_seeds, dtype=float)
+    if np.any(n_seeds < 1) or np.any(mean < 0) or np.any(mean > 1):
+        raise ValueError("need n_seeds >= 1 and means within [0, 1]")
+    _z(confidence)  # validates
+    several = n_seeds >= 2
+    quantile = student_t.ppf(0.5 + confidence / 2, np.where(several, n_seeds - 1, 1))
+    spread = np.where(several, quantile * sd / np.sqrt(n_seeds), 0.0)
+    if n_images is None:
+        below = above = np.zeros_like(mean)
+    else:
+        n_images = np.asarray(n_images, dtype=float)
+        w_low, w_high = wilson_interval(mean * n_images, n_images, confidence)
+        below, above = mean - w_low, w_high - mean
+    low = mean - np.sqrt(spread**2 + below**2)
+    high = mean + np.sqrt(spread**2 + above**2)
+    return np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
 
 
 def paired_bootstrap(a, b, groups=None, *, n_boot: int = 2000, confidence: float = 0.95,

@@ -316,3 +316,15 @@ def test_worst_case_counts_a_sample_that_a_run_did_not_attack_by_the_runs_that_d
     assert per_sample.to_dict() == {0: False, 1: False, 2: True, 3: True}
     wc = ev.worst_case(pd.DataFrame(rows), {"Linf": [0.1]})
     assert wc["robust_acc"].iloc[0] == 0.5 and wc["n"].iloc[0] == 4
+
+
+def test_dense_curve_gives_the_seeds_of_one_checkpoint_one_grid():
+    rows = [dict(stage_id=f"attack-{seed}", prune_id=f"prune-{seed}", seed=seed, attack="linf_fmn", norm="Linf",
+                 kind="minimal", cr=2.0, sample=i, distance=d, scenario="white-box")
+            for seed, scale in ((0, 0.1), (1, 0.2)) for i, d in enumerate(np.linspace(0.01, scale, 50))]
+    curve = ev.dense_curve(pd.DataFrame(rows), points=20)
+    grids = curve.groupby("seed")["eps"].apply(tuple)
+    assert grids[0] == grids[1] and len(grids[0]) == 20  # one grid, so the seeds average point by point
+    assert (curve["n"] == 50).all()
+    at = curve[curve["eps"] == grids[0][10]].set_index("seed")["robust_acc"]
+    assert at[0] < at[1]  # the seed with the larger distances is more robust at the same budget

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 def test_every_stage_runs_and_writes_its_tables(smoke_study):
     s = smoke_study["summary"]
     assert not s.failed and not s.blocked, s.failed
-    assert len(s.done) == 5  # 1 train, 1 prune, 3 attack (one per CR)
+    assert len(s.done) == 10  # per seed (2): 1 train, 1 prune, 3 attack (one per CR)
     stages = sweep.expand(sweep.load_profile("smoke"))
     for stage in stages:
         assert results.stage_done(sweep.PRIMARY_TABLE[stage.kind], stage.id)
@@ -30,8 +30,11 @@ def test_every_stage_runs_and_writes_its_tables(smoke_study):
 def test_tables_are_tidy_and_the_curves_are_sane(smoke_study):
     attack = results.collect("attack")
     prune = results.collect("prune")
-    assert sorted(prune["cr"]) == [1.0, 2.0, 4.0]
-    assert prune["kept"].tolist() == pytest.approx([1.0, 0.5, 0.25], abs=1 / 61470)
+    assert sorted(prune["seed"].unique()) == [0, 1]
+    for _, rows in prune.groupby("seed"):
+        assert sorted(rows["cr"]) == [1.0, 2.0, 4.0]
+        assert rows.sort_values("cr")["kept"].tolist() == pytest.approx([1.0, 0.5, 0.25], abs=1 / 61470)
+    assert prune.groupby("cr")["clean_acc"].nunique().max() == 2  # two seeds, two different models
     for col in ("dataset", "arch", "seed", "structure", "scope", "criterion", "cr", "sparsity", "clean_acc",
                 "attack", "norm", "kind", "eps", "robust_acc", "n", "violations", "seconds", "stage_id",
                 "prune_id", "train_id", "library", "library_version", "torch_version", "code_version"):
@@ -47,7 +50,7 @@ def test_tables_are_tidy_and_the_curves_are_sane(smoke_study):
 
 def test_a_second_run_skips_everything(smoke_study):
     again = sweep.run("smoke", progress=False)
-    assert again.done == [] and len(again.skipped) == 5
+    assert again.done == [] and len(again.skipped) == 10
 
 
 def test_a_sweep_that_ran_stages_leaves_a_record_of_its_wall_time(smoke_study):
@@ -56,7 +59,7 @@ def test_a_sweep_that_ran_stages_leaves_a_record_of_its_wall_time(smoke_study):
     sweep.run("smoke", progress=False)
     assert len(results.collect("sweeps")) == len(record) == 1
     row = record.iloc[0]
-    assert row["profile"] == "smoke" and row["done"] == 5 and row["skipped"] == 0 and row["failed"] == 0
+    assert row["profile"] == "smoke" and row["done"] == 10 and row["skipped"] == 0 and row["failed"] == 0
     assert row["seconds"] == pytest.approx(smoke_study["summary"].seconds)
     assert row["workers"] == 1 and row["scheduler"] == "local" and row["cpu_count"] == os.cpu_count()
     assert row["code_version"] == results.code_version() and row["only"] == ""
