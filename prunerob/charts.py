@@ -102,7 +102,7 @@ def robust_vs_cr(attack: pd.DataFrame, prune: pd.DataFrame, title: str = "") -> 
         x=_cr_axis(),
         y=alt.Y("robust_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("series:N", sort=series, title="line (click to select)",
-                        scale=alt.Scale(scheme="viridis")),
+                        scale=alt.Scale(scheme="viridis"), legend=alt.Legend(symbolOpacity=1)),
         strokeDash=alt.condition("datum.order < 0", alt.value([5, 3]), alt.value([1, 0])),
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
         tooltip=[alt.Tooltip("series:N", title="line"), alt.Tooltip("cr:Q", title="CR"),
@@ -131,7 +131,8 @@ def _method_lines(frame: pd.DataFrame, y: str, y_axis: alt.Axis, title: str, ext
     pick = alt.selection_point(fields=["method"], bind="legend")
     base = alt.Chart(frame).encode(
         x=_cr_axis(), y=alt.Y(f"{y}:Q", axis=y_axis, scale=alt.Scale(domain=[0, 1]) if y != "kept" else alt.Scale(type="log")),
-        color=alt.Color("method:N", title="method (click to select)", scale=alt.Scale(scheme="tableau20")),
+        color=alt.Color("method:N", title="method (click to select)", scale=alt.Scale(scheme="tableau20"),
+                        legend=alt.Legend(symbolOpacity=1)),
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
         tooltip=[alt.Tooltip("method:N"), alt.Tooltip("cr:Q", title="CR"),
                  alt.Tooltip("kept:Q", format=".5f", title="measured kept fraction"),
@@ -174,7 +175,8 @@ def acc_vs_eps(curves: pd.DataFrame, norm: str, title: str = "") -> alt.Chart:
     x_title = {"Linf": "Linf epsilon", "L2": "L2 epsilon", "L0": "L0 epsilon (pixels)"}[norm]
     base = alt.Chart(frame).encode(
         x=alt.X("eps:Q", title=x_title),
-        color=alt.Color("CR:N", sort=order, scale=alt.Scale(scheme="plasma"), title="CR (click to select)"),
+        color=alt.Color("CR:N", sort=order, scale=alt.Scale(scheme="plasma"), title="CR (click to select)",
+                        legend=alt.Legend(symbolOpacity=1)),
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
     lines = base.mark_line().encode(
         y=alt.Y("robust_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1])),
@@ -246,7 +248,8 @@ def robust_vs_cr_by_eps(robust: pd.DataFrame, prune: pd.DataFrame | None = None,
     frame = frame[cols]
     picker = _eps_picker(order, initial=initial_eps)
     pick = alt.selection_point(fields=["method"], bind="legend")
-    color = alt.Color("method:N", title="method (click to select)", scale=alt.Scale(scheme="tableau10"))
+    color = alt.Color("method:N", title="method (click to select)", scale=alt.Scale(scheme="tableau10"),
+                      legend=alt.Legend(symbolOpacity=1))
     y = alt.Y("robust_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1]))
     tooltip = [alt.Tooltip("method:N"), alt.Tooltip("epsilon:N"), alt.Tooltip("cr:Q", title="CR"),
                alt.Tooltip("robust_acc:Q", format=".3f", title="robust accuracy"),
