@@ -80,6 +80,12 @@ def _seed_tooltips(frame: pd.DataFrame) -> list:
     return out
 
 
+def _band(base: alt.Chart, pick: alt.Parameter, **encodings) -> alt.Chart:
+    """The area between ``low`` and ``high`` (a seed mean's 95 % band), faded with the legend pick."""
+    return base.mark_area(opacity=0.15).encode(y="low:Q", y2="high:Q", **encodings,
+                                               opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03)))
+
+
 def robust_vs_cr(attack: pd.DataFrame, prune: pd.DataFrame, title: str = "") -> alt.Chart:
     """Robust accuracy vs compression rate, one line per epsilon, and clean test accuracy dashed.
 
@@ -112,9 +118,7 @@ def robust_vs_cr(attack: pd.DataFrame, prune: pd.DataFrame, title: str = "") -> 
     )
     chart = (base.mark_line(point=True) + base.mark_point(size=60, filled=True)).add_params(pick)
     if "low" in frame:
-        band = base.mark_area(opacity=0.15).encode(y="low:Q", y2="high:Q", strokeDash=alt.value([1, 0]),
-                                                   opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03)))
-        chart = alt.layer(band, chart)
+        chart = alt.layer(_band(base, pick, strokeDash=alt.value([1, 0])), chart)
     return chart.properties(width=520, height=320, title=title or "robust accuracy vs compression rate")
 
 
@@ -141,9 +145,7 @@ def _method_lines(frame: pd.DataFrame, y: str, y_axis: alt.Axis, title: str, ext
     )
     lines = base.mark_line(point=True).add_params(pick)
     if y == "clean_acc" and "low" in frame:  # seed means: their band
-        band = base.mark_area(opacity=0.15).encode(y="low:Q", y2="high:Q",
-                                                   opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03)))
-        lines = alt.layer(band, lines)
+        lines = alt.layer(_band(base, pick), lines)
     return lines.properties(width=520, height=320, title=title)
 
 
@@ -184,8 +186,7 @@ def acc_vs_eps(curves: pd.DataFrame, norm: str, title: str = "") -> alt.Chart:
                  alt.Tooltip("robust_acc:Q", format=".3f", title="robust accuracy"), *_seed_tooltips(frame)],
     ).add_params(pick)
     if "low" in frame:
-        lines = alt.layer(base.mark_area(opacity=0.15).encode(
-            y="low:Q", y2="high:Q", opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03))), lines)
+        lines = alt.layer(_band(base, pick), lines)
     return lines.properties(width=520, height=300, title=title or f"robust accuracy vs {norm} epsilon")
 
 
