@@ -363,10 +363,11 @@ def book_profiles() -> tuple[str, ...]:
     return tuple(dict.fromkeys((book_profile(), COMPANION_PROFILE)))
 
 
-def profile_results(table: str, profile: str | tuple[str, ...] | None = None):
+def profile_results(table: str, profile: str | tuple[str, ...] | None = None, only: dict[str, Any] | None = None):
     """The rows of ``table`` that belong to the stages of ``profile`` (default: the book's), or of
-    any of several profiles."""
+    any of several profiles; with ``only`` (as in :func:`select`, e.g. ``{"arch": "resnet8",
+    "max_epochs": 3}``), of the stages with those parameters and the stages upstream of them."""
     names = (profile,) if isinstance(profile, str) else (profile or (book_profile(),))
-    ids = {s.id for name in names for s in expand(load_profile(name))}
+    ids = {s.id for name in names for s in select(expand(load_profile(name)), only or {})}
     frame = results.collect(table)
     return frame[frame["stage_id"].isin(ids)].reset_index(drop=True) if len(frame) else frame
