@@ -314,12 +314,41 @@ def grid_table(all_stages: list, todo_ids: set[str]) -> list[str]:
     return ["stages per data set and architecture:", *table.to_string().splitlines()]
 
 
+# a table's temporary lives for the seconds its write takes; one older than this was left by a killed run
+STALE_TABLE_TEMPORARY_S = 600
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _is_stale(path: Path, now: float) -> bool:
+    """A run record's temporary (``.<stage>.<pid>.tmp.ipynb``) is stale when its worker process has
+    ended; a table's (``.<name>.<random>.tmp``) when it is older than the longest write.  Another
+    sweep running beside this one (say another ``--only`` slice) keeps its temporaries."""
+    parts = path.name.split(".")
+    if path.name.endswith(".tmp.ipynb") and len(parts) >= 4 and parts[-3].isdigit():
+        return not _pid_alive(int(parts[-3]))
+    try:
+        return now - path.stat().st_mtime > STALE_TABLE_TEMPORARY_S
+    except FileNotFoundError:
+        return False
+
+
 def _remove_stale_temporaries() -> None:
     """Temporary files a killed run left behind (never visible as results; just clutter)."""
+    now = time.time()
     for folder in (results.results_dir(), results.runs_dir()):
         if folder.exists():
             for path in folder.rglob(".*.tmp*"):
-                path.unlink(missing_ok=True)
+                if _is_stale(path, now):
+                    path.unlink(missing_ok=True)
 
 
 def _executor(workers: int, scheduler: str | None):

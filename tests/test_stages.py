@@ -79,3 +79,32 @@ def test_a_checkpoint_of_another_stage_or_an_unreadable_one_is_not_resumed(train
     assert list(stages._finished_steps(trained)) == [1]  # resuming stops at the first unusable step
     again = stages.run_prune(trained, device="cpu", progress=False)
     assert again["resumed"].tolist() == [True, False, False]
+
+
+def test_a_sweep_removes_only_the_temporaries_of_runs_that_ended(out_dirs):
+    """A killed run's temporaries are cleared at the next sweep's start, but not those of a sweep
+    running beside it (another --only slice): their worker is alive and its stage would lose its record."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from prunerob import sweep
+
+    runs = out_dirs["runs"] / "train"
+    tables = out_dirs["results"] / "train"
+    runs.mkdir(parents=True)
+    tables.mkdir(parents=True)
+    live = runs / f".train-aaaaaaaaaaaa.{os.getpid()}.tmp.ipynb"
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    dead = runs / f".train-bbbbbbbbbbbb.{ended.pid}.tmp.ipynb"
+    fresh_table = tables / ".train-aaaaaaaaaaaa.parquet.x1y2z3.tmp"
+    old_table = tables / ".train-bbbbbbbbbbbb.parquet.q9w8e7.tmp"
+    for path in (live, dead, fresh_table, old_table):
+        path.write_text("{}")
+    old = time.time() - sweep.STALE_TABLE_TEMPORARY_S - 60
+    os.utime(old_table, (old, old))
+    sweep._remove_stale_temporaries()
+    assert live.exists() and fresh_table.exists()
+    assert not dead.exists() and not old_table.exists()
