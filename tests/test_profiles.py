@@ -124,3 +124,8 @@ def test_the_gpu_profile_runs_the_full_profiles_fashion_mnist_stages():
     assert full and full < {s.id for s in gpu if s.model.arch == "resnet8"}
     assert {s.model.arch for s in gpu} == {"resnet8", "vgg11", "cnn"}
     assert {s.train.training for s in gpu} == {"standard", "pgd"}
+    # a GPU affords several seeds: every model of the profile runs three
+    seeds = {}
+    for s in gpu:
+        seeds.setdefault((s.data.dataset, s.model.arch, s.train.training), set()).add(s.train.seed)
+    assert set(map(frozenset, seeds.values())) == {frozenset({0, 1, 2})}
