@@ -60,7 +60,8 @@ def test_only_selects_a_slice_with_the_stages_it_needs():
     assert {s.kind for s in mlp} == {"train", "prune", "attack"}
     ids = {s.id for s in mlp}
     assert all(s.upstream.id in ids for s in mlp if hasattr(s, "upstream"))  # nothing it needs is left out
-    adv = sweep.select(sweep.expand(sweep.load_profile("full")), {"arch": "cnn", "training": "pgd", "attack": "l2_ddn"})
+    adv = sweep.select(sweep.expand(sweep.load_profile("full")), {"arch": "cnn", "training": "pgd", "attack": "l2_ddn",
+                                                                   "finetune_max_epochs": 3})
     prune_stage = next(s for s in adv if s.kind == "prune")
     assert Counter(s.kind for s in adv) == Counter({"train": 1, "prune": 1, "attack": len(prune_stage.prune.crs)})
     with pytest.raises(sweep.SpecError, match="--only archh=...: unknown parameter; valid: .*arch"):
@@ -118,8 +119,10 @@ def test_the_cpu_profile_is_the_issues_grid_on_a_two_core_budget():
 
 
 def test_the_gpu_profile_runs_the_full_profiles_fashion_mnist_stages():
-    """The full profile's ResNet8 on Fashion-MNIST was computed on a GPU; the gpu profile computes those stages and more."""
-    full = {s.id for s in sweep.expand(sweep.load_profile("full")) if s.data.dataset == "fashion_mnist"}
+    """The full profile's ResNet8 on Fashion-MNIST with the original's recipe (up to 100 epochs) was
+    computed on a GPU; the gpu profile computes those stages and more."""
+    full = {s.id for s in sweep.expand(sweep.load_profile("full"))
+            if s.data.dataset == "fashion_mnist" and s.train.max_epochs == 100}
     gpu = sweep.expand(sweep.load_profile("gpu"))
     assert full and full < {s.id for s in gpu if s.model.arch == "resnet8"}
     assert {s.model.arch for s in gpu} == {"resnet8", "vgg11", "cnn"}
@@ -129,3 +132,51 @@ def test_the_gpu_profile_runs_the_full_profiles_fashion_mnist_stages():
     for s in gpu:
         seeds.setdefault((s.data.dataset, s.model.arch, s.train.training), set()).add(s.train.seed)
     assert set(map(frozenset, seeds.values())) == {frozenset({0, 1, 2})}
+
+
+def _recipe(stage) -> dict:
+    """A stage's parameters without its training (what must match for a like-for-like comparison)."""
+    return {k: v for k, v in stage.params().items() if k not in ("training", "adv_eps", "adv_steps", "adv_step_size",
+                                                                  "batch_size")}
+
+
+def test_the_full_profile_compares_pgd_training_at_the_cpu_budget_on_the_cpu_profiles_stages():
+    """The adversarial-training chapter's CPU comparisons: the PGD-trained ResNet8 (Fashion-MNIST) and
+    CNN (MNIST, to CR 64) beside standard models whose stages are the cpu profile's (one table, not a
+    second computation), at the same recipe and with the same attack runs."""
+    full = sweep.expand(sweep.load_profile("full"))
+    cpu_ids = {s.id for s in sweep.expand(sweep.load_profile("cpu"))}
+    for only in ({"arch": "resnet8", "max_epochs": 3}, {"arch": "cnn", "finetune_max_epochs": 3}):
+        picked = sweep.select(full, only)
+        std = [s for s in picked if s.train.training == "standard"]
+        pgd = [s for s in picked if s.train.training == "pgd"]
+        assert std and pgd, only
+        # the cpu profile's models (ResNet8 faces one more attack here: APGD, the fixed Linf check)
+        assert {s.id for s in std if s.kind != "attack" or s.model.arch == "cnn"} <= cpu_ids, only
+        assert {s.id for s in pgd}.isdisjoint(cpu_ids), only  # the cpu profile has no adversarial training
+        assert all(s.train.adv_eps == 0.1 and s.train.adv_steps == 10 for s in pgd)
+        runs = {(s.kind, s.params().get("attack"), s.params().get("cr"), s.params().get("eps") and tuple(s.params()["eps"]))
+                for s in pgd}
+        assert runs == {(s.kind, s.params().get("attack"), s.params().get("cr"),
+                         s.params().get("eps") and tuple(s.params()["eps"])) for s in std}, only
+        prune_std, prune_pgd = (next(s for s in group if s.kind == "prune") for group in (std, pgd))
+        assert {k: v for k, v in _recipe(prune_std).items() if k != "max_epochs"} == \
+            {k: v for k, v in _recipe(prune_pgd).items() if k != "max_epochs"}, only
+    # the CNN's 3-epoch schedule starts from the same PGD-trained dense model as the 30-epoch one
+    pgd_cnn = [s for s in full if s.kind == "prune" and s.model.arch == "cnn" and s.train.training == "pgd"]
+    assert sorted(s.prune.finetune_max_epochs for s in pgd_cnn) == [3, 30]
+    assert len({s.upstream.id for s in pgd_cnn}) == 1
+    assert max(pgd_cnn, key=lambda s: s.prune.finetune_max_epochs).prune.crs == (1, 2, 4, 8, 16)
+    assert min(pgd_cnn, key=lambda s: s.prune.finetune_max_epochs).prune.crs == (1, 2, 4, 8, 16, 32, 64)
+
+
+def test_profile_results_keeps_only_the_named_recipes_rows():
+    """The committed tables of the full profile hold two ResNet8 recipes; ``only`` picks one."""
+    prune = sweep.profile_results("prune", "full", {"arch": "resnet8", "max_epochs": 3})
+    train_ids = {s.id for s in sweep.expand(sweep.load_profile("full")) if s.kind == "train" and s.model.arch == "resnet8"
+                 and s.train.max_epochs == 3}
+    assert len(prune) and set(prune["train_id"]) <= train_ids
+    everything = sweep.profile_results("prune", "full")
+    assert set(everything[everything["arch"] == "resnet8"]["train_id"]) - train_ids  # the other recipe is there too
+    with pytest.raises(sweep.SpecError, match="max_epochs=7"):
+        sweep.profile_results("prune", "full", {"arch": "resnet8", "max_epochs": 7})
