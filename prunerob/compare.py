@@ -128,7 +128,8 @@ def norm_comparison(worst: pd.DataFrame, norm: str, reference: str, other: str,
     rows = worst[worst["norm"] == norm] if len(worst) else worst
     if not len(rows) or not {reference, other} <= set(rows["method"]):
         return None
-    eps, at = summary_at(worst, norm, reference)
+    # only the two models: a third one in the frame must not cut the CRs both of them reach
+    eps, at = summary_at(rows[rows["method"].isin([reference, other])], norm, reference)
     top = at.dropna().index.max()
     ref, oth = names or (reference, other)
     unit = " pixels" if norm == "L0" else ""

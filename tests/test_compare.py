@@ -66,6 +66,11 @@ def test_norm_comparison_reads_both_models_at_the_reference_models_middle_budget
                     "the MLP 40.0% dense and 60.0% at CR 4 (its best CR: 4, 60.0%)")
     assert compare.norm_comparison(worst, "L2", "CNN", "MLP") is None
     assert compare.norm_comparison(worst[worst["method"] == "CNN"], "Linf", "CNN", "MLP") is None
+    # a third model with fewer CRs in the same frame does not cut the two models' comparison
+    third = worst[(worst["method"] == "MLP") & (worst["cr"] == 1)].assign(method="MLP, short schedule")
+    both_to_16 = pd.concat([worst, worst[(worst["method"] == "MLP") & (worst["cr"] == 4)].assign(cr=16), third])
+    _, text = compare.norm_comparison(both_to_16, "Linf", "CNN", "MLP", ("CNN", "MLP"))
+    assert "30.0% at CR 16" in text and "60.0% at CR 16" in text
 
 
 def test_seeds_average_on_the_attacks_every_seed_faced_with_a_band_that_holds_their_spread():
