@@ -170,8 +170,12 @@ def test_the_full_profile_compares_pgd_training_at_the_cpu_budget_on_the_cpu_pro
     assert min(pgd_cnn, key=lambda s: s.prune.finetune_max_epochs).prune.crs == (1, 2, 4, 8, 16, 32, 64)
 
 
-def test_profile_results_keeps_only_the_named_recipes_rows():
+def test_profile_results_keeps_only_the_named_recipes_rows(monkeypatch):
     """The committed tables of the full profile hold two ResNet8 recipes; ``only`` picks one."""
+    from pathlib import Path
+
+    # the committed tables (another test's session fixture may point PRUNEROB_RESULTS elsewhere)
+    monkeypatch.setenv("PRUNEROB_RESULTS", str(Path(__file__).resolve().parents[1] / "book" / "results"))
     prune = sweep.profile_results("prune", "full", {"arch": "resnet8", "max_epochs": 3})
     train_ids = {s.id for s in sweep.expand(sweep.load_profile("full")) if s.kind == "train" and s.model.arch == "resnet8"
                  and s.train.max_epochs == 3}
