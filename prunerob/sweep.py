@@ -114,7 +114,7 @@ def execute_stage(stage, device: str = "auto") -> Path:
 
     out = run_record(stage)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.ipynb")
+    tmp = _run_temporary(out, os.getpid())
     nb = jupytext.read(notebook_path(stage.kind))
     title = nb.cells[0]
     if title.cell_type == "markdown" and title.source.startswith("# "):  # the run's own page title
@@ -316,6 +316,7 @@ def grid_table(all_stages: list, todo_ids: set[str]) -> list[str]:
 
 # a table's temporary lives for the seconds its write takes; one older than this was left by a killed run
 STALE_TABLE_TEMPORARY_S = 600
+RUN_TEMPORARY_SUFFIX = ".tmp.ipynb"  # a run record being written: .<stage>.<pid>.tmp.ipynb
 
 
 def _pid_alive(pid: int) -> bool:
@@ -328,13 +329,27 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _run_temporary(record: Path, pid: int) -> Path:
+    """Where worker ``pid`` writes the run record ``record`` until it is complete."""
+    return record.with_name(f".{record.stem}.{pid}{RUN_TEMPORARY_SUFFIX}")
+
+
+def _run_temporary_pid(path: Path) -> int | None:
+    """The worker pid in a name made by :func:`_run_temporary`; None for any other name."""
+    name = path.name
+    if not (name.startswith(".") and name.endswith(RUN_TEMPORARY_SUFFIX)):
+        return None
+    pid = name[: -len(RUN_TEMPORARY_SUFFIX)].rpartition(".")[2]
+    return int(pid) if pid.isdigit() else None
+
+
 def _is_stale(path: Path, now: float) -> bool:
-    """A run record's temporary (``.<stage>.<pid>.tmp.ipynb``) is stale when its worker process has
+    """A run record's temporary (:func:`_run_temporary`) is stale when its worker process has
     ended; a table's (``.<name>.<random>.tmp``) when it is older than the longest write.  Another
     sweep running beside this one (say another ``--only`` slice) keeps its temporaries."""
-    parts = path.name.split(".")
-    if path.name.endswith(".tmp.ipynb") and len(parts) >= 4 and parts[-3].isdigit():
-        return not _pid_alive(int(parts[-3]))
+    pid = _run_temporary_pid(path)
+    if pid is not None:
+        return not _pid_alive(pid)
     try:
         return now - path.stat().st_mtime > STALE_TABLE_TEMPORARY_S
     except FileNotFoundError:

@@ -96,6 +96,7 @@ def test_a_sweep_removes_only_the_temporaries_of_runs_that_ended(out_dirs):
     runs.mkdir(parents=True)
     tables.mkdir(parents=True)
     live = runs / f".train-aaaaaaaaaaaa.{os.getpid()}.tmp.ipynb"
+    assert sweep._run_temporary(runs / "train-aaaaaaaaaaaa.ipynb", os.getpid()) == live  # what execute_stage writes
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended.wait()
     dead = runs / f".train-bbbbbbbbbbbb.{ended.pid}.tmp.ipynb"
