@@ -113,3 +113,40 @@ def provenance(**libraries: str) -> dict[str, str]:
 
     return {"prunerob_version": prunerob.__version__, "code_version": code_version(),
             "torch_version": str(torch.__version__), **libraries}
+
+
+def fingerprint_agreement(train: pd.DataFrame, prune: pd.DataFrame, attack: pd.DataFrame) -> pd.DataFrame:
+    """Whether each result was computed on the checkpoint its upstream table names now.
+
+    Per link (a prune stage's dense model; an attack run's checkpoint; a transfer attack's source),
+    counted in stages: ``runs``; ``same``, the fingerprint the result recorded is the upstream's;
+    ``different``, both recorded and not equal (the checkpoint was made again and came out
+    different after the result was computed: the result measured weights no table describes);
+    ``unknown``, one side from before fingerprints were recorded."""
+    def upstream(frame, key_cols):
+        if not len(frame) or "checkpoint_sha" not in frame:
+            return {}
+        return {tuple(k) if isinstance(k, tuple) else (k,): v
+                for k, v in frame.groupby(key_cols)["checkpoint_sha"].first().items()}
+
+    def tally(link, frame, keys, sha_col, reference):
+        if not len(frame):
+            return {"link": link, "runs": 0, "same": 0, "different": 0, "unknown": 0}
+        runs = frame.groupby("stage_id").first()
+        recorded = runs[sha_col] if sha_col in runs else pd.Series(None, index=runs.index, dtype=object)
+        now = [reference.get(tuple(row)) for row in runs[keys].itertuples(index=False)]
+        now = pd.Series(now, index=runs.index, dtype=object)
+        known = recorded.notna() & now.notna()
+        same = int((known & (recorded == now)).sum())
+        return {"link": link, "runs": len(runs), "same": same, "different": int(known.sum()) - same,
+                "unknown": int((~known).sum())}
+
+    trains = upstream(train, ["stage_id"])
+    steps = {(k[0], float(k[1])): v for k, v in upstream(prune, ["stage_id", "cr"]).items()}
+    attack = attack.assign(cr=attack["cr"].astype(float), source_cr=attack["source_cr"].astype(float)) if len(attack) else attack
+    transfer = attack[attack["scenario"] == "transfer"] if len(attack) else attack
+    return pd.DataFrame([
+        tally("prune stage: its dense model", prune, ["train_id"], "dense_sha", trains),
+        tally("attack run: the checkpoint attacked", attack, ["prune_id", "cr"], "checkpoint_sha", steps),
+        tally("transfer attack: the checkpoint crafted on", transfer, ["prune_id", "source_cr"], "source_sha", steps),
+    ]).set_index("link")

@@ -8,6 +8,7 @@ stage finished.  A stage whose upstream checkpoint is missing says which stage t
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,19 @@ def save_model(path: Path, model: torch.nn.Module, arch: str, dataset: str, meta
     blob = {"arch": arch, "dataset": dataset, "meta": meta,
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     results.atomic_write_bytes(path, lambda p: torch.save(blob, p))
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """A short hash of a model's state (every tensor's name, dtype, shape and values, masks included):
+    the tables record it for each checkpoint and for the checkpoint each result was computed on, so
+    a result is tied to the weights it measured, and a re-made checkpoint that came out different
+    (another machine, another thread count) is told apart from one that reproduced."""
+    digest = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        tensor = value.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:16]
 
 
 def _load_blob(path: Path) -> dict:
@@ -128,7 +142,7 @@ def run_train(stage: TrainStage, device: str = "auto", progress: bool = True) ->
            "n_prunable": models.count_prunable(model), "epochs": hist.epochs, "best_epoch": hist.best_epoch,
            "val_loss": hist.best_val_loss, "test_loss": test_loss, "clean_acc": test_acc,
            "n_train": len(splits.train_y), "n_test": len(splits.test_y), "seconds": hist.seconds,
-           "device": dev.type, **results.provenance()}
+           "device": dev.type, "checkpoint_sha": model_fingerprint(model), **results.provenance()}
     save_model(train_checkpoint(stage), model, stage.model.arch, stage.data.dataset, {"stage_id": stage.id})
     if hist.rows:  # a zoo model has no training history
         history = pd.DataFrame(hist.rows).assign(stage_id=stage.id, step="train")
@@ -158,6 +172,7 @@ def run_prune(stage: PruneStage, device: str = "auto", progress: bool = True) ->
         raise MissingUpstream(f"the dense model {dense_path} is missing: run train stage {stage.upstream.id} first")
     splits = data_mod.load(stage.data).to(dev)
     model = load_model(dense_path, dev)
+    dense_sha = model_fingerprint(model)  # the dense model every step starts from, as the train table names it
     generator = torch.Generator().manual_seed(stage.train.seed)
     rows, layer_frames, histories = [], [], []
     done = _finished_steps(stage)  # a killed run's finished CRs: resumed, not recomputed
@@ -173,7 +188,7 @@ def run_prune(stage: PruneStage, device: str = "auto", progress: bool = True) ->
             else:  # written before checkpoints carried their row: measured again, the rest unknown
                 row = {**_step_row(stage, model, splits, cr), "finetune_epochs": None, "seconds": None,
                        "device": "unknown", **results.provenance()}
-            rows.append({**row, "resumed": True})
+            rows.append({**row, "dense_sha": dense_sha, "checkpoint_sha": model_fingerprint(model), "resumed": True})
             if meta.get("history"):
                 histories.append(pd.DataFrame(meta["history"]).assign(stage_id=stage.id, step=f"cr{cr:g}"))
             layer_frames.append(prune.sparsity_report(model).assign(stage_id=stage.id, cr=float(cr)))
@@ -193,7 +208,7 @@ def run_prune(stage: PruneStage, device: str = "auto", progress: bool = True) ->
             histories.append(pd.DataFrame(hist.rows).assign(stage_id=stage.id, step=f"cr{cr:g}"))
         rows.append({**_step_row(stage, model, splits, cr), "finetune_epochs": epochs,
                      "seconds": time.perf_counter() - start, "device": dev.type, **results.provenance(),
-                     "resumed": False})
+                     "dense_sha": dense_sha, "checkpoint_sha": model_fingerprint(model), "resumed": False})
         layer_frames.append(prune.sparsity_report(model).assign(stage_id=stage.id, cr=float(cr)))
         # the checkpoint carries its table row, fine-tuning history and the random state after this
         # step, so that a killed stage resumes after its last finished CR with the same result
@@ -293,7 +308,8 @@ def run_attack(stage: AttackStage, device: str = "auto", progress: bool = True) 
     common = {**_ids(stage), **_meta(stage), "cr": float(cr), "sparsity": float(total["sparsity"]),
               "attack": atk.name, "preset": stage.attack.preset_name, "norm": atk.norm, "kind": atk.kind,
               "library": atk.library, "scenario": "transfer" if stage.transfer else "white-box",
-              "source_cr": float(stage.checkpoint.source_cr or cr)}
+              "source_cr": float(stage.checkpoint.source_cr or cr), "checkpoint_sha": model_fingerprint(model),
+              "source_sha": model_fingerprint(source if source is not None else model)}
     versions = results.provenance(library_version=library_version(atk.library))
     clean_acc = float(res.curve.loc[res.curve["eps"] == 0, "robust_acc"].iloc[0])
     results.write_table(res.samples.assign(**common), "samples", stage.id)

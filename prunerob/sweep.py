@@ -5,8 +5,10 @@ value is an axis of the grid (``crs`` and ``eps`` are list-valued parameters, no
 ``attacks`` lists the attacks to run on every checkpoint (``on_crs``: only on these; ``source_cr``:
 crafted on the checkpoint at that CR, a transfer attack).  Expansion gives train, prune and attack
 stages (attack after prune after train).  A stage whose primary table exists is skipped, unless a
-stage that must run needs its checkpoint and the checkpoint is gone; a stage that fails does not stop
-the others, only those that depend on it, and a re-run retries it.
+stage that must run needs its checkpoint and the checkpoint is gone; the finished stages downstream of
+a checkpoint made again then run again too, unless it came out the same (the tables record each
+checkpoint's fingerprint, and each result the fingerprint of the checkpoint it measured).  A stage
+that fails does not stop the others, only those that depend on it, and a re-run retries it.
 
 Each stage runs as its notebook (``book/experiments/<kind>.md``) through papermill; the executed
 notebook is written to ``book/runs/<kind>/<stage id>.ipynb`` (atomically: a killed run leaves no
@@ -168,6 +170,48 @@ def plan(all_stages: list) -> list:
     return [s for s in all_stages if s.id in todo] + [s for s in todo.values() if s.id not in by_id]
 
 
+def recheck(all_stages: list, todo: list) -> list:
+    """Finished stages downstream of a stage that runs again (one whose table exists but whose
+    checkpoint is gone, or whose table was unreadable): their results were computed on the old
+    checkpoint.  Each waits for its upstream stage and runs again unless the re-made checkpoint is
+    the one its result used (the same fingerprint in the upstream's table before and after)."""
+    order = {kind: i for i, kind in enumerate(PRIMARY_TABLE)}
+    pending = {s.id for s in todo}
+    out = []
+    for s in sorted(all_stages, key=lambda st: order[st.kind]):
+        if s.id not in pending and hasattr(s, "upstream") and s.upstream.id in pending:
+            pending.add(s.id)
+            out.append(s)
+    return out
+
+
+def recorded_fingerprints(stage) -> dict | None:
+    """The checkpoint fingerprints in a train or prune stage's table: ``{cr: sha}`` (a train stage's
+    under ``None``); None where the table is missing or predates fingerprints."""
+    frame = results.read_table_file(results.table_path(PRIMARY_TABLE[stage.kind], stage.id))
+    if frame is None or not len(frame) or "checkpoint_sha" not in frame.columns or frame["checkpoint_sha"].isna().any():
+        return None
+    if stage.kind == "train":
+        return {None: frame["checkpoint_sha"].iloc[0]}
+    return dict(zip(frame["cr"].astype(float), frame["checkpoint_sha"]))
+
+
+def _checkpoints_used(stage) -> list:
+    """The keys of :func:`recorded_fingerprints` of the upstream checkpoints ``stage`` read."""
+    if stage.kind == "prune":
+        return [None]
+    return sorted({float(stage.checkpoint.cr), float(stage.checkpoint.source_cr or stage.checkpoint.cr)})
+
+
+def reproduced(before: dict | None, after: dict | None, stage) -> bool:
+    """Whether the upstream checkpoints ``stage`` used are, after re-making, the ones it used:
+    known fingerprints, equal; an unknown one (a table from before fingerprints) counts as changed."""
+    if before is None or after is None:
+        return False
+    keys = _checkpoints_used(stage)
+    return all(before.get(k) is not None and before.get(k) == after.get(k) for k in keys)
+
+
 @dataclass
 class Summary:
     done: list[str] = field(default_factory=list)
@@ -194,38 +238,55 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
     all_stages = select(expand(load_profile(profile_name)), only or {})
     todo = plan(all_stages)
     todo_ids = {t.id for t in todo}
-    summary = Summary(skipped=[s.id for s in all_stages if s.id not in todo_ids])
+    checks = recheck(all_stages, todo)
+    check_ids = {s.id for s in checks}
+    summary = Summary(skipped=[s.id for s in all_stages if s.id not in todo_ids | check_ids])
     counts = {k: sum(s.kind == k for s in all_stages) for k in PRIMARY_TABLE}
     echo(f"profile {profile_name}: {len(all_stages)} stages ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
-         f"{len(todo)} to run, {len(summary.skipped)} already done")
+         f"{len(todo)} to run, {len(summary.skipped)} already done"
+         + (f", {len(checks)} to run again if a checkpoint they used comes out different when re-made" if checks else ""))
     if dry_run:
         for line in grid_table(all_stages, {t.id for t in todo}):
             echo(line)
         for s in todo:
             echo(f"  would run {s.id}  ({_describe(s)})")
+        for s in checks:
+            echo(f"  would run {s.id} again unless {s.upstream.id} re-makes the checkpoint it used  ({_describe(s)})")
         return summary
+    # what the tables of the stages about to run again say about their checkpoints, before they run
+    before = {s.id: recorded_fingerprints(s) for s in todo + checks if s.kind != "attack"}
     _remove_stale_temporaries()
     started_at = datetime.datetime.now(datetime.timezone.utc)
     start = time.perf_counter()
     executor, close = _executor(workers, scheduler)
     failed_ids: set[str] = set()
     try:
-        bar = tqdm(total=len(todo), desc="stages", disable=not progress)
+        bar = tqdm(total=len(todo) + len(checks), desc="stages", disable=not progress)
         # Each stage is submitted as soon as its upstream stage (if it must run too) has finished,
         # trains first, then prunes, then attacks: a slow prune stage delays only its own attacks.
         order = {kind: i for i, kind in enumerate(PRIMARY_TABLE)}
-        waiting = sorted(todo, key=lambda st: order[st.kind])
+        waiting = sorted(todo + checks, key=lambda st: order[st.kind])
+        pending = todo_ids | check_ids
         running: dict[Any, Any] = {}
         finished: set[str] = set()
+        unchanged: set[str] = set()  # re-checked stages whose upstream checkpoint came out the same
         while waiting or running:
             still = []
             for st in waiting:
-                up = st.upstream.id if hasattr(st, "upstream") and st.upstream.id in todo_ids else None
+                up = st.upstream.id if hasattr(st, "upstream") and st.upstream.id in pending else None
                 if up in failed_ids:
                     summary.blocked.append(st.id)
                     failed_ids.add(st.id)
                     bar.update()
+                elif st.id in check_ids and (up in unchanged or (
+                        up in finished and reproduced(before.get(up), recorded_fingerprints(st.upstream), st))):
+                    unchanged.add(st.id)  # its result was computed on the checkpoint that is there now
+                    summary.skipped.append(st.id)
+                    bar.update()
                 elif up is None or up in finished:
+                    if st.id in check_ids:
+                        echo(f"running {st.id} again: {up} re-made the checkpoint it used, and it is not "
+                             f"the one its result was computed on (or that one's fingerprint is unknown)")
                     running[executor.submit(_run_task, st, device)] = st
                 else:
                     still.append(st)

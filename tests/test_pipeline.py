@@ -46,6 +46,9 @@ def test_tables_are_tidy_and_the_curves_are_sane(smoke_study):
         assert np.all(np.diff(curve["robust_acc"]) <= 0)
     assert attack["violations"].sum() == 0
     assert results.collect("checks")["passed"].all()
+    # every result names the checkpoint it measured, and it is the one the upstream table describes
+    agreement = results.fingerprint_agreement(results.collect("train"), prune, attack)
+    assert agreement["runs"].tolist() == agreement["same"].tolist() == [2, 6, 0]
 
 
 def test_a_second_run_skips_everything(smoke_study):
@@ -129,3 +132,44 @@ def test_local_workers_share_the_cores(monkeypatch, user_setting):
     finally:
         close()
     assert seen == (user_setting or str(max(1, (os.cpu_count() or 1) // 2)))
+
+
+def test_results_on_a_re_made_checkpoint_run_again_unless_it_came_out_the_same(smoke_study, tmp_path, monkeypatch):
+    """A fresh clone has the tables but not the checkpoints, so a stage added later re-makes the
+    checkpoint it needs, and the finished results downstream of it were measured on the old one.
+    Every result names the checkpoint it measured (a fingerprint); those downstream of a re-made
+    checkpoint run again where it came out different, and are kept where it is the same."""
+    import shutil
+
+    res, art = tmp_path / "results", tmp_path / "artifacts"
+    shutil.copytree(smoke_study["PRUNEROB_RESULTS"], res)
+    shutil.copytree(smoke_study["PRUNEROB_ARTIFACTS"], art)
+    for name, path in (("PRUNEROB_RESULTS", res), ("PRUNEROB_ARTIFACTS", art), ("PRUNEROB_RUNS", tmp_path / "runs")):
+        monkeypatch.setenv(name, str(path))
+    all_stages = sweep.expand(sweep.load_profile("smoke"))
+    prune = next(s for s in all_stages if s.kind == "prune" and s.train.seed == 0)
+    on = {s.checkpoint.cr: s for s in all_stages if s.kind == "attack" and s.upstream.id == prune.id}
+    assert sorted(on) == [1, 2, 4]
+    table = results.read_table_file(results.table_path("prune", prune.id))
+    shas = dict(zip(table["cr"], table["checkpoint_sha"]))
+    assert len(set(shas.values())) == 3  # three different checkpoints
+    trained = results.read_table_file(results.table_path("train", prune.upstream.id))
+    assert set(table["dense_sha"]) == {trained["checkpoint_sha"].iloc[0]}
+    for cr, st in on.items():
+        rows = results.read_table_file(results.table_path("attack", st.id))
+        assert set(rows["checkpoint_sha"]) == set(rows["source_sha"]) == {shas[cr]}
+
+    shutil.rmtree(art / "prune" / prune.id)  # the checkpoints are not in the clone
+    results.table_path("attack", on[1].id).unlink()  # a result to compute: it needs the prune stage again
+    table.loc[table["cr"] == 2, "checkpoint_sha"] = "0" * 16  # CR 2's result was measured on another checkpoint
+    results.write_table(table, "prune", prune.id)
+    todo = sweep.plan(all_stages)
+    assert {s.id for s in todo} == {prune.id, on[1].id}
+    assert {s.id for s in sweep.recheck(all_stages, todo)} == {on[2].id, on[4].id}
+
+    summary = sweep.run("smoke", progress=False)
+    assert sorted(summary.done) == sorted([prune.id, on[1].id, on[2].id]) and not summary.failed
+    assert on[4].id in summary.skipped  # measured on the very checkpoint that was re-made
+    assert sweep.recorded_fingerprints(prune) == shas  # re-made on this machine, the same weights
+    rows = results.read_table_file(results.table_path("attack", on[2].id))
+    assert set(rows["checkpoint_sha"]) == {shas[2]}

@@ -109,3 +109,34 @@ def test_a_sweep_removes_only_the_temporaries_of_runs_that_ended(out_dirs):
     sweep._remove_stale_temporaries()
     assert live.exists() and fresh_table.exists()
     assert not dead.exists() and not old_table.exists()
+
+
+def test_a_result_is_kept_only_where_every_checkpoint_it_used_is_known_to_be_the_same():
+    from prunerob import sweep
+
+    full = sweep.expand(sweep.load_profile("full"))
+    white = next(s for s in full if s.kind == "attack" and not s.transfer and s.checkpoint.cr == 2)
+    transfer = next(s for s in full if s.kind == "attack" and s.transfer and s.checkpoint.source_cr == 1
+                    and s.checkpoint.cr == 2)
+    prune = next(s for s in full if s.kind == "prune")
+    assert sweep.reproduced({2.0: "a", 4.0: "b"}, {2.0: "a", 4.0: "c"}, white)
+    assert not sweep.reproduced({2.0: "a"}, {2.0: "b"}, white)
+    assert not sweep.reproduced(None, {2.0: "a"}, white)  # a table from before fingerprints
+    assert not sweep.reproduced({2.0: None}, {2.0: None}, white)
+    assert not sweep.reproduced({1.0: "a", 2.0: "b"}, {1.0: "x", 2.0: "b"}, transfer)  # its source changed
+    assert sweep.reproduced({1.0: "a", 2.0: "b"}, {1.0: "a", 2.0: "b"}, transfer)
+    assert sweep.reproduced({None: "d"}, {None: "d"}, prune) and not sweep.reproduced({None: "d"}, {None: "e"}, prune)
+
+
+def test_the_fingerprint_tells_weights_apart_and_survives_a_save(trained, tmp_path):
+    from prunerob import results
+
+    model = stages.load_model(stages.train_checkpoint(trained.upstream))
+    sha = stages.model_fingerprint(model)
+    assert results.read_table_file(results.table_path("train", trained.upstream.id))["checkpoint_sha"].iloc[0] == sha
+    path = tmp_path / "m.pt"
+    stages.save_model(path, model, "cnn", "mnist", {})
+    assert stages.model_fingerprint(stages.load_model(path)) == sha
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] += 1e-3
+    assert stages.model_fingerprint(model) != sha
