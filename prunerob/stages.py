@@ -50,8 +50,8 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     (another machine, another thread count) is told apart from one that reproduced."""
     digest = hashlib.sha256()
     for name, value in sorted(model.state_dict().items()):
-        tensor = value.detach().cpu().contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
+        tensor = value.detach().cpu().contiguous().reshape(-1)  # 0-d tensors (BatchNorm counters) too
         digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()[:16]
 
