@@ -6,8 +6,12 @@ compression rate CR into one boolean mask per prunable module; :func:`apply_mask
 them. Strategies never touch weights themselves: score -> threshold -> mask.
 
 Prunable weights are the ``weight`` of every module that :func:`prunerob.models.prunable_modules`
-returns (Conv2d and Linear; no biases, no BatchNorm, no 1x1 shortcuts). CR counts over *all* of
-them: the target number kept is ``round(total_prunable / cr)``.
+returns (Conv2d and Linear; no biases, no BatchNorm, no 1x1 shortcuts). What CR counts depends on
+the structure, as in the original (Merkle et al.'s code): it counts the *units* the method prunes.
+Unstructured pruning keeps ``round(total_prunable / cr)`` weights; structured pruning keeps
+``1/cr`` of the kernels or filters (and, with ``prune_dense_neurons``, hidden dense neurons) of the
+layers it can prune, while the other layers keep every weight. The resulting weight sparsity of the
+model is measured and reported beside the CR (:func:`sparsity_report`, :func:`count_units`).
 
 Units (the rows of a 2-D view of a weight):
 
@@ -29,15 +33,13 @@ Exactness, which tests assert:
   (going from CR 2 to CR 4 removes another quarter).
 * Ties are broken by position (layer order, then unit index), so counts are exact even when many
   scores are equal.
-* global: one threshold over every eligible unit. The eligible units keep
-  ``round(total / cr)`` minus what the ineligible layers (dense layers under structured pruning)
-  still keep; the kept prefix of the ranking is the one whose weight count is closest to that
-  budget, so the model total is within half a unit of the target (exact for unstructured).
-  Whole layers can disappear (the original's VGG-11 lost layers to global filter pruning);
-  :func:`sparsity_report` flags them in ``layer_removed``.
-  When the ineligible layers alone keep more than the target (e.g. the MNIST CNN, 96 % dense,
-  under structured pruning from CR 2 on), the target is unreachable: every eligible unit is
-  pruned -- the closest reachable count -- and a :class:`PruningTargetWarning` says so.
+* global: one threshold over every eligible unit. Unstructured: exactly ``round(total / cr)``
+  weights are kept. Structured (the original's ``_prune_magnitude_global_struct``): of the ``U``
+  eligible units, ``round((1 - 1/cr) * U)`` are pruned (so ``U - round((1 - 1/cr) * U)`` are kept,
+  ``round(U / cr)`` but for ties at one half), ranked by mean ``|w|`` across the layers; the
+  weight sparsity that results is much lower than ``1 - 1/cr`` where dense layers hold most of the
+  weights (the MNIST CNN's are 96 % dense). Whole layers can disappear (the original's VGG-11
+  lost layers to global filter pruning); :func:`sparsity_report` flags them in ``layer_removed``.
 * local: every eligible layer keeps ``1/cr`` of its own units to within one unit. The per-layer
   counts are the largest-remainder split of ``round(sum units / cr)``, so for unstructured
   pruning the model total is exactly ``round(total / cr)`` as well. Under structured pruning
@@ -66,6 +68,7 @@ __all__ = [
     "PruningTargetWarning",
     "apply_masks",
     "compute_masks",
+    "count_units",
     "current_masks",
     "load_pruned_state",
     "make_permanent",
@@ -202,31 +205,16 @@ class _Candidates:
 def _select_global(
     candidates: list[_Candidates], cr: float, *, total: int, ineligible_kept: int
 ) -> dict[str, torch.Tensor]:
+    """Global unstructured pruning: the ``round(total / cr)`` weights of highest score survive."""
     budget = round(total / cr) - ineligible_kept
     live = [c.alive > 0 for c in candidates]
     scores = torch.cat([c.scores[m] for c, m in zip(candidates, live)]) if candidates else torch.zeros(0)
     sizes = torch.cat([c.alive[m] for c, m in zip(candidates, live)]) if candidates else torch.zeros(0)
     available = int(sizes.sum())
-    if budget < 0:
-        warnings.warn(
-            f"CR {cr:g}: the layers this structure leaves alone keep {ineligible_kept} weights, more "
-            f"than the target {round(total / cr)} of {total}; pruning every eligible unit instead "
-            "(prune_dense_neurons=True lets structured pruning reach the target)",
-            PruningTargetWarning,
-            stacklevel=3,
-        )
-    elif budget > available:
+    if budget > available:
         _warn_cannot_unprune(cr, total, ineligible_kept + available)
     keep_live = _keep_closest_prefix(scores, sizes, budget)
-    kept: dict[str, torch.Tensor] = {}
-    start = 0
-    for candidate, mask in zip(candidates, live):
-        keep = torch.zeros_like(mask)
-        n_live = int(mask.sum())
-        keep[mask] = keep_live[start : start + n_live]
-        start += n_live
-        kept[candidate.name] = keep
-    return kept
+    return _split_kept(candidates, live, keep_live)
 
 
 def _select_local(
@@ -241,6 +229,43 @@ def _select_local(
         keep = torch.zeros_like(mask)
         ones = torch.ones(int(mask.sum()), dtype=torch.long, device=mask.device)
         keep[mask] = _keep_closest_prefix(candidate.scores[mask], ones, count)
+        kept[candidate.name] = keep
+    return kept
+
+
+def _select_global_units(
+    candidates: list[_Candidates], cr: float, *, total: int, ineligible_kept: int
+) -> dict[str, torch.Tensor]:
+    """Global structured pruning as the original defined it: CR counts the *units* of the layers the
+    structure can prune (conv kernels or filters; hidden dense neurons too with
+    ``prune_dense_neurons``), and ``round((1 - 1/cr) * units)`` of them are pruned, ranked together
+    across those layers; the layers it cannot prune keep every weight."""
+    n_units = sum(c.scores.numel() for c in candidates)
+    budget = n_units - round((1 - 1 / cr) * n_units)
+    live = [c.alive > 0 for c in candidates]
+    scores = torch.cat([c.scores[m] for c, m in zip(candidates, live)]) if candidates else torch.zeros(0)
+    if budget > scores.numel():
+        warnings.warn(
+            f"CR {cr:g} asks to keep {budget} of {n_units} units but only {scores.numel()} are left "
+            "unpruned; pruning is cumulative and never restores units",
+            PruningTargetWarning,
+            stacklevel=3,
+        )
+    keep_live = _keep_closest_prefix(scores, torch.ones_like(scores, dtype=torch.long), budget)
+    return _split_kept(candidates, live, keep_live)
+
+
+def _split_kept(
+    candidates: list[_Candidates], live: list[torch.Tensor], keep_live: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Per layer, which units are kept, from one decision per live unit across all layers."""
+    kept: dict[str, torch.Tensor] = {}
+    start = 0
+    for candidate, mask in zip(candidates, live):
+        keep = torch.zeros_like(mask)
+        n_live = int(mask.sum())
+        keep[mask] = keep_live[start : start + n_live]
+        start += n_live
         kept[candidate.name] = keep
     return kept
 
@@ -292,7 +317,7 @@ def compute_masks(
 ) -> dict[str, torch.Tensor]:
     """Boolean masks (True = keep), shaped like each prunable module's weight, keyed by module name.
 
-    Keeps ``1/cr`` of all prunable weights, cumulatively on top of the masks the model already
+    Keeps ``1/cr`` of the units the method counts (see the module docstring), cumulatively on top of the masks the model already
     carries; see the module docstring for what is exact under each structure and scope.
     ``generator`` seeds the ``random`` criterion (``None``: torch's global RNG). The model is
     not modified.
@@ -317,7 +342,8 @@ def compute_masks(
         scores = score(units, across_layers=scope == "global", generator=generator)
         alive = to_units(old[name]).sum(dim=1)
         candidates.append(_Candidates(name, scores, alive))
-    keep_units = _SELECT[scope](candidates, cr, total=total, ineligible_kept=ineligible_kept)
+    select = _select_global_units if scope == "global" and structure != "unstructured" else _SELECT[scope]
+    keep_units = select(candidates, cr, total=total, ineligible_kept=ineligible_kept)
     masks = {}
     for name, module in modules:
         mask = old[name]
@@ -325,6 +351,23 @@ def compute_masks(
             mask = (to_units(mask) & keep_units[name].unsqueeze(1)).reshape(mask.shape)
         masks[name] = mask.clone()
     return masks
+
+
+def count_units(model: nn.Module, structure: str, prune_dense_neurons: bool = False) -> tuple[int, int]:
+    """(units, units kept) of the layers ``structure`` prunes: what its CR counts.  Unstructured:
+    weights of every prunable layer; kernel or filter: conv kernels or filters (and hidden dense
+    neurons with ``prune_dense_neurons``); a unit is kept while any of its weights is."""
+    _check_choice("structure", structure, STRUCTURES)
+    modules = prunable_modules(model)
+    output_name = modules[-1][0] if modules and not _is_conv(modules[-1][1]) else None
+    n_units = n_kept = 0
+    for name, module in modules:
+        if not _eligible(module, structure, prune_dense_neurons, is_output=name == output_name):
+            continue
+        units = _UNITS[structure](_kept_mask(module))
+        n_units += units.shape[0]
+        n_kept += int(units.any(dim=1).sum())
+    return n_units, n_kept
 
 
 def _is_pruned(module: nn.Module) -> bool:

@@ -7,6 +7,7 @@ stage finished.  A stage whose upstream checkpoint is missing says which stage t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import time
@@ -24,6 +25,30 @@ from prunerob.train import History, evaluate, fit, seed_everything, select_devic
 
 class MissingUpstream(RuntimeError):
     """An upstream stage's checkpoint is not there."""
+
+
+# --- threads ---------------------------------------------------------------------------------
+
+# torch's CPU kernels split reductions (a convolution's weight gradient, a matrix product) across
+# threads, and the order of a float sum changes its last bits: the same train stage gave other
+# weights with 1 thread than with 2, and a CR 64 model's robustness moved by 18 points between the
+# two.  Every stage therefore runs torch on exactly this many threads on a CPU (the sweep gets its
+# parallelism from workers, one stage each), and every table records the count in `torch_threads`.
+# On a GPU the count does not enter the math, and the tables record the count used all the same.
+STAGE_THREADS = 1
+
+
+@contextlib.contextmanager
+def fixed_threads(device: torch.device):
+    """Run the body with torch on :data:`STAGE_THREADS` threads (CPU), restoring the count after;
+    yields the count the stage ran with."""
+    before = torch.get_num_threads()
+    if device.type == "cpu" and STAGE_THREADS:
+        torch.set_num_threads(STAGE_THREADS)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
 
 
 # --- checkpoints -----------------------------------------------------------------------------
@@ -129,6 +154,11 @@ def finetune_spec(stage: PruneStage):
 def run_train(stage: TrainStage, device: str = "auto", progress: bool = True) -> pd.DataFrame:
     """Train the dense model; a RobustBench model (``rb:...``) is loaded from the zoo instead."""
     dev = select_device(device)
+    with fixed_threads(dev) as threads:
+        return _run_train(stage, dev, progress, threads)
+
+
+def _run_train(stage: TrainStage, dev: torch.device, progress: bool, threads: int) -> pd.DataFrame:
     info = data_mod.info(stage.data.dataset)
     splits = data_mod.load(stage.data).to(dev)
     if zoo.is_zoo_arch(stage.model.arch):
@@ -142,7 +172,8 @@ def run_train(stage: TrainStage, device: str = "auto", progress: bool = True) ->
            "n_prunable": models.count_prunable(model), "epochs": hist.epochs, "best_epoch": hist.best_epoch,
            "val_loss": hist.best_val_loss, "test_loss": test_loss, "clean_acc": test_acc,
            "n_train": len(splits.train_y), "n_test": len(splits.test_y), "seconds": hist.seconds,
-           "device": dev.type, "checkpoint_sha": model_fingerprint(model), **results.provenance()}
+           "device": dev.type, "torch_threads": threads, "checkpoint_sha": model_fingerprint(model),
+           **results.provenance()}
     save_model(train_checkpoint(stage), model, stage.model.arch, stage.data.dataset, {"stage_id": stage.id})
     if hist.rows:  # a zoo model has no training history
         history = pd.DataFrame(hist.rows).assign(stage_id=stage.id, step="train")
@@ -166,6 +197,11 @@ def _load_zoo_model(stage: TrainStage, splits: data_mod.Splits, dev: torch.devic
 
 def run_prune(stage: PruneStage, device: str = "auto", progress: bool = True) -> pd.DataFrame:
     dev = select_device(device)
+    with fixed_threads(dev) as threads:
+        return _run_prune(stage, dev, progress, threads)
+
+
+def _run_prune(stage: PruneStage, dev: torch.device, progress: bool, threads: int) -> pd.DataFrame:
     info = data_mod.info(stage.data.dataset)
     dense_path = train_checkpoint(stage.upstream)
     if not dense_path.exists():
@@ -207,7 +243,8 @@ def run_prune(stage: PruneStage, device: str = "auto", progress: bool = True) ->
             epochs, hist_rows = hist.epochs, hist.rows
             histories.append(pd.DataFrame(hist.rows).assign(stage_id=stage.id, step=f"cr{cr:g}"))
         rows.append({**_step_row(stage, model, splits, cr), "finetune_epochs": epochs,
-                     "seconds": time.perf_counter() - start, "device": dev.type, **results.provenance(),
+                     "seconds": time.perf_counter() - start, "device": dev.type, "torch_threads": threads,
+                     **results.provenance(),
                      "dense_sha": dense_sha, "checkpoint_sha": model_fingerprint(model), "resumed": False})
         layer_frames.append(prune.sparsity_report(model).assign(stage_id=stage.id, cr=float(cr)))
         # the checkpoint carries its table row, fine-tuning history and the random state after this
@@ -246,7 +283,9 @@ def _step_row(stage: PruneStage, model: torch.nn.Module, splits: data_mod.Splits
     report = prune.sparsity_report(model)
     total = report[report["layer"] == "total"].iloc[0]
     size = prune.sparse_bytes(model)
+    n_units, n_units_kept = prune.count_units(model, stage.prune.structure, stage.prune.prune_dense_neurons)
     return {**_ids(stage), **_meta(stage), "cr": float(cr), "target_kept": 1 / cr,
+            "n_units": n_units, "n_units_kept": n_units_kept,
             "kept": float(total["kept_fraction"]), "sparsity": float(total["sparsity"]),
             "n_prunable": int(total["n_weights"]), "n_kept": int(total["n_kept"]),
             "layers_removed": int(report.loc[report["layer"] != "total", "layer_removed"].sum()),
@@ -282,6 +321,11 @@ def run_attack(stage: AttackStage, device: str = "auto", progress: bool = True) 
     from prunerob import attacks, evaluate as ev
 
     dev = select_device(device)
+    with fixed_threads(dev) as threads:
+        return _run_attack(stage, dev, progress, threads)
+
+
+def _run_attack(stage: AttackStage, dev: torch.device, progress: bool, threads: int) -> pd.DataFrame:
     cr = stage.checkpoint.cr
     path = prune_checkpoint(stage.upstream, cr)
     if not path.exists():
@@ -315,6 +359,7 @@ def run_attack(stage: AttackStage, device: str = "auto", progress: bool = True) 
     results.write_table(res.samples.assign(**common), "samples", stage.id)
     results.write_table(res.checks.assign(**common), "checks", stage.id)
     curve = res.curve.assign(**common, clean_acc=clean_acc, all_checks_passed=bool(res.checks["passed"].all()),
-                             stage_seconds=seconds, device=dev.type, **versions)
+                             stage_seconds=seconds, device=dev.type, torch_threads=threads,
+                             **versions)
     results.write_table(curve, "attack", stage.id)
     return curve

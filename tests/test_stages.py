@@ -140,3 +140,23 @@ def test_the_fingerprint_tells_weights_apart_and_survives_a_save(trained, tmp_pa
     with torch.no_grad():
         next(model.parameters()).view(-1)[0] += 1e-3
     assert stages.model_fingerprint(model) != sha
+
+
+def test_a_train_stage_gives_the_same_weights_whatever_the_thread_count(out_dirs):
+    """Weights must not depend on how many threads torch had when the stage started (two workers on
+    two cores give each one thread, one worker gives two): each stage fixes the count and records it."""
+    from prunerob.spec import TrainStage
+
+    stage = TrainStage.from_params(arch="cnn", n_train=1500, max_epochs=1, batch_size=64)
+    before = torch.get_num_threads()
+    shas = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            row = stages.run_train(stage, device="cpu", progress=False)
+            assert torch.get_num_threads() == threads  # the caller's count is restored
+            shas.append(row["checkpoint_sha"].iloc[0])
+            assert row["torch_threads"].iloc[0] == stages.STAGE_THREADS
+    finally:
+        torch.set_num_threads(before)
+    assert shas[0] == shas[1]
