@@ -1,4 +1,4 @@
-"""The study's five architectures and an explicit registry ``name -> constructor``.
+"""The study's architectures (five, and the original's CNN exactly as its code defined it) and an explicit registry ``name -> constructor``.
 
 The architectures follow the original study, Merkle et al. 2021, "Pruning in the Face of
 Adversaries" (arXiv:2108.08560): an MLP, a LeNet-5-like CNN, a pre-activation ResNet-8, a
@@ -27,11 +27,13 @@ from torch import nn
 __all__ = [
     "ARCHITECTURES",
     "CNN",
+    "CNNOriginal",
     "MLP",
     "Normalize",
     "PreActBlock",
     "ResNet18",
     "ResNet8",
+    "SoftmaxOutput",
     "VGG11",
     "build_model",
     "count_prunable",
@@ -150,6 +152,72 @@ class CNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(self.normalize(x))
         return self.classifier(torch.flatten(x, 1))
+
+
+class CNNOriginal(nn.Module):
+    """The original study's CNN layer for layer, as its TensorFlow code of 2020-12 defined it
+    (``Pipelines/helperfiles/models.py`` and ``layers.py``; ../shared/reference/merkle2021/README.md),
+    defects included, so the book can measure what they change:
+
+    conv 5x5 C->6, padding SAME, ReLU; maxpool 2x2 stride 2, padding SAME; conv 5x5 6->16, padding
+    VALID, ReLU; maxpool 2x2, VALID; flatten in TensorFlow's (height, width, channel) order; dense
+    400->120 and 120->84 with **tanh** (the layer asked for ReLU but returned ``tf.nn.tanh``);
+    dense 84->10. Glorot-uniform weights, zero biases, no input normalization (the original fed
+    [0, 1] pixels as they are).
+
+    The original's model ended in a softmax and its attacks received those probabilities as if
+    they were logits. This module returns logits like every model here (training on them is the
+    same cross-entropy); :class:`SoftmaxOutput` wraps a model to attack it the original's way.
+    """
+
+    def __init__(
+        self,
+        input_shape: InputShape,
+        num_classes: int = 10,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        channels = input_shape[0]
+        self.normalize = Normalize(channels)  # identity: the original did not normalize
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 6, kernel_size=5, padding="same"),
+            nn.ReLU(),
+            nn.MaxPool2d(2, ceil_mode=True),  # SAME: a window may run off the edge
+            nn.Conv2d(6, 16, kernel_size=5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        flat = _flat_features(self.features, input_shape)
+        self.classifier = nn.Sequential(
+            nn.Linear(flat, 120),
+            nn.Tanh(),
+            nn.Linear(120, 84),
+            nn.Tanh(),
+            nn.Linear(84, num_classes),
+        )
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(module.weight)  # Keras' glorot_uniform
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(self.normalize(x))
+        x = torch.flatten(x.permute(0, 2, 3, 1), 1)  # TensorFlow's flatten order: H, W, C
+        return self.classifier(x)
+
+
+class SoftmaxOutput(nn.Module):
+    """A model whose output is its softmax: how the original handed its models to the attacks
+    (Foolbox treated the probabilities as logits, which flattens every margin and gradient).
+    Same predictions as the wrapped model; for attacking only, never for training."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(x), dim=1)
 
 
 def _flat_features(features: nn.Module, input_shape: InputShape) -> int:
@@ -323,6 +391,7 @@ class ResNet18(nn.Module):
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "mlp": MLP,
     "cnn": CNN,
+    "cnn_original": CNNOriginal,
     "resnet8": ResNet8,
     "vgg11": VGG11,
     "resnet18": ResNet18,

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 # Valid names. The registries in data.py, models.py, prune.py and attacks.py are keyed by exactly
 # these; tests assert that the two agree.
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "imagenette")
-ARCHS = ("mlp", "cnn", "resnet8", "vgg11", "resnet18")
+ARCHS = ("mlp", "cnn", "cnn_original", "resnet8", "vgg11", "resnet18")
 # An arch ``rb:<threat model>:<zoo name>`` is a RobustBench model-zoo entry (see zoo.py), loaded, not trained.
 ZOO_PREFIX = "rb:"
 STRUCTURES = ("unstructured", "kernel", "filter")
@@ -36,6 +36,9 @@ TRAININGS = ("standard", "pgd")
 FINETUNE_TRAININGS = ("same", "standard")
 NORMS = ("L0", "L2", "Linf")
 KINDS = ("fixed", "minimal")
+# What an attack receives as the model's output: its logits (sound), or its softmax handed over as if
+# it were logits, the way the original's Foolbox wrapper attacked its models (for the replica only).
+ATTACK_OUTPUTS = ("logits", "softmax")
 DEFAULT_CRS = (1, 2, 4, 8, 16, 32, 64)
 # The original's Linf PGD grid for the MNIST CNN, as fractions of the [0, 1] range.
 PAPER_LINF_EPS = tuple(e / 255 for e in (2, 4, 8, 16, 32))
@@ -227,6 +230,7 @@ class AttackSpec(_Spec):
     n_samples: int = 1000
     attack_batch_size: int = 500
     attack_seed: int = 0
+    attack_output: str = "logits"
 
     def validate(self) -> None:
         from prunerob import attacks  # the registry owns the valid names
@@ -243,6 +247,7 @@ class AttackSpec(_Spec):
         _positive("n_samples", self.n_samples, integer=True)
         _positive("attack_batch_size", self.attack_batch_size, integer=True)
         _positive("attack_seed", self.attack_seed, integer=True, allow_zero=True)
+        _choice("attack_output", self.attack_output, ATTACK_OUTPUTS)
 
 
     @property

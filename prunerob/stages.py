@@ -317,15 +317,20 @@ def _finished_steps(stage: PruneStage) -> dict[float, dict]:
 # --- attack ----------------------------------------------------------------------------------
 
 
-def run_attack(stage: AttackStage, device: str = "auto", progress: bool = True) -> pd.DataFrame:
-    from prunerob import attacks, evaluate as ev
+def _as_attacked(model: torch.nn.Module, stage: AttackStage) -> torch.nn.Module:
+    """The model as the attack sees it: itself, or its softmax output (the original's wiring)."""
+    return models.SoftmaxOutput(model) if stage.attack.attack_output == "softmax" else model
 
+
+def run_attack(stage: AttackStage, device: str = "auto", progress: bool = True) -> pd.DataFrame:
     dev = select_device(device)
     with fixed_threads(dev) as threads:
         return _run_attack(stage, dev, progress, threads)
 
 
 def _run_attack(stage: AttackStage, dev: torch.device, progress: bool, threads: int) -> pd.DataFrame:
+    from prunerob import attacks, evaluate as ev
+
     cr = stage.checkpoint.cr
     path = prune_checkpoint(stage.upstream, cr)
     if not path.exists():
@@ -345,14 +350,16 @@ def _run_attack(stage: AttackStage, dev: torch.device, progress: bool, threads: 
     y = test_y[: stage.attack.n_samples].to(dev)
     atk = attacks.get(stage.attack.attack)
     start = time.perf_counter()
-    res = ev.attack_curve(model, x, y, stage.attack, info.input_shape, progress=progress, source=source)
+    res = ev.attack_curve(_as_attacked(model, stage), x, y, stage.attack, info.input_shape, progress=progress,
+                          source=None if source is None else _as_attacked(source, stage))
     seconds = time.perf_counter() - start
     report = prune.sparsity_report(model)
     total = report[report["layer"] == "total"].iloc[0]
     common = {**_ids(stage), **_meta(stage), "cr": float(cr), "sparsity": float(total["sparsity"]),
               "attack": atk.name, "preset": stage.attack.preset_name, "norm": atk.norm, "kind": atk.kind,
               "library": atk.library, "scenario": "transfer" if stage.transfer else "white-box",
-              "source_cr": float(stage.checkpoint.source_cr or cr), "checkpoint_sha": model_fingerprint(model),
+              "source_cr": float(stage.checkpoint.source_cr or cr), "attack_output": stage.attack.attack_output,
+              "checkpoint_sha": model_fingerprint(model),
               "source_sha": model_fingerprint(source if source is not None else model)}
     versions = results.provenance(library_version=library_version(atk.library))
     clean_acc = float(res.curve.loc[res.curve["eps"] == 0, "robust_acc"].iloc[0])

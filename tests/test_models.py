@@ -14,7 +14,7 @@ from prunerob.models import (
     prunable_modules,
 )
 
-ARCHS = ("mlp", "cnn", "resnet8", "vgg11", "resnet18")
+ARCHS = ("mlp", "cnn", "cnn_original", "resnet8", "vgg11", "resnet18")
 SHAPES = ((1, 28, 28), (3, 32, 32), (3, 224, 224))
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -71,6 +71,7 @@ def test_gradients_reach_the_input_in_train_mode(arch) -> None:
     [
         ("mlp", (1, 28, 28), 784 * 300 + 300 * 100 + 100 * 10),  # 266,200
         ("cnn", (1, 28, 28), 61_470),  # reported by Merkle et al. 2021
+        ("cnn_original", (1, 28, 28), 61_470),
         ("resnet8", (3, 32, 32), 1_164_640),  # reported by Merkle et al. 2021
         ("vgg11", (3, 32, 32), 11_325_120),  # reported by Merkle et al. 2021
     ],
@@ -141,7 +142,7 @@ def test_count_prunable_is_unchanged_by_torch_pruning() -> None:
     assert count_prunable(model) == 61_470
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", [a for a in ARCHS if a != "cnn_original"])  # the replica does not normalize
 def test_model_owns_its_normalization(arch) -> None:
     shape = (3, 32, 32)
     model = build_model(arch, shape, mean=CIFAR_MEAN, std=CIFAR_STD).eval()
@@ -189,7 +190,7 @@ def test_bad_normalization_is_rejected(mean, std) -> None:
 def test_unknown_arch_lists_every_valid_name() -> None:
     with pytest.raises(ValueError) as error:
         build_model("x", (1, 28, 28))
-    assert str(error.value) == "unknown architecture 'x'; valid: cnn, mlp, resnet18, resnet8, vgg11"
+    assert str(error.value) == "unknown architecture 'x'; valid: cnn, cnn_original, mlp, resnet18, resnet8, vgg11"
 
 
 @pytest.mark.parametrize("shape", [(28, 28), (1, 0, 28), (1, 28, 28, 1)])
@@ -213,3 +214,31 @@ def test_channels_last_gives_the_same_output(arch) -> None:
         model = model.to(memory_format=torch.channels_last)
         actual = model(x.to(memory_format=torch.channels_last))
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_original_cnn_is_layer_for_layer_the_authors_tensorflow_model() -> None:
+    """SAME/VALID padding (28 -> 28 -> 14 -> 10 -> 5), TensorFlow's H, W, C flatten order, tanh
+    hidden dense layers, Glorot-uniform weights and zero biases, no input normalization; the
+    softmax wrapper (the original's attack wiring) keeps every prediction."""
+    from prunerob.models import SoftmaxOutput
+
+    model = build_model("cnn_original", (1, 28, 28), mean=[0.1307], std=[0.3081]).eval()
+    assert [type(m).__name__ for m in model.classifier] == ["Linear", "Tanh", "Linear", "Tanh", "Linear"]
+    assert model.features(torch.zeros(1, 1, 28, 28)).shape == (1, 16, 5, 5)
+    assert float(model.normalize.mean.abs().sum()) == 0 and float((model.normalize.std - 1).abs().sum()) == 0
+    for module in prunable_modules(model):
+        weight, bias = module[1].weight, module[1].bias
+        fan_in, fan_out = weight[0].numel(), weight.shape[0] * weight[0, 0].numel()
+        assert float(weight.abs().max()) <= (6 / (fan_in + fan_out)) ** 0.5 + 1e-6
+        assert float(bias.abs().sum()) == 0
+    x = _inputs((1, 28, 28))
+    with torch.no_grad():
+        features = model.features(x)
+        hwc = model.classifier(torch.flatten(features.permute(0, 2, 3, 1), 1))
+        chw = model.classifier(torch.flatten(features, 1))
+        torch.testing.assert_close(model(x), hwc)
+        assert not torch.allclose(model(x), chw)
+        logits = model(x)
+        probs = SoftmaxOutput(model)(x)
+    torch.testing.assert_close(probs.sum(1), torch.ones(len(x)))
+    assert torch.equal(probs.argmax(1), logits.argmax(1))

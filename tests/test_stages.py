@@ -160,3 +160,27 @@ def test_a_train_stage_gives_the_same_weights_whatever_the_thread_count(out_dirs
     finally:
         torch.set_num_threads(before)
     assert shas[0] == shas[1]
+
+
+def test_the_original_cnn_is_attacked_on_its_logits_and_once_the_original_way_on_its_softmax(out_dirs):
+    """The replica of the original's CNN trains, prunes and is attacked like any model; with
+    attack_output=softmax the attack receives probabilities as logits (the original's wiring), which
+    the tables record; predictions, and so clean accuracy, are the same either way."""
+    from prunerob.spec import AttackStage, PruneStage, TrainStage
+
+    common = dict(arch="cnn_original", n_train=1000, max_epochs=1)
+    stages.run_train(TrainStage.from_params(**common), device="cpu", progress=False)
+    stages.run_prune(PruneStage.from_params(**common, crs=[1, 4], finetune_max_epochs=0), device="cpu", progress=False)
+    runs = {}
+    for output in ("logits", "softmax"):
+        stage = AttackStage.from_params(**common, crs=[1, 4], finetune_max_epochs=0, cr=4, attack="linf_pgd",
+                                        eps=[4 / 255, 16 / 255], n_samples=100, attack_output=output)
+        runs[output] = stages.run_attack(stage, device="cpu", progress=False)
+    logits, softmax = runs["logits"], runs["softmax"]
+    assert "attack_output" not in AttackStage.from_params(**common, crs=[1, 4], finetune_max_epochs=0, cr=4,
+                                                          attack="linf_pgd").canonical()["attack"]
+    assert logits["stage_id"].iloc[0] != softmax["stage_id"].iloc[0]
+    assert set(logits["attack_output"]) == {"logits"} and set(softmax["attack_output"]) == {"softmax"}
+    assert logits["clean_acc"].iloc[0] == softmax["clean_acc"].iloc[0] > 0.2  # chance: 0.1
+    assert logits["checkpoint_sha"].iloc[0] == softmax["checkpoint_sha"].iloc[0]
+    assert logits["all_checks_passed"].all() and softmax["all_checks_passed"].all()
