@@ -43,3 +43,13 @@ def test_every_book_figure_is_cited_and_links_its_files():
             assert f"{{numref}}`{label}`" in text, f"{name}: figure {label} is never cited with numref"
             assert figures.download_links(key) in caption, f"{name}: caption of {label} lacks its SVG/PNG links"
     assert figures_seen >= 10
+
+
+def test_a_figure_menu_offers_only_what_works_offline_and_saves_under_the_figure_name():
+    chart = charts.placeholder("a test figure").properties(usermeta={"embedOptions": {"renderer": "canvas"}})
+    menu = figures.offline_menu(chart, "fig-robust-linf").to_dict()["usermeta"]["embedOptions"]
+    assert menu["downloadFileName"] == "fig-robust-linf"
+    assert menu["actions"] == {"export": True, "source": False, "compiled": False, "editor": False}
+    assert menu["renderer"] == "canvas"  # a chart's own embed options are kept
+    html = figures.offline_menu(charts.placeholder("x"), "fig-x").to_html()
+    assert '"downloadFileName": "fig-x"' in html and '"editor": false' in html
