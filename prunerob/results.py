@@ -325,7 +325,7 @@ def fingerprint_agreement(train: pd.DataFrame, prune: pd.DataFrame, attack: pd.D
     different after the result was computed: the result measured weights no table describes);
     ``unknown``, one side from before fingerprints were recorded."""
     def upstream(frame, key_cols):
-        if not len(frame) or "checkpoint_sha" not in frame:
+        if not len(frame):
             return {}
         return {tuple(k) if isinstance(k, tuple) else (k,): v
                 for k, v in frame.groupby(key_cols)["checkpoint_sha"].first().items()}
@@ -334,7 +334,7 @@ def fingerprint_agreement(train: pd.DataFrame, prune: pd.DataFrame, attack: pd.D
         if not len(frame):
             return {"link": link, "runs": 0, "same": 0, "different": 0, "unknown": 0}
         runs = frame.groupby("stage_id").first()
-        recorded = runs[sha_col] if sha_col in runs else pd.Series(None, index=runs.index, dtype=object)
+        recorded = runs[sha_col]
         now = [reference.get(tuple(row)) for row in runs[keys].itertuples(index=False)]
         now = pd.Series(now, index=runs.index, dtype=object)
         known = recorded.notna() & now.notna()

@@ -189,7 +189,7 @@ def recorded_fingerprints(stage) -> dict | None:
     """The checkpoint fingerprints in a train or prune stage's table: ``{cr: sha}`` (a train stage's
     under ``None``); None where the table is missing or predates fingerprints."""
     frame = results.read_table_file(results.table_path(PRIMARY_TABLE[stage.kind], stage.id))
-    if frame is None or not len(frame) or "checkpoint_sha" not in frame.columns or frame["checkpoint_sha"].isna().any():
+    if frame is None or not len(frame) or frame["checkpoint_sha"].isna().any():
         return None
     if stage.kind == "train":
         return {None: frame["checkpoint_sha"].iloc[0]}
