@@ -224,18 +224,13 @@ def _robust_at(group: pd.DataFrame, kind: str, eps: float) -> pd.Series:
 
 
 def white_box(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of white-box attacks (tables written before transfer attacks existed have no
-    ``scenario`` column: all white-box)."""
-    if "scenario" not in frame:
-        return frame
-    return frame[frame["scenario"].fillna("white-box") == "white-box"]
+    """The rows of white-box attacks."""
+    return frame[frame["scenario"] == "white-box"]
 
 
 def attack_runs(frame: pd.DataFrame) -> pd.Series:
     """A name per attack run: the attack, and for a transfer attack the CR it was crafted on."""
-    if "scenario" not in frame:
-        return frame["attack"]
-    transfer = frame["scenario"].fillna("white-box") == "transfer"
+    transfer = frame["scenario"] == "transfer"
     return frame["attack"].where(~transfer, frame["attack"] + " from CR " + frame["source_cr"].map("{:g}".format))
 
 
@@ -329,13 +324,11 @@ def min_distance(samples: pd.DataFrame) -> pd.DataFrame:
 def dense_curve(samples: pd.DataFrame, points: int = 60) -> pd.DataFrame:
     """Accuracy vs epsilon on a fine grid from minimal attacks' per-sample distances, per stage.
     Stages of one attack, norm and CR (e.g. seeds) share one grid, so their curves average point
-    by point; columns ``stage_id``, ``seed`` (where ``samples`` has it), ``attack``, ``norm``,
+    by point; columns ``stage_id``, ``seed``, ``attack``, ``norm``,
     ``cr``, ``eps``, ``robust_acc``, ``n``."""
     rows = []
     minimal = white_box(samples)
     minimal = minimal[minimal["kind"] == "minimal"]
-    if "seed" not in minimal:
-        minimal = minimal.assign(seed=0)
     for (attack, norm, cr), runs in minimal.groupby(["attack", "norm", "cr"]):
         d_all = runs["distance"].to_numpy()
         finite = d_all[np.isfinite(d_all)]

@@ -170,8 +170,7 @@ def methods_vs_original(prune: pd.DataFrame, summary: pd.DataFrame, ours_label: 
     :func:`per_cr` rows. Our structured runs with ``prune_dense_neurons`` are left out: the
     original's structured pruning left dense layers dense."""
     theirs = summary[summary["attack"] == "clean"]
-    if "prune_dense_neurons" in prune:
-        prune = prune[~prune["prune_dense_neurons"].fillna(False).astype(bool)]
+    prune = prune[~prune["prune_dense_neurons"].astype(bool)]
     mine = prune.merge(theirs[METHOD_KEYS].drop_duplicates(), on=METHOD_KEYS)
     cols = ["method", *METHOD_KEYS, "cr"]
     mine = mine.assign(method=_label(mine)).groupby(cols, as_index=False).agg(
@@ -229,7 +228,7 @@ def robust_vs_original(worst: pd.DataFrame, attack: pd.DataFrame, summary: pd.Da
     mine = attack[(attack["norm"] == norm) & (attack["eps"] > 0)] if len(attack) else attack
     if same_attack is not None and len(mine):
         ours(mine[mine["attack"] == same_attack], f"reproduced: {same_attack} alone", "")
-    if original_rule_minimal and len(mine) and "robust_acc_original_rule" in mine:
+    if original_rule_minimal and len(mine):
         for name, rows in mine[mine["kind"] == "minimal"].groupby("attack"):
             ours(rows, f"reproduced: {name}, {RULES['original']}", "original", "robust_acc_original_rule")
     theirs = theirs[_eps_key(theirs["eps"]).isin(shared)]

@@ -177,9 +177,9 @@ def _run_train(stage: TrainStage, dev: torch.device, progress: bool, threads: in
     save_model(train_checkpoint(stage), model, stage.model.arch, stage.data.dataset, {"stage_id": stage.id})
     if hist.rows:  # a zoo model has no training history
         history = pd.DataFrame(hist.rows).assign(stage_id=stage.id, step="train")
-        results.write_table(history, "history", stage.id)
+        results.write_table(results.conform(history, "history"), "history", stage.id)
     frame = pd.DataFrame([row])
-    results.write_table(frame, "train", stage.id)
+    results.write_table(results.conform(frame, "train"), "train", stage.id)
     return frame
 
 
@@ -253,12 +253,12 @@ def _run_prune(stage: PruneStage, dev: torch.device, progress: bool, threads: in
                    {"stage_id": stage.id, "cr": cr, "row": rows[-1], "history": hist_rows,
                     "generator": generator.get_state()})
     if histories:
-        results.write_table(pd.concat(histories, ignore_index=True), "history", stage.id)
+        results.write_table(results.conform(pd.concat(histories, ignore_index=True), "history"), "history", stage.id)
     layers = pd.concat(layer_frames, ignore_index=True)
     layers["shape"] = layers["shape"].astype(str)
-    results.write_table(layers, "layers", stage.id)
+    results.write_table(results.conform(layers, "layers"), "layers", stage.id)
     frame = pd.DataFrame(rows)
-    results.write_table(frame, "prune", stage.id)
+    results.write_table(results.conform(frame, "prune"), "prune", stage.id)
     return frame
 
 
@@ -363,10 +363,10 @@ def _run_attack(stage: AttackStage, dev: torch.device, progress: bool, threads: 
               "source_sha": model_fingerprint(source if source is not None else model)}
     versions = results.provenance(library_version=library_version(atk.library))
     clean_acc = float(res.curve.loc[res.curve["eps"] == 0, "robust_acc"].iloc[0])
-    results.write_table(res.samples.assign(**common), "samples", stage.id)
-    results.write_table(res.checks.assign(**common), "checks", stage.id)
+    results.write_table(results.conform(res.samples.assign(**common), "samples"), "samples", stage.id)
+    results.write_table(results.conform(res.checks.assign(**common), "checks"), "checks", stage.id)
     curve = res.curve.assign(**common, clean_acc=clean_acc, all_checks_passed=bool(res.checks["passed"].all()),
                              stage_seconds=seconds, device=dev.type, torch_threads=threads,
                              **versions)
-    results.write_table(curve, "attack", stage.id)
+    results.write_table(results.conform(curve, "attack"), "attack", stage.id)
     return curve

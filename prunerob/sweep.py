@@ -189,7 +189,7 @@ def recorded_fingerprints(stage) -> dict | None:
     """The checkpoint fingerprints in a train or prune stage's table: ``{cr: sha}`` (a train stage's
     under ``None``); None where the table is missing or predates fingerprints."""
     frame = results.read_table_file(results.table_path(PRIMARY_TABLE[stage.kind], stage.id))
-    if frame is None or not len(frame) or "checkpoint_sha" not in frame.columns or frame["checkpoint_sha"].isna().any():
+    if frame is None or not len(frame) or frame["checkpoint_sha"].isna().any():
         return None
     if stage.kind == "train":
         return {None: frame["checkpoint_sha"].iloc[0]}
@@ -326,8 +326,8 @@ def write_agreement(profile_name: str) -> None:
 
     attack = profile_results("attack", profile_name)
     if len(attack):
-        results.write_table(evaluate.fixed_minimal_agreement(attack).assign(profile=profile_name),
-                            "checks_agreement", profile_name)
+        agreement = evaluate.fixed_minimal_agreement(attack).assign(profile=profile_name)
+        results.write_table(results.conform(agreement, "checks_agreement"), "checks_agreement", profile_name)
 
 
 def write_sweep_record(profile_name: str, summary: Summary, started_at: datetime.datetime, *, workers: int,
@@ -344,7 +344,7 @@ def write_sweep_record(profile_name: str, summary: Summary, started_at: datetime
            "device": device, "cpu_count": os.cpu_count(),
            "only": " ".join(f"{k}={v}" for k, v in (only or {}).items()),
            "code_version": results.code_version()}
-    results.write_table(pd.DataFrame([row]), "sweeps", f"{profile_name}-{started_at:%Y%m%dT%H%M%SZ}")
+    results.write_table(results.conform(pd.DataFrame([row]), "sweeps"), "sweeps", f"{profile_name}-{started_at:%Y%m%dT%H%M%SZ}")
 
 
 def _describe(stage) -> str:
