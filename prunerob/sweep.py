@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from prunerob import results
-from prunerob.spec import AttackStage, PruneStage, SpecError
+from prunerob.spec import AttackStage, PruneStage, SpecError, invalid
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 EXPERIMENTS_DIR = results.ROOT / "book" / "experiments"
@@ -38,15 +38,56 @@ KERNEL_START_TRIES = 3
 PRIMARY_TABLE = {"train": "train", "prune": "prune", "attack": "attack"}
 
 
+PROFILE_KEYS = ("description", "grid")
+ENTRY_KEYS = ("attacks",)  # a grid entry's keys besides the prune stage's parameters
+ATTACK_KEYS = ("on_crs",)  # an attack entry's keys besides the attack stage's own parameters
+
+
+def profiles_dir() -> Path:
+    """``$PRUNEROB_PROFILES`` (a folder of profiles, e.g. a test's) or the package's."""
+    env = os.environ.get("PRUNEROB_PROFILES")
+    return Path(env) if env else PROFILES_DIR
+
+
 def profiles() -> list[str]:
-    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in profiles_dir().glob("*.yaml"))
+
+
+def profile_path(name: str) -> Path:
+    """A profile's file: a name in the profiles folder, or a path to a YAML file."""
+    if name.endswith((".yaml", ".yml")) and Path(name).exists():
+        return Path(name)
+    path = profiles_dir() / f"{name}.yaml"
+    if not path.exists():
+        raise invalid("--profile", name, profiles(), why="is not a profile")
+    return path
 
 
 def load_profile(name: str) -> dict[str, Any]:
-    path = PROFILES_DIR / f"{name}.yaml"
-    if not path.exists():
-        raise SpecError(f"unknown profile {name!r}; valid: {', '.join(profiles())}")
-    return yaml.safe_load(path.read_text())
+    """A profile's YAML, its top-level form checked (its stages are checked by :func:`expand`):
+    an empty or broken file, or a misspelt key, fails naming the file (and line) and the valid keys."""
+    path = profile_path(name)
+    try:
+        profile = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}" if mark is not None else str(path)
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise SpecError(f"profile {where}: not valid YAML ({problem})") from None
+    if profile is None:
+        raise SpecError(f"profile {path}: the file is empty; a profile is a mapping with keys "
+                        f"{', '.join(PROFILE_KEYS)} (grid: a list of stage parameter sets)")
+    if not isinstance(profile, dict):
+        raise SpecError(f"profile {path}: a profile is a mapping with keys {', '.join(PROFILE_KEYS)}, "
+                        f"not a {type(profile).__name__}")
+    unknown = sorted(set(profile) - set(PROFILE_KEYS))
+    if unknown:
+        raise SpecError(f"profile {path}: unknown key(s) {', '.join(map(str, unknown))}; valid: {', '.join(PROFILE_KEYS)}")
+    grid = profile.get("grid")
+    if not isinstance(grid, list) or not grid or not all(isinstance(e, dict) for e in grid):
+        raise invalid(f"profile {path}: grid", grid, why="must be a non-empty list of stage parameter sets "
+                      "(mappings, e.g. {dataset: mnist, arch: cnn, crs: [1, 2, 4]})")
+    return profile
 
 
 def _axes(entry: dict[str, Any]) -> list[dict[str, Any]]:
@@ -57,26 +98,46 @@ def _axes(entry: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def expand(profile: dict[str, Any]) -> list:
-    """The profile's stages, each once, upstream stages first."""
+    """The profile's stages, each once, upstream stages first; a bad entry fails naming it (every
+    stage is built, so validated, here: before anything runs)."""
     stages: dict[str, Any] = {}
-    for entry in profile["grid"]:
-        entry = dict(entry)
-        attacks = entry.pop("attacks", [])
-        for params in _axes(entry):
-            prune_stage = PruneStage.from_params(**params)
-            stages.setdefault(prune_stage.upstream.id, prune_stage.upstream)
-            stages.setdefault(prune_stage.id, prune_stage)
-            for attack in attacks:
-                attack = dict(attack)
-                on_crs = attack.pop("on_crs", None)  # attack only these checkpoints (default: every CR)
-                for attack_params in _axes(attack):
-                    for cr in on_crs or prune_stage.prune.crs:
-                        if cr == attack_params.get("source_cr"):
-                            continue  # transfer from a model to itself is the white-box attack
-                        stage = AttackStage.from_params(**params, **attack_params, cr=cr)
-                        stages.setdefault(stage.id, stage)
+    for i, entry in enumerate(profile["grid"], 1):
+        try:
+            _expand_entry(entry, stages)
+        except SpecError as exc:
+            raise SpecError(f"grid entry {i}: {exc}") from None
     order = {"train": 0, "prune": 1, "attack": 2}
     return sorted(stages.values(), key=lambda s: order[s.kind])
+
+
+def _expand_entry(entry: dict[str, Any], stages: dict[str, Any]) -> None:
+    entry = dict(entry)
+    attacks = entry.pop("attacks", [])
+    if not isinstance(attacks, list) or not all(isinstance(a, dict) for a in attacks):
+        raise invalid("attacks", attacks, why="must be a list of attack entries (mappings, e.g. {attack: linf_pgd})")
+    for params in _axes(entry):
+        prune_stage = PruneStage.from_params(**params)
+        stages.setdefault(prune_stage.upstream.id, prune_stage.upstream)
+        stages.setdefault(prune_stage.id, prune_stage)
+        for j, attack in enumerate(attacks, 1):
+            attack = dict(attack)
+            on_crs = attack.pop("on_crs", None)  # attack only these checkpoints (default: every CR)
+            if on_crs is not None and not isinstance(on_crs, list):
+                raise invalid(f"attack entry {j}: on_crs", on_crs, why="must be a list, e.g. [1, 4]")
+            own = set(AttackStage.param_names()) - set(PruneStage.param_names())
+            unknown = sorted(set(attack) - own)
+            if unknown:
+                raise SpecError(f"attack entry {j}: unknown key(s) {', '.join(map(str, unknown))}; valid: "
+                                f"{', '.join(sorted(own | set(ATTACK_KEYS)))}")
+            for attack_params in _axes(attack):
+                for cr in on_crs or prune_stage.prune.crs:
+                    if cr == attack_params.get("source_cr"):
+                        continue  # transfer from a model to itself is the white-box attack
+                    try:
+                        stage = AttackStage.from_params(**params, **attack_params, cr=cr)
+                    except SpecError as exc:
+                        raise SpecError(f"attack entry {j}: {exc}") from None
+                    stages.setdefault(stage.id, stage)
 
 
 def select(all_stages: list, only: dict[str, Any]) -> list:
