@@ -21,6 +21,8 @@ from __future__ import annotations
 import datetime
 import itertools
 import os
+import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,7 @@ PROFILES_DIR = Path(__file__).parent / "profiles"
 EXPERIMENTS_DIR = results.ROOT / "book" / "experiments"
 LIST_PARAMS = {"crs", "eps", "on_crs"}
 KERNEL_START_TRIES = 3
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 PRIMARY_TABLE = {"train": "train", "prune": "prune", "attack": "attack"}
 
 
@@ -170,7 +173,7 @@ def run_record(stage) -> Path:
     return results.runs_dir() / stage.kind / f"{stage.id}.ipynb"
 
 
-def execute_stage(stage, device: str = "auto") -> Path:
+def execute_stage(stage, device: str = "auto", progress: bool = True) -> Path:
     """Run one stage's notebook through papermill; the executed notebook is the run's record."""
     import jupytext
     import papermill
@@ -187,8 +190,13 @@ def execute_stage(stage, device: str = "auto") -> Path:
             try:
                 papermill.execute_notebook(
                     nb, str(tmp),
-                    parameters={**stage.params(), "device": device, "progress": False},
+                    parameters={**stage.params(), "device": device, "progress": progress},
                     kernel_name="python3", progress_bar=False, cwd=str(EXPERIMENTS_DIR),
+                    # the stage's progress bars (epochs, CR steps, attack budgets) reach this terminal
+                    stderr_file=sys.stderr if progress else None,
+                    # the kernel's own log stays quiet (its "running over TCP without encryption" warning:
+                    # the kernel listens on loopback only, for this process)
+                    extra_arguments=KERNEL_ARGS,
                 )
                 break
             except RuntimeError as exc:  # many kernels starting at once can race for a port
@@ -203,25 +211,39 @@ def execute_stage(stage, device: str = "auto") -> Path:
     return out
 
 
-def _checkpoint_ok(stage) -> bool:
+def _checkpoint_problem(stage) -> str | None:
+    """Why the checkpoint(s) of a finished train or prune stage cannot be used (missing, unreadable,
+    not the one its table recorded); None where they are fine."""
     from prunerob import stages as st
 
     if stage.kind == "train":
-        return st.train_checkpoint(stage).exists()
+        return st.checkpoint_problem(stage)
     if stage.kind == "prune":
-        return all(st.prune_checkpoint(stage, cr).exists() for cr in stage.prune.crs)
-    return True
+        for cr in stage.prune.crs:
+            problem = st.checkpoint_problem(stage, cr)
+            if problem:
+                return problem
+    return None
 
 
-def plan(all_stages: list) -> list:
-    """The stages that must run: missing tables, plus upstream stages whose checkpoint is needed."""
+def plan(all_stages: list, remade: dict[str, str] | None = None) -> list:
+    """The stages that must run: missing tables, plus upstream stages whose checkpoint is needed and
+    missing or bad (``remade``, if given, gets their ids and what was wrong)."""
     by_id = {s.id: s for s in all_stages}
     todo: dict[str, Any] = {}
 
     def need(stage, for_checkpoint: bool) -> None:
-        done = results.stage_done(PRIMARY_TABLE[stage.kind], stage.id)
-        if done and not (for_checkpoint and not _checkpoint_ok(stage)):
+        if stage.id in todo:
             return
+        done = results.stage_done(PRIMARY_TABLE[stage.kind], stage.id)
+        if done and not for_checkpoint:
+            return
+        if done:
+            problem = _checkpoint_problem(stage)
+            if problem is None:
+                return
+            if remade is not None:
+                remade[stage.id] = problem
         todo[stage.id] = stage
         if hasattr(stage, "upstream"):
             need(by_id.get(stage.upstream.id, stage.upstream), True)
@@ -280,24 +302,69 @@ class Summary:
     failed: dict[str, str] = field(default_factory=dict)
     blocked: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    interrupted: bool = False  # Ctrl-C: what had not finished is in stopped and not_started
+    stopped: list[str] = field(default_factory=list)  # running when the sweep was interrupted
+    not_started: list[str] = field(default_factory=list)
+    record: Path | None = None  # the sweep record written
 
     def line(self) -> str:
         return (f"done {len(self.done)}, skipped {len(self.skipped)}, failed {len(self.failed)}, "
-                f"blocked {len(self.blocked)}, {self.seconds:.0f} s")
+                f"blocked {len(self.blocked)}"
+                + (f", stopped {len(self.stopped)}, not started {len(self.not_started)}" if self.interrupted else "")
+                + f", {self.seconds:.0f} s")
 
 
-def _run_task(stage, device: str) -> str:
-    execute_stage(stage, device)
+def last_error_line(exc: BaseException) -> str:
+    """A failed stage's error in one whole line: a notebook's exception as ``Name: message`` (papermill
+    keeps it apart from the traceback), else the last non-empty line of the error's text."""
+    name, value = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    if name:
+        return " ".join(f"{name}: {value}".split())
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[-1] if lines else ''}"
+
+
+def _run_task(stage, device: str, progress: bool = False) -> str:
+    execute_stage(stage, device, progress)
     return stage.id
+
+
+def check_options(device: str = "auto", workers: int = 1) -> None:
+    """The run's options: a device that exists here, a worker count >= 1."""
+    from prunerob.spec import check_device
+
+    check_device(device)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise invalid("--workers", workers, "an integer >= 1")
+
+
+def preflight(stages: list, device: str = "auto", workers: int = 1) -> None:
+    """What would make every stage fail, checked before the first kernel starts: the options (see
+    :func:`check_options`) and the data sets the stages read (under ``$PRUNEROB_DATA``: downloaded
+    now if they can be, else DataError naming the data set and the folder).  Writes nothing."""
+    from prunerob import data
+
+    check_options(device, workers)
+    for name in sorted({s.data.dataset for s in stages}):
+        data.check_available(name)
 
 
 def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, device: str = "auto",
         dry_run: bool = False, progress: bool = True, echo=print, only: dict[str, Any] | None = None) -> Summary:
-    """Expand a profile, skip what exists, run the rest, each stage once its upstream stage is done."""
-    from tqdm.auto import tqdm
+    """Expand a profile, skip what exists, run the rest, each stage once its upstream stage is done.
 
-    all_stages = select(expand(load_profile(profile_name)), only or {})
-    todo = plan(all_stages)
+    Ctrl-C (SIGINT) stops scheduling, ends the running stages (their workers and kernels), writes the
+    sweep record (``interrupted``) and returns a summary with ``interrupted`` set; a second Ctrl-C
+    ends the process at once.  A re-run resumes: finished stages are skipped."""
+    check_options(device, workers)
+    profile = load_profile(profile_name)
+    try:
+        all_stages = expand(profile)
+    except SpecError as exc:
+        raise SpecError(f"profile {profile_path(profile_name)}: {exc}") from None
+    all_stages = select(all_stages, only or {})
+    remade: dict[str, str] = {}
+    todo = plan(all_stages, remade)
     todo_ids = {t.id for t in todo}
     checks = recheck(all_stages, todo)
     check_ids = {s.id for s in checks}
@@ -306,6 +373,8 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
     echo(f"profile {profile_name}: {len(all_stages)} stages ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
          f"{len(todo)} to run, {len(summary.skipped)} already done"
          + (f", {len(checks)} to run again if a checkpoint they used comes out different when re-made" if checks else ""))
+    for stage_id, problem in remade.items():
+        echo(f"re-making the checkpoints of {stage_id} (its stage runs again): {problem}")
     if dry_run:
         for line in grid_table(all_stages, {t.id for t in todo}):
             echo(line)
@@ -314,6 +383,8 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
         for s in checks:
             echo(f"  would run {s.id} again unless {s.upstream.id} re-makes the checkpoint it used  ({_describe(s)})")
         return summary
+    if todo:
+        preflight(todo, device, workers)
     # what the tables of the stages about to run again say about their checkpoints, before they run
     before = {s.id: recorded_fingerprints(s) for s in todo + checks if s.kind != "attack"}
     _remove_stale_temporaries()
@@ -321,34 +392,39 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
     start = time.perf_counter()
     executor, close = _executor(workers, scheduler)
     failed_ids: set[str] = set()
+    total = len(todo) + len(checks)
+    count = 0
+    stop = _Interrupt(executor)
+    order = {kind: i for i, kind in enumerate(PRIMARY_TABLE)}
+    waiting = sorted(todo + checks, key=lambda st: order[st.kind])
+    running: dict[Any, Any] = {}
     try:
-        bar = tqdm(total=len(todo) + len(checks), desc="stages", disable=not progress)
+        stop.install()
         # Each stage is submitted as soon as its upstream stage (if it must run too) has finished,
         # trains first, then prunes, then attacks: a slow prune stage delays only its own attacks.
-        order = {kind: i for i, kind in enumerate(PRIMARY_TABLE)}
-        waiting = sorted(todo + checks, key=lambda st: order[st.kind])
         pending = todo_ids | check_ids
-        running: dict[Any, Any] = {}
         finished: set[str] = set()
         unchanged: set[str] = set()  # re-checked stages whose upstream checkpoint came out the same
-        while waiting or running:
+        while (waiting or running) and not stop.requested:
             still = []
             for st in waiting:
                 up = st.upstream.id if hasattr(st, "upstream") and st.upstream.id in pending else None
                 if up in failed_ids:
                     summary.blocked.append(st.id)
                     failed_ids.add(st.id)
-                    bar.update()
+                    count += 1
                 elif st.id in check_ids and (up in unchanged or (
                         up in finished and reproduced(before.get(up), recorded_fingerprints(st.upstream), st))):
                     unchanged.add(st.id)  # its result was computed on the checkpoint that is there now
                     summary.skipped.append(st.id)
-                    bar.update()
+                    count += 1
                 elif up is None or up in finished:
                     if st.id in check_ids:
                         echo(f"running {st.id} again: {up} re-made the checkpoint it used, and it is not "
                              f"the one its result was computed on (or that one's fingerprint is unknown)")
-                    running[executor.submit(_run_task, st, device)] = st
+                    if progress:
+                        echo(f"started {st.id}  ({_describe(st)})")
+                    running[executor.submit(_run_task, st, device, progress)] = st
                 else:
                     still.append(st)
             waiting = still
@@ -358,25 +434,124 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
                 continue
             for fut in done_now:
                 st = running.pop(fut)
+                count += 1
                 try:
                     fut.result()
                     summary.done.append(st.id)
                     finished.add(st.id)
+                    if progress:
+                        echo(f"[{count}/{total}] done {st.id}")
                 except Exception as exc:  # noqa: BLE001 - one failing stage must not stop the sweep
-                    summary.failed[st.id] = f"{type(exc).__name__}: {str(exc)[-500:]}"
+                    summary.failed[st.id] = last_error_line(exc)
                     failed_ids.add(st.id)
                     echo(f"FAILED {st.id}: {summary.failed[st.id]}")
-                bar.update()
-        bar.close()
+        if stop.requested:
+            summary.interrupted = True
+            summary.stopped = [st.id for st in running.values()]
+            summary.not_started = [st.id for st in waiting]
+            stop.end_workers()
     finally:
-        close()
-    summary.seconds = time.perf_counter() - start
-    write_agreement(profile_name)
-    if todo:  # a sweep with nothing to run leaves no record (the book's build must not change the tree)
-        write_sweep_record(profile_name, summary, started_at, workers=workers, scheduler=scheduler, device=device,
-                           only=only)
-    echo(summary.line())
+        if summary.interrupted:
+            stop.close_quietly(close)
+        else:
+            close()
+    try:
+        summary.seconds = time.perf_counter() - start
+        if not summary.interrupted:
+            write_agreement(profile_name)
+        if todo:  # a sweep with nothing to run leaves no record (the book's build must not change the tree)
+            summary.record = write_sweep_record(profile_name, summary, started_at, workers=workers,
+                                                scheduler=scheduler, device=device, only=only)
+        if summary.interrupted:
+            for line in interrupted_report(summary):
+                echo(line)
+        else:
+            echo(summary.line())
+    finally:
+        stop.restore()
     return summary
+
+
+def interrupted_report(summary: Summary, shown: int = 5) -> list[str]:
+    """The one-screen summary of an interrupted sweep."""
+    out = [f"interrupted (Ctrl-C): {summary.line()}"]
+    for label, ids in (("stopped while running", summary.stopped), ("failed", list(summary.failed)),
+                       ("not started", summary.not_started)):
+        if ids:
+            out.append(f"  {label} ({len(ids)}): {', '.join(ids[:shown])}" + (", ..." if len(ids) > shown else ""))
+    if summary.record is not None:
+        out.append(f"  sweep record: {summary.record}")
+    out.append("  run the same command again to resume: finished stages are skipped")
+    return out
+
+
+class _Interrupt:
+    """The sweep's Ctrl-C: the first asks the scheduling loop to stop (and the loop ends the running
+    stages), a second ends the process at once (workers and kernels killed first)."""
+
+    def __init__(self, executor) -> None:
+        self.executor = executor
+        self.requested = False
+        self.previous = None
+        self.installed = False
+
+    def install(self) -> None:
+        try:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.installed = True
+        except ValueError:  # not the main thread (a sweep run from a thread): no Ctrl-C handling
+            pass
+
+    def restore(self) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, self.previous)
+            self.installed = False
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            self.end_workers(signal.SIGKILL)
+            os._exit(130)
+        self.requested = True
+        print("\nCtrl-C: stopping the sweep (ending the running stages; Ctrl-C again to quit at once)",
+              file=sys.stderr, flush=True)
+
+    def _pids(self) -> list[int]:
+        procs = getattr(self.executor, "_processes", None) or {}
+        return list(procs)
+
+    def end_workers(self, sig: int = signal.SIGTERM) -> None:
+        """End the local pool's workers and everything they started (the stage kernels)."""
+        import psutil
+
+        victims = []
+        for pid in self._pids():
+            try:
+                proc = psutil.Process(pid)
+                victims += [*proc.children(recursive=True), proc]
+            except psutil.NoSuchProcess:
+                continue
+        for proc in victims:
+            try:
+                proc.send_signal(sig)
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(victims, timeout=5)
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        for fut in list(getattr(self.executor, "_pending_work_items", {}).values()):
+            getattr(fut, "future", fut).cancel()
+
+    @staticmethod
+    def close_quietly(close) -> None:
+        try:
+            close(wait=False, cancel_futures=True)
+        except TypeError:  # a Dask client's close
+            close()
+        except Exception:  # noqa: BLE001 - a pool whose workers were killed is broken; nothing to close
+            pass
 
 
 def write_agreement(profile_name: str) -> None:
@@ -392,7 +567,7 @@ def write_agreement(profile_name: str) -> None:
 
 
 def write_sweep_record(profile_name: str, summary: Summary, started_at: datetime.datetime, *, workers: int,
-                       scheduler: str | None, device: str, only: dict[str, Any] | None) -> None:
+                       scheduler: str | None, device: str, only: dict[str, Any] | None) -> Path:
     """One row per sweep that ran stages, in ``sweeps/<profile>-<start time>.parquet``: when, how long,
     on what, and how many stages ran, failed and were skipped (``skipped == 0`` and ``failed == 0``: a
     complete run from nothing, whose wall time is the profile's cost on that machine)."""
@@ -405,7 +580,9 @@ def write_sweep_record(profile_name: str, summary: Summary, started_at: datetime
            "device": device, "cpu_count": os.cpu_count(),
            "only": " ".join(f"{k}={v}" for k, v in (only or {}).items()),
            "code_version": results.code_version()}
-    results.write_table(pd.DataFrame([row]), "sweeps", f"{profile_name}-{started_at:%Y%m%dT%H%M%SZ}")
+    if summary.interrupted:  # only then: a complete sweep's record keeps its columns
+        row.update(interrupted=True, stopped=len(summary.stopped), not_started=len(summary.not_started))
+    return results.write_table(pd.DataFrame([row]), "sweeps", f"{Path(profile_name).stem}-{started_at:%Y%m%dT%H%M%SZ}")
 
 
 def _describe(stage) -> str:
@@ -509,7 +686,9 @@ def _executor(workers: int, scheduler: str | None):
 def _share_cores(workers: int) -> None:
     """Each of ``workers`` local processes gets its share of the cores: the stage kernels they start
     inherit ``OMP_NUM_THREADS`` (torch's thread count), so two workers on two cores do not run four
-    threads.  A thread count the user set is kept."""
+    threads.  A thread count the user set is kept.  Workers ignore Ctrl-C (the terminal sends it to
+    the whole process group): the sweep ends them itself, without a traceback from each."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
 
