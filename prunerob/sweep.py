@@ -423,7 +423,7 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
                         echo(f"running {st.id} again: {up} re-made the checkpoint it used, and it is not "
                              f"the one its result was computed on (or that one's fingerprint is unknown)")
                     if progress:
-                        echo(f"started {st.id}  ({_describe(st)})")
+                        echo(f"scheduled {st.id}  ({_describe(st)})")
                     running[executor.submit(_run_task, st, device, progress)] = st
                 else:
                     still.append(st)
@@ -450,6 +450,7 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
             summary.stopped = [st.id for st in running.values()]
             summary.not_started = [st.id for st in waiting]
             stop.end_workers()
+            _remove_stale_temporaries()  # the stopped stages' half-written run records
     finally:
         if summary.interrupted:
             stop.close_quietly(close)
