@@ -90,3 +90,27 @@ def test_the_real_cli_prints_no_traceback():
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == "error: crs=4 must be a list, e.g. [1, 2, 4]"
     assert "Traceback" not in result.stderr
+
+
+def test_a_failed_stage_line_is_its_whole_last_error_line():
+    from papermill.exceptions import PapermillExecutionError
+
+    from prunerob import sweep
+
+    message = "the data set is " + "much " * 200 + "too small"  # longer than any cut
+    exc = PapermillExecutionError(5, 5, "stages.run_train(stage)", "ValueError", message,
+                                  ["\x1b[0;31mTraceback\x1b[0m", "..."])
+    assert sweep.last_error_line(exc) == f"ValueError: {message}"
+    assert sweep.last_error_line(RuntimeError("first\nsecond line, whole\n")) == "RuntimeError: second line, whole"
+
+
+def test_stage_kernels_start_without_the_tcp_warning_and_stream_progress():
+    """The kernel's log level hides ipykernel's "running over TCP without encryption" warning; a
+    stage's progress bars reach the terminal through papermill's stderr_file."""
+    import inspect
+
+    from prunerob import sweep
+
+    assert "--IPKernelApp.log_level=ERROR" in sweep.KERNEL_ARGS
+    source = inspect.getsource(sweep.execute_stage)
+    assert "extra_arguments=KERNEL_ARGS" in source and "stderr_file=" in source
