@@ -110,8 +110,10 @@ def _verified(stage, cr: float | None, device: torch.device | str = "cpu") -> tu
         return None, f"{path} is missing"
     try:
         model = load_model(path, device)
-    except Exception as exc:  # noqa: BLE001 - truncated, garbled, or another architecture's weights
-        return None, f"{path} is unreadable ({type(exc).__name__})"
+    except MissingUpstream as exc:  # not a checkpoint torch can read (truncated, garbled)
+        return None, str(exc).removeprefix("checkpoint ").removesuffix("; recompute it")
+    except Exception as exc:  # noqa: BLE001 - weights that do not fit the architecture
+        return None, f"{path} is unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"
     sha = recorded_sha(stage, cr)
     if sha is not None and model_fingerprint(model) != sha:
         return None, (f"{path} is not the checkpoint its table recorded (fingerprint {model_fingerprint(model)}, "
