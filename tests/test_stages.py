@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from prunerob import prune, stages
-from prunerob.spec import PruneStage
+from prunerob.spec import AttackStage, PruneStage
 
 
 @pytest.fixture
@@ -140,3 +140,18 @@ def test_the_fingerprint_tells_weights_apart_and_survives_a_save(trained, tmp_pa
     with torch.no_grad():
         next(model.parameters()).view(-1)[0] += 1e-3
     assert stages.model_fingerprint(model) != sha
+
+
+def test_a_checkpoint_with_other_weights_than_its_table_recorded_is_refused_and_not_resumed(trained):
+    stages.run_prune(trained, device="cpu", progress=False)
+    assert stages.checkpoint_problem(trained, 2) is None
+    path = stages.prune_checkpoint(trained, 2)
+    blob = torch.load(path, weights_only=True)
+    blob["state_dict"] = torch.load(stages.prune_checkpoint(trained, 4), weights_only=True)["state_dict"]
+    torch.save(blob, path)  # loadable, right stage and CR, wrong weights
+    assert "is not the checkpoint its table recorded" in stages.checkpoint_problem(trained, 2)
+    assert list(stages._finished_steps(trained)) == [1]
+    attack = AttackStage.from_params(**{**trained.params(), "cr": 2})
+    with pytest.raises(stages.MissingUpstream, match=rf"CR 2 checkpoint of prune stage {trained.id}: .* run that "
+                                                      r"stage first: python -m prunerob stage prune -p 'n_train=500'"):
+        stages.check_upstream(attack)
