@@ -72,10 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 130
             return 1 if summary.failed or summary.blocked else 0
         if args.command == "stage":
+            from prunerob import stages as stages_mod
             from prunerob import sweep
             from prunerob.spec import stage_from_params
-
-            from prunerob import stages as stages_mod
 
             stage = stage_from_params(args.kind, dict(args.param))
             sweep.preflight([stage], args.device)
