@@ -14,6 +14,11 @@ Each stage runs as its notebook (``book/experiments/<kind>.md``) through papermi
 notebook is written to ``book/runs/<kind>/<stage id>.ipynb`` (atomically: a killed run leaves no
 half-written record).  Executors: anything with ``submit(fn, *args) -> future`` works, so the local
 ``ProcessPoolExecutor`` and ``dask.distributed.Client`` run the same tasks; a stage is submitted once its upstream stage is done.
+
+Before any kernel starts, the whole profile is checked (every stage built, so validated), and so are
+the options and the data sets; a finished stage's checkpoint that a stage about to run needs is
+verified (loadable, the fingerprint its table recorded), and a bad one is re-made like a missing one.
+Ctrl-C stops the sweep cleanly (see :func:`run`).
 """
 
 from __future__ import annotations
