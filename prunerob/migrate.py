@@ -15,6 +15,8 @@ tables) give it, and NA only where no true value exists:
 * ``prune_dense_neurons`` = False (prune, attack, samples, checks): written before structured
   pruning could prune dense layers' neurons;
 * ``resumed`` = False (prune): written before a prune stage could resume;
+* ``interrupted`` = False, ``stopped`` = ``not_started`` = 0 (sweeps): before Ctrl-C was handled, an
+  interrupted sweep wrote no record, so every older record is of a sweep that ran to its end;
 * ``robust_acc_original_rule`` (attack): a minimal attack's share of clean-correct samples whose
   verified minimal distance d (the stage's samples table) is d >= eps (eps 0: the clean accuracy),
   as ``evaluate._minimal_curve`` computes it; NA on a fixed attack's rows, where no distance rule
@@ -74,6 +76,10 @@ def fill(table: str, frame: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, dic
         add("prune_dense_neurons", False, "False")
     if table == "prune":
         add("resumed", False, "False")
+    if table == "sweeps":  # before Ctrl-C was handled, an interrupted sweep wrote no record at all
+        add("interrupted", False, "False")
+        add("stopped", 0, "0")
+        add("not_started", 0, "0")
     if table == "attack" and len(frame):
         minimal = (frame["kind"] == "minimal").all()
         if minimal:

@@ -93,7 +93,7 @@ SCHEMAS: dict[str, tuple[Column, ...]] = {
                               "schema_version:int64"),
     "sweeps": _cols("profile:str started_at:str seconds:float64 done:int64 failed:int64 blocked:int64 "
                     "skipped:int64 workers:Int64? scheduler:str device:str cpu_count:Int64? only:str "
-                    "code_version:str schema_version:int64"),
+                    "code_version:str interrupted:bool stopped:int64 not_started:int64 schema_version:int64"),
 }
 assert set(SCHEMAS) == set(TABLES)
 
