@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--n", type=int, default=100, help="attacks: number of test images (default 100)")
     bench.add_argument("--throughput-n", type=int, default=500,
                        help="attacks: images in the one batch the PGD throughput is measured on (default 500)")
+    bench.add_argument("--rounds", type=int, default=3,
+                       help="attacks: alternating rounds of the default and the original's set; each "
+                            "norm's seconds are its best round (default 3)")
     bench.add_argument("--device", default="auto")
     bench.add_argument("--out", help="JSON file to write (default benchmarks/<what>_<arch>.json)")
 
@@ -109,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 if not args.checkpoint:
                     raise SpecError("bench attacks needs --checkpoint PATH (a model saved by a train or prune stage)")
-                result = bench_mod.bench_attacks_on(Path(args.checkpoint), args.n, args.device, args.throughput_n)
+                result = bench_mod.bench_attacks_on(Path(args.checkpoint), args.n, args.device, args.throughput_n,
+                                                    args.rounds)
                 path = bench_mod.write("attacks", [result], " ".join(sys.argv), Path(args.out) if args.out else None)
                 print(json.dumps({k: result[k] for k in ("throughput", "speedup", "no_weaker")}, indent=1))
             print(f"wrote {path}")
