@@ -44,7 +44,7 @@ import pytest  # noqa: E402
 def _valid(table="sweeps"):
     row = {"profile": "cpu", "started_at": "2026-01-01T00:00:00", "seconds": 1.5, "done": 1, "failed": 0,
            "blocked": 0, "skipped": 0, "workers": None, "scheduler": "local", "device": "cpu", "cpu_count": 2,
-           "only": "", "code_version": "abc"}
+           "only": "", "code_version": "abc", "interrupted": False, "stopped": 0, "not_started": 0}
     return results.conform(pd.DataFrame([row]), table)
 
 
