@@ -47,9 +47,7 @@ def model_label(frame: pd.DataFrame) -> pd.Series:
     if not len(frame):
         return pd.Series(dtype=str, index=frame.index)
     label = frame["arch"] + " on " + frame["dataset"]
-    if "training" not in frame:
-        return label
-    training = frame["training"].fillna("standard")
+    training = frame["training"]
     named = (training.str.replace(r"^pgd\b", "PGD training", regex=True)
              .str.replace(r"^standard\b", "standard training", regex=True))
     return label.where(training == "standard", label + ", " + named)
@@ -125,9 +123,7 @@ def robust_vs_cr(attack: pd.DataFrame, prune: pd.DataFrame, title: str = "") -> 
 def method_label(frame: pd.DataFrame) -> pd.Series:
     """'global magnitude unstructured' etc.; '+ dense neurons' where structured pruning also pruned them."""
     label = frame["scope"] + " " + frame["criterion"] + " " + frame["structure"]
-    if "prune_dense_neurons" in frame:
-        label = label.where(~frame["prune_dense_neurons"].fillna(False).astype(bool), label + " + dense neurons")
-    return label
+    return label.where(~frame["prune_dense_neurons"].astype(bool), label + " + dense neurons")
 
 
 def _method_lines(frame: pd.DataFrame, y: str, y_axis: alt.Axis, title: str, extra_tooltip: list) -> alt.Chart:

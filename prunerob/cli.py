@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from prunerob.spec import SpecError
+from prunerob.spec import DEVICES, SpecError
 
 
 def _param(text: str) -> tuple[str, Any]:
@@ -19,15 +19,22 @@ def _param(text: str) -> tuple[str, Any]:
     return name.strip(), yaml.safe_load(value)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (``error: ...``) and exit status 2, like every input error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m prunerob", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="python -m prunerob", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sw = sub.add_parser("sweep", help="run a study profile, skipping stages whose results exist")
     sw.add_argument("--profile", default="cpu", help="a profile in prunerob/profiles (default: cpu)")
     sw.add_argument("--scheduler", help="a Dask scheduler address (tcp://host:port); default: a local pool")
     sw.add_argument("--workers", type=int, default=1, help="local pool size (default 1: torch uses every core)")
-    sw.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    sw.add_argument("--device", default="auto", help=f"{DEVICES} (auto: CUDA when present)")
     sw.add_argument("--dry-run", action="store_true", help="list the stages that would run, run none")
     sw.add_argument("--only", type=_param, action="append", default=[], metavar="NAME=VALUE",
                     help="run only the profile's stages with this parameter value (and what they need); "
@@ -51,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--n", type=int, default=100, help="attacks: number of test images (default 100)")
     bench.add_argument("--throughput-n", type=int, default=500,
                        help="attacks: images in the one batch the PGD throughput is measured on (default 500)")
+    bench.add_argument("--rounds", type=int, default=3,
+                       help="attacks: alternating rounds of the default and the original's set; each "
+                            "norm's seconds are its best round (default 3)")
     bench.add_argument("--device", default="auto")
     bench.add_argument("--out", help="JSON file to write (default benchmarks/<what>_<arch>.json)")
 
@@ -61,13 +71,26 @@ def main(argv: list[str] | None = None) -> int:
 
             summary = sweep.run(args.profile, workers=args.workers, scheduler=args.scheduler,
                                 device=args.device, dry_run=args.dry_run, only=dict(args.only))
+            if summary.interrupted:
+                return 130
             return 1 if summary.failed or summary.blocked else 0
         if args.command == "stage":
+            from prunerob import stages as stages_mod
             from prunerob import sweep
             from prunerob.spec import stage_from_params
 
             stage = stage_from_params(args.kind, dict(args.param))
-            print(sweep.execute_stage(stage, args.device))
+            sweep.preflight([stage], args.device)
+            stages_mod.check_upstream(stage)  # missing or bad: which stage to run, and how
+            try:
+                print(sweep.execute_stage(stage, args.device, progress=True))
+            except Exception as exc:  # noqa: BLE001 - the notebook's error, whole, on one line
+                if type(exc).__name__ != "PapermillExecutionError":
+                    raise
+                print(f"FAILED {stage.id}: {sweep.last_error_line(exc)} (the run's notebook: "
+                      f"{sweep.run_record(stage).with_name(sweep.run_record(stage).stem + '.failed.ipynb')})",
+                      file=sys.stderr)
+                return 1
             return 0
         if args.command == "reference":
             from pathlib import Path
@@ -89,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 if not args.checkpoint:
                     raise SpecError("bench attacks needs --checkpoint PATH (a model saved by a train or prune stage)")
-                result = bench_mod.bench_attacks_on(Path(args.checkpoint), args.n, args.device, args.throughput_n)
+                result = bench_mod.bench_attacks_on(Path(args.checkpoint), args.n, args.device, args.throughput_n,
+                                                    args.rounds)
                 path = bench_mod.write("attacks", [result], " ".join(sys.argv), Path(args.out) if args.out else None)
                 print(json.dumps({k: result[k] for k in ("throughput", "speedup", "no_weaker")}, indent=1))
             print(f"wrote {path}")
@@ -98,9 +122,20 @@ def main(argv: list[str] | None = None) -> int:
             from prunerob import sweep
 
             for name in sweep.profiles():
-                print(f"{name}: {sweep.load_profile(name).get('description', '')}")
+                try:
+                    print(f"{name}: {sweep.load_profile(name).get('description', '')}")
+                except SpecError as exc:  # the others are still listed
+                    print(f"{name}: BROKEN: {exc}")
             return 0
-    except SpecError as exc:
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - input errors only; anything else keeps its traceback
+        from prunerob.data import DataError
+        from prunerob.stages import MissingUpstream
+
+        if not isinstance(exc, (SpecError, DataError, MissingUpstream)):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

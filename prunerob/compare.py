@@ -31,9 +31,7 @@ def _runs(frame: pd.DataFrame) -> pd.Series:
 
 
 def _seed_of(samples: pd.DataFrame) -> pd.Series:
-    """prune_id -> training seed (0 where the table has no seed column)."""
-    if "seed" not in samples:
-        return pd.Series(0, index=samples["prune_id"].unique())
+    """prune_id -> training seed."""
     return samples.drop_duplicates("prune_id").set_index("prune_id")["seed"]
 
 
@@ -88,8 +86,7 @@ def worst_case_by_model(attack: pd.DataFrame, samples: pd.DataFrame, models: dic
 
 
 # the prune table's columns that name a method (a seed mean groups by these and the CR)
-PRUNE_KEYS = ["dataset", "arch", "training", "structure", "scope", "criterion", "schedule", "prune_dense_neurons",
-              "finetune_training"]
+PRUNE_KEYS = ["dataset", "arch", "training", "structure", "scope", "criterion", "schedule", "prune_dense_neurons"]
 
 
 def prune_over_seeds(prune: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -97,13 +94,13 @@ def prune_over_seeds(prune: pd.DataFrame, confidence: float = 0.95) -> pd.DataFr
     (its band ``low``/``high``: the seeds' t-interval; the full test set adds no sampling noise
     worth drawing), ``n_seeds``, and the means of ``kept``, ``sparsity``, ``n_kept``,
     ``layers_removed``, ``finetune_epochs``; ``n_prunable`` of the first seed."""
-    keys = [k for k in PRUNE_KEYS if k in prune] + ["cr"]
+    keys = [*PRUNE_KEYS, "cr"]
     if not len(prune):
         return prune.assign(n_seeds=pd.Series(dtype=int), low=pd.Series(dtype=float), high=pd.Series(dtype=float))
     out = mean_over_seeds(prune, keys, "clean_acc", None, confidence)
     means = prune.groupby(keys, as_index=False, dropna=False, sort=True).agg(
-        **{c: (c, "mean") for c in ("kept", "sparsity", "n_kept", "layers_removed", "finetune_epochs") if c in prune},
-        **({"n_prunable": ("n_prunable", "first")} if "n_prunable" in prune else {}))
+        **{c: (c, "mean") for c in ("kept", "sparsity", "n_kept", "layers_removed", "finetune_epochs")},
+        n_prunable=("n_prunable", "first"))
     return out.merge(means, on=keys, how="left")
 
 

@@ -12,6 +12,8 @@ folder.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,15 +123,38 @@ def load_split(name: str, train: bool, root: Path | None = None) -> tuple[torch.
         return ds.load(root, train, False)
     except (RuntimeError, FileNotFoundError):
         pass  # not there yet: try torchvision's download
+    existed = _folders(root)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        return ds.load(root, train, True)
+        with contextlib.redirect_stdout(io.StringIO()):  # torchvision prints each mirror it tries
+            return ds.load(root, train, True)
     except Exception as exc:  # noqa: BLE001 - any download failure ends in the same advice
+        _remove_new_empty_folders(root, existed)  # a failed download leaves no empty MNIST/raw behind
+        why = " ".join(str(exc).split()) or "no message"  # whole, on one line
         raise DataError(
-            f"data set {name!r} is not in {root} and could not be downloaded ({type(exc).__name__}: "
-            f"{str(exc)[:200]}). Put torchvision's files for {name!r} under {root}, or set "
-            f"PRUNEROB_DATA to a folder that holds them."
+            f"data set {name!r} is not in {root} and could not be downloaded ({type(exc).__name__}: {why}); "
+            f"put torchvision's files for {name!r} under {root}, or set PRUNEROB_DATA to a folder that holds them"
         ) from None
+
+
+def check_available(name: str, root: Path | None = None) -> None:
+    """Both splits of ``name`` are there (or could be downloaded now); else DataError, before any run."""
+    for train in (True, False):
+        load_split(name, train, root)
+
+
+def _folders(root: Path) -> set[Path]:
+    if not root.exists():
+        return set()
+    return {root, *(Path(d) / n for d, names, _ in os.walk(root) for n in names)}
+
+
+def _remove_new_empty_folders(root: Path, existed: set[Path]) -> None:
+    for folder in sorted(_folders(root) - existed, key=lambda p: len(p.parts), reverse=True):
+        try:
+            folder.rmdir()  # empty ones only
+        except OSError:
+            pass
 
 
 @dataclass

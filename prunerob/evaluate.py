@@ -12,7 +12,10 @@ Conventions (Foolbox's, which the original used):
   never rise with eps;
 * minimal attacks: one run gives each sample's smallest verified adversarial distance (0 if the
   clean sample is misclassified, infinite if none was found); a sample is robust at eps when that
-  distance exceeds eps (an attacker with budget eps could use it).
+  distance exceeds eps (an attacker with budget eps could use it);
+* the samples table's ``source_attack`` names, per sample, the attack that produced the candidate:
+  the attack itself, or for an ensemble (``l0_ensemble``, ``l2_ensemble``) the component whose
+  candidate was smallest (the ensemble's own name where no component found one).
 """
 
 from __future__ import annotations
@@ -97,6 +100,21 @@ def _batched(fn, x, y, batch_size):
     return torch.cat([fn(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
+def _batched_with_sources(fn, x, y, batch_size, name: str) -> tuple[torch.Tensor, list[str]]:
+    """``_batched`` for attack runs, which return candidates or ``(candidates, source names)`` (an
+    ensemble names, per sample, the component that gave its candidate); plain attacks are their own
+    source."""
+    advs, sources = [], []
+    for i in range(0, len(x), batch_size):
+        out = fn(x[i:i + batch_size], y[i:i + batch_size])
+        adv, src = out if isinstance(out, tuple) else (out, [name] * len(out))
+        if len(src) != len(adv):
+            raise RuntimeError(f"attack {name!r} named {len(src)} sources for {len(adv)} candidates")
+        advs.append(adv)
+        sources.extend(map(str, src))
+    return torch.cat(advs), sources
+
+
 def run_fixed(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec,
               info: attack_registry.AttackInfo, eps: float, source: nn.Module | None = None) -> dict[str, torch.Tensor]:
     """One fixed-epsilon attack run, verified on ``model``; returns per-sample tensors.  ``source``:
@@ -105,14 +123,15 @@ def run_fixed(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSp
     torch.manual_seed(spec.attack_seed)
     start = time.perf_counter()
     crafter = model if source is None else source
-    adv = _batched(lambda xb, yb: info.run(crafter, xb, yb, eps, **params), x, y, spec.attack_batch_size)
+    adv, sources = _batched_with_sources(lambda xb, yb: info.run(crafter, xb, yb, eps, **params), x, y,
+                                         spec.attack_batch_size, info.name)
     seconds = time.perf_counter() - start
     adv_pred = predict(model, adv, spec.attack_batch_size).argmax(1)
     dist = distances(x, adv, info.norm)
     in_box = (adv >= -BOX_TOL).flatten(1).all(1) & (adv <= 1 + BOX_TOL).flatten(1).all(1)
     valid = in_box & within(dist, eps, info.norm)
     return {"adv_pred": adv_pred, "distance": dist, "valid": valid,
-            "l0_channels": l0_channel_count(x, adv), "seconds": torch.tensor(seconds)}
+            "l0_channels": l0_channel_count(x, adv), "seconds": torch.tensor(seconds), "source_attack": sources}
 
 
 def attack_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec,
@@ -157,7 +176,7 @@ def _fixed_curve(model, x, y, clean_pred, spec, info, input_shape, progress, sou
                            "n": len(y), "violations": int((~out["valid"]).sum()), "seconds": float(out["seconds"])})
         sample_rows.append(_sample_frame(y, clean_pred, out["adv_pred"], eps=eps, success=success, broken=broken,
                                          valid=out["valid"], distance=out["distance"],
-                                         l0_channels=out["l0_channels"]))
+                                         l0_channels=out["l0_channels"], source_attack=out["source_attack"]))
     if source is not None:
         return pd.concat(sample_rows, ignore_index=True), pd.DataFrame(curve_rows), None
     big = run_fixed(model, x, y, spec, info, attack_registry.unbounded_eps(info.norm, input_shape))
@@ -174,7 +193,8 @@ def _minimal_curve(model, x, y, clean_pred, spec, info, input_shape, progress, s
     torch.manual_seed(spec.attack_seed)
     start = time.perf_counter()
     crafter = model if source is None else source
-    adv = _batched(lambda xb, yb: info.run(crafter, xb, yb, **spec.preset_params), x, y, spec.attack_batch_size)
+    adv, sources = _batched_with_sources(lambda xb, yb: info.run(crafter, xb, yb, **spec.preset_params), x, y,
+                                         spec.attack_batch_size, info.name)
     seconds = time.perf_counter() - start
     adv_pred = predict(model, adv, spec.attack_batch_size).argmax(1)
     dist = distances(x, adv, info.norm)
@@ -189,7 +209,8 @@ def _minimal_curve(model, x, y, clean_pred, spec, info, input_shape, progress, s
         "robust_acc_original_rule": _share(clean_ok & (distance >= eps)) if eps > 0 else _share(clean_ok),
         "n": len(y), "violations": violations, "seconds": seconds} for eps in grid])
     samples = _sample_frame(y, clean_pred, adv_pred, success=found | ~clean_ok, valid=in_box, distance=distance,
-                            l0_channels=torch.where(found, l0_channel_count(x, adv), torch.zeros_like(dist)))
+                            l0_channels=torch.where(found, l0_channel_count(x, adv), torch.zeros_like(dist)),
+                            source_attack=sources)
     unbounded_acc = None if source is not None else _share(clean_ok & ~found)
     return samples, curve, unbounded_acc
 
@@ -224,18 +245,13 @@ def _robust_at(group: pd.DataFrame, kind: str, eps: float) -> pd.Series:
 
 
 def white_box(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of white-box attacks (tables written before transfer attacks existed have no
-    ``scenario`` column: all white-box)."""
-    if "scenario" not in frame:
-        return frame
-    return frame[frame["scenario"].fillna("white-box") == "white-box"]
+    """The rows of white-box attacks."""
+    return frame[frame["scenario"] == "white-box"]
 
 
 def attack_runs(frame: pd.DataFrame) -> pd.Series:
     """A name per attack run: the attack, and for a transfer attack the CR it was crafted on."""
-    if "scenario" not in frame:
-        return frame["attack"]
-    transfer = frame["scenario"].fillna("white-box") == "transfer"
+    transfer = frame["scenario"] == "transfer"
     return frame["attack"].where(~transfer, frame["attack"] + " from CR " + frame["source_cr"].map("{:g}".format))
 
 
@@ -329,13 +345,11 @@ def min_distance(samples: pd.DataFrame) -> pd.DataFrame:
 def dense_curve(samples: pd.DataFrame, points: int = 60) -> pd.DataFrame:
     """Accuracy vs epsilon on a fine grid from minimal attacks' per-sample distances, per stage.
     Stages of one attack, norm and CR (e.g. seeds) share one grid, so their curves average point
-    by point; columns ``stage_id``, ``seed`` (where ``samples`` has it), ``attack``, ``norm``,
+    by point; columns ``stage_id``, ``seed``, ``attack``, ``norm``,
     ``cr``, ``eps``, ``robust_acc``, ``n``."""
     rows = []
     minimal = white_box(samples)
     minimal = minimal[minimal["kind"] == "minimal"]
-    if "seed" not in minimal:
-        minimal = minimal.assign(seed=0)
     for (attack, norm, cr), runs in minimal.groupby(["attack", "norm", "cr"]):
         d_all = runs["distance"].to_numpy()
         finite = d_all[np.isfinite(d_all)]

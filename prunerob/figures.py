@@ -49,10 +49,21 @@ def save_figure(chart: alt.TopLevelMixin, name: str, folder: Path | None = None)
     return paths
 
 
+def offline_menu(chart: alt.TopLevelMixin, name: str) -> alt.TopLevelMixin:
+    """The chart's "..." menu as it works offline: "Save as SVG/PNG", saving ``name``.svg/.png;
+    no "View Source", "View Compiled Vega" or "Open in Vega Editor" (the editor is a web site)."""
+    meta = chart.usermeta if isinstance(getattr(chart, "usermeta", None), dict) else {}
+    options = {**meta.get("embedOptions", {}), "downloadFileName": name,
+               "actions": {"export": True, "source": False, "compiled": False, "editor": False}}
+    return chart.properties(usermeta={**meta, "embedOptions": options})
+
+
 def glue_figure(name: str, chart: alt.TopLevelMixin, folder: Path | None = None) -> alt.TopLevelMixin:
-    """Glue ``chart`` under ``name`` for a ``{glue:figure}`` and write its SVG and PNG."""
+    """Glue ``chart`` under ``name`` for a ``{glue:figure}`` and write its SVG and PNG; its menu
+    offers only what works offline and names the saved file after the figure."""
     from myst_nb import glue
 
+    chart = offline_menu(chart, name)
     save_figure(chart, name, folder)
     glue(name, chart, display=False)
     return chart

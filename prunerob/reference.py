@@ -7,6 +7,9 @@ put the original numbers beside the reproduced ones (cite the paper when showing
 
     python -m prunerob reference --source ../shared/reference/merkle2021
 
+Only complete runs enter (the first five of each file that reached every CR; see
+:func:`summarize`), and a run whose model collapsed is not dropped.
+
 Conversions (see the source's README): PGD columns hold attack *success rates*, so robust accuracy
 is 1 minus them; C&W (L2) and Brendel-Bethge (L0) columns hold per-sample minimal distances, from
 which robust accuracy at a budget is the share of samples whose distance is at least it (the rule
@@ -51,7 +54,31 @@ def _distances(cell: str) -> np.ndarray:
     return np.array([float(v) for v in match.group(1).split(",")])
 
 
+RUNS_PER_METHOD = 5  # the original's protocol: five runs of every method
+
+
+def _runs(records: list[dict]) -> list[list[dict]]:
+    """A file's rows split into runs: a run is a sequence of rows of one ``iteration`` whose CR grows
+    (iteration numbers repeat across re-runs, so a new run starts wherever either changes)."""
+    runs: list[list[dict]] = []
+    previous = None
+    for rec in records:
+        key = (rec["iteration"], rec["_cr"])
+        if previous is None or key[0] != previous[0] or key[1] <= previous[1]:
+            runs.append([])
+        runs[-1].append(rec)
+        previous = key
+    return runs
+
+
 def summarize(source: Path) -> pd.DataFrame:
+    """One row per run, CR, attack, epsilon and rule, from the original's **complete** runs only:
+    the first :data:`RUNS_PER_METHOD` runs of a file that reached every CR of its schedule, in file
+    order (later rows are partial or extra re-runs: CNN random local unstructured holds 71 rows, five
+    complete runs first, then re-runs of another dense accuracy). ``runs_in_file`` and
+    ``complete_runs_in_file`` say what was left out.  A run whose model collapsed counts: where the
+    original skipped Brendel-Bethge (clean accuracy <= 0.4), its robust accuracy enters as its clean
+    accuracy, an upper bound, flagged ``bounded``."""
     rows = []
     files = sorted(p for p in Path(source).glob("*.csv") if FILE_NAME.match(p.name))
     if not files:
@@ -61,12 +88,18 @@ def summarize(source: Path) -> pd.DataFrame:
         model, criterion, scope, structure = FILE_NAME.match(path.name).groups()
         dataset, arch = MODELS[model]
         with open(path, newline="") as fh:
-            for order, rec in enumerate(csv.DictReader(fh)):
-                cr = round(1 / (1 - float(rec["pruning_ratio"])))
+            records = [{**rec, "_cr": round(1 / (1 - float(rec["pruning_ratio"])))} for rec in csv.DictReader(fh)]
+        schedule = {rec["_cr"] for rec in records}
+        runs = _runs(records)
+        complete = [run for run in runs if {rec["_cr"] for rec in run} == schedule]
+        for run_index, run in enumerate(complete[:RUNS_PER_METHOD]):
+            for rec in run:
+                cr = rec["_cr"]
                 base = {"dataset": dataset, "arch": arch, "structure": STRUCTURES[structure], "scope": scope,
-                        "criterion": criterion, "run": int(rec["iteration"]), "row": order, "cr": float(cr),
-                        "clean_acc": float(rec["accuracy"]), "n_prunable": int(rec["total_params"]),
-                        "n_kept": int(rec["params_left"]), "source": path.name}
+                        "criterion": criterion, "run": run_index, "iteration": int(rec["iteration"]),
+                        "cr": float(cr), "clean_acc": float(rec["accuracy"]), "n_prunable": int(rec["total_params"]),
+                        "n_kept": int(rec["params_left"]), "source": path.name, "runs_in_file": len(runs),
+                        "complete_runs_in_file": len(complete), "bounded": False}
                 rows.append({**base, "attack": "clean", "norm": "", "eps": 0.0, "rule": "", "robust_acc":
                              float(rec["accuracy"])})
                 success = ast.literal_eval(rec["pgd_linf"]) if rec["pgd_linf"].strip() else []
@@ -76,13 +109,11 @@ def summarize(source: Path) -> pd.DataFrame:
                 for attack, norm, grid, cell in (("l2_cw", "L2", L2_GRID, rec["cw_l2"]),
                                                  ("l0_bb", "L0", L0_GRID, rec["bb_l0"])):
                     d = _distances(cell)
-                    if not len(d):
-                        continue
                     for eps in grid:
-                        rows.append({**base, "attack": attack, "norm": norm, "eps": float(eps), "rule": "original",
-                                     "robust_acc": float((d >= eps).mean())})
-                        rows.append({**base, "attack": attack, "norm": norm, "eps": float(eps),
-                                     "rule": "threat_model", "robust_acc": float((d > eps).mean())})
+                        for rule, robust in (("original", d >= eps), ("threat_model", d > eps)):
+                            value = float(robust.mean()) if len(d) else float(rec["accuracy"])
+                            rows.append({**base, "attack": attack, "norm": norm, "eps": float(eps), "rule": rule,
+                                         "robust_acc": value, "bounded": not len(d)})
     frame = pd.DataFrame(rows)
     frame["citation"] = CITATION
     return frame
@@ -113,17 +144,18 @@ ATTACK_NAMES = {"linf_pgd": "Linf PGD-40", "l2_cw": "C&W L2", "l0_bb": "Brendel-
 def per_cr(ref: pd.DataFrame) -> pd.DataFrame:
     """The original's runs summarized per method, attack, epsilon, rule and CR: the mean of robust
     (or, for ``attack == "clean"``, clean) accuracy with its range over runs (``low``, ``high``), the
-    same for clean accuracy and for the kept fraction of the prunable weights, and ``n_runs``."""
+    same for clean accuracy and for the kept fraction of the prunable weights, ``n_runs`` (complete
+    runs) and ``n_bounded`` (runs the original did not attack, entered at their clean accuracy)."""
     keys = [*METHOD_KEYS, "attack", "norm", "eps", "rule", "cr"]
     if not len(ref):
         return pd.DataFrame(columns=[*keys, "robust_acc", "low", "high", "clean_acc", "clean_low", "clean_high",
                                      "n_kept", "n_kept_low", "n_kept_high", "n_prunable", "kept", "kept_low",
-                                     "kept_high", "n_runs"])
+                                     "kept_high", "n_runs", "n_bounded"])
     out = ref.groupby(keys, as_index=False, sort=True).agg(
         robust_acc=("robust_acc", "mean"), low=("robust_acc", "min"), high=("robust_acc", "max"),
         clean_acc=("clean_acc", "mean"), clean_low=("clean_acc", "min"), clean_high=("clean_acc", "max"),
         n_kept=("n_kept", "mean"), n_kept_low=("n_kept", "min"), n_kept_high=("n_kept", "max"),
-        n_prunable=("n_prunable", "first"), n_runs=("robust_acc", "size"))
+        n_prunable=("n_prunable", "first"), n_runs=("robust_acc", "size"), n_bounded=("bounded", "sum"))
     for col, src in (("kept", "n_kept"), ("kept_low", "n_kept_low"), ("kept_high", "n_kept_high")):
         out[col] = out[src] / out["n_prunable"]
     return out
@@ -138,8 +170,7 @@ def methods_vs_original(prune: pd.DataFrame, summary: pd.DataFrame, ours_label: 
     :func:`per_cr` rows. Our structured runs with ``prune_dense_neurons`` are left out: the
     original's structured pruning left dense layers dense."""
     theirs = summary[summary["attack"] == "clean"]
-    if "prune_dense_neurons" in prune:
-        prune = prune[~prune["prune_dense_neurons"].fillna(False).astype(bool)]
+    prune = prune[~prune["prune_dense_neurons"].astype(bool)]
     mine = prune.merge(theirs[METHOD_KEYS].drop_duplicates(), on=METHOD_KEYS)
     cols = ["method", *METHOD_KEYS, "cr"]
     mine = mine.assign(method=_label(mine)).groupby(cols, as_index=False).agg(
@@ -197,7 +228,7 @@ def robust_vs_original(worst: pd.DataFrame, attack: pd.DataFrame, summary: pd.Da
     mine = attack[(attack["norm"] == norm) & (attack["eps"] > 0)] if len(attack) else attack
     if same_attack is not None and len(mine):
         ours(mine[mine["attack"] == same_attack], f"reproduced: {same_attack} alone", "")
-    if original_rule_minimal and len(mine) and "robust_acc_original_rule" in mine:
+    if original_rule_minimal and len(mine):
         for name, rows in mine[mine["kind"] == "minimal"].groupby("attack"):
             ours(rows, f"reproduced: {name}, {RULES['original']}", "original", "robust_acc_original_rule")
     theirs = theirs[_eps_key(theirs["eps"]).isin(shared)]

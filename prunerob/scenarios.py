@@ -35,8 +35,7 @@ def worst_case_samples(samples: pd.DataFrame, eps_grid: dict[str, list[float]] |
     if not len(samples):
         return pd.DataFrame(columns=["prune_id", *MODEL_KEYS, "cr", "norm", "eps", "sample", "robust"])
     per_sample = evaluate.worst_case_samples(samples, eps_grid).drop(columns="attacks")
-    keys = [k for k in MODEL_KEYS if k in samples]
-    meta = samples[["prune_id", *keys]].drop_duplicates("prune_id")
+    meta = samples[["prune_id", *MODEL_KEYS]].drop_duplicates("prune_id")
     return per_sample.merge(meta, on="prune_id", how="left")
 
 
@@ -45,8 +44,7 @@ def scenario_lines(worst: pd.DataFrame, prune: pd.DataFrame) -> pd.DataFrame:
     full test set of the same checkpoint (``prune``: the prune table), one row per (model, CR,
     norm, eps) with ``clean`` and ``robust``; eps 0 is left out (it is the clean accuracy)."""
     clean = prune.rename(columns={"stage_id": "prune_id", "clean_acc": "clean"})
-    keys = [k for k in MODEL_KEYS if k in clean]
-    lines = worst[worst["eps"] > 0].merge(clean[["prune_id", "cr", "clean", *keys]], on=["prune_id", "cr"])
+    lines = worst[worst["eps"] > 0].merge(clean[["prune_id", "cr", "clean", *MODEL_KEYS]], on=["prune_id", "cr"])
     return lines.rename(columns={"robust_acc": "robust"})
 
 

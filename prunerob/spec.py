@@ -42,15 +42,53 @@ ATTACK_OUTPUTS = ("logits", "softmax")
 DEFAULT_CRS = (1, 2, 4, 8, 16, 32, 64)
 # The original's Linf PGD grid for the MNIST CNN, as fractions of the [0, 1] range.
 PAPER_LINF_EPS = tuple(e / 255 for e in (2, 4, 8, 16, 32))
+# Each norm's default budget grid (an attack's ``eps`` left at its default takes its norm's): L0 in
+# pixels changed, L2 and Linf in [0, 1] pixel units.  AttackSpec.eps's *field* default stays
+# PAPER_LINF_EPS, since stage ids hash only the fields that differ from it.
+NORM_DEFAULT_EPS = {"Linf": PAPER_LINF_EPS, "L2": (0.5, 1.0, 1.5, 2.0, 2.5, 3.0), "L0": (1, 2, 4, 8, 12, 16, 24, 32)}
+# Test-set sizes (data.py's loaders give exactly these; a test checks it): n_samples fails up front.
+TEST_SIZES = {"mnist": 10000, "fashion_mnist": 10000, "cifar10": 10000, "imagenette": 3925}
+DEVICES = "auto, cpu, cuda, cuda:N"
 
 
 class SpecError(ValueError):
     """A parameter has an unknown name or an invalid value."""
 
 
+def invalid(name: str, value: Any, valid: Any = None, why: str = "is not valid") -> SpecError:
+    """The one form of every bad-input error (specs, profiles, the CLI's options, the notebooks'
+    parameters): ``NAME=VALUE <what is wrong>; valid: <the valid values>``, on one line."""
+    text = f"{name}={value!r} {why}"
+    if valid is not None:
+        text += f"; valid: {valid if isinstance(valid, str) else ', '.join(map(str, valid))}"
+    return SpecError(text)
+
+
 def _choice(name: str, value: Any, valid: tuple) -> None:
     if value not in valid:
-        raise SpecError(f"{name}={value!r} is not valid; valid: {', '.join(map(str, valid))}")
+        raise invalid(name, value, valid)
+
+
+def _list(name: str, value: Any, example: str) -> None:
+    if not isinstance(value, (tuple, list)):
+        raise invalid(name, value, why=f"must be a list, e.g. {example}")
+
+
+def check_device(name: Any) -> str:
+    """A device the study can run on: auto (CUDA when present), cpu, cuda, or cuda:N that exists."""
+    if not isinstance(name, str) or not (name in ("auto", "cpu", "cuda") or (
+            name.startswith("cuda:") and name[5:].isdigit())):
+        raise invalid("device", name, DEVICES)
+    if name.startswith("cuda"):
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise invalid("device", name, "auto, cpu", why="asks for CUDA, but torch sees no CUDA device here")
+        if name != "cuda" and int(name[5:]) >= count:
+            raise invalid("device", name, ["auto", "cpu", "cuda", *(f"cuda:{i}" for i in range(count))],
+                          why=f"does not exist (this machine has {count} CUDA device(s))")
+    return name
 
 
 def _positive(name: str, value: Any, *, integer: bool = False, allow_zero: bool = False) -> None:
@@ -210,6 +248,7 @@ class PruneSpec(_Spec):
         _positive("finetune_max_epochs", self.finetune_max_epochs, integer=True, allow_zero=True)
         if not isinstance(self.prune_dense_neurons, bool):
             raise SpecError(f"prune_dense_neurons={self.prune_dense_neurons!r} must be true or false")
+        _list("crs", self.crs, "[1, 2, 4]")
         if not self.crs:
             raise SpecError("crs must list at least one compression rate, e.g. [1, 2, 4]")
         for cr in self.crs:
@@ -232,18 +271,39 @@ class AttackSpec(_Spec):
     attack_seed: int = 0
     attack_output: str = "logits"
 
+    def __post_init__(self) -> None:
+        # eps left at its field default takes the attack's norm's grid (the Linf grid for Linf
+        # attacks: their ids are unchanged, as an eps equal to the field default is not hashed)
+        from prunerob import attacks
+
+        if (isinstance(self.eps, (list, tuple)) and self.attack in attacks.ATTACKS
+                and _canonical(self.eps) == _canonical(PAPER_LINF_EPS)):
+            object.__setattr__(self, "eps", NORM_DEFAULT_EPS[attacks.get(self.attack).norm])
+        super().__post_init__()
+
     def validate(self) -> None:
         from prunerob import attacks  # the registry owns the valid names
 
         info = attacks.get(self.attack)  # raises listing valid names
         if self.preset:
             _choice(f"preset (for {self.attack})", self.preset, tuple(info.presets))
+        grid = "[" + ", ".join(f"{e:.4g}" for e in NORM_DEFAULT_EPS[info.norm]) + "]"
+        _list("eps", self.eps, grid)
         if not self.eps:
             raise SpecError("eps must list at least one attack strength")
         for e in self.eps:
             _positive("eps entry", e, allow_zero=True)
         if list(self.eps) != sorted(set(self.eps)):
             raise SpecError(f"eps={list(self.eps)!r} must be strictly increasing")
+        # 0 (the clean accuracy, always measured) can only be the first of an increasing grid
+        budgets = [e for e in self.eps if e != 0]
+        example = f"e.g. {grid}"
+        if info.norm == "L0" and not all(float(e).is_integer() for e in budgets):
+            raise invalid("eps", list(self.eps), why=f"is not valid for {self.attack}, an L0 attack: its budgets "
+                          f"are numbers of pixels changed, positive integers, {example}")
+        if info.norm == "Linf" and any(e > 1 for e in budgets):
+            raise invalid("eps", list(self.eps), why=f"is not valid for {self.attack}, an Linf attack: its budgets "
+                          f"are in (0, 1] (pixel values in [0, 1]; 8/255 = {8 / 255:.4f}), {example}")
         _positive("n_samples", self.n_samples, integer=True)
         _positive("attack_batch_size", self.attack_batch_size, integer=True)
         _positive("attack_seed", self.attack_seed, integer=True, allow_zero=True)
@@ -383,6 +443,10 @@ class AttackStage(_Stage):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        size = TEST_SIZES[self.data.dataset]
+        if self.attack.n_samples > size:
+            raise invalid("n_samples", self.attack.n_samples, f"1 .. {size}",
+                          why=f"exceeds the {size} test images of {self.data.dataset}")
         if self.checkpoint.cr not in self.prune.crs:
             raise SpecError(
                 f"cr={self.checkpoint.cr!r} is not in the prune schedule; valid: "

@@ -103,6 +103,74 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> torch.nn.Modul
     return model.to(device).eval()
 
 
+def stage_command(stage) -> str:
+    """The command that runs ``stage`` on its own (its non-default parameters)."""
+    import json
+    import shlex
+
+    flat = {k: v for part in stage.canonical().values() for k, v in part.items()}
+    args = " ".join(shlex.quote(f"-p {k}={v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))}")
+                    .replace("'-p ", "-p '") for k, v in flat.items())
+    return f"python -m prunerob stage {stage.kind}" + (f" {args}" if args else "")
+
+
+def recorded_sha(stage, cr: float | None = None) -> str | None:
+    """The fingerprint a train stage's table (``cr`` None) or a prune stage's table (at ``cr``)
+    recorded for its checkpoint; None where the table is missing or predates fingerprints."""
+    frame = results.read_table_file(results.table_path(stage.kind, stage.id))
+    if frame is None or not len(frame) or "checkpoint_sha" not in frame.columns:
+        return None
+    if cr is not None:
+        frame = frame[frame["cr"].astype(float) == float(cr)]
+    sha = frame["checkpoint_sha"].iloc[0] if len(frame) else None
+    return sha if isinstance(sha, str) else None
+
+
+def _verified(stage, cr: float | None, device: torch.device | str = "cpu") -> tuple[torch.nn.Module | None, str | None]:
+    """(model, None) for a usable checkpoint of a train stage (``cr`` None) or of a prune stage at
+    ``cr``; (None, what is wrong) where it is missing, unreadable, or not the one its stage's table
+    recorded (another fingerprint)."""
+    path = train_checkpoint(stage) if stage.kind == "train" else prune_checkpoint(stage, cr)
+    if not path.exists():
+        return None, f"{path} is missing"
+    try:
+        model = load_model(path, device)
+    except MissingUpstream as exc:  # not a checkpoint torch can read (truncated, garbled)
+        return None, str(exc).removeprefix("checkpoint ").removesuffix("; recompute it")
+    except Exception as exc:  # noqa: BLE001 - weights that do not fit the architecture
+        return None, f"{path} is unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"
+    sha = recorded_sha(stage, cr)
+    if sha is not None and model_fingerprint(model) != sha:
+        return None, (f"{path} is not the checkpoint its table recorded (fingerprint {model_fingerprint(model)}, "
+                      f"recorded {sha})")
+    return model, None
+
+
+def checkpoint_problem(stage, cr: float | None = None) -> str | None:
+    """What is wrong with a checkpoint (see :func:`_verified`); None if it is usable."""
+    return _verified(stage, cr)[1]
+
+
+def load_upstream(stage, cr: float | None = None, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """The checkpoint of upstream ``stage`` (train: ``cr`` None; prune: at ``cr``), verified: loadable and,
+    where its table records a fingerprint, that one.  Else MissingUpstream naming the stage to run."""
+    model, problem = _verified(stage, cr, device)
+    if problem:
+        what = "the dense model" if cr is None else f"the CR {cr:g} checkpoint"
+        raise MissingUpstream(f"{what} of {stage.kind} stage {stage.id}: {problem}; run that stage first: "
+                              f"{stage_command(stage)}")
+    return model
+
+
+def check_upstream(stage) -> None:
+    """Every upstream checkpoint ``stage`` reads is there and verified (see :func:`load_upstream`)."""
+    if stage.kind == "prune":
+        load_upstream(stage.upstream)
+    elif stage.kind == "attack":
+        for cr in dict.fromkeys((stage.checkpoint.cr, stage.checkpoint.source_cr or stage.checkpoint.cr)):
+            load_upstream(stage.upstream, cr)
+
+
 def new_model(arch: str, dataset: str) -> torch.nn.Module:
     """The architecture with fresh weights (for a RobustBench model: the zoo's, without its weights)."""
     if zoo.is_zoo_arch(arch):
@@ -177,9 +245,9 @@ def _run_train(stage: TrainStage, dev: torch.device, progress: bool, threads: in
     save_model(train_checkpoint(stage), model, stage.model.arch, stage.data.dataset, {"stage_id": stage.id})
     if hist.rows:  # a zoo model has no training history
         history = pd.DataFrame(hist.rows).assign(stage_id=stage.id, step="train")
-        results.write_table(history, "history", stage.id)
+        results.write_table(results.conform(history, "history"), "history", stage.id)
     frame = pd.DataFrame([row])
-    results.write_table(frame, "train", stage.id)
+    results.write_table(results.conform(frame, "train"), "train", stage.id)
     return frame
 
 
@@ -204,10 +272,8 @@ def run_prune(stage: PruneStage, device: str = "auto", progress: bool = True) ->
 def _run_prune(stage: PruneStage, dev: torch.device, progress: bool, threads: int) -> pd.DataFrame:
     info = data_mod.info(stage.data.dataset)
     dense_path = train_checkpoint(stage.upstream)
-    if not dense_path.exists():
-        raise MissingUpstream(f"the dense model {dense_path} is missing: run train stage {stage.upstream.id} first")
+    model = load_upstream(stage.upstream, None, dev)  # verified: loadable, the train table's fingerprint
     splits = data_mod.load(stage.data).to(dev)
-    model = load_model(dense_path, dev)
     dense_sha = model_fingerprint(model)  # the dense model every step starts from, as the train table names it
     generator = torch.Generator().manual_seed(stage.train.seed)
     rows, layer_frames, histories = [], [], []
@@ -253,12 +319,12 @@ def _run_prune(stage: PruneStage, dev: torch.device, progress: bool, threads: in
                    {"stage_id": stage.id, "cr": cr, "row": rows[-1], "history": hist_rows,
                     "generator": generator.get_state()})
     if histories:
-        results.write_table(pd.concat(histories, ignore_index=True), "history", stage.id)
+        results.write_table(results.conform(pd.concat(histories, ignore_index=True), "history"), "history", stage.id)
     layers = pd.concat(layer_frames, ignore_index=True)
     layers["shape"] = layers["shape"].astype(str)
-    results.write_table(layers, "layers", stage.id)
+    results.write_table(results.conform(layers, "layers"), "layers", stage.id)
     frame = pd.DataFrame(rows)
-    results.write_table(frame, "prune", stage.id)
+    results.write_table(results.conform(frame, "prune"), "prune", stage.id)
     return frame
 
 
@@ -310,6 +376,13 @@ def _finished_steps(stage: PruneStage) -> dict[float, dict]:
             break
         if "row" not in meta and (stage.prune.criterion == "random" or stage.prune.schedule != "cumulative"):
             break
+        sha = meta.get("row", {}).get("checkpoint_sha")
+        if sha is not None:  # loadable but garbled weights are made again too
+            try:
+                if model_fingerprint(load_model(path)) != sha:
+                    break
+            except Exception:  # noqa: BLE001
+                break
         done[cr] = meta
     return done
 
@@ -332,16 +405,10 @@ def _run_attack(stage: AttackStage, dev: torch.device, progress: bool, threads: 
     from prunerob import attacks, evaluate as ev
 
     cr = stage.checkpoint.cr
-    path = prune_checkpoint(stage.upstream, cr)
-    if not path.exists():
-        raise MissingUpstream(f"checkpoint {path} is missing: run prune stage {stage.upstream.id} first")
-    model = load_model(path, dev)
+    model = load_upstream(stage.upstream, cr, dev)  # verified: loadable, the prune table's fingerprint
     source = None
     if stage.transfer:  # crafted on another checkpoint of the same prune stage
-        source_path = prune_checkpoint(stage.upstream, stage.checkpoint.source_cr)
-        if not source_path.exists():
-            raise MissingUpstream(f"checkpoint {source_path} is missing: run prune stage {stage.upstream.id} first")
-        source = load_model(source_path, dev)
+        source = load_upstream(stage.upstream, stage.checkpoint.source_cr, dev)
     info = data_mod.info(stage.data.dataset)
     test_x, test_y = data_mod.load_split(stage.data.dataset, train=False)
     if stage.attack.n_samples > len(test_y):
@@ -363,10 +430,10 @@ def _run_attack(stage: AttackStage, dev: torch.device, progress: bool, threads: 
               "source_sha": model_fingerprint(source if source is not None else model)}
     versions = results.provenance(library_version=library_version(atk.library))
     clean_acc = float(res.curve.loc[res.curve["eps"] == 0, "robust_acc"].iloc[0])
-    results.write_table(res.samples.assign(**common), "samples", stage.id)
-    results.write_table(res.checks.assign(**common), "checks", stage.id)
+    results.write_table(results.conform(res.samples.assign(**common), "samples"), "samples", stage.id)
+    results.write_table(results.conform(res.checks.assign(**common), "checks"), "checks", stage.id)
     curve = res.curve.assign(**common, clean_acc=clean_acc, all_checks_passed=bool(res.checks["passed"].all()),
                              stage_seconds=seconds, device=dev.type, torch_threads=threads,
                              **versions)
-    results.write_table(curve, "attack", stage.id)
+    results.write_table(results.conform(curve, "attack"), "attack", stage.id)
     return curve

@@ -14,6 +14,11 @@ Each stage runs as its notebook (``book/experiments/<kind>.md``) through papermi
 notebook is written to ``book/runs/<kind>/<stage id>.ipynb`` (atomically: a killed run leaves no
 half-written record).  Executors: anything with ``submit(fn, *args) -> future`` works, so the local
 ``ProcessPoolExecutor`` and ``dask.distributed.Client`` run the same tasks; a stage is submitted once its upstream stage is done.
+
+Before any kernel starts, the whole profile is checked (every stage built, so validated), and so are
+the options and the data sets; a finished stage's checkpoint that a stage about to run needs is
+verified (loadable, the fingerprint its table recorded), and a bad one is re-made like a missing one.
+Ctrl-C stops the sweep cleanly (see :func:`run`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from __future__ import annotations
 import datetime
 import itertools
 import os
+import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,24 +36,66 @@ from typing import Any
 import yaml
 
 from prunerob import results
-from prunerob.spec import AttackStage, PruneStage, SpecError
+from prunerob.spec import AttackStage, PruneStage, SpecError, invalid
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 EXPERIMENTS_DIR = results.ROOT / "book" / "experiments"
 LIST_PARAMS = {"crs", "eps", "on_crs"}
 KERNEL_START_TRIES = 3
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 PRIMARY_TABLE = {"train": "train", "prune": "prune", "attack": "attack"}
 
 
+PROFILE_KEYS = ("description", "grid")
+ENTRY_KEYS = ("attacks",)  # a grid entry's keys besides the prune stage's parameters
+ATTACK_KEYS = ("on_crs",)  # an attack entry's keys besides the attack stage's own parameters
+
+
+def profiles_dir() -> Path:
+    """``$PRUNEROB_PROFILES`` (a folder of profiles, e.g. a test's) or the package's."""
+    env = os.environ.get("PRUNEROB_PROFILES")
+    return Path(env) if env else PROFILES_DIR
+
+
 def profiles() -> list[str]:
-    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in profiles_dir().glob("*.yaml"))
+
+
+def profile_path(name: str) -> Path:
+    """A profile's file: a name in the profiles folder, or a path to a YAML file."""
+    if name.endswith((".yaml", ".yml")) and Path(name).exists():
+        return Path(name)
+    path = profiles_dir() / f"{name}.yaml"
+    if not path.exists():
+        raise invalid("--profile", name, profiles(), why="is not a profile")
+    return path
 
 
 def load_profile(name: str) -> dict[str, Any]:
-    path = PROFILES_DIR / f"{name}.yaml"
-    if not path.exists():
-        raise SpecError(f"unknown profile {name!r}; valid: {', '.join(profiles())}")
-    return yaml.safe_load(path.read_text())
+    """A profile's YAML, its top-level form checked (its stages are checked by :func:`expand`):
+    an empty or broken file, or a misspelt key, fails naming the file (and line) and the valid keys."""
+    path = profile_path(name)
+    try:
+        profile = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}" if mark is not None else str(path)
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise SpecError(f"profile {where}: not valid YAML ({problem})") from None
+    if profile is None:
+        raise SpecError(f"profile {path}: the file is empty; a profile is a mapping with keys "
+                        f"{', '.join(PROFILE_KEYS)} (grid: a list of stage parameter sets)")
+    if not isinstance(profile, dict):
+        raise SpecError(f"profile {path}: a profile is a mapping with keys {', '.join(PROFILE_KEYS)}, "
+                        f"not a {type(profile).__name__}")
+    unknown = sorted(set(profile) - set(PROFILE_KEYS))
+    if unknown:
+        raise SpecError(f"profile {path}: unknown key(s) {', '.join(map(str, unknown))}; valid: {', '.join(PROFILE_KEYS)}")
+    grid = profile.get("grid")
+    if not isinstance(grid, list) or not grid or not all(isinstance(e, dict) for e in grid):
+        raise invalid(f"profile {path}: grid", grid, why="must be a non-empty list of stage parameter sets "
+                      "(mappings, e.g. {dataset: mnist, arch: cnn, crs: [1, 2, 4]})")
+    return profile
 
 
 def _axes(entry: dict[str, Any]) -> list[dict[str, Any]]:
@@ -57,26 +106,46 @@ def _axes(entry: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def expand(profile: dict[str, Any]) -> list:
-    """The profile's stages, each once, upstream stages first."""
+    """The profile's stages, each once, upstream stages first; a bad entry fails naming it (every
+    stage is built, so validated, here: before anything runs)."""
     stages: dict[str, Any] = {}
-    for entry in profile["grid"]:
-        entry = dict(entry)
-        attacks = entry.pop("attacks", [])
-        for params in _axes(entry):
-            prune_stage = PruneStage.from_params(**params)
-            stages.setdefault(prune_stage.upstream.id, prune_stage.upstream)
-            stages.setdefault(prune_stage.id, prune_stage)
-            for attack in attacks:
-                attack = dict(attack)
-                on_crs = attack.pop("on_crs", None)  # attack only these checkpoints (default: every CR)
-                for attack_params in _axes(attack):
-                    for cr in on_crs or prune_stage.prune.crs:
-                        if cr == attack_params.get("source_cr"):
-                            continue  # transfer from a model to itself is the white-box attack
-                        stage = AttackStage.from_params(**params, **attack_params, cr=cr)
-                        stages.setdefault(stage.id, stage)
+    for i, entry in enumerate(profile["grid"], 1):
+        try:
+            _expand_entry(entry, stages)
+        except SpecError as exc:
+            raise SpecError(f"grid entry {i}: {exc}") from None
     order = {"train": 0, "prune": 1, "attack": 2}
     return sorted(stages.values(), key=lambda s: order[s.kind])
+
+
+def _expand_entry(entry: dict[str, Any], stages: dict[str, Any]) -> None:
+    entry = dict(entry)
+    attacks = entry.pop("attacks", [])
+    if not isinstance(attacks, list) or not all(isinstance(a, dict) for a in attacks):
+        raise invalid("attacks", attacks, why="must be a list of attack entries (mappings, e.g. {attack: linf_pgd})")
+    for params in _axes(entry):
+        prune_stage = PruneStage.from_params(**params)
+        stages.setdefault(prune_stage.upstream.id, prune_stage.upstream)
+        stages.setdefault(prune_stage.id, prune_stage)
+        for j, attack in enumerate(attacks, 1):
+            attack = dict(attack)
+            on_crs = attack.pop("on_crs", None)  # attack only these checkpoints (default: every CR)
+            if on_crs is not None and not isinstance(on_crs, list):
+                raise invalid(f"attack entry {j}: on_crs", on_crs, why="must be a list, e.g. [1, 4]")
+            own = set(AttackStage.param_names()) - set(PruneStage.param_names())
+            unknown = sorted(set(attack) - own)
+            if unknown:
+                raise SpecError(f"attack entry {j}: unknown key(s) {', '.join(map(str, unknown))}; valid: "
+                                f"{', '.join(sorted(own | set(ATTACK_KEYS)))}")
+            for attack_params in _axes(attack):
+                for cr in on_crs or prune_stage.prune.crs:
+                    if cr == attack_params.get("source_cr"):
+                        continue  # transfer from a model to itself is the white-box attack
+                    try:
+                        stage = AttackStage.from_params(**params, **attack_params, cr=cr)
+                    except SpecError as exc:
+                        raise SpecError(f"attack entry {j}: {exc}") from None
+                    stages.setdefault(stage.id, stage)
 
 
 def select(all_stages: list, only: dict[str, Any]) -> list:
@@ -109,7 +178,7 @@ def run_record(stage) -> Path:
     return results.runs_dir() / stage.kind / f"{stage.id}.ipynb"
 
 
-def execute_stage(stage, device: str = "auto") -> Path:
+def execute_stage(stage, device: str = "auto", progress: bool = True) -> Path:
     """Run one stage's notebook through papermill; the executed notebook is the run's record."""
     import jupytext
     import papermill
@@ -126,8 +195,13 @@ def execute_stage(stage, device: str = "auto") -> Path:
             try:
                 papermill.execute_notebook(
                     nb, str(tmp),
-                    parameters={**stage.params(), "device": device, "progress": False},
+                    parameters={**stage.params(), "device": device, "progress": progress},
                     kernel_name="python3", progress_bar=False, cwd=str(EXPERIMENTS_DIR),
+                    # the stage's progress bars (epochs, CR steps, attack budgets) reach this terminal
+                    stderr_file=sys.stderr if progress else None,
+                    # the kernel's own log stays quiet (its "running over TCP without encryption" warning:
+                    # the kernel listens on loopback only, for this process)
+                    extra_arguments=KERNEL_ARGS,
                 )
                 break
             except RuntimeError as exc:  # many kernels starting at once can race for a port
@@ -142,25 +216,39 @@ def execute_stage(stage, device: str = "auto") -> Path:
     return out
 
 
-def _checkpoint_ok(stage) -> bool:
+def _checkpoint_problem(stage) -> str | None:
+    """Why the checkpoint(s) of a finished train or prune stage cannot be used (missing, unreadable,
+    not the one its table recorded); None where they are fine."""
     from prunerob import stages as st
 
     if stage.kind == "train":
-        return st.train_checkpoint(stage).exists()
+        return st.checkpoint_problem(stage)
     if stage.kind == "prune":
-        return all(st.prune_checkpoint(stage, cr).exists() for cr in stage.prune.crs)
-    return True
+        for cr in stage.prune.crs:
+            problem = st.checkpoint_problem(stage, cr)
+            if problem:
+                return problem
+    return None
 
 
-def plan(all_stages: list) -> list:
-    """The stages that must run: missing tables, plus upstream stages whose checkpoint is needed."""
+def plan(all_stages: list, remade: dict[str, str] | None = None) -> list:
+    """The stages that must run: missing tables, plus upstream stages whose checkpoint is needed and
+    missing or bad (``remade``, if given, gets their ids and what was wrong)."""
     by_id = {s.id: s for s in all_stages}
     todo: dict[str, Any] = {}
 
     def need(stage, for_checkpoint: bool) -> None:
-        done = results.stage_done(PRIMARY_TABLE[stage.kind], stage.id)
-        if done and not (for_checkpoint and not _checkpoint_ok(stage)):
+        if stage.id in todo:
             return
+        done = results.stage_done(PRIMARY_TABLE[stage.kind], stage.id)
+        if done and not for_checkpoint:
+            return
+        if done:
+            problem = _checkpoint_problem(stage)
+            if problem is None:
+                return
+            if remade is not None:
+                remade[stage.id] = problem
         todo[stage.id] = stage
         if hasattr(stage, "upstream"):
             need(by_id.get(stage.upstream.id, stage.upstream), True)
@@ -189,7 +277,7 @@ def recorded_fingerprints(stage) -> dict | None:
     """The checkpoint fingerprints in a train or prune stage's table: ``{cr: sha}`` (a train stage's
     under ``None``); None where the table is missing or predates fingerprints."""
     frame = results.read_table_file(results.table_path(PRIMARY_TABLE[stage.kind], stage.id))
-    if frame is None or not len(frame) or "checkpoint_sha" not in frame.columns or frame["checkpoint_sha"].isna().any():
+    if frame is None or not len(frame) or frame["checkpoint_sha"].isna().any():
         return None
     if stage.kind == "train":
         return {None: frame["checkpoint_sha"].iloc[0]}
@@ -219,24 +307,69 @@ class Summary:
     failed: dict[str, str] = field(default_factory=dict)
     blocked: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    interrupted: bool = False  # Ctrl-C: what had not finished is in stopped and not_started
+    stopped: list[str] = field(default_factory=list)  # running when the sweep was interrupted
+    not_started: list[str] = field(default_factory=list)
+    record: Path | None = None  # the sweep record written
 
     def line(self) -> str:
         return (f"done {len(self.done)}, skipped {len(self.skipped)}, failed {len(self.failed)}, "
-                f"blocked {len(self.blocked)}, {self.seconds:.0f} s")
+                f"blocked {len(self.blocked)}"
+                + (f", stopped {len(self.stopped)}, not started {len(self.not_started)}" if self.interrupted else "")
+                + f", {self.seconds:.0f} s")
 
 
-def _run_task(stage, device: str) -> str:
-    execute_stage(stage, device)
+def last_error_line(exc: BaseException) -> str:
+    """A failed stage's error in one whole line: a notebook's exception as ``Name: message`` (papermill
+    keeps it apart from the traceback), else the last non-empty line of the error's text."""
+    name, value = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    if name:
+        return " ".join(f"{name}: {value}".split())
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[-1] if lines else ''}"
+
+
+def _run_task(stage, device: str, progress: bool = False) -> str:
+    execute_stage(stage, device, progress)
     return stage.id
+
+
+def check_options(device: str = "auto", workers: int = 1) -> None:
+    """The run's options: a device that exists here, a worker count >= 1."""
+    from prunerob.spec import check_device
+
+    check_device(device)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise invalid("--workers", workers, "an integer >= 1")
+
+
+def preflight(stages: list, device: str = "auto", workers: int = 1) -> None:
+    """What would make every stage fail, checked before the first kernel starts: the options (see
+    :func:`check_options`) and the data sets the stages read (under ``$PRUNEROB_DATA``: downloaded
+    now if they can be, else DataError naming the data set and the folder).  Writes nothing."""
+    from prunerob import data
+
+    check_options(device, workers)
+    for name in sorted({s.data.dataset for s in stages}):
+        data.check_available(name)
 
 
 def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, device: str = "auto",
         dry_run: bool = False, progress: bool = True, echo=print, only: dict[str, Any] | None = None) -> Summary:
-    """Expand a profile, skip what exists, run the rest, each stage once its upstream stage is done."""
-    from tqdm.auto import tqdm
+    """Expand a profile, skip what exists, run the rest, each stage once its upstream stage is done.
 
-    all_stages = select(expand(load_profile(profile_name)), only or {})
-    todo = plan(all_stages)
+    Ctrl-C (SIGINT) stops scheduling, ends the running stages (their workers and kernels), writes the
+    sweep record (``interrupted``) and returns a summary with ``interrupted`` set; a second Ctrl-C
+    ends the process at once.  A re-run resumes: finished stages are skipped."""
+    check_options(device, workers)
+    profile = load_profile(profile_name)
+    try:
+        all_stages = expand(profile)
+    except SpecError as exc:
+        raise SpecError(f"profile {profile_path(profile_name)}: {exc}") from None
+    all_stages = select(all_stages, only or {})
+    remade: dict[str, str] = {}
+    todo = plan(all_stages, remade)
     todo_ids = {t.id for t in todo}
     checks = recheck(all_stages, todo)
     check_ids = {s.id for s in checks}
@@ -245,6 +378,8 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
     echo(f"profile {profile_name}: {len(all_stages)} stages ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
          f"{len(todo)} to run, {len(summary.skipped)} already done"
          + (f", {len(checks)} to run again if a checkpoint they used comes out different when re-made" if checks else ""))
+    for stage_id, problem in remade.items():
+        echo(f"re-making the checkpoints of {stage_id} (its stage runs again): {problem}")
     if dry_run:
         for line in grid_table(all_stages, {t.id for t in todo}):
             echo(line)
@@ -253,6 +388,8 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
         for s in checks:
             echo(f"  would run {s.id} again unless {s.upstream.id} re-makes the checkpoint it used  ({_describe(s)})")
         return summary
+    if todo:
+        preflight(todo, device, workers)
     # what the tables of the stages about to run again say about their checkpoints, before they run
     before = {s.id: recorded_fingerprints(s) for s in todo + checks if s.kind != "attack"}
     _remove_stale_temporaries()
@@ -260,34 +397,39 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
     start = time.perf_counter()
     executor, close = _executor(workers, scheduler)
     failed_ids: set[str] = set()
+    total = len(todo) + len(checks)
+    count = 0
+    stop = _Interrupt(executor)
+    order = {kind: i for i, kind in enumerate(PRIMARY_TABLE)}
+    waiting = sorted(todo + checks, key=lambda st: order[st.kind])
+    running: dict[Any, Any] = {}
     try:
-        bar = tqdm(total=len(todo) + len(checks), desc="stages", disable=not progress)
+        stop.install()
         # Each stage is submitted as soon as its upstream stage (if it must run too) has finished,
         # trains first, then prunes, then attacks: a slow prune stage delays only its own attacks.
-        order = {kind: i for i, kind in enumerate(PRIMARY_TABLE)}
-        waiting = sorted(todo + checks, key=lambda st: order[st.kind])
         pending = todo_ids | check_ids
-        running: dict[Any, Any] = {}
         finished: set[str] = set()
         unchanged: set[str] = set()  # re-checked stages whose upstream checkpoint came out the same
-        while waiting or running:
+        while (waiting or running) and not stop.requested:
             still = []
             for st in waiting:
                 up = st.upstream.id if hasattr(st, "upstream") and st.upstream.id in pending else None
                 if up in failed_ids:
                     summary.blocked.append(st.id)
                     failed_ids.add(st.id)
-                    bar.update()
+                    count += 1
                 elif st.id in check_ids and (up in unchanged or (
                         up in finished and reproduced(before.get(up), recorded_fingerprints(st.upstream), st))):
                     unchanged.add(st.id)  # its result was computed on the checkpoint that is there now
                     summary.skipped.append(st.id)
-                    bar.update()
+                    count += 1
                 elif up is None or up in finished:
                     if st.id in check_ids:
                         echo(f"running {st.id} again: {up} re-made the checkpoint it used, and it is not "
                              f"the one its result was computed on (or that one's fingerprint is unknown)")
-                    running[executor.submit(_run_task, st, device)] = st
+                    if progress:
+                        echo(f"scheduled {st.id}  ({_describe(st)})")
+                    running[executor.submit(_run_task, st, device, progress)] = st
                 else:
                     still.append(st)
             waiting = still
@@ -297,25 +439,125 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
                 continue
             for fut in done_now:
                 st = running.pop(fut)
+                count += 1
                 try:
                     fut.result()
                     summary.done.append(st.id)
                     finished.add(st.id)
+                    if progress:
+                        echo(f"[{count}/{total}] done {st.id}")
                 except Exception as exc:  # noqa: BLE001 - one failing stage must not stop the sweep
-                    summary.failed[st.id] = f"{type(exc).__name__}: {str(exc)[-500:]}"
+                    summary.failed[st.id] = last_error_line(exc)
                     failed_ids.add(st.id)
                     echo(f"FAILED {st.id}: {summary.failed[st.id]}")
-                bar.update()
-        bar.close()
+        if stop.requested:
+            summary.interrupted = True
+            summary.stopped = [st.id for st in running.values()]
+            summary.not_started = [st.id for st in waiting]
+            stop.end_workers()
+            _remove_stale_temporaries()  # the stopped stages' half-written run records
     finally:
-        close()
-    summary.seconds = time.perf_counter() - start
-    write_agreement(profile_name)
-    if todo:  # a sweep with nothing to run leaves no record (the book's build must not change the tree)
-        write_sweep_record(profile_name, summary, started_at, workers=workers, scheduler=scheduler, device=device,
-                           only=only)
-    echo(summary.line())
+        if summary.interrupted:
+            stop.close_quietly(close)
+        else:
+            close()
+    try:
+        summary.seconds = time.perf_counter() - start
+        if not summary.interrupted:
+            write_agreement(profile_name)
+        if todo:  # a sweep with nothing to run leaves no record (the book's build must not change the tree)
+            summary.record = write_sweep_record(profile_name, summary, started_at, workers=workers,
+                                                scheduler=scheduler, device=device, only=only)
+        if summary.interrupted:
+            for line in interrupted_report(summary):
+                echo(line)
+        else:
+            echo(summary.line())
+    finally:
+        stop.restore()
     return summary
+
+
+def interrupted_report(summary: Summary, shown: int = 5) -> list[str]:
+    """The one-screen summary of an interrupted sweep."""
+    out = [f"interrupted (Ctrl-C): {summary.line()}"]
+    for label, ids in (("stopped while running", summary.stopped), ("failed", list(summary.failed)),
+                       ("not started", summary.not_started)):
+        if ids:
+            out.append(f"  {label} ({len(ids)}): {', '.join(ids[:shown])}" + (", ..." if len(ids) > shown else ""))
+    if summary.record is not None:
+        out.append(f"  sweep record: {summary.record}")
+    out.append("  run the same command again to resume: finished stages are skipped")
+    return out
+
+
+class _Interrupt:
+    """The sweep's Ctrl-C: the first asks the scheduling loop to stop (and the loop ends the running
+    stages), a second ends the process at once (workers and kernels killed first)."""
+
+    def __init__(self, executor) -> None:
+        self.executor = executor
+        self.requested = False
+        self.previous = None
+        self.installed = False
+
+    def install(self) -> None:
+        try:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.installed = True
+        except ValueError:  # not the main thread (a sweep run from a thread): no Ctrl-C handling
+            pass
+
+    def restore(self) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, self.previous)
+            self.installed = False
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            self.end_workers(signal.SIGKILL)
+            os._exit(130)
+        self.requested = True
+        print("\nCtrl-C: stopping the sweep (ending the running stages; Ctrl-C again to quit at once)",
+              file=sys.stderr, flush=True)
+
+    def _pids(self) -> list[int]:
+        procs = getattr(self.executor, "_processes", None) or {}
+        return list(procs)
+
+    def end_workers(self, sig: int = signal.SIGTERM) -> None:
+        """End the local pool's workers and everything they started (the stage kernels)."""
+        import psutil
+
+        victims = []
+        for pid in self._pids():
+            try:
+                proc = psutil.Process(pid)
+                victims += [*proc.children(recursive=True), proc]
+            except psutil.NoSuchProcess:
+                continue
+        for proc in victims:
+            try:
+                proc.send_signal(sig)
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(victims, timeout=5)
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        for fut in list(getattr(self.executor, "_pending_work_items", {}).values()):
+            getattr(fut, "future", fut).cancel()
+
+    @staticmethod
+    def close_quietly(close) -> None:
+        try:
+            close(wait=False, cancel_futures=True)
+        except TypeError:  # a Dask client's close
+            close()
+        except Exception:  # noqa: BLE001 - a pool whose workers were killed is broken; nothing to close
+            pass
 
 
 def write_agreement(profile_name: str) -> None:
@@ -326,12 +568,12 @@ def write_agreement(profile_name: str) -> None:
 
     attack = profile_results("attack", profile_name)
     if len(attack):
-        results.write_table(evaluate.fixed_minimal_agreement(attack).assign(profile=profile_name),
-                            "checks_agreement", profile_name)
+        agreement = evaluate.fixed_minimal_agreement(attack).assign(profile=profile_name)
+        results.write_table(results.conform(agreement, "checks_agreement"), "checks_agreement", profile_name)
 
 
 def write_sweep_record(profile_name: str, summary: Summary, started_at: datetime.datetime, *, workers: int,
-                       scheduler: str | None, device: str, only: dict[str, Any] | None) -> None:
+                       scheduler: str | None, device: str, only: dict[str, Any] | None) -> Path:
     """One row per sweep that ran stages, in ``sweeps/<profile>-<start time>.parquet``: when, how long,
     on what, and how many stages ran, failed and were skipped (``skipped == 0`` and ``failed == 0``: a
     complete run from nothing, whose wall time is the profile's cost on that machine)."""
@@ -344,7 +586,10 @@ def write_sweep_record(profile_name: str, summary: Summary, started_at: datetime
            "device": device, "cpu_count": os.cpu_count(),
            "only": " ".join(f"{k}={v}" for k, v in (only or {}).items()),
            "code_version": results.code_version()}
-    results.write_table(pd.DataFrame([row]), "sweeps", f"{profile_name}-{started_at:%Y%m%dT%H%M%SZ}")
+    row.update(interrupted=bool(summary.interrupted), stopped=len(summary.stopped),
+               not_started=len(summary.not_started))
+    return results.write_table(results.conform(pd.DataFrame([row]), "sweeps"), "sweeps",
+                               f"{Path(profile_name).stem}-{started_at:%Y%m%dT%H%M%SZ}")
 
 
 def _describe(stage) -> str:
@@ -448,7 +693,9 @@ def _executor(workers: int, scheduler: str | None):
 def _share_cores(workers: int) -> None:
     """Each of ``workers`` local processes gets its share of the cores: the stage kernels they start
     inherit ``OMP_NUM_THREADS`` (torch's thread count), so two workers on two cores do not run four
-    threads.  A thread count the user set is kept."""
+    threads.  A thread count the user set is kept.  Workers ignore Ctrl-C (the terminal sends it to
+    the whole process group): the sweep ends them itself, without a traceback from each."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
 

@@ -17,19 +17,6 @@ LABELS = {"white": "white-box: crafted on the model itself",
           "to_dense": "crafted on the pruned model, run on the dense one"}
 
 
-def with_scenario(attack_rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows with ``scenario`` and ``source_cr`` filled in (tables from before transfer attacks
-    existed have neither: all white-box)."""
-    if not len(attack_rows):
-        return attack_rows
-    frame = attack_rows
-    if "scenario" not in frame:
-        frame = frame.assign(scenario="white-box")
-    if "source_cr" not in frame:
-        frame = frame.assign(source_cr=0.0)
-    return frame.assign(scenario=frame["scenario"].fillna("white-box"), source_cr=frame["source_cr"].fillna(0.0))
-
-
 def curves(samples: pd.DataFrame, attack: str, dense_cr: float = 1.0) -> pd.DataFrame:
     """Robust accuracy of the fixed-budget ``attack`` per CR and eps in the three views (column
     ``method``: LABELS), on the images every run of it attacked (runs may differ in ``n_samples``),
@@ -37,8 +24,7 @@ def curves(samples: pd.DataFrame, attack: str, dense_cr: float = 1.0) -> pd.Data
     transfer views is the dense model's white-box run (transfer from a model to itself is the
     white-box attack); the pruned-to-dense view is placed at the source's CR.  Empty when
     ``attack`` has no rows.  ``samples``: the per-sample table of one pruning run."""
-    rows = with_scenario(samples)
-    rows = rows[rows["attack"] == attack] if len(rows) else rows
+    rows = samples[samples["attack"] == attack]
     if not len(rows):
         return pd.DataFrame()
     common = rows.groupby("stage_id")["sample"].max().min()

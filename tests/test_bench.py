@@ -38,3 +38,29 @@ def test_attack_bench_compares_sets_per_norm_and_measures_throughput(trained_cnn
     assert out["default"]["L0"]["attacks"] == ["l0_pgd_min", "l0_pgd"]
     tp = bench.throughput(model, x, y, steps=5, repeats=1)
     assert tp["bare_images_per_s"] > 0 and 0 < tp["ratio"] < 10
+
+
+def test_attack_bench_alternates_rounds_and_keeps_each_norms_best_seconds(trained_cnn, mnist, monkeypatch):
+    """``rounds``: the sets run in turn (default, original, default, ...), seconds are each norm's best round."""
+    from prunerob import evaluate as ev
+    from prunerob.spec import AttackSpec
+
+    order = []
+    real = ev.attack_curve
+    monkeypatch.setattr(ev, "attack_curve", lambda model, x, y, spec, shape: order.append(spec.attack) or
+                        real(model, x, y, spec, shape))
+    x, y = mnist.eval_subset(10)
+    sets = {"default": {"L0": [AttackSpec(attack="l0_pgd_min", eps=(2, 8))]},
+            "original": {"L0": [AttackSpec(attack="l0_fmn", preset="default", eps=(2, 8))]}}
+    out = bench.bench_attacks(trained_cnn, x, y, (1, 28, 28), batch_size=10, sets=sets, rounds=2)
+    assert order == ["l0_pgd_min", "l0_fmn", "l0_pgd_min", "l0_fmn"]
+    for name in sets:
+        r = out[name]["L0"]
+        assert len(r["seconds_rounds"]) == 2 and r["seconds"] == min(r["seconds_rounds"])
+    assert out["rounds"] == 2 and out["speedup"] > 0
+
+
+def test_default_attack_set_uses_the_ensembles():
+    sets = bench.attack_sets()
+    assert [s.attack for s in sets["default"]["L0"]] == ["l0_ensemble"]
+    assert [s.attack for s in sets["default"]["L2"]] == ["l2_ensemble"]

@@ -73,8 +73,8 @@ def _robust_rows():
     rows = []
     for cr in (1.0, 2.0, 4.0):
         for eps in (0.0, 0.5, 1.0):
-            rows.append({"structure": "unstructured", "scope": "global", "criterion": "magnitude", "cr": cr,
-                         "eps": eps, "norm": "L2", "robust_acc": 0.9 - eps / 2 - cr / 100, "low": 0.1, "high": 0.95})
+            rows.append({"structure": "unstructured", "scope": "global", "criterion": "magnitude",
+                         "prune_dense_neurons": False, "cr": cr, "eps": eps, "norm": "L2", "robust_acc": 0.9 - eps / 2 - cr / 100, "low": 0.1, "high": 0.95})
     return pd.DataFrame(rows)
 
 
@@ -113,7 +113,7 @@ def test_scenario_chart_has_an_eps_dropdown_and_a_line_per_cr():
 
 def test_difference_chart_has_an_eps_dropdown():
     diffs = pd.DataFrame({"structure": "unstructured", "scope": "global", "criterion": "magnitude",
-                          "cr": [2.0, 4.0], "eps": [0.5, 0.5], "norm": "L2", "dense": 0.5, "pruned": [0.6, 0.4],
+                          "prune_dense_neurons": False, "cr": [2.0, 4.0], "eps": [0.5, 0.5], "norm": "L2", "dense": 0.5, "pruned": [0.6, 0.4],
                           "diff": [0.1, -0.1], "low": [0.05, -0.15], "high": [0.15, -0.05],
                           "verdict": ["more robust", "less robust"]})
     spec = charts.difference_vs_cr(diffs).to_dict()

@@ -139,7 +139,8 @@ def test_l0_pgd_min_search_start_changes_the_cost_not_the_distances(trained_cnn,
 
 
 def test_worst_case_counts_a_sample_robust_only_if_every_attack_failed():
-    base = {"prune_id": "p", "cr": 1.0, "norm": "Linf", "label": 0, "clean_pred": 0}
+    base = {"prune_id": "p", "cr": 1.0, "norm": "Linf", "label": 0, "clean_pred": 0, "scenario": "white-box",
+            "source_cr": 1.0}
     rows = []
     # fixed attack at eps 0.1 broke sample 0; minimal attack found distance 0.05 for sample 1
     for s, broken in ((0, True), (1, False), (2, False)):
@@ -154,7 +155,8 @@ def test_worst_case_counts_a_sample_robust_only_if_every_attack_failed():
 
 def test_worst_case_for_a_norm_with_only_minimal_attacks_uses_the_given_grid():
     rows = [{"prune_id": "p", "cr": 1.0, "norm": "L0", "attack": "l0_fmn", "kind": "minimal", "eps": np.nan,
-             "sample": s, "broken": False, "distance": d} for s, d in enumerate((0.0, 3.0, 9.0, np.inf))]
+             "sample": s, "broken": False, "distance": d, "scenario": "white-box", "source_cr": 1.0}
+            for s, d in enumerate((0.0, 3.0, 9.0, np.inf))]
     wc = ev.worst_case(pd.DataFrame(rows), {"L0": [0, 2, 8]}).set_index("eps")["robust_acc"]
     assert wc.to_dict() == {0.0: 0.75, 2.0: 0.75, 8.0: 0.5}
 
@@ -179,7 +181,7 @@ def _agreement_rows(accs: dict[str, float], minimal_acc: float) -> pd.DataFrame:
                  "robust_acc": minimal_acc})
     rows.append({"prune_id": "p", "cr": 1.0, "norm": "L2", "attack": "l2_ddn", "kind": "minimal", "eps": 2.0,
                  "robust_acc": 0.0})  # no fixed attack at 2.0: nothing to compare
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).assign(scenario="white-box", source_cr=1.0)
 
 
 def test_agreement_is_decided_by_the_strongest_fixed_attack_and_keeps_every_gap():
@@ -207,7 +209,8 @@ def test_the_default_fixed_and_minimal_attacks_agree_on_a_real_cnn(trained_cnn, 
         res = ev.attack_curve(trained_cnn, x, y, AttackSpec(attack=attack, eps=eps, n_samples=200), (1, 28, 28))
         assert res.checks["passed"].all(), res.checks
         info = attacks.get(attack)
-        rows.append(res.curve.assign(prune_id="p", cr=1.0, norm=info.norm, attack=attack, kind=info.kind))
+        rows.append(res.curve.assign(prune_id="p", cr=1.0, norm=info.norm, attack=attack, kind=info.kind,
+                                     scenario="white-box", source_cr=1.0))
     ag = ev.fixed_minimal_agreement(pd.concat(rows))
     assert len(ag) == len(eps) + 1  # and eps 0
     assert ag["agree"].all(), ag
@@ -298,7 +301,7 @@ def test_worst_case_on_own_grids_keeps_each_model_on_its_budgets():
             for i in range(4):
                 rows.append({"prune_id": prune_id, "cr": 1.0, "norm": "Linf", "attack": "linf_apgd", "kind": "fixed",
                              "eps": eps, "sample": i, "broken": i < 2 * eps / budgets[-1]})
-    samples = pd.DataFrame(rows)
+    samples = pd.DataFrame(rows).assign(scenario="white-box", source_cr=1.0)
     attack = samples.drop_duplicates(["prune_id", "eps"])[["prune_id", "norm", "eps"]]
     wc = ev.on_own_grids(ev.worst_case, samples, attack)
     assert sorted(zip(wc["prune_id"], wc["eps"])) == [("a", 0.1), ("a", 0.2), ("b", 0.01)]

@@ -17,7 +17,7 @@ def _ref_rows():
     for run, shift in ((0, 0.0), (1, 0.1)):
         for cr in (1.0, 2.0):
             base = {**SLICE, "run": run, "cr": cr, "clean_acc": 0.99 - shift / 10, "n_prunable": 100,
-                    "n_kept": int(100 / cr) + run}
+                    "n_kept": int(100 / cr) + run, "bounded": False}
             rows.append({**base, "attack": "clean", "norm": "", "eps": 0.0, "rule": "", "robust_acc": base["clean_acc"]})
             rows.append({**base, "attack": "linf_pgd", "norm": "Linf", "eps": 2 / 255, "rule": "",
                          "robust_acc": 0.9 - shift})
@@ -97,3 +97,26 @@ def test_gaps_and_chart():
     params = _bound_params(charts.versus_original_by_eps(frame).to_dict())
     assert any(p.get("bind") == "legend" for p in params)
     assert next(p for p in params if p["name"] == "eps_orig")["bind"]["options"] == ["4"]
+
+
+def test_the_reference_summary_uses_the_first_five_complete_runs_and_keeps_collapsed_ones():
+    """On the original's published CSVs: partial and extra re-runs are left out (CNN random local
+    unstructured holds 71 rows: five complete runs, then re-runs), and a run whose model collapsed
+    (the original skipped Brendel-Bethge) still counts, at its clean accuracy as an upper bound."""
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[2] / "shared" / "reference" / "merkle2021"
+    if not source.exists():
+        pytest.skip("the original's CSVs are not beside the checkout")
+    ref = reference.summarize(source)
+    rlu = ref[(ref["arch"] == "cnn") & (ref["criterion"] == "random") & (ref["structure"] == "unstructured")]
+    assert rlu["runs_in_file"].iloc[0] == 12 and rlu["complete_runs_in_file"].iloc[0] == 8
+    assert sorted(rlu["run"].unique()) == [0, 1, 2, 3, 4]
+    clean64 = rlu[(rlu["attack"] == "clean") & (rlu["cr"] == 64)]["robust_acc"]
+    assert len(clean64) == 5 and clean64.mean() == pytest.approx((0.113 + 0.249 + 0.345 + 0.113 + 0.363) / 5, abs=2e-3)
+    summary = reference.per_cr(ref)
+    assert set(summary["n_runs"]) == {5}
+    collapsed = summary[(summary["arch"] == "cnn") & (summary["structure"] == "filter") & (summary["scope"] == "global")
+                        & (summary["attack"] == "l0_bb") & (summary["cr"] == 64)]
+    assert len(collapsed) and (collapsed["n_bounded"] > 0).all() and (collapsed["n_runs"] == 5).all()
+    assert (collapsed["robust_acc"] <= collapsed["clean_acc"] + 1e-9).all()

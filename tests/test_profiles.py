@@ -5,6 +5,7 @@ from collections import Counter
 import pytest
 
 from prunerob import attacks, sweep
+from prunerob.spec import SpecError
 
 
 def test_paper_profile_is_the_original_grid_plus_two_robustbench_models():
@@ -189,3 +190,24 @@ def test_profile_results_keeps_only_the_named_recipes_rows(monkeypatch):
     assert set(everything[everything["arch"] == "resnet8"]["train_id"]) - train_ids  # the other recipe is there too
     with pytest.raises(sweep.SpecError, match="max_epochs=7"):
         sweep.profile_results("prune", "full", {"arch": "resnet8", "max_epochs": 7})
+
+
+@pytest.mark.parametrize("text, words", [
+    ("", ["empty", "description, grid"]),
+    ("grid:\n  - dataset: mnist\n    arch: [cnn, mlp\n", ["not valid YAML", "line 4"]),
+    ("gird:\n  - dataset: mnist\n", ["unknown key(s) gird", "valid: description, grid"]),
+    ("grid:\n  - dataset: mnist\n    crs: 4\n", ["grid entry 1", "crs=4 must be a list"]),
+    ("grid:\n  - dataset: mnist\n    attacks:\n      - attack: l0_pgd\n        eps: [2.5, 8.7]\n",
+     ["grid entry 1", "attack entry 1", "eps=[2.5, 8.7]", "positive integers"]),
+    ("grid:\n  - dataset: mnist\n    attacks:\n      - attack: linf_pgd\n        n_sample: 10\n",
+     ["attack entry 1", "unknown key(s) n_sample", "n_samples", "on_crs"]),
+])
+def test_a_broken_profile_fails_whole_before_anything_runs(text, words, tmp_path, out_dirs):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as err:
+        sweep.run(str(path), progress=False, echo=lambda line: None)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    for w in words:
+        assert w in str(err.value), str(err.value)
+    assert not any(d.exists() for d in out_dirs.values())

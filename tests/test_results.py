@@ -29,7 +29,119 @@ def test_each_result_is_matched_to_the_checkpoint_its_upstream_table_names():
 
 def test_tables_from_before_fingerprints_are_unknown_not_different():
     train, prune, attack = _frames()
-    agreement = results.fingerprint_agreement(train.drop(columns="checkpoint_sha"), prune.drop(columns="dense_sha"),
-                                              attack.drop(columns=["checkpoint_sha", "source_sha"]))
+    # a table from before fingerprints holds NA in their columns (python -m prunerob.migrate)
+    agreement = results.fingerprint_agreement(train.assign(checkpoint_sha=None), prune.assign(dense_sha=None),
+                                              attack.assign(checkpoint_sha=None, source_sha=None))
     assert (agreement["different"] == 0).all() and (agreement["same"] == 0).all()
     assert agreement["unknown"].tolist() == agreement["runs"].tolist() == [2, 4, 1]
+
+
+# --- schema ----------------------------------------------------------------------------------
+
+import pytest  # noqa: E402
+
+
+def _valid(table="sweeps"):
+    row = {"profile": "cpu", "started_at": "2026-01-01T00:00:00", "seconds": 1.5, "done": 1, "failed": 0,
+           "blocked": 0, "skipped": 0, "workers": None, "scheduler": "local", "device": "cpu", "cpu_count": 2,
+           "only": "", "code_version": "abc", "interrupted": False, "stopped": 0, "not_started": 0}
+    return results.conform(pd.DataFrame([row]), table)
+
+
+def test_every_committed_table_file_matches_its_schema():
+    root = results.ROOT / "book" / "results"
+    bad = {}
+    for table in results.TABLES:
+        files = sorted((root / table).glob("*.parquet"))
+        for path in files:
+            problems = results.schema_problems(results.read_raw(path), table)
+            if problems:
+                bad[str(path.relative_to(root))] = problems[:3]
+    assert not bad, f"{len(bad)} files do not match their schema (run `{results.MIGRATE_COMMAND}`): {bad}"
+
+
+def test_a_conformed_frame_round_trips_with_its_columns_in_order(out_dirs):
+    frame = _valid()
+    assert frame.columns.tolist() == results.columns("sweeps")
+    assert frame["schema_version"].tolist() == [results.SCHEMA_VERSION]
+    assert frame["workers"].isna().all() and str(frame["workers"].dtype) == "Int64"
+    shuffled = frame[frame.columns[::-1]]
+    path = results.write_table(shuffled, "sweeps", "x")
+    back = results.read_table_file(path)
+    pd.testing.assert_frame_equal(back, frame)
+    pd.testing.assert_frame_equal(results.collect("sweeps"), frame)
+
+
+def test_a_missing_column_is_named_with_its_table_and_dtype(out_dirs):
+    with pytest.raises(results.SchemaError, match=r"'sweeps'.*column 'device' is missing \(expected dtype str\)"):
+        results.write_table(_valid().drop(columns="device"), "sweeps", "x")
+    assert not results.table_path("sweeps", "x").exists()
+    with pytest.raises(results.SchemaError, match="column 'device' is missing"):  # conform adds only nullable ones
+        results.conform(_valid().drop(columns="device"), "sweeps")
+
+
+def test_a_wrong_dtype_is_named_with_expected_and_found(out_dirs):
+    frame = _valid().assign(done=1.0)
+    with pytest.raises(results.SchemaError, match=r"'sweeps'.*column 'done' has dtype float64, expected int64"):
+        results.write_table(frame, "sweeps", "x")
+    with pytest.raises(results.SchemaError, match=r"column 'done'.*does not cast to int64: non-integer"):
+        results.conform(frame.assign(done=1.5), "sweeps")
+    with pytest.raises(results.SchemaError, match=r"column 'device'.*does not cast to str"):
+        results.conform(frame.assign(device=3), "sweeps")
+    with pytest.raises(results.SchemaError, match=r"column 'seconds' holds 1 missing values; it is not nullable"):
+        results.write_table(_valid().assign(seconds=float("nan")), "sweeps", "x")
+
+
+def test_an_extra_column_is_named(out_dirs):
+    with pytest.raises(results.SchemaError, match=r"'sweeps'.*column 'colour' is not in the schema"):
+        results.write_table(_valid().assign(colour="red"), "sweeps", "x")
+    with pytest.raises(results.SchemaError, match="column 'colour' is not in the schema"):
+        results.conform(_valid().assign(colour="red"), "sweeps")
+
+
+def test_reading_a_file_that_does_not_match_names_it_and_the_migration(out_dirs):
+    path = results.table_path("sweeps", "old")
+    path.parent.mkdir(parents=True)
+    _valid().drop(columns="schema_version").to_parquet(path, index=False)
+    for read in (lambda: results.collect("sweeps"), lambda: results.read_table_file(path),
+                 lambda: results.stage_done("sweeps", "old")):
+        with pytest.raises(results.SchemaError, match=rf"{path}.*'schema_version' is missing.*prunerob.migrate"):
+            read()
+
+
+def test_collect_of_a_table_without_files_has_its_columns():
+    frame = results.empty("attack")
+    assert frame.columns.tolist() == results.columns("attack") and not len(frame)
+    assert not results.schema_problems(frame, "attack")
+
+
+def test_migration_fills_true_values_and_is_idempotent(out_dirs):
+    from prunerob import migrate
+
+    root = results.results_dir()
+    common = {"stage_id": "a", "prune_id": "p", "train_id": "t", "dataset": "mnist", "arch": "cnn", "seed": 0,
+              "training": "standard", "structure": "unstructured", "scope": "global", "criterion": "magnitude",
+              "schedule": "cumulative", "cr": 2.0, "sparsity": 0.5, "attack": "l2_cw", "preset": "x", "norm": "L2",
+              "kind": "minimal", "library": "foolbox"}
+    samples = pd.DataFrame({"sample": [0, 1, 2, 3], "label": [1, 1, 1, 1], "clean_pred": [1, 1, 1, 0],
+                            "adv_pred": [0, 0, 0, 0], "success": [True] * 4, "valid": [True] * 4,
+                            "distance": pd.Series([0.5, 1.0, 2.0, 0.0], dtype="float32"),
+                            "l0_channels": pd.Series([1, 1, 1, 0], dtype="float32"), **common})
+    attack = pd.DataFrame({"eps": [0.0, 1.0, 1.5], "robust_acc": [0.75, 0.25, 0.25], "n": 4, "violations": 0,
+                           "seconds": 1.0, **common, "clean_acc": 0.75, "all_checks_passed": True,
+                           "stage_seconds": 2.0, "device": "cpu", "prunerob_version": "0", "code_version": "c",
+                           "torch_version": "2", "library_version": "3"})
+    for table, frame in (("samples", samples), ("attack", attack)):
+        (root / table).mkdir(parents=True)
+        frame.to_parquet(root / table / "a.parquet", index=False)
+    report = migrate.migrate(root, echo=lambda *_: None)
+    assert report["attack"]["rewritten"] == report["samples"]["rewritten"] == 1
+    migrated = results.collect("attack")
+    # d >= eps, of the clean-correct samples: at 1.0 the samples at 1.0 and 2.0
+    assert migrated["robust_acc_original_rule"].tolist() == [0.75, 0.5, 0.25]
+    assert migrated["robust_acc_run"].isna().all() and migrated["checkpoint_sha"].isna().all()
+    assert migrated["scenario"].eq("white-box").all() and migrated["source_cr"].eq(2.0).all()
+    assert not migrated["prune_dense_neurons"].any()
+    assert results.collect("samples")["broken"].isna().all()
+    again = migrate.migrate(root, echo=lambda *_: None)
+    assert all(r["rewritten"] == 0 for r in again.values())

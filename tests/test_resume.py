@@ -80,3 +80,79 @@ def test_a_corrupted_table_is_detected_and_recomputed(smoke_study, tmp_path, mon
     assert [s.id for s in todo] == [victim.stem]
     summary = sweep.run("smoke", progress=False)
     assert summary.done == [victim.stem] and results.read_table_file(victim) is not None
+
+
+def _scratch_env(tmp_path):
+    env = {"PRUNEROB_RESULTS": tmp_path / "results", "PRUNEROB_ARTIFACTS": tmp_path / "artifacts",
+           "PRUNEROB_RUNS": tmp_path / "runs"}
+    return env, {**os.environ, **{k: str(v) for k, v in env.items()}, "PYTHONUNBUFFERED": "1"}
+
+
+def _wait_for(condition, proc, timeout=600):
+    start = time.time()
+    while not condition():
+        assert proc.poll() is None, "the sweep ended before it was interrupted"
+        assert time.time() - start < timeout, "timed out waiting for the sweep"
+        time.sleep(0.5)
+
+
+def test_ctrl_c_stops_the_sweep_records_it_and_a_rerun_resumes(tmp_path):
+    """A real SIGINT (to the process group, as a terminal's Ctrl-C) once a stage has finished and the
+    next has started: exit 130, a summary, an interrupted sweep record, no traceback; a re-run skips
+    what had finished."""
+    env, proc_env = _scratch_env(tmp_path)
+    cmd = [sys.executable, "-m", "prunerob", "sweep", "--profile", "smoke", "--only", "seed=0"]
+    proc = subprocess.Popen(cmd, env=proc_env, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: list((env["PRUNEROB_RESULTS"] / "train").glob("*.parquet"))
+                  and list((env["PRUNEROB_RUNS"] / "prune").glob(".*.tmp.ipynb")), proc)
+        time.sleep(2)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in out + err
+    assert "interrupted (Ctrl-C): done 1, skipped 0, failed 0, blocked 0, stopped 1, not started 3" in out, out
+    assert "stopped while running (1): prune-" in out and "run the same command again to resume" in out
+    records = list((env["PRUNEROB_RESULTS"] / "sweeps").glob("smoke-*.parquet"))
+    assert len(records) == 1
+    record = pd.read_parquet(records[0]).iloc[0]
+    assert record["interrupted"] and record["done"] == 1 and record["stopped"] == 1 and record["not_started"] == 3
+    assert not list(env["PRUNEROB_RUNS"].rglob(".*.tmp.ipynb"))  # no half-written run record left
+    again = subprocess.run(cmd, env=proc_env, capture_output=True, text=True, timeout=1200)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "5 stages (1 train, 1 prune, 3 attack); 4 to run, 1 already done" in again.stdout
+    assert "done 4, skipped 1, failed 0, blocked 0" in again.stdout
+    # progress on the terminal (fine-tuning epochs per CR step, attack budgets), no kernel log noise
+    assert "fine-tune CR" in again.stderr and "linf_pgd:" in again.stderr
+    assert "without encryption" not in err + again.stderr and "IPKernelApp" not in err + again.stderr
+
+
+def test_a_corrupted_checkpoint_is_made_again_and_the_stage_that_needs_it_runs(smoke_study, tmp_path, monkeypatch):
+    import shutil
+
+    for name in ("PRUNEROB_RESULTS", "PRUNEROB_ARTIFACTS"):
+        shutil.copytree(smoke_study[name], tmp_path / name)
+        monkeypatch.setenv(name, str(tmp_path / name))
+    monkeypatch.setenv("PRUNEROB_RUNS", str(tmp_path / "runs"))
+    stages_ = sweep.expand(sweep.load_profile("smoke"))
+    attack = next(s for s in stages_ if s.kind == "attack" and s.checkpoint.cr == 2)
+    prune = attack.upstream
+    from prunerob import stages as st
+
+    checkpoint = st.prune_checkpoint(prune, 2)
+    subprocess.run(["truncate", "-s", "1000", str(checkpoint)], check=True)
+    results.table_path("attack", attack.id).unlink()  # a stage that needs the checkpoint must run
+    # run directly, the stage says which stage to run first
+    with pytest.raises(st.MissingUpstream, match=f"prune stage {prune.id}: .*unreadable.*python -m prunerob stage prune"):
+        st.check_upstream(attack)
+    lines = []
+    summary = sweep.run("smoke", progress=False, echo=lines.append)
+    assert any(line.startswith(f"re-making the checkpoints of {prune.id}") and "unreadable" in line for line in lines), lines
+    assert not summary.failed and not summary.blocked, summary.failed
+    assert prune.id in summary.done and attack.id in summary.done
+    assert st.checkpoint_problem(prune, 2) is None
+    assert results.read_table_file(results.table_path("attack", attack.id)) is not None

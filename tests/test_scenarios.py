@@ -53,6 +53,7 @@ def _samples(robust_by_cr, seeds=(0,), attack="linf_fmn", eps=0.1):
             for i, robust in enumerate(flags):
                 rows.append({**META, "seed": seed, "prune_id": f"p{seed}", "stage_id": f"a{seed}-{cr}", "cr": float(cr),
                              "attack": attack, "norm": "Linf", "kind": "minimal", "eps": np.nan,
+                             "scenario": "white-box", "source_cr": float(cr),
                              "sample": i, "distance": 1.0 if robust else 0.05})
     return pd.DataFrame(rows)
 

@@ -85,3 +85,57 @@ def test_attack_presets_are_pinned_since_stage_ids_hash_only_their_names():
     assert not changed, f"presets edited in place: {changed}; add them under new names instead"
     assert not removed, f"presets removed: {removed}; committed results may still name them"
     assert set(now) - set(lock) == set(), f"new presets {sorted(set(now) - set(lock))}: add them to tests/presets.lock.json"
+
+
+@pytest.mark.parametrize("kind, params, words", [
+    # attack budgets per norm: L0 in whole pixels, Linf in (0, 1], L2 > 0
+    ("attack", {"attack": "l0_pgd", "eps": [2.5, 8.7]}, ["eps=[2.5, 8.7]", "L0", "positive integers", "[1, 2, 4, 8"]),
+    ("attack", {"eps": [0.1, 2]}, ["eps=[0.1, 2]", "Linf", "(0, 1]"]),
+    ("attack", {"attack": "l2_pgd", "eps": [-1.0, 1.0]}, ["eps entry", ">= 0"]),
+    # a number where a list is expected
+    ("prune", {"crs": 4}, ["crs=4 must be a list, e.g. [1, 2, 4]"]),
+    ("attack", {"eps": 0.1}, ["eps=0.1 must be a list, e.g. ["]),
+    # more samples than the test set has
+    ("attack", {"n_samples": 20000}, ["n_samples=20000", "10000 test images of mnist", "1 .. 10000"]),
+])
+def test_bad_budgets_lists_and_sample_counts_fail_naming_the_valid_values(kind, params, words):
+    with pytest.raises(SpecError) as err:
+        stage_from_params(kind, params)
+    assert "\n" not in str(err.value)
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_an_attacks_default_budgets_are_its_norms():
+    from prunerob.spec import NORM_DEFAULT_EPS, PAPER_LINF_EPS
+
+    assert AttackStage.from_params(attack="l0_pgd").attack.eps == NORM_DEFAULT_EPS["L0"] == (1, 2, 4, 8, 12, 16, 24, 32)
+    assert AttackStage.from_params(attack="l2_ddn").attack.eps == NORM_DEFAULT_EPS["L2"]
+    assert AttackStage.from_params(attack="linf_fmn").attack.eps == PAPER_LINF_EPS
+    # a default L0 grid hashes as given (it differs from the field default), a default Linf grid not at all
+    assert AttackStage.from_params(attack="l0_pgd").id == AttackStage.from_params(attack="l0_pgd", eps=[1, 2, 4, 8, 12, 16, 24, 32]).id
+    assert "eps" not in AttackStage.from_params(attack="linf_apgd").canonical()["attack"]
+    # eps 0 (clean accuracy) as the first grid point stays valid, as before
+    assert AttackStage.from_params(attack="l0_pgd", eps=[0, 1, 2]).attack.eps == (0, 1, 2)
+
+
+def test_test_set_sizes_match_the_data():
+    from prunerob.spec import TEST_SIZES
+
+    assert set(TEST_SIZES) == set(DATASETS)
+    assert len(data.load_split("mnist", train=False)[1]) == TEST_SIZES["mnist"]
+
+
+@pytest.mark.parametrize("profile", ["cpu", "full"])
+def test_attack_stage_ids_of_the_committed_profiles_are_unchanged(profile):
+    """Committed results are keyed by stage id: every attack stage of the cpu and full profiles
+    (Linf, L2 and L0 attacks) still finds its committed table."""
+    from pathlib import Path
+
+    from prunerob import sweep
+
+    attacks_ = [s for s in sweep.expand(sweep.load_profile(profile)) if s.kind == "attack"]
+    root = Path(__file__).resolve().parents[1] / "book" / "results" / "attack"
+    missing = [s.id for s in attacks_ if not (root / f"{s.id}.parquet").exists()]
+    assert {s.attack.attack for s in attacks_} >= {"linf_pgd", "l2_ddn", "l0_pgd_min"}
+    assert not missing, f"{len(missing)} of {len(attacks_)} attack stages lost their committed table: {missing[:3]}"

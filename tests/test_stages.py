@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from prunerob import prune, stages
-from prunerob.spec import PruneStage
+from prunerob.spec import AttackStage, PruneStage
 
 
 @pytest.fixture
@@ -184,3 +184,18 @@ def test_the_original_cnn_is_attacked_on_its_logits_and_once_the_original_way_on
     assert logits["clean_acc"].iloc[0] == softmax["clean_acc"].iloc[0] > 0.2  # chance: 0.1
     assert logits["checkpoint_sha"].iloc[0] == softmax["checkpoint_sha"].iloc[0]
     assert logits["all_checks_passed"].all() and softmax["all_checks_passed"].all()
+
+
+def test_a_checkpoint_with_other_weights_than_its_table_recorded_is_refused_and_not_resumed(trained):
+    stages.run_prune(trained, device="cpu", progress=False)
+    assert stages.checkpoint_problem(trained, 2) is None
+    path = stages.prune_checkpoint(trained, 2)
+    blob = torch.load(path, weights_only=True)
+    blob["state_dict"] = torch.load(stages.prune_checkpoint(trained, 4), weights_only=True)["state_dict"]
+    torch.save(blob, path)  # loadable, right stage and CR, wrong weights
+    assert "is not the checkpoint its table recorded" in stages.checkpoint_problem(trained, 2)
+    assert list(stages._finished_steps(trained)) == [1]
+    attack = AttackStage.from_params(**{**trained.params(), "cr": 2})
+    with pytest.raises(stages.MissingUpstream, match=rf"CR 2 checkpoint of prune stage {trained.id}: .* run that "
+                                                      r"stage first: python -m prunerob stage prune -p 'n_train=500'"):
+        stages.check_upstream(attack)

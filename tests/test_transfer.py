@@ -38,10 +38,13 @@ def test_curves_line_up_white_box_and_both_transfer_directions_on_common_images(
     assert ((c["low"] <= c["robust_acc"]) & (c["robust_acc"] <= c["high"])).all()
 
 
-def test_curves_of_an_attack_without_rows_are_empty_and_old_tables_count_as_white_box():
-    old = _samples().drop(columns=["scenario", "source_cr"])
-    old = old[old["stage_id"].isin(["w1", "w2"])]
-    assert transfer.curves(old, "l2_apgd").empty
-    c = transfer.curves(old, "linf_apgd")
+def test_curves_of_an_attack_without_rows_are_empty_and_white_box_runs_alone_give_every_view():
+    from prunerob import results
+
+    assert transfer.curves(results.empty("samples"), "linf_apgd").empty  # no attack results yet
+    white = _samples()
+    white = white[white["stage_id"].isin(["w1", "w2"])]
+    assert transfer.curves(white, "l2_apgd").empty
+    c = transfer.curves(white, "linf_apgd")
     assert set(c["method"]) == set(transfer.LABELS.values())
     assert len(c[c["method"] == transfer.LABELS["from_dense"]]) == 2  # just the dense point per eps

@@ -1,0 +1,152 @@
+"""Rewrite every result table file to the declared schema (``results.SCHEMAS``, version
+``results.SCHEMA_VERSION``).  Idempotent: a file that already matches is left alone.
+
+    python -m prunerob.migrate            # the tables under $PRUNEROB_RESULTS (default book/results)
+    python -m prunerob.migrate --check    # say what would change, write nothing
+
+A column a file lacks is filled with its true value where the file's own rows (or its stage's other
+tables) give it, and NA only where no true value exists:
+
+* ``scenario`` = ``white-box``, ``source_cr`` = ``cr`` (attack, samples, checks): written before
+  transfer attacks existed, every run attacked the checkpoint it was crafted on (the stage writes a
+  white-box run's ``source_cr`` as its own ``cr``);
+* ``attack_output`` = ``logits`` (attack, samples, checks): written before an attack could be handed
+  the softmax output (the original's wiring, for the replica of its CNN);
+* ``prune_dense_neurons`` = False (prune, attack, samples, checks): written before structured
+  pruning could prune dense layers' neurons;
+* ``resumed`` = False (prune): written before a prune stage could resume;
+* ``interrupted`` = False, ``stopped`` = ``not_started`` = 0 (sweeps): before Ctrl-C was handled, an
+  interrupted sweep wrote no record, so every older record is of a sweep that ran to its end;
+* ``robust_acc_original_rule`` (attack): a minimal attack's share of clean-correct samples whose
+  verified minimal distance d (the stage's samples table) is d >= eps (eps 0: the clean accuracy),
+  as ``evaluate._minimal_curve`` computes it; NA on a fixed attack's rows, where no distance rule
+  applies (a fixed run has a budget, not a distance per sample);
+* ``robust_acc_run`` (attack): NA on a minimal attack's rows (one run, no per-budget runs);
+* NA: ``eps``/``broken`` of minimal attacks' samples, ``eps`` of checks other than the unbounded
+  one, ``val_clean_loss``/``val_adv_acc`` of standard training, fingerprints (``checkpoint_sha``,
+  ``dense_sha``, ``source_sha``) from before they were recorded, and the columns added with schema
+  version 1 (``torch_threads``, ``n_units``, ``n_units_kept``, ``source_attack``) until recomputed;
+* ``schema_version`` = ``results.SCHEMA_VERSION``.
+
+Minimal attacks' stored ``robust_acc_original_rule`` is recomputed from the samples too and a
+mismatch reported (never silently rewritten).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from prunerob import results
+
+ATTACK_TABLES = ("attack", "samples", "checks")
+
+
+def original_rule(curve: pd.DataFrame, samples: pd.DataFrame) -> pd.Series:
+    """Per row of a minimal attack's ``curve``: the share of samples robust by the original's rule,
+    clean-correct and distance >= eps (eps 0: clean-correct), compared in float32 as the stage did."""
+    clean_ok = (samples["clean_pred"] == samples["label"]).to_numpy()
+    distance = samples["distance"].to_numpy(np.float32)
+    n = len(samples)
+    return pd.Series([int((clean_ok & (distance >= np.float32(eps))).sum()) / n if eps > 0 else int(clean_ok.sum()) / n
+                      for eps in curve["eps"]], index=curve.index, dtype="float64")
+
+
+def fill(table: str, frame: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """``frame`` (the rows of ``path``) with the columns it lacks filled by their true values where
+    there are any (see the module's docstring), and a note per filled column."""
+    notes: dict[str, str] = {}
+
+    def add(column: str, value, note: str) -> None:
+        nonlocal frame
+        if column not in frame:
+            frame = frame.assign(**{column: value})
+            notes[column] = note
+
+    if table in ATTACK_TABLES:
+        add("scenario", "white-box", "white-box")
+        add("source_cr", frame["cr"].astype(float) if "cr" in frame else np.nan, "= cr")
+        add("attack_output", "logits", "logits")
+    if table in ("prune", *ATTACK_TABLES):
+        add("prune_dense_neurons", False, "False")
+    if table == "prune":
+        add("resumed", False, "False")
+    if table == "sweeps":  # before Ctrl-C was handled, an interrupted sweep wrote no record at all
+        add("interrupted", False, "False")
+        add("stopped", 0, "0")
+        add("not_started", 0, "0")
+    if table == "attack" and len(frame):
+        minimal = (frame["kind"] == "minimal").all()
+        if minimal:
+            samples = results.read_raw(path.parent.parent / "samples" / path.name)
+            recomputed = original_rule(frame, samples) if samples is not None else None
+            if "robust_acc_original_rule" not in frame:
+                if recomputed is None:
+                    raise FileNotFoundError(f"{path}: a minimal attack without robust_acc_original_rule and "
+                                            f"without its samples table to compute it from")
+                add("robust_acc_original_rule", recomputed, "recomputed from the samples (d >= eps)")
+            elif recomputed is not None and not np.allclose(recomputed, frame["robust_acc_original_rule"],
+                                                            rtol=0, atol=1e-12):
+                notes["!robust_acc_original_rule"] = "stored values differ from the samples' (left as stored)"
+    for column in results.columns(table):
+        if column not in frame and column != "schema_version":
+            notes[column] = "NA"
+    return results.conform(frame, table), notes
+
+
+def same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    return a.columns.tolist() == b.columns.tolist() and a.dtypes.astype(str).tolist() == b.dtypes.astype(str).tolist() \
+        and a.equals(b)
+
+
+def migrate(root: Path | None = None, write: bool = True, echo=print) -> dict:
+    """Rewrite every table file under ``root`` (default: the results folder) to the schema; returns
+    per table: files seen, files rewritten, and per column the fill and how many files got it."""
+    root = Path(root or results.results_dir())
+    report = {}
+    for table in results.TABLES:
+        files = sorted((root / table).glob("*.parquet"))
+        changed = 0
+        filled: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        for path in files:
+            raw = results.read_raw(path)
+            if raw is None:
+                echo(f"  {path}: unreadable, left alone (its stage is recomputed by the next sweep)")
+                continue
+            new, notes = fill(table, raw, path)
+            for column, note in notes.items():
+                filled[column][note] += 1
+            if same(raw, new):
+                continue
+            changed += 1
+            if write:
+                results.atomic_write_bytes(path, lambda p, frame=new: frame.to_parquet(p, index=False))
+        report[table] = {"files": len(files), "rewritten": changed,
+                         "filled": {c: dict(n) for c, n in filled.items()}}
+        echo(f"{table}: {len(files)} files, {changed} {'rewritten' if write else 'to rewrite'}")
+        for column, notes in filled.items():
+            echo("    " + column + ": " + ", ".join(f"{note} in {n} files" for note, n in notes.items()))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m prunerob.migrate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, help="the results folder (default: $PRUNEROB_RESULTS or book/results)")
+    parser.add_argument("--check", action="store_true", help="report what would change; write nothing")
+    args = parser.parse_args(argv)
+    migrate(args.results, write=not args.check)
+    bad = [(t, p) for t in results.TABLES for p in sorted(((args.results or results.results_dir()) / t).glob("*.parquet"))
+           if not args.check and results.read_raw(p) is not None and results.schema_problems(results.read_raw(p), t)]
+    for table, path in bad:
+        print(f"still not matching the {table} schema: {path}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

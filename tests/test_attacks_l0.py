@@ -1,0 +1,185 @@
+"""sigma-zero and the minimal-attack ensembles on a pruned CNN trained on real MNIST (project issue 20:
+PGD_0 with a budget search over-claimed L0 robustness where pruning bites)."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from prunerob import attacks
+from prunerob import evaluate as ev
+from prunerob.spec import AttackSpec
+
+L0_EPS = (1, 2, 4, 8, 16)
+N = 100  # images per run in the unmarked tests (each run well under a minute on one core)
+
+
+@pytest.fixture(scope="module")
+def pruned_cnn(trained_cnn):
+    """The 1-epoch MNIST CNN pruned to CR 8 (global magnitude unstructured, not fine-tuned)."""
+    from prunerob import prune
+
+    model = copy.deepcopy(trained_cnn)
+    masks = prune.compute_masks(model, structure="unstructured", scope="global", criterion="magnitude", cr=8)
+    prune.apply_masks(model, masks)
+    return model.eval()
+
+
+def _run(model, x, y, attack, preset="", eps=L0_EPS):
+    spec = AttackSpec(attack=attack, preset=preset, eps=eps, n_samples=len(y), attack_batch_size=len(y))
+    return ev.attack_curve(model, x, y, spec, (1, 28, 28))
+
+
+@pytest.fixture(scope="module")
+def runs(pruned_cnn, mnist):
+    """sigma-zero, PGD_0-min and their ensemble (default presets) on the first N test images; the
+    ensemble's components are recorded as the ensemble ran them."""
+    x, y = mnist.eval_subset(N)
+    out = {name: _run(pruned_cnn, x, y, name) for name in ("l0_sigma_zero", "l0_pgd_min")}
+    seen = {}
+    info = attacks.ATTACKS["l0_pgd_min"]
+
+    def recording(model, xb, yb, **params):
+        adv = info.run(model, xb, yb, **params)
+        seen["l0_pgd_min"] = (adv, params.get("known"))
+        return adv
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(attacks.ATTACKS, "l0_pgd_min", type(info)(**{**info.__dict__, "run": recording}))
+        torch.manual_seed(0)
+        out["l0_ensemble"] = _run(pruned_cnn, x, y, "l0_ensemble")
+    out["_seen"] = seen
+    out["_xy"] = (x, y)
+    out["_model"] = pruned_cnn
+    return out
+
+
+def _distance(res):
+    return res.samples.set_index("sample")["distance"]
+
+
+def test_sigma_zero_candidates_verify(runs):
+    res = runs["l0_sigma_zero"]
+    assert res.checks.set_index("check")["passed"].all(), res.checks  # incl. no violations, breaks all
+    assert res.curve["violations"].sum() == 0
+    s = res.samples
+    found = s["success"] & (s["clean_pred"] == s["label"])
+    assert (s.loc[found, "adv_pred"] != s.loc[found, "label"]).all()
+    d = s.loc[found, "distance"]
+    assert np.isfinite(d).all() and (d > 0).all() and (d == d.round()).all() and (d <= 28 * 28).all()
+    assert (s["source_attack"] == "l0_sigma_zero").all()
+
+
+def test_sigma_zero_returns_the_input_where_it_finds_nothing(pruned_cnn, mnist):
+    x, y = mnist.eval_subset(8)
+    adv = attacks._l0_sigma_zero(pruned_cnn, x, y, steps=0)  # no step: only the clean point is checked
+    wrong = pruned_cnn(x).argmax(1) != y
+    assert torch.equal(adv[~wrong], x[~wrong])
+
+
+def test_sigma_zero_counts_pixels_not_channels(mnist):
+    """On a 3-channel input the threshold zeroes whole pixels and the best candidate's L0 is counted in
+    pixels: sigma-zero must not trade one 3-channel pixel for three 1-channel ones."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 10)).eval()
+    x = torch.rand(16, 3, 8, 8)
+    y = model(x).argmax(1)
+    adv = attacks._l0_sigma_zero(model, x, y, steps=200)
+    changed = (adv - x) != 0
+    broken = model(adv).argmax(1) != y
+    assert broken.float().mean() >= 0.9
+    # a changed pixel is usually changed in all its channels (the gradient of s/(s+sigma) moves them together)
+    per_pixel = changed.any(1).sum((1, 2)).float()
+    assert (per_pixel[broken] > 0).all()
+    assert (ev.distances(x, adv, "L0")[broken] == per_pixel[broken]).all()
+
+
+def test_sigma_zero_is_no_weaker_than_pgd0_min(runs):
+    sz = runs["l0_sigma_zero"].curve.set_index("eps")["robust_acc"]
+    pgd = runs["l0_pgd_min"].curve.set_index("eps")["robust_acc"]
+    for eps in (2, 4, 8):
+        assert sz[eps] <= pgd[eps] + 0.03, (eps, sz[eps], pgd[eps])
+
+
+def test_ensemble_is_never_weaker_than_its_components(runs):
+    ens = runs["l0_ensemble"]
+    assert ens.checks.set_index("check")["passed"].all(), ens.checks
+    d_ens = _distance(ens)
+    # sigma-zero is deterministic (no random start): the ensemble ran the same sigma-zero
+    assert (d_ens <= _distance(runs["l0_sigma_zero"])).all()
+    # the PGD_0-min the ensemble ran (searching only below sigma-zero's distances)
+    x, y = runs["_xy"]
+    pgd_adv, known = runs["_seen"]["l0_pgd_min"]
+    assert known is not None  # it was told sigma-zero's distances
+    d_pgd_inside = attacks._verified(runs["_model"], x, y, pgd_adv, "L0")
+    assert (torch.tensor(d_ens.to_numpy(), dtype=d_pgd_inside.dtype) <= d_pgd_inside).all()
+    # and at every budget, no weaker than a separate PGD_0-min run (its random restarts differ)
+    e = ens.curve.set_index("eps")["robust_acc"]
+    for name in ("l0_sigma_zero", "l0_pgd_min"):
+        c = runs[name].curve.set_index("eps")["robust_acc"]
+        tol = 0.0 if name == "l0_sigma_zero" else 0.02
+        assert (e <= c + tol).all(), (name, e.to_dict(), c.to_dict())
+
+
+def test_source_attack_names_the_component(runs):
+    s = runs["l0_ensemble"].samples
+    assert s["source_attack"].map(type).eq(str).all()
+    assert set(s["source_attack"]) <= {"l0_sigma_zero", "l0_pgd_min", "l0_ensemble"}
+    found = s["success"] & (s["clean_pred"] == s["label"])
+    assert found.all() or set(s.loc[~found & (s["clean_pred"] == s["label"]), "source_attack"]) <= {"l0_ensemble"}
+    assert (s.loc[found, "source_attack"] != "l0_ensemble").all()
+    # where PGD_0-min gave the candidate it beat sigma-zero's distance
+    d_sz = _distance(runs["l0_sigma_zero"])
+    by_pgd = s.loc[found & (s["source_attack"] == "l0_pgd_min"), "sample"]
+    assert (s.set_index("sample").loc[by_pgd, "distance"] < d_sz.loc[by_pgd]).all()
+
+
+def test_plain_attacks_are_their_own_source(trained_cnn, mnist):
+    x, y = mnist.eval_subset(20)
+    res = _run(trained_cnn, x, y, "linf_pgd", eps=(0.1,))
+    assert (res.samples["source_attack"] == "linf_pgd").all()
+
+
+def test_a_run_that_names_the_wrong_number_of_sources_fails(trained_cnn, mnist, monkeypatch):
+    info = attacks.ATTACKS["l0_pgd_min"]
+    monkeypatch.setitem(attacks.ATTACKS, "l0_pgd_min",
+                        type(info)(**{**info.__dict__, "run": lambda model, x, y, **p: (x.clone(), ["a"])}))
+    x, y = mnist.eval_subset(4)
+    with pytest.raises(RuntimeError, match="sources"):
+        _run(trained_cnn, x, y, "l0_pgd_min")
+
+
+def test_l2_ensemble_is_the_smaller_of_its_components(trained_cnn, mnist, monkeypatch):
+    """The selection logic, with the components' cheap presets (DDN at 100 steps instead of 1,000)."""
+    x, y = mnist.eval_subset(40)
+    eps = (0.5, 1.0, 2.0)
+    info = attacks.ATTACKS["l2_ensemble"]
+    assert [c[0] for c in info.presets["default"]["components"]] == ["l2_ddn", "l2_fmn"]
+    cheap = {"default": {"components": [["l2_ddn", "default"], ["l2_fmn", "default"]]}}
+    monkeypatch.setitem(attacks.ATTACKS, "l2_ensemble", type(info)(**{**info.__dict__, "presets": cheap}))
+    ens = _run(trained_cnn, x, y, "l2_ensemble", eps=eps)
+    assert ens.checks.set_index("check")["passed"].all(), ens.checks
+    comps = dict(cheap["default"]["components"])
+    d = {name: _distance(_run(trained_cnn, x, y, name, preset=preset, eps=eps)) for name, preset in comps.items()}
+    d_ens = _distance(ens)
+    # foolbox's DDN and FMN have no random start: the ensemble ran the same candidates
+    assert np.allclose(d_ens, np.minimum(*d.values()), rtol=1e-5, atol=1e-6)
+    s = ens.samples
+    assert set(s["source_attack"]) <= {*comps, "l2_ensemble"}
+
+
+@pytest.mark.slow
+def test_l0_attacks_on_a_pruned_cnn_against_brendel_bethge(pruned_cnn, mnist):
+    """300 images: sigma-zero, PGD_0-min, the ensemble and Brendel-Bethge (fast) at 2 / 4 / 8 px."""
+    x, y = mnist.eval_subset(300)
+    acc = {}
+    for name, preset in (("l0_sigma_zero", ""), ("l0_pgd_min", ""), ("l0_ensemble", ""), ("l0_bb", "fast")):
+        torch.manual_seed(0)
+        res = _run(pruned_cnn, x, y, name, preset=preset, eps=(2, 4, 8))
+        assert res.curve["violations"].sum() == 0
+        acc[name] = res.curve.set_index("eps")["robust_acc"]
+    for eps in (2, 4, 8):
+        assert acc["l0_sigma_zero"][eps] <= acc["l0_pgd_min"][eps] + 0.03
+        assert acc["l0_ensemble"][eps] <= min(acc["l0_sigma_zero"][eps], acc["l0_pgd_min"][eps] + 0.02)
+        assert acc["l0_ensemble"][eps] <= acc["l0_bb"][eps] + 0.03
