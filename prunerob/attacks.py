@@ -200,7 +200,10 @@ def _l0_sigma_zero(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps:
     import math
 
     n, n_pixels = len(x), x[0, 0].numel()
-    view = lambda t: t.view(n, *[1] * (x.dim() - 1))
+
+    def view(t: torch.Tensor) -> torch.Tensor:  # per sample -> broadcast over the sample's values
+        return t.view(n, *[1] * (x.dim() - 1))
+
     delta = torch.zeros_like(x, requires_grad=True)
     exp_avg, exp_avg_sq = torch.zeros_like(x), torch.zeros_like(x)
     beta1, beta2 = 0.9, 0.999
