@@ -200,7 +200,10 @@ def _l0_sigma_zero(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps:
     import math
 
     n, n_pixels = len(x), x[0, 0].numel()
-    view = lambda t: t.view(n, *[1] * (x.dim() - 1))
+
+    def view(t: torch.Tensor) -> torch.Tensor:  # per sample -> broadcast over the sample's values
+        return t.view(n, *[1] * (x.dim() - 1))
+
     delta = torch.zeros_like(x, requires_grad=True)
     exp_avg, exp_avg_sq = torch.zeros_like(x), torch.zeros_like(x)
     beta1, beta2 = 0.9, 0.999
@@ -338,6 +341,10 @@ ATTACKS: dict[str, AttackInfo] = {
     ),
     "l2_ddn": AttackInfo(
         name="l2_ddn", norm="L2", kind="minimal", library="foolbox", run=_foolbox_minimal("DDNAttack"),
+        # steps1000 (l2_ensemble's DDN): on a small PGD-fine-tuned MNIST CNN (Linf 0.3, one pass over 6,000
+        # images; clean 0.67), 200 images, robust accuracy at L2 0.5 / 1 / 1.5 / 2 / 2.5 / 3: default
+        # .515 / .39 / .295 / .235 / .145 / .065, steps1000 .515 / .39 / .29 / .235 / .125 / .06,
+        # l2_apgd .51 / .39 / .295 / .225 / .145 / .07 (8.6 times default's seconds on a loaded machine)
         presets={"default": {"steps": 100}, "strong": {"steps": 500},
                  "steps1000": {"steps": 1000}},
         description="Decoupled Direction and Norm attack, L2 (Rony et al. 2019)",
