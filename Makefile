@@ -1,6 +1,6 @@
 # prunerob: two commands (see README.md)
 #   make book   set up, run the default study profile (skipping finished stages), build the book
-#   make test   set up, run every test (fast, slow and browser) that needs no GPU
+#   make test   set up, lint (ruff), run every test (fast, slow and browser) that needs no GPU
 # Other targets: make study [PROFILE=name], make venv, make system-deps, make clean-book.
 
 PYTHON ?= python3
@@ -13,7 +13,7 @@ WORKERS ?= 2
 TCMALLOC := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4))
 RUN := LD_PRELOAD=$(TCMALLOC) PYTHONUNBUFFERED=1
 
-.PHONY: book study test venv system-deps clean-book
+.PHONY: book study test lint venv system-deps clean-book
 
 venv: $(VENV)/.installed
 
@@ -44,5 +44,9 @@ book: study
 clean-book:
 	$(VENV)/bin/jupyter-book clean .
 
-test: venv system-deps
+lint: venv
+	$(VENV)/bin/ruff check prunerob tests
+	$(VENV)/bin/ruff format --check prunerob tests
+
+test: venv system-deps lint
 	$(RUN) $(PY) -m pytest -m "not gpu" -ra

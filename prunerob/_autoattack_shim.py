@@ -16,9 +16,11 @@ import sys
 import types
 
 STUB_ATTRIBUTE = "__prunerob_stub__"
-ADVICE = ("the real AutoAttack is not installed; prunerob put a stub in its place so that RobustBench's "
-          "model zoo can be imported. robustbench.eval.benchmark and AutoAttack need the real package: "
-          "pip install git+https://github.com/fra31/auto-attack")
+ADVICE = (
+    "the real AutoAttack is not installed; prunerob put a stub in its place so that RobustBench's "
+    "model zoo can be imported. robustbench.eval.benchmark and AutoAttack need the real package: "
+    "pip install git+https://github.com/fra31/auto-attack"
+)
 
 
 class AutoAttackMissing(RuntimeError):

@@ -16,8 +16,9 @@ models own their normalization and take inputs in [0, 1].
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -43,8 +44,17 @@ class AttackInfo:
 def _pgd(torchattacks_class: str) -> Callable[..., torch.Tensor]:
     """torchattacks PGD in one norm; restarts keep, per sample, the first misclassified candidate."""
 
-    def run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int,
-            rel_stepsize: float, random_start: bool, restarts: int) -> torch.Tensor:
+    def run(
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps: float,
+        *,
+        steps: int,
+        rel_stepsize: float,
+        random_start: bool,
+        restarts: int,
+    ) -> torch.Tensor:
         import torchattacks
 
         if eps == 0:
@@ -72,10 +82,14 @@ def _foolbox_minimal(attack_class: str) -> Callable[..., torch.Tensor]:
         params = dict(params)
         init = params.pop("init", None)
         fmodel = fb.PyTorchModel(model, bounds=(0, 1))
-        cls = {"LInfFMNAttack": fb.attacks.LInfFMNAttack, "L2FMNAttack": fb.attacks.L2FMNAttack,
-               "L0FMNAttack": fb.attacks.L0FMNAttack, "DDNAttack": fb.attacks.DDNAttack,
-               "L2CarliniWagnerAttack": fb.attacks.L2CarliniWagnerAttack,
-               "L0BrendelBethgeAttack": fb.attacks.L0BrendelBethgeAttack}[attack_class]
+        cls = {
+            "LInfFMNAttack": fb.attacks.LInfFMNAttack,
+            "L2FMNAttack": fb.attacks.L2FMNAttack,
+            "L0FMNAttack": fb.attacks.L0FMNAttack,
+            "DDNAttack": fb.attacks.DDNAttack,
+            "L2CarliniWagnerAttack": fb.attacks.L2CarliniWagnerAttack,
+            "L0BrendelBethgeAttack": fb.attacks.L0BrendelBethgeAttack,
+        }[attack_class]
         if init == "dataset":  # the original started Brendel-Bethge from other evaluation images
             starter = fb.attacks.DatasetAttack()
             starter.feed(fmodel, x)
@@ -91,14 +105,23 @@ def _project_l0_box(delta: torch.Tensor, x: torch.Tensor, k: torch.Tensor) -> to
     """Project perturbations onto {at most k changed pixels} x {x + delta in [0, 1]} (Croce and Hein
     2019): clip to the box, then keep the k pixels (k per sample) whose clipped change gains the most."""
     clipped = torch.minimum(torch.maximum(delta, -x), 1 - x)
-    gain = (delta ** 2 - (delta - clipped) ** 2).sum(1).flatten(1)  # per pixel, over channels
+    gain = (delta**2 - (delta - clipped) ** 2).sum(1).flatten(1)  # per pixel, over channels
     rank = gain.argsort(dim=1, descending=True).argsort(dim=1)  # exactly k kept, ties broken by index
     keep = (rank < k.view(-1, 1)) & (gain > 0)
     return clipped * keep.view(len(x), 1, *x.shape[2:])
 
 
-def _pgd0_core(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: torch.Tensor, *, steps: int,
-               step_size: float, restarts: int, random_start: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _pgd0_core(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    k: torch.Tensor,
+    *,
+    steps: int,
+    step_size: float,
+    restarts: int,
+    random_start: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """PGD_0 at k pixels per sample; returns (candidates, found).  Samples leave the batch as soon as
     they are misclassified; a candidate is the first misclassified point over steps and restarts."""
     import torch.nn.functional as F
@@ -134,19 +157,37 @@ def _pgd0_core(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: torch.Tens
     return best, found
 
 
-def _l0_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int, step_size: float,
-            restarts: int, random_start: bool) -> torch.Tensor:
+def _l0_pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    *,
+    steps: int,
+    step_size: float,
+    restarts: int,
+    random_start: bool,
+) -> torch.Tensor:
     """PGD_0 (Croce and Hein 2019): L1-normalized gradient steps projected onto at most ``eps`` changed
     pixels inside the box."""
     if int(eps) == 0:
         return x.clone()
     k = torch.full((len(x),), int(eps), device=x.device)
-    return _pgd0_core(model, x, y, k, steps=steps, step_size=step_size, restarts=restarts,
-                      random_start=random_start)[0]
+    return _pgd0_core(model, x, y, k, steps=steps, step_size=step_size, restarts=restarts, random_start=random_start)[0]
 
 
-def _l0_pgd_min(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, step_size: float,
-                restarts: int, random_start: bool, first_k: int = 1, known: torch.Tensor | None = None) -> torch.Tensor:
+def _l0_pgd_min(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    steps: int,
+    step_size: float,
+    restarts: int,
+    random_start: bool,
+    first_k: int = 1,
+    known: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Minimal L0 from PGD_0: a per-sample search over the number of pixels k (``first_k``, then
     doubling until the first success, then bisection); returns the candidate at the smallest k where
     PGD_0 succeeded (the input itself where it never did).  ``known`` (per sample, pixels of an
@@ -162,13 +203,17 @@ def _l0_pgd_min(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: in
     while bool((hi - lo > 1).any()):
         todo = (hi - lo > 1).nonzero().flatten()
         mid = (lo[todo] + hi[todo].clamp(max=n_pixels)) // 2
-        mid = torch.where(hi[todo] > n_pixels, torch.minimum(2 * lo[todo] + 1, torch.full_like(mid, n_pixels)),
-                          mid.clamp(min=lo[todo] + 1))  # doubling until the first success
+        mid = torch.where(
+            hi[todo] > n_pixels,
+            torch.minimum(2 * lo[todo] + 1, torch.full_like(mid, n_pixels)),
+            mid.clamp(min=lo[todo] + 1),
+        )  # doubling until the first success
         if first:
             mid = torch.minimum(torch.full_like(mid, min(max(first_k, 1), n_pixels)), hi[todo] - 1)
             first = False
-        cand, ok = _pgd0_core(model, x[todo], y[todo], mid, steps=steps, step_size=step_size, restarts=restarts,
-                              random_start=random_start)
+        cand, ok = _pgd0_core(
+            model, x[todo], y[todo], mid, steps=steps, step_size=step_size, restarts=restarts, random_start=random_start
+        )
         hi[todo[ok]] = mid[ok]
         best[todo[ok]] = cand[ok]
         failed = todo[~ok]
@@ -183,8 +228,17 @@ def _pixel_l0(delta: torch.Tensor) -> torch.Tensor:
     return (delta != 0).any(1).flatten(1).sum(1)
 
 
-def _l0_sigma_zero(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, lr: float = 1.0,
-                   sigma: float = 1e-3, threshold: float = 0.3, threshold_factor: float = 0.01) -> torch.Tensor:
+def _l0_sigma_zero(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    steps: int,
+    lr: float = 1.0,
+    sigma: float = 1e-3,
+    threshold: float = 0.3,
+    threshold_factor: float = 0.01,
+) -> torch.Tensor:
     """sigma-zero (Cina et al. 2025): gradient descent on a smooth L0 approximation plus a clipped loss.
 
     Per sample, minimizes ``max(z_y - max_{j != y} z_j, 0) + l0_sigma(delta) / n_pixels`` with Adam
@@ -286,8 +340,9 @@ def _apgd(norm: str) -> Callable[..., torch.Tensor]:
     """torchattacks' APGD (Croce and Hein 2020) in one norm: step-size free PGD that keeps the best
     point it visited, the usual stronger check of a fixed-budget evaluation."""
 
-    def run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int, n_restarts: int,
-            loss: str) -> torch.Tensor:
+    def run(
+        model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps: int, n_restarts: int, loss: str
+    ) -> torch.Tensor:
         import torchattacks
 
         if eps == 0:
@@ -300,7 +355,11 @@ def _apgd(norm: str) -> Callable[..., torch.Tensor]:
 
 ATTACKS: dict[str, AttackInfo] = {
     "linf_pgd": AttackInfo(
-        name="linf_pgd", norm="Linf", kind="fixed", library="torchattacks", run=_pgd("PGD"),
+        name="linf_pgd",
+        norm="Linf",
+        kind="fixed",
+        library="torchattacks",
+        run=_pgd("PGD"),
         presets={
             # Foolbox 3's LinfPGD defaults, which the original used: 40 steps of eps/30, random start.
             "original": {"steps": 40, "rel_stepsize": 1 / 30, "random_start": True, "restarts": 1},
@@ -310,14 +369,24 @@ ATTACKS: dict[str, AttackInfo] = {
         reference="madry2018",
     ),
     "linf_apgd": AttackInfo(
-        name="linf_apgd", norm="Linf", kind="fixed", library="torchattacks", run=_apgd("Linf"),
-        presets={"default": {"steps": 100, "n_restarts": 1, "loss": "ce"},
-                 "strong": {"steps": 100, "n_restarts": 5, "loss": "ce"}},
+        name="linf_apgd",
+        norm="Linf",
+        kind="fixed",
+        library="torchattacks",
+        run=_apgd("Linf"),
+        presets={
+            "default": {"steps": 100, "n_restarts": 1, "loss": "ce"},
+            "strong": {"steps": 100, "n_restarts": 5, "loss": "ce"},
+        },
         description="Auto-PGD with cross-entropy loss (Croce and Hein 2020), the stronger Linf check",
         reference="croce2020",
     ),
     "l2_pgd": AttackInfo(
-        name="l2_pgd", norm="L2", kind="fixed", library="torchattacks", run=_pgd("PGDL2"),
+        name="l2_pgd",
+        norm="L2",
+        kind="fixed",
+        library="torchattacks",
+        run=_pgd("PGDL2"),
         presets={
             # Foolbox 3's L2PGD defaults: 50 steps of 0.025 * eps, random start.
             "original": {"steps": 50, "rel_stepsize": 0.025, "random_start": True, "restarts": 1},
@@ -327,44 +396,69 @@ ATTACKS: dict[str, AttackInfo] = {
         reference="madry2018",
     ),
     "l2_apgd": AttackInfo(
-        name="l2_apgd", norm="L2", kind="fixed", library="torchattacks", run=_apgd("L2"),
-        presets={"default": {"steps": 100, "n_restarts": 1, "loss": "ce"},
-                 "strong": {"steps": 100, "n_restarts": 5, "loss": "ce"}},
+        name="l2_apgd",
+        norm="L2",
+        kind="fixed",
+        library="torchattacks",
+        run=_apgd("L2"),
+        presets={
+            "default": {"steps": 100, "n_restarts": 1, "loss": "ce"},
+            "strong": {"steps": 100, "n_restarts": 5, "loss": "ce"},
+        },
         description="Auto-PGD in the L2 ball with cross-entropy loss (Croce and Hein 2020), the stronger L2 check",
         reference="croce2020",
     ),
     "linf_fmn": AttackInfo(
-        name="linf_fmn", norm="Linf", kind="minimal", library="foolbox", run=_foolbox_minimal("LInfFMNAttack"),
+        name="linf_fmn",
+        norm="Linf",
+        kind="minimal",
+        library="foolbox",
+        run=_foolbox_minimal("LInfFMNAttack"),
         presets={"default": {"steps": 100}, "strong": {"steps": 500}},
         description="Fast Minimum-Norm attack, Linf (Pintor et al. 2021): one run gives the whole curve",
         reference="pintor2021",
     ),
     "l2_ddn": AttackInfo(
-        name="l2_ddn", norm="L2", kind="minimal", library="foolbox", run=_foolbox_minimal("DDNAttack"),
+        name="l2_ddn",
+        norm="L2",
+        kind="minimal",
+        library="foolbox",
+        run=_foolbox_minimal("DDNAttack"),
         # steps1000 (l2_ensemble's DDN): on a small PGD-fine-tuned MNIST CNN (Linf 0.3, one pass over 6,000
         # images; clean 0.67), 200 images, robust accuracy at L2 0.5 / 1 / 1.5 / 2 / 2.5 / 3: default
         # .515 / .39 / .295 / .235 / .145 / .065, steps1000 .515 / .39 / .29 / .235 / .125 / .06,
         # l2_apgd .51 / .39 / .295 / .225 / .145 / .07 (8.6 times default's seconds on a loaded machine)
-        presets={"default": {"steps": 100}, "strong": {"steps": 500},
-                 "steps1000": {"steps": 1000}},
+        presets={"default": {"steps": 100}, "strong": {"steps": 500}, "steps1000": {"steps": 1000}},
         description="Decoupled Direction and Norm attack, L2 (Rony et al. 2019)",
         reference="rony2019",
     ),
     "l2_ensemble": AttackInfo(
-        name="l2_ensemble", norm="L2", kind="minimal", library="foolbox", run=_minimal_ensemble("l2_ensemble", "L2"),
+        name="l2_ensemble",
+        norm="L2",
+        kind="minimal",
+        library="foolbox",
+        run=_minimal_ensemble("l2_ensemble", "L2"),
         presets={"default": {"components": [["l2_ddn", "steps1000"], ["l2_fmn", "default"]]}},
         description="Per sample, the smallest verified L2 adversarial over DDN and FMN-L2; the samples "
-                    "table's source_attack names the component",
+        "table's source_attack names the component",
         reference="rony2019",
     ),
     "l2_fmn": AttackInfo(
-        name="l2_fmn", norm="L2", kind="minimal", library="foolbox", run=_foolbox_minimal("L2FMNAttack"),
+        name="l2_fmn",
+        norm="L2",
+        kind="minimal",
+        library="foolbox",
+        run=_foolbox_minimal("L2FMNAttack"),
         presets={"default": {"steps": 100}, "strong": {"steps": 500}},
         description="Fast Minimum-Norm attack, L2 (Pintor et al. 2021)",
         reference="pintor2021",
     ),
     "l2_cw": AttackInfo(
-        name="l2_cw", norm="L2", kind="minimal", library="foolbox", run=_foolbox_minimal("L2CarliniWagnerAttack"),
+        name="l2_cw",
+        norm="L2",
+        kind="minimal",
+        library="foolbox",
+        run=_foolbox_minimal("L2CarliniWagnerAttack"),
         presets={
             # the original's settings: loose distances (large step, large initial constant)
             "original": {"binary_search_steps": 9, "steps": 5000, "stepsize": 1.0, "initial_const": 100.0},
@@ -374,7 +468,11 @@ ATTACKS: dict[str, AttackInfo] = {
         reference="carlini2017",
     ),
     "l0_pgd": AttackInfo(
-        name="l0_pgd", norm="L0", kind="fixed", library="prunerob", run=_l0_pgd,
+        name="l0_pgd",
+        norm="L0",
+        kind="fixed",
+        library="prunerob",
+        run=_l0_pgd,
         presets={
             # step size from Croce and Hein's code (120000/255 with L1-normalized gradients); two runs of
             # 50 steps (the second from a random start) beat one of 100 at the same cost on the dense
@@ -386,17 +484,26 @@ ATTACKS: dict[str, AttackInfo] = {
         reference="croce2019",
     ),
     "l0_pgd_min": AttackInfo(
-        name="l0_pgd_min", norm="L0", kind="minimal", library="prunerob", run=_l0_pgd_min,
+        name="l0_pgd_min",
+        norm="L0",
+        kind="minimal",
+        library="prunerob",
+        run=_l0_pgd_min,
         # first_k 8: the search starts at 8 pixels, not 1 (the same distances in 0.56 of the model
         # calls on the dense MNIST CNN: rounds at 1 and 3 pixels fail for almost every image)
-        presets={"default": {"steps": 50, "step_size": 120000 / 255, "restarts": 2, "random_start": True,
-                             "first_k": 8}},  # as l0_pgd's default
+        presets={
+            "default": {"steps": 50, "step_size": 120000 / 255, "restarts": 2, "random_start": True, "first_k": 8}
+        },  # as l0_pgd's default
         description="PGD_0 with a per-sample search over the number of pixels (from first_k, doubling, then "
-                    "bisection): a minimal L0 attack as strong as PGD_0 at every budget it tried",
+        "bisection): a minimal L0 attack as strong as PGD_0 at every budget it tried",
         reference="croce2019",
     ),
     "l0_sigma_zero": AttackInfo(
-        name="l0_sigma_zero", norm="L0", kind="minimal", library="prunerob", run=_l0_sigma_zero,
+        name="l0_sigma_zero",
+        norm="L0",
+        kind="minimal",
+        library="prunerob",
+        run=_l0_sigma_zero,
         presets={
             # the reference code's lr, sigma, threshold and 0.01 threshold factor.  Steps measured on the
             # first 300 MNIST test images against the CNN (1 epoch) pruned to CR 8 (global magnitude
@@ -410,26 +517,38 @@ ATTACKS: dict[str, AttackInfo] = {
             "strong": {"steps": 2000, "lr": 1.0, "sigma": 1e-3, "threshold": 0.3, "threshold_factor": 0.01},
         },
         description="sigma-zero (Cina et al. 2025): Adam on a smooth approximation of the number of changed "
-                    "pixels plus a clipped difference of logits, with an adaptive per-sample threshold that "
-                    "zeroes small changes; keeps the adversarial point with the fewest changed pixels",
+        "pixels plus a clipped difference of logits, with an adaptive per-sample threshold that "
+        "zeroes small changes; keeps the adversarial point with the fewest changed pixels",
         reference="cina2025",
     ),
     "l0_ensemble": AttackInfo(
-        name="l0_ensemble", norm="L0", kind="minimal", library="prunerob", run=_minimal_ensemble("l0_ensemble", "L0"),
+        name="l0_ensemble",
+        norm="L0",
+        kind="minimal",
+        library="prunerob",
+        run=_minimal_ensemble("l0_ensemble", "L0"),
         presets={"default": {"components": [["l0_sigma_zero", "default"], ["l0_pgd_min", "default"]]}},
         description="Per sample, the fewest changed pixels of a verified adversarial example over sigma-zero "
-                    "and PGD_0 with a budget search (run second, searching only below sigma-zero's distance); "
-                    "the samples table's source_attack names the component",
+        "and PGD_0 with a budget search (run second, searching only below sigma-zero's distance); "
+        "the samples table's source_attack names the component",
         reference="cina2025",
     ),
     "l0_fmn": AttackInfo(
-        name="l0_fmn", norm="L0", kind="minimal", library="foolbox", run=_foolbox_minimal("L0FMNAttack"),
+        name="l0_fmn",
+        norm="L0",
+        kind="minimal",
+        library="foolbox",
+        run=_foolbox_minimal("L0FMNAttack"),
         presets={"default": {"steps": 100}, "strong": {"steps": 500}},
         description="Fast Minimum-Norm attack, L0 (Pintor et al. 2021)",
         reference="pintor2021",
     ),
     "l0_bb": AttackInfo(
-        name="l0_bb", norm="L0", kind="minimal", library="foolbox", run=_foolbox_minimal("L0BrendelBethgeAttack"),
+        name="l0_bb",
+        norm="L0",
+        kind="minimal",
+        library="foolbox",
+        run=_foolbox_minimal("L0BrendelBethgeAttack"),
         presets={
             # the original's settings, started from other evaluation images (Foolbox's DatasetAttack)
             "original": {"binary_search_steps": 30, "steps": 500, "lr": 1e7, "init": "dataset"},
@@ -460,5 +579,8 @@ def preset_fingerprints() -> dict[str, str]:
     import hashlib
     import json
 
-    return {f"{name}/{preset}": hashlib.sha256(json.dumps(params, sort_keys=True, default=repr).encode()).hexdigest()[:12]
-            for name, info in ATTACKS.items() for preset, params in info.presets.items()}
+    return {
+        f"{name}/{preset}": hashlib.sha256(json.dumps(params, sort_keys=True, default=repr).encode()).hexdigest()[:12]
+        for name, info in ATTACKS.items()
+        for preset, params in info.presets.items()
+    }

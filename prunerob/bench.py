@@ -25,16 +25,27 @@ BENCH_DIR = results.ROOT / "benchmarks"
 
 
 def machine() -> dict:
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "tcmalloc": "tcmalloc" in os.environ.get("LD_PRELOAD", ""), "code_version": results.code_version()}
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "tcmalloc": "tcmalloc" in os.environ.get("LD_PRELOAD", ""),
+        "code_version": results.code_version(),
+    }
 
 
 def write(name: str, records: list[dict], command: str, out: Path | None = None) -> Path:
     path = out or BENCH_DIR / f"{name}.json"
-    blob = {"benchmark": name, "command": command, "machine": machine(),
-            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "records": records}
+    blob = {
+        "benchmark": name,
+        "command": command,
+        "machine": machine(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "records": records,
+    }
     results.atomic_write_bytes(path, lambda p: p.write_text(json.dumps(blob, indent=1) + "\n"))
     return path
 
@@ -52,15 +63,26 @@ def bench_prune(arch: str = "vgg11", input_shape=(3, 32, 32), crs=DEFAULT_CRS, s
                     if cr == 1:
                         continue
                     t0 = time.perf_counter()
-                    masks = prune.compute_masks(model, structure=structure, scope=scope, criterion=criterion,
-                                                cr=cr, generator=gen)
+                    masks = prune.compute_masks(
+                        model, structure=structure, scope=scope, criterion=criterion, cr=cr, generator=gen
+                    )
                     t1 = time.perf_counter()
                     prune.apply_masks(model, masks)
                     t2 = time.perf_counter()
                     total = prune.sparsity_report(model).iloc[-1]
-                    records.append({"arch": arch, "structure": structure, "scope": scope, "criterion": criterion,
-                                    "cr": cr, "compute_s": t1 - t0, "apply_s": t2 - t1,
-                                    "kept": float(total["kept_fraction"]), "n_prunable": int(total["n_weights"])})
+                    records.append(
+                        {
+                            "arch": arch,
+                            "structure": structure,
+                            "scope": scope,
+                            "criterion": criterion,
+                            "cr": cr,
+                            "compute_s": t1 - t0,
+                            "apply_s": t2 - t1,
+                            "kept": float(total["kept_fraction"]),
+                            "n_prunable": int(total["n_weights"]),
+                        }
+                    )
     return records
 
 
@@ -110,8 +132,13 @@ def throughput(model, x, y, steps: int = 40, repeats: int = 7) -> dict:
             t_bare = min(t_bare, _time(bare, 1))
             t_attack = min(t_attack, _time(attack, 1))
     bare_rate, attack_rate = len(y) * steps / t_bare, len(y) * steps / t_attack
-    return {"batch_size": len(y), "steps": steps, "bare_images_per_s": bare_rate,
-            "pgd_sample_steps_per_s": attack_rate, "ratio": attack_rate / bare_rate}
+    return {
+        "batch_size": len(y),
+        "steps": steps,
+        "bare_images_per_s": bare_rate,
+        "pgd_sample_steps_per_s": attack_rate,
+        "ratio": attack_rate / bare_rate,
+    }
 
 
 # The default attack set against the original's, per norm.
@@ -127,17 +154,20 @@ def attack_sets() -> dict[str, dict[str, list]]:
     from prunerob.spec import PAPER_LINF_EPS, AttackSpec
 
     return {
-        "default": {"Linf": [AttackSpec(attack="linf_fmn", preset="strong", eps=PAPER_LINF_EPS)],
-                    "L2": [AttackSpec(attack="l2_ensemble", eps=L2_EPS)],  # DDN and FMN-L2, per sample
-                    "L0": [AttackSpec(attack="l0_ensemble", eps=L0_EPS)]},  # sigma-zero and PGD_0-min
-        "original": {"Linf": [AttackSpec(attack="linf_pgd", eps=PAPER_LINF_EPS)],
-                     "L2": [AttackSpec(attack="l2_cw", eps=L2_EPS)],
-                     "L0": [AttackSpec(attack="l0_bb", eps=L0_EPS)]},
+        "default": {
+            "Linf": [AttackSpec(attack="linf_fmn", preset="strong", eps=PAPER_LINF_EPS)],
+            "L2": [AttackSpec(attack="l2_ensemble", eps=L2_EPS)],  # DDN and FMN-L2, per sample
+            "L0": [AttackSpec(attack="l0_ensemble", eps=L0_EPS)],
+        },  # sigma-zero and PGD_0-min
+        "original": {
+            "Linf": [AttackSpec(attack="linf_pgd", eps=PAPER_LINF_EPS)],
+            "L2": [AttackSpec(attack="l2_cw", eps=L2_EPS)],
+            "L0": [AttackSpec(attack="l0_bb", eps=L0_EPS)],
+        },
     }
 
 
-def bench_attacks(model, x, y, input_shape, batch_size: int = 500, sets: dict | None = None,
-                  rounds: int = 1) -> dict:
+def bench_attacks(model, x, y, input_shape, batch_size: int = 500, sets: dict | None = None, rounds: int = 1) -> dict:
     """(b) The whole three-norm evaluation with the default attack set against the original's (PGD-40
     at each eps, C&W and Brendel-Bethge at their presets) on the same samples: seconds, robust accuracy
     per eps (worst case over a set's attacks of a norm) and the median smallest verified distance.
@@ -159,8 +189,9 @@ def bench_attacks(model, x, y, input_shape, batch_size: int = 500, sets: dict | 
                     res = ev.attack_curve(model, x, y, spec, input_shape)
                     seconds += time.perf_counter() - start
                     info = attacks.get(spec.attack)
-                    frames.append(res.samples.assign(attack=spec.attack, kind=info.kind, norm=norm,
-                                                     prune_id="bench", cr=1))
+                    frames.append(
+                        res.samples.assign(attack=spec.attack, kind=info.kind, norm=norm, prune_id="bench", cr=1)
+                    )
                     passed &= bool(res.checks["passed"].all())
                 if round_:
                     rec = out[name][norm]
@@ -175,19 +206,26 @@ def bench_attacks(model, x, y, input_shape, batch_size: int = 500, sets: dict | 
                 out.setdefault(name, {})[norm] = {
                     "attacks": [s.attack for s in specs],
                     "presets": [s.preset or next(iter(attacks.get(s.attack).presets)) for s in specs],
-                    "seconds": seconds, "seconds_rounds": [seconds],
+                    "seconds": seconds,
+                    "seconds_rounds": [seconds],
                     "robust_acc": dict(zip(map(float, worst["eps"]), map(float, worst["robust_acc"]))),
-                    "median_distance": float(dist.median()), "checks_passed": passed}
+                    "median_distance": float(dist.median()),
+                    "checks_passed": passed,
+                }
     if {"default", "original"} <= set(out):
         t_default = sum(v["seconds"] for v in out["default"].values())
         t_original = sum(v["seconds"] for v in out["original"].values())
         out["speedup"] = t_original / t_default
         out["no_weaker"] = {
-            norm: {"robust_acc": all(out["default"][norm]["robust_acc"][e] <= out["original"][norm]["robust_acc"][e]
-                                     + 0.01 for e in out["default"][norm]["robust_acc"]),
-                   "median_distance": out["default"][norm]["median_distance"]
-                   <= out["original"][norm]["median_distance"]}
-            for norm in out["default"]}
+            norm: {
+                "robust_acc": all(
+                    out["default"][norm]["robust_acc"][e] <= out["original"][norm]["robust_acc"][e] + 0.01
+                    for e in out["default"][norm]["robust_acc"]
+                ),
+                "median_distance": out["default"][norm]["median_distance"] <= out["original"][norm]["median_distance"],
+            }
+            for norm in out["default"]
+        }
     return out
 
 
@@ -197,8 +235,7 @@ def _resized(spec, n: int, batch_size: int):
     return AttackSpec(**{**spec.params(), "n_samples": n, "attack_batch_size": batch_size})
 
 
-def bench_attacks_on(checkpoint: Path, n: int, device: str = "auto", throughput_n: int = 500,
-                     rounds: int = 3) -> dict:
+def bench_attacks_on(checkpoint: Path, n: int, device: str = "auto", throughput_n: int = 500, rounds: int = 3) -> dict:
     """``throughput`` on the first ``throughput_n`` test images of the checkpoint's data set (one batch)
     and ``bench_attacks`` on the first ``n`` (``rounds`` alternating rounds, best seconds of each)."""
     from prunerob import data, stages
@@ -209,7 +246,10 @@ def bench_attacks_on(checkpoint: Path, n: int, device: str = "auto", throughput_
     blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
     info = data.info(blob["dataset"])
     x, y = data.load_split(blob["dataset"], train=False)
-    x, y = data.to_float(x[:max(n, throughput_n)]).to(dev), y[:max(n, throughput_n)].to(dev)
-    return {"checkpoint": str(checkpoint), "device": dev.type,
-            "throughput": throughput(model, x[:throughput_n], y[:throughput_n]),
-            **bench_attacks(model, x[:n], y[:n], info.input_shape, rounds=rounds)}
+    x, y = data.to_float(x[: max(n, throughput_n)]).to(dev), y[: max(n, throughput_n)].to(dev)
+    return {
+        "checkpoint": str(checkpoint),
+        "device": dev.type,
+        "throughput": throughput(model, x[:throughput_n], y[:throughput_n]),
+        **bench_attacks(model, x[:n], y[:n], info.input_shape, rounds=rounds),
+    }

@@ -125,11 +125,17 @@ class PageReport:
         found = []
         if self.status is None or self.status >= 400:
             found.append(f"HTTP status {self.status}")
-        found += [f"chart {c.index} ({c.id or 'no id'}): {c.renderer}, {c.marks} marks"
-                  + (f", error: {c.error}" if c.error else "") for c in self.charts if not c.ok]
+        found += [
+            f"chart {c.index} ({c.id or 'no id'}): {c.renderer}, {c.marks} marks"
+            + (f", error: {c.error}" if c.error else "")
+            for c in self.charts
+            if not c.ok
+        ]
         if not self.math_ok:
-            found.append(f"math: {self.math_typeset}/{self.math_elements} typeset"
-                         + (f", errors: {self.math_errors}" if self.math_errors else ""))
+            found.append(
+                f"math: {self.math_typeset}/{self.math_elements} typeset"
+                + (f", errors: {self.math_errors}" if self.math_errors else "")
+            )
         found += [f"console error: {m}" for m in self.console_errors]
         found += [f"page error: {m}" for m in self.page_errors]
         found += [f"external request: {u}" for u in self.external_requests]
@@ -189,8 +195,11 @@ def find_pages(html_dir: Path) -> list[str]:
     pages = []
     for path in sorted(html_dir.rglob("*.html")):
         rel = path.relative_to(html_dir)
-        if (rel.parts[0] in SKIPPED_DIRS or rel.as_posix() in SKIPPED_PAGES
-                or any(part.startswith(".") for part in rel.parts)):
+        if (
+            rel.parts[0] in SKIPPED_DIRS
+            or rel.as_posix() in SKIPPED_PAGES
+            or any(part.startswith(".") for part in rel.parts)
+        ):
             continue
         head = path.read_text(encoding="utf-8", errors="replace")[:2000].lower()
         if 'http-equiv="refresh"' in head:  # e.g. the root index.html of jupyter-book
@@ -230,8 +239,7 @@ def open_page(browser, url: str, report: PageReport, timeout_ms: int = 30_000):
     page.on("pageerror", lambda error: report.page_errors.append(str(error)))
     page.on("response", on_response)
     page.on("requestfailed", on_request_failed)
-    page.on("websocket", lambda ws: report.external_requests.append(ws.url)
-            if not is_local(ws.url) else None)
+    page.on("websocket", lambda ws: report.external_requests.append(ws.url) if not is_local(ws.url) else None)
     response = page.goto(url, wait_until="load", timeout=timeout_ms)
     report.status = response.status if response else None
     return page
@@ -297,29 +305,28 @@ def check_book(
 
 def format_report(report: PageReport) -> str:
     marks = ", ".join(f"{c.renderer}:{c.marks}" for c in report.charts) or "-"
-    line = (f"{'ok  ' if report.ok else 'FAIL'} {report.page}: {report.n_charts} charts ({marks}), "
-            f"math {report.math_typeset}/{report.math_elements}, "
-            f"{len(report.external_requests)} external requests")
+    line = (
+        f"{'ok  ' if report.ok else 'FAIL'} {report.page}: {report.n_charts} charts ({marks}), "
+        f"math {report.math_typeset}/{report.math_elements}, "
+        f"{len(report.external_requests)} external requests"
+    )
     return "\n".join([line] + [f"     - {p}" for p in report.problems()])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m prunerob.browser",
-        description="Check a built book in Chromium: charts, math, errors, requests off-host.")
+        description="Check a built book in Chromium: charts, math, errors, requests off-host.",
+    )
     parser.add_argument("html_dir", type=Path, help="the built book, e.g. _build/html")
-    parser.add_argument("pages", nargs="*",
-                        help="pages relative to html_dir (default: every content page)")
-    parser.add_argument("--screenshots", type=Path, metavar="DIR",
-                        help="write a full-page PNG of each page here")
+    parser.add_argument("pages", nargs="*", help="pages relative to html_dir (default: every content page)")
+    parser.add_argument("--screenshots", type=Path, metavar="DIR", help="write a full-page PNG of each page here")
     parser.add_argument("--json", action="store_true", help="print the reports as JSON")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait per step")
     args = parser.parse_args(argv)
-    reports = check_book(args.html_dir, args.pages or None, args.screenshots,
-                         int(args.timeout * 1000))
+    reports = check_book(args.html_dir, args.pages or None, args.screenshots, int(args.timeout * 1000))
     if args.json:
-        print(json.dumps([asdict(r) | {"ok": r.ok, "problems": r.problems()} for r in reports],
-                         indent=2))
+        print(json.dumps([asdict(r) | {"ok": r.ok, "problems": r.problems()} for r in reports], indent=2))
     else:
         for report in reports:
             print(format_report(report))

@@ -14,8 +14,14 @@ from prunerob import compare
 ACC_AXIS = alt.Axis(format=".0%", title="accuracy")
 
 # The book's headline model and method: the chapters about "the CNN" show exactly these rows.
-HEADLINE = {"dataset": "mnist", "arch": "cnn", "training": "standard", "structure": "unstructured",
-            "scope": "global", "criterion": "magnitude"}
+HEADLINE = {
+    "dataset": "mnist",
+    "arch": "cnn",
+    "training": "standard",
+    "structure": "unstructured",
+    "scope": "global",
+    "criterion": "magnitude",
+}
 
 
 def pick(frame: pd.DataFrame, **where) -> pd.DataFrame:
@@ -26,8 +32,10 @@ def pick(frame: pd.DataFrame, **where) -> pd.DataFrame:
     keys = {k: v for k, v in {**HEADLINE, **where}.items() if v is not None}
     missing = [k for k in keys if k not in frame] if len(frame) else []
     if missing:
-        raise KeyError(f"pick: the frame has no column {', '.join(map(repr, missing))} to select on; "
-                       f"pass {missing[0]}=None to select without it")
+        raise KeyError(
+            f"pick: the frame has no column {', '.join(map(repr, missing))} to select on; "
+            f"pass {missing[0]}=None to select without it"
+        )
     return compare.rows_of(frame, keys)
 
 
@@ -48,8 +56,9 @@ def model_label(frame: pd.DataFrame) -> pd.Series:
         return pd.Series(dtype=str, index=frame.index)
     label = frame["arch"] + " on " + frame["dataset"]
     training = frame["training"]
-    named = (training.str.replace(r"^pgd\b", "PGD training", regex=True)
-             .str.replace(r"^standard\b", "standard training", regex=True))
+    named = training.str.replace(r"^pgd\b", "PGD training", regex=True).str.replace(
+        r"^standard\b", "standard training", regex=True
+    )
     return label.where(training == "standard", label + ", " + named)
 
 
@@ -63,16 +72,22 @@ def eps_label(eps: float, norm: str) -> str:
 
 
 def _cr_axis() -> alt.X:
-    return alt.X("cr:Q", scale=alt.Scale(type="log", base=2), title="compression rate (CR, log scale)",
-                 axis=alt.Axis(values=[1, 2, 4, 8, 16, 32, 64, 128], format="d"))
+    return alt.X(
+        "cr:Q",
+        scale=alt.Scale(type="log", base=2),
+        title="compression rate (CR, log scale)",
+        axis=alt.Axis(values=[1, 2, 4, 8, 16, 32, 64, 128], format="d"),
+    )
 
 
 def _seed_tooltips(frame: pd.DataFrame) -> list:
     """Tooltips for a seed mean's band, where the frame has one (``low``, ``high``, ``n_seeds``)."""
     out = []
     if "low" in frame:
-        out += [alt.Tooltip("low:Q", format=".3f", title="95% band low"),
-                alt.Tooltip("high:Q", format=".3f", title="95% band high")]
+        out += [
+            alt.Tooltip("low:Q", format=".3f", title="95% band low"),
+            alt.Tooltip("high:Q", format=".3f", title="95% band high"),
+        ]
     if "n_seeds" in frame:
         out.append(alt.Tooltip("n_seeds:Q", title="seeds"))
     return out
@@ -80,8 +95,9 @@ def _seed_tooltips(frame: pd.DataFrame) -> list:
 
 def _band(base: alt.Chart, pick: alt.Parameter, **encodings) -> alt.Chart:
     """The area between ``low`` and ``high`` (a seed mean's 95 % band), faded with the legend pick."""
-    return base.mark_area(opacity=0.15).encode(y="low:Q", y2="high:Q", **encodings,
-                                               opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03)))
+    return base.mark_area(opacity=0.15).encode(
+        y="low:Q", y2="high:Q", **encodings, opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03))
+    )
 
 
 def robust_vs_cr(attack: pd.DataFrame, prune: pd.DataFrame, title: str = "") -> alt.Chart:
@@ -105,14 +121,23 @@ def robust_vs_cr(attack: pd.DataFrame, prune: pd.DataFrame, title: str = "") -> 
     base = alt.Chart(frame).encode(
         x=_cr_axis(),
         y=alt.Y("robust_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("series:N", sort=series, title="line (click to select)",
-                        scale=alt.Scale(scheme="viridis"), legend=alt.Legend(symbolOpacity=1)),
+        color=alt.Color(
+            "series:N",
+            sort=series,
+            title="line (click to select)",
+            scale=alt.Scale(scheme="viridis"),
+            legend=alt.Legend(symbolOpacity=1),
+        ),
         strokeDash=alt.condition("datum.order < 0", alt.value([5, 3]), alt.value([1, 0])),
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
-        tooltip=[alt.Tooltip("series:N", title="line"), alt.Tooltip("cr:Q", title="CR"),
-                 alt.Tooltip("sparsity:Q", format=".4f", title="measured sparsity"),
-                 alt.Tooltip("robust_acc:Q", format=".3f", title="accuracy"),
-                 alt.Tooltip("n:Q", title="attacked samples"), *_seed_tooltips(frame)],
+        tooltip=[
+            alt.Tooltip("series:N", title="line"),
+            alt.Tooltip("cr:Q", title="CR"),
+            alt.Tooltip("sparsity:Q", format=".4f", title="measured sparsity"),
+            alt.Tooltip("robust_acc:Q", format=".3f", title="accuracy"),
+            alt.Tooltip("n:Q", title="attacked samples"),
+            *_seed_tooltips(frame),
+        ],
     )
     chart = (base.mark_line(point=True) + base.mark_point(size=60, filled=True)).add_params(pick)
     if "low" in frame:
@@ -130,14 +155,23 @@ def _method_lines(frame: pd.DataFrame, y: str, y_axis: alt.Axis, title: str, ext
     frame = frame.assign(method=method_label(frame)) if "method" not in frame else frame
     pick = alt.selection_point(fields=["method"], bind="legend")
     base = alt.Chart(frame).encode(
-        x=_cr_axis(), y=alt.Y(f"{y}:Q", axis=y_axis, scale=alt.Scale(domain=[0, 1]) if y != "kept" else alt.Scale(type="log")),
-        color=alt.Color("method:N", title="method (click to select)", scale=alt.Scale(scheme="tableau20"),
-                        legend=alt.Legend(symbolOpacity=1)),
+        x=_cr_axis(),
+        y=alt.Y(f"{y}:Q", axis=y_axis, scale=alt.Scale(domain=[0, 1]) if y != "kept" else alt.Scale(type="log")),
+        color=alt.Color(
+            "method:N",
+            title="method (click to select)",
+            scale=alt.Scale(scheme="tableau20"),
+            legend=alt.Legend(symbolOpacity=1),
+        ),
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
-        tooltip=[alt.Tooltip("method:N"), alt.Tooltip("cr:Q", title="CR"),
-                 alt.Tooltip("kept:Q", format=".5f", title="measured kept fraction"),
-                 alt.Tooltip("clean_acc:Q", format=".4f", title="clean accuracy"), *extra_tooltip,
-                 *(_seed_tooltips(frame) if y == "clean_acc" else [])],
+        tooltip=[
+            alt.Tooltip("method:N"),
+            alt.Tooltip("cr:Q", title="CR"),
+            alt.Tooltip("kept:Q", format=".5f", title="measured kept fraction"),
+            alt.Tooltip("clean_acc:Q", format=".4f", title="clean accuracy"),
+            *extra_tooltip,
+            *(_seed_tooltips(frame) if y == "clean_acc" else []),
+        ],
     )
     lines = base.mark_line(point=True).add_params(pick)
     if y == "clean_acc" and "low" in frame:  # seed means: their band
@@ -148,18 +182,30 @@ def _method_lines(frame: pd.DataFrame, y: str, y_axis: alt.Axis, title: str, ext
 def clean_vs_cr(prune: pd.DataFrame, title: str = "") -> alt.Chart:
     """Clean test accuracy after pruning and fine-tuning vs CR, one line per pruning method (with
     the band of a seed mean where ``prune`` is ``compare.prune_over_seeds`` rows)."""
-    return _method_lines(prune, "clean_acc", ACC_AXIS, title or "clean accuracy vs compression rate",
-                         [alt.Tooltip("layers_removed:Q", title="layers removed")])
+    return _method_lines(
+        prune,
+        "clean_acc",
+        ACC_AXIS,
+        title or "clean accuracy vs compression rate",
+        [alt.Tooltip("layers_removed:Q", title="layers removed")],
+    )
 
 
 def kept_vs_cr(prune: pd.DataFrame, title: str = "") -> alt.LayerChart:
     """Measured kept fraction of the prunable weights vs CR per method, with the target 1/CR dashed."""
-    lines = _method_lines(prune, "kept", alt.Axis(title="kept fraction (log scale)", format="~g"),
-                          title or "kept fraction vs compression rate",
-                          [alt.Tooltip("n_kept:Q", title="weights kept")])
+    lines = _method_lines(
+        prune,
+        "kept",
+        alt.Axis(title="kept fraction (log scale)", format="~g"),
+        title or "kept fraction vs compression rate",
+        [alt.Tooltip("n_kept:Q", title="weights kept")],
+    )
     crs = sorted(prune["cr"].unique())
-    target = alt.Chart(pd.DataFrame({"cr": crs, "kept": [1 / c for c in crs]})).mark_line(
-        strokeDash=[5, 3], color="black").encode(x="cr:Q", y="kept:Q")
+    target = (
+        alt.Chart(pd.DataFrame({"cr": crs, "kept": [1 / c for c in crs]}))
+        .mark_line(strokeDash=[5, 3], color="black")
+        .encode(x="cr:Q", y="kept:Q")
+    )
     return alt.layer(target, lines)
 
 
@@ -173,14 +219,28 @@ def acc_vs_eps(curves: pd.DataFrame, norm: str, title: str = "") -> alt.Chart:
     x_title = {"Linf": "Linf epsilon", "L2": "L2 epsilon", "L0": "L0 epsilon (pixels)"}[norm]
     base = alt.Chart(frame).encode(
         x=alt.X("eps:Q", title=x_title),
-        color=alt.Color("CR:N", sort=order, scale=alt.Scale(scheme="plasma"), title="CR (click to select)",
-                        legend=alt.Legend(symbolOpacity=1)),
-        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
-    lines = base.mark_line().encode(
-        y=alt.Y("robust_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1])),
-        tooltip=[alt.Tooltip("CR:N"), alt.Tooltip("eps:Q", format=".4f"),
-                 alt.Tooltip("robust_acc:Q", format=".3f", title="robust accuracy"), *_seed_tooltips(frame)],
-    ).add_params(pick)
+        color=alt.Color(
+            "CR:N",
+            sort=order,
+            scale=alt.Scale(scheme="plasma"),
+            title="CR (click to select)",
+            legend=alt.Legend(symbolOpacity=1),
+        ),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
+    )
+    lines = (
+        base.mark_line()
+        .encode(
+            y=alt.Y("robust_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1])),
+            tooltip=[
+                alt.Tooltip("CR:N"),
+                alt.Tooltip("eps:Q", format=".4f"),
+                alt.Tooltip("robust_acc:Q", format=".3f", title="robust accuracy"),
+                *_seed_tooltips(frame),
+            ],
+        )
+        .add_params(pick)
+    )
     if "low" in frame:
         lines = alt.layer(_band(base, pick), lines)
     return lines.properties(width=520, height=300, title=title or f"robust accuracy vs {norm} epsilon")
@@ -190,35 +250,61 @@ def versus_original(ours: pd.DataFrame, original: pd.DataFrame, title: str = "")
     """Robust accuracy vs CR, reproduced (solid) beside the original's mean over its runs (dashed),
     one colour per epsilon. ``ours`` and ``original``: rows of one attack with cr, eps, norm, robust_acc."""
     mine = ours[ours["eps"] > 0].groupby(["cr", "eps", "norm"], as_index=False)["robust_acc"].mean()
-    theirs = original[original["eps"] > 0].groupby(["cr", "eps", "norm"], as_index=False)["robust_acc"].agg(
-        robust_acc="mean", low="min", high="max")
-    frame = pd.concat([mine.assign(source="reproduced"), theirs.assign(source="original (mean of runs)")],
-                      ignore_index=True)
+    theirs = (
+        original[original["eps"] > 0]
+        .groupby(["cr", "eps", "norm"], as_index=False)["robust_acc"]
+        .agg(robust_acc="mean", low="min", high="max")
+    )
+    frame = pd.concat(
+        [mine.assign(source="reproduced"), theirs.assign(source="original (mean of runs)")], ignore_index=True
+    )
     frame["epsilon"] = [eps_label(e, n) for e, n in zip(frame["eps"], frame["norm"])]
     order = [eps_label(e, frame["norm"].iloc[0]) for e in sorted(frame["eps"].unique())]
     pick = alt.selection_point(fields=["epsilon"], bind="legend")
-    return alt.Chart(frame).mark_line(point=True).encode(
-        x=_cr_axis(), y=alt.Y("robust_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("epsilon:N", sort=order, scale=alt.Scale(scheme="viridis"), title="epsilon (click)"),
-        strokeDash=alt.StrokeDash("source:N", title="source", scale=alt.Scale(
-            domain=["reproduced", "original (mean of runs)"], range=[[1, 0], [5, 3]])),
-        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
-        tooltip=["source:N", "epsilon:N", alt.Tooltip("cr:Q", title="CR"),
-                 alt.Tooltip("robust_acc:Q", format=".3f"), alt.Tooltip("low:Q", format=".3f", title="original min"),
-                 alt.Tooltip("high:Q", format=".3f", title="original max")],
-    ).add_params(pick).properties(width=520, height=320, title=title or "reproduced vs original")
+    return (
+        alt.Chart(frame)
+        .mark_line(point=True)
+        .encode(
+            x=_cr_axis(),
+            y=alt.Y("robust_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("epsilon:N", sort=order, scale=alt.Scale(scheme="viridis"), title="epsilon (click)"),
+            strokeDash=alt.StrokeDash(
+                "source:N",
+                title="source",
+                scale=alt.Scale(domain=["reproduced", "original (mean of runs)"], range=[[1, 0], [5, 3]]),
+            ),
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
+            tooltip=[
+                "source:N",
+                "epsilon:N",
+                alt.Tooltip("cr:Q", title="CR"),
+                alt.Tooltip("robust_acc:Q", format=".3f"),
+                alt.Tooltip("low:Q", format=".3f", title="original min"),
+                alt.Tooltip("high:Q", format=".3f", title="original max"),
+            ],
+        )
+        .add_params(pick)
+        .properties(width=520, height=320, title=title or "reproduced vs original")
+    )
 
 
 def placeholder(text: str) -> alt.Chart:
     """A chart that says what is missing (a profile without results for a figure) instead of failing."""
-    return alt.Chart(pd.DataFrame({"text": [text]})).mark_text(size=14).encode(text="text:N").properties(
-        width=520, height=80)
+    return (
+        alt.Chart(pd.DataFrame({"text": [text]}))
+        .mark_text(size=14)
+        .encode(text="text:N")
+        .properties(width=520, height=80)
+    )
 
 
 def _eps_picker(labels: list[str], name: str = "eps_pick", initial: str | None = None) -> alt.Parameter:
     """A dropdown over epsilon labels (in the given order), bound under the chart."""
-    return alt.param(name=name, value=initial if initial is not None else labels[len(labels) // 2],
-                     bind=alt.binding_select(options=labels, name="epsilon "))
+    return alt.param(
+        name=name,
+        value=initial if initial is not None else labels[len(labels) // 2],
+        bind=alt.binding_select(options=labels, name="epsilon "),
+    )
 
 
 def _with_eps_label(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -227,8 +313,9 @@ def _with_eps_label(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return frame, order
 
 
-def robust_vs_cr_by_eps(robust: pd.DataFrame, prune: pd.DataFrame | None = None, title: str = "",
-                        initial_eps: str | None = None) -> alt.LayerChart:
+def robust_vs_cr_by_eps(
+    robust: pd.DataFrame, prune: pd.DataFrame | None = None, title: str = "", initial_eps: str | None = None
+) -> alt.LayerChart:
     """Robust accuracy vs CR, one line per pruning method, for the epsilon picked in a dropdown.
 
     ``robust``: rows of one norm with the method columns, ``cr``, ``eps``, ``robust_acc`` and, when
@@ -245,30 +332,52 @@ def robust_vs_cr_by_eps(robust: pd.DataFrame, prune: pd.DataFrame | None = None,
     frame = frame[cols]
     picker = _eps_picker(order, initial=initial_eps)
     pick = alt.selection_point(fields=["method"], bind="legend")
-    color = alt.Color("method:N", title="method (click to select)", scale=alt.Scale(scheme="tableau10"),
-                      legend=alt.Legend(symbolOpacity=1))
+    color = alt.Color(
+        "method:N",
+        title="method (click to select)",
+        scale=alt.Scale(scheme="tableau10"),
+        legend=alt.Legend(symbolOpacity=1),
+    )
     y = alt.Y("robust_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1]))
-    tooltip = [alt.Tooltip("method:N"), alt.Tooltip("epsilon:N"), alt.Tooltip("cr:Q", title="CR"),
-               alt.Tooltip("robust_acc:Q", format=".3f", title="robust accuracy"),
-               alt.Tooltip("low:Q", format=".3f", title="interval low"),
-               alt.Tooltip("high:Q", format=".3f", title="interval high"),
-               *([alt.Tooltip("n_seeds:Q", title="seeds")] if "n_seeds" in frame else [])]
-    base = alt.Chart(frame).transform_filter(alt.datum.epsilon == picker).encode(
-        x=_cr_axis(), color=color, opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
-    band = base.mark_area(opacity=0.18).encode(y="low:Q", y2="high:Q",
-                                                opacity=alt.condition(pick, alt.value(0.2), alt.value(0.03)))
+    tooltip = [
+        alt.Tooltip("method:N"),
+        alt.Tooltip("epsilon:N"),
+        alt.Tooltip("cr:Q", title="CR"),
+        alt.Tooltip("robust_acc:Q", format=".3f", title="robust accuracy"),
+        alt.Tooltip("low:Q", format=".3f", title="interval low"),
+        alt.Tooltip("high:Q", format=".3f", title="interval high"),
+        *([alt.Tooltip("n_seeds:Q", title="seeds")] if "n_seeds" in frame else []),
+    ]
+    base = (
+        alt.Chart(frame)
+        .transform_filter(alt.datum.epsilon == picker)
+        .encode(x=_cr_axis(), color=color, opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
+    )
+    band = base.mark_area(opacity=0.18).encode(
+        y="low:Q", y2="high:Q", opacity=alt.condition(pick, alt.value(0.2), alt.value(0.03))
+    )
     lines = base.mark_line(point=True).encode(y=y, tooltip=tooltip)
     layers = [band, lines.add_params(pick, picker)]
     if prune is not None and len(prune):
         clean = prune.assign(method=method_label(prune))
         clean = clean[clean["method"].isin(frame["method"])][["method", "cr", "clean_acc"]]
-        layers.insert(0, alt.Chart(clean).mark_line(strokeDash=[5, 3]).encode(
-            x=_cr_axis(), y=alt.Y("clean_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1])), color=color,
-            opacity=alt.condition(pick, alt.value(0.8), alt.value(0.1)),
-            tooltip=[alt.Tooltip("method:N"), alt.Tooltip("cr:Q", title="CR"),
-                     alt.Tooltip("clean_acc:Q", format=".4f", title="clean accuracy (full test set)")]))
-    return alt.layer(*layers).properties(width=520, height=320,
-                                         title=title or "robust accuracy vs compression rate")
+        layers.insert(
+            0,
+            alt.Chart(clean)
+            .mark_line(strokeDash=[5, 3])
+            .encode(
+                x=_cr_axis(),
+                y=alt.Y("clean_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1])),
+                color=color,
+                opacity=alt.condition(pick, alt.value(0.8), alt.value(0.1)),
+                tooltip=[
+                    alt.Tooltip("method:N"),
+                    alt.Tooltip("cr:Q", title="CR"),
+                    alt.Tooltip("clean_acc:Q", format=".4f", title="clean accuracy (full test set)"),
+                ],
+            ),
+        )
+    return alt.layer(*layers).properties(width=520, height=320, title=title or "robust accuracy vs compression rate")
 
 
 def scenario_lines_chart(acc: pd.DataFrame, title: str = "", initial_eps: str | None = None) -> alt.VConcatChart:
@@ -278,7 +387,8 @@ def scenario_lines_chart(acc: pd.DataFrame, title: str = "", initial_eps: str | 
     the small gaps between the lines are visible.  Click the legend to highlight compression rates."""
     frame, order = _with_eps_label(acc[acc["eps"] > 0])
     frame = frame.assign(CR=[f"CR {c:g}" for c in frame["cr"]])[
-        ["CR", "cr", "eps", "epsilon", "p", "acc", "clean", "robust"]]
+        ["CR", "cr", "eps", "epsilon", "p", "acc", "clean", "robust"]
+    ]
     dense = frame[frame["cr"] == frame["cr"].min()][["epsilon", "p", "acc"]].rename(columns={"acc": "dense_acc"})
     frame = frame.merge(dense, on=["epsilon", "p"], how="left")
     frame["gain"] = frame["acc"] - frame["dense_acc"]
@@ -286,21 +396,39 @@ def scenario_lines_chart(acc: pd.DataFrame, title: str = "", initial_eps: str | 
     picker = _eps_picker(order, initial=initial_eps)
     pick = alt.selection_point(fields=["CR"], bind="legend")
     x = alt.X("p:Q", title="share of adversarial inputs p", axis=alt.Axis(format=".0%"))
-    base = alt.Chart(frame).transform_filter(alt.datum.epsilon == picker).encode(
-        x=x, color=alt.Color("CR:N", sort=crs, scale=alt.Scale(scheme="plasma"), title="CR (click to select)"),
-        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
-        tooltip=[alt.Tooltip("CR:N"), alt.Tooltip("epsilon:N"), alt.Tooltip("p:Q", format=".2f"),
-                 alt.Tooltip("acc:Q", format=".4f", title="acc(p)"),
-                 alt.Tooltip("gain:Q", format="+.4f", title="minus dense acc(p)"),
-                 alt.Tooltip("clean:Q", format=".4f", title="clean (p = 0)"),
-                 alt.Tooltip("robust:Q", format=".3f", title="robust (p = 1)")])
-    top = base.mark_line(point=True).encode(
-        y=alt.Y("acc:Q", axis=alt.Axis(format=".0%", title="aggregated accuracy acc(p)"),
-                scale=alt.Scale(domain=[0, 1]))).add_params(pick, picker).properties(
-        width=520, height=280, title=title or "accuracy vs adversarial share")
-    bottom = base.mark_line(point=True).encode(
-        y=alt.Y("gain:Q", axis=alt.Axis(format="+.1%", title="acc(p) minus dense"))).properties(
-        width=520, height=160)
+    base = (
+        alt.Chart(frame)
+        .transform_filter(alt.datum.epsilon == picker)
+        .encode(
+            x=x,
+            color=alt.Color("CR:N", sort=crs, scale=alt.Scale(scheme="plasma"), title="CR (click to select)"),
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
+            tooltip=[
+                alt.Tooltip("CR:N"),
+                alt.Tooltip("epsilon:N"),
+                alt.Tooltip("p:Q", format=".2f"),
+                alt.Tooltip("acc:Q", format=".4f", title="acc(p)"),
+                alt.Tooltip("gain:Q", format="+.4f", title="minus dense acc(p)"),
+                alt.Tooltip("clean:Q", format=".4f", title="clean (p = 0)"),
+                alt.Tooltip("robust:Q", format=".3f", title="robust (p = 1)"),
+            ],
+        )
+    )
+    top = (
+        base.mark_line(point=True)
+        .encode(
+            y=alt.Y(
+                "acc:Q", axis=alt.Axis(format=".0%", title="aggregated accuracy acc(p)"), scale=alt.Scale(domain=[0, 1])
+            )
+        )
+        .add_params(pick, picker)
+        .properties(width=520, height=280, title=title or "accuracy vs adversarial share")
+    )
+    bottom = (
+        base.mark_line(point=True)
+        .encode(y=alt.Y("gain:Q", axis=alt.Axis(format="+.1%", title="acc(p) minus dense")))
+        .properties(width=520, height=160)
+    )
     return alt.vconcat(top, bottom)
 
 
@@ -313,32 +441,50 @@ def difference_vs_cr(diffs: pd.DataFrame, title: str = "", initial_eps: str | No
     frame = frame[["method", "cr", "eps", "epsilon", "dense", "pruned", "diff", "low", "high", "verdict"]]
     picker = _eps_picker(order, initial=initial_eps)
     pick = alt.selection_point(fields=["method"], bind="legend")
-    base = alt.Chart(frame).transform_filter(alt.datum.epsilon == picker).encode(
-        x=_cr_axis(), color=alt.Color("method:N", title="method (click to select)",
-                                      scale=alt.Scale(scheme="tableau10"),
-                                      legend=alt.Legend(labelLimit=420)),  # labels name the model too
-        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
+    base = (
+        alt.Chart(frame)
+        .transform_filter(alt.datum.epsilon == picker)
+        .encode(
+            x=_cr_axis(),
+            color=alt.Color(
+                "method:N",
+                title="method (click to select)",
+                scale=alt.Scale(scheme="tableau10"),
+                legend=alt.Legend(labelLimit=420),
+            ),  # labels name the model too
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
+        )
+    )
     y_axis = alt.Axis(format="+.0%", title="robust accuracy, pruned minus dense")
     bars = base.mark_rule(strokeWidth=2).encode(y=alt.Y("low:Q", axis=y_axis), y2="high:Q")
     points = base.mark_point(size=70).encode(
         y=alt.Y("diff:Q", axis=y_axis),
-        fill=alt.condition("datum.verdict != 'no clear difference'", alt.Color("method:N", legend=None),
-                           alt.value("white")),
-        tooltip=[alt.Tooltip("method:N"), alt.Tooltip("epsilon:N"), alt.Tooltip("cr:Q", title="CR"),
-                 alt.Tooltip("dense:Q", format=".3f", title="dense robust"),
-                 alt.Tooltip("pruned:Q", format=".3f", title="pruned robust"),
-                 alt.Tooltip("diff:Q", format="+.3f", title="difference"),
-                 alt.Tooltip("low:Q", format="+.3f", title="interval low"),
-                 alt.Tooltip("high:Q", format="+.3f", title="interval high"), alt.Tooltip("verdict:N")])
+        fill=alt.condition(
+            "datum.verdict != 'no clear difference'", alt.Color("method:N", legend=None), alt.value("white")
+        ),
+        tooltip=[
+            alt.Tooltip("method:N"),
+            alt.Tooltip("epsilon:N"),
+            alt.Tooltip("cr:Q", title="CR"),
+            alt.Tooltip("dense:Q", format=".3f", title="dense robust"),
+            alt.Tooltip("pruned:Q", format=".3f", title="pruned robust"),
+            alt.Tooltip("diff:Q", format="+.3f", title="difference"),
+            alt.Tooltip("low:Q", format="+.3f", title="interval low"),
+            alt.Tooltip("high:Q", format="+.3f", title="interval high"),
+            alt.Tooltip("verdict:N"),
+        ],
+    )
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="gray", strokeDash=[4, 3]).encode(y="y:Q")
     return alt.layer(zero, bars, points.add_params(pick, picker)).properties(
-        width=520, height=300, title=title or "pruned minus dense robust accuracy")
+        width=520, height=300, title=title or "pruned minus dense robust accuracy"
+    )
 
 
 def _method_picker(methods: list[str], name: str = "method_pick") -> alt.Parameter:
     """A dropdown over methods, 'all methods' first (the initial state, which static copies show)."""
-    return alt.param(name=name, value="all methods",
-                     bind=alt.binding_select(options=["all methods", *methods], name="method "))
+    return alt.param(
+        name=name, value="all methods", bind=alt.binding_select(options=["all methods", *methods], name="method ")
+    )
 
 
 def methods_vs_original(frame: pd.DataFrame, title: str = "") -> alt.HConcatChart:
@@ -350,39 +496,68 @@ def methods_vs_original(frame: pd.DataFrame, title: str = "") -> alt.HConcatChar
     sources = list(dict.fromkeys(frame["source"]))
     picker = _method_picker(methods)
     pick = alt.selection_point(fields=["method"], bind="legend")
-    color = alt.Color("method:N", sort=methods, title="method (click to select)",
-                      scale=alt.Scale(scheme="tableau10"), legend=alt.Legend(symbolOpacity=1))
-    dash = alt.StrokeDash("source:N", title="source", sort=sources,
-                          scale=alt.Scale(domain=sources, range=[[1, 0], [5, 3], [2, 2]][:len(sources)]))
-    tooltip = [alt.Tooltip("method:N"), alt.Tooltip("source:N"), alt.Tooltip("cr:Q", title="CR"),
-               alt.Tooltip("clean_acc:Q", format=".4f", title="clean accuracy (mean)"),
-               alt.Tooltip("clean_low:Q", format=".4f", title="clean accuracy min"),
-               alt.Tooltip("clean_high:Q", format=".4f", title="clean accuracy max"),
-               alt.Tooltip("n_kept:Q", format=",.0f", title="weights kept (mean)"),
-               alt.Tooltip("n_kept_low:Q", format=",.0f", title="weights kept min"),
-               alt.Tooltip("n_kept_high:Q", format=",.0f", title="weights kept max"),
-               alt.Tooltip("kept:Q", format=".4f", title="kept fraction"),
-               alt.Tooltip("n_runs:Q", title="runs")]
-    base = alt.Chart(frame).transform_filter(
-        "method_pick == 'all methods' || datum.method == method_pick").encode(
-        x=_cr_axis(), color=color, opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
+    color = alt.Color(
+        "method:N",
+        sort=methods,
+        title="method (click to select)",
+        scale=alt.Scale(scheme="tableau10"),
+        legend=alt.Legend(symbolOpacity=1),
+    )
+    dash = alt.StrokeDash(
+        "source:N",
+        title="source",
+        sort=sources,
+        scale=alt.Scale(domain=sources, range=[[1, 0], [5, 3], [2, 2]][: len(sources)]),
+    )
+    tooltip = [
+        alt.Tooltip("method:N"),
+        alt.Tooltip("source:N"),
+        alt.Tooltip("cr:Q", title="CR"),
+        alt.Tooltip("clean_acc:Q", format=".4f", title="clean accuracy (mean)"),
+        alt.Tooltip("clean_low:Q", format=".4f", title="clean accuracy min"),
+        alt.Tooltip("clean_high:Q", format=".4f", title="clean accuracy max"),
+        alt.Tooltip("n_kept:Q", format=",.0f", title="weights kept (mean)"),
+        alt.Tooltip("n_kept_low:Q", format=",.0f", title="weights kept min"),
+        alt.Tooltip("n_kept_high:Q", format=",.0f", title="weights kept max"),
+        alt.Tooltip("kept:Q", format=".4f", title="kept fraction"),
+        alt.Tooltip("n_runs:Q", title="runs"),
+    ]
+    base = (
+        alt.Chart(frame)
+        .transform_filter("method_pick == 'all methods' || datum.method == method_pick")
+        .encode(x=_cr_axis(), color=color, opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
+    )
 
     def panel(y: str, low: str, high: str, axis: alt.Axis, scale: alt.Scale, panel_title: str, with_params: bool):
-        band = base.mark_area(opacity=0.15).encode(y=alt.Y(f"{low}:Q", axis=axis, scale=scale), y2=f"{high}:Q",
-                                                   opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03)))
-        lines = base.mark_line(point=True).encode(y=alt.Y(f"{y}:Q", axis=axis, scale=scale), strokeDash=dash,
-                                                  tooltip=tooltip)
+        band = base.mark_area(opacity=0.15).encode(
+            y=alt.Y(f"{low}:Q", axis=axis, scale=scale),
+            y2=f"{high}:Q",
+            opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03)),
+        )
+        lines = base.mark_line(point=True).encode(
+            y=alt.Y(f"{y}:Q", axis=axis, scale=scale), strokeDash=dash, tooltip=tooltip
+        )
         if with_params:
             lines = lines.add_params(pick)
         return alt.layer(band, lines).properties(width=380, height=300, title=panel_title)
 
-    left = panel("clean_acc", "clean_low", "clean_high", ACC_AXIS, alt.Scale(domain=[0, 1]),
-                 "clean test accuracy", True)
-    right = panel("kept", "kept_low", "kept_high", alt.Axis(title="kept fraction of prunable weights (log scale)",
-                                                             format="~g"),
-                  alt.Scale(type="log"), "kept weights (measured)", False)
-    return alt.hconcat(left, right).add_params(picker).properties(
-        title=title or "clean accuracy and kept weights: reproduced vs original")
+    left = panel(
+        "clean_acc", "clean_low", "clean_high", ACC_AXIS, alt.Scale(domain=[0, 1]), "clean test accuracy", True
+    )
+    right = panel(
+        "kept",
+        "kept_low",
+        "kept_high",
+        alt.Axis(title="kept fraction of prunable weights (log scale)", format="~g"),
+        alt.Scale(type="log"),
+        "kept weights (measured)",
+        False,
+    )
+    return (
+        alt.hconcat(left, right)
+        .add_params(picker)
+        .properties(title=title or "clean accuracy and kept weights: reproduced vs original")
+    )
 
 
 def versus_original_by_eps(frame: pd.DataFrame, title: str = "", initial_eps: str | None = None) -> alt.LayerChart:
@@ -394,21 +569,41 @@ def versus_original_by_eps(frame: pd.DataFrame, title: str = "", initial_eps: st
     sources = list(dict.fromkeys(frame.sort_values(["side", "source"], ascending=[False, True])["source"]))
     picker = _eps_picker(order, name="eps_orig", initial=initial_eps)
     pick = alt.selection_point(fields=["source"], bind="legend")
-    color = alt.Color("source:N", sort=sources, title="line (click to select)",
-                      scale=alt.Scale(scheme="category10"), legend=alt.Legend(labelLimit=520, orient="bottom", columns=1,
-                                                                              symbolOpacity=1))
-    base = alt.Chart(frame).transform_filter(alt.datum.epsilon == picker).encode(
-        x=_cr_axis(), color=color, opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
+    color = alt.Color(
+        "source:N",
+        sort=sources,
+        title="line (click to select)",
+        scale=alt.Scale(scheme="category10"),
+        legend=alt.Legend(labelLimit=520, orient="bottom", columns=1, symbolOpacity=1),
+    )
+    base = (
+        alt.Chart(frame)
+        .transform_filter(alt.datum.epsilon == picker)
+        .encode(x=_cr_axis(), color=color, opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
+    )
     y = alt.Y("robust_acc:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1]))
-    band = base.transform_filter(alt.datum.side == "original").mark_area(opacity=0.15).encode(
-        y=alt.Y("low:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1])), y2="high:Q",
-        opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03)))
+    band = (
+        base.transform_filter(alt.datum.side == "original")
+        .mark_area(opacity=0.15)
+        .encode(
+            y=alt.Y("low:Q", axis=ACC_AXIS, scale=alt.Scale(domain=[0, 1])),
+            y2="high:Q",
+            opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03)),
+        )
+    )
     lines = base.mark_line(point=True).encode(
-        y=y, strokeDash=alt.condition("datum.side == 'original'", alt.value([5, 3]), alt.value([1, 0])),
-        tooltip=[alt.Tooltip("source:N", title="line"), alt.Tooltip("epsilon:N"), alt.Tooltip("cr:Q", title="CR"),
-                 alt.Tooltip("robust_acc:Q", format=".3f", title="robust accuracy (mean)"),
-                 alt.Tooltip("low:Q", format=".3f", title="min over runs"),
-                 alt.Tooltip("high:Q", format=".3f", title="max over runs"),
-                 alt.Tooltip("n_runs:Q", title="runs")])
+        y=y,
+        strokeDash=alt.condition("datum.side == 'original'", alt.value([5, 3]), alt.value([1, 0])),
+        tooltip=[
+            alt.Tooltip("source:N", title="line"),
+            alt.Tooltip("epsilon:N"),
+            alt.Tooltip("cr:Q", title="CR"),
+            alt.Tooltip("robust_acc:Q", format=".3f", title="robust accuracy (mean)"),
+            alt.Tooltip("low:Q", format=".3f", title="min over runs"),
+            alt.Tooltip("high:Q", format=".3f", title="max over runs"),
+            alt.Tooltip("n_runs:Q", title="runs"),
+        ],
+    )
     return alt.layer(band, lines.add_params(pick, picker)).properties(
-        width=520, height=320, title=title or "robust accuracy vs CR: reproduced vs original")
+        width=520, height=320, title=title or "robust accuracy vs CR: reproduced vs original"
+    )

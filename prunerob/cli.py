@@ -36,9 +36,15 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--workers", type=int, default=1, help="local pool size (default 1: torch uses every core)")
     sw.add_argument("--device", default="auto", help=f"{DEVICES} (auto: CUDA when present)")
     sw.add_argument("--dry-run", action="store_true", help="list the stages that would run, run none")
-    sw.add_argument("--only", type=_param, action="append", default=[], metavar="NAME=VALUE",
-                    help="run only the profile's stages with this parameter value (and what they need); "
-                         "repeat to narrow, e.g. --only arch=mlp --only training=standard")
+    sw.add_argument(
+        "--only",
+        type=_param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="run only the profile's stages with this parameter value (and what they need); "
+        "repeat to narrow, e.g. --only arch=mlp --only training=standard",
+    )
 
     st = sub.add_parser("stage", help="run one stage notebook with parameters (as papermill would)")
     st.add_argument("kind", help="train, prune or attack")
@@ -51,16 +57,27 @@ def main(argv: list[str] | None = None) -> int:
     ref.add_argument("--source", required=True, help="folder with the original's CSV files")
 
     bench = sub.add_parser("bench", help="measure speed; results go to benchmarks/<name>.json")
-    bench.add_argument("what", choices=["prune", "attacks"],
-                       help="prune: mask computation and application, all methods; attacks: attack speed and strength")
+    bench.add_argument(
+        "what",
+        choices=["prune", "attacks"],
+        help="prune: mask computation and application, all methods; attacks: attack speed and strength",
+    )
     bench.add_argument("--arch", default="vgg11", help="prune: the architecture (3x32x32 input)")
     bench.add_argument("--checkpoint", help="attacks: a saved model (artifacts/.../*.pt)")
     bench.add_argument("--n", type=int, default=100, help="attacks: number of test images (default 100)")
-    bench.add_argument("--throughput-n", type=int, default=500,
-                       help="attacks: images in the one batch the PGD throughput is measured on (default 500)")
-    bench.add_argument("--rounds", type=int, default=3,
-                       help="attacks: alternating rounds of the default and the original's set; each "
-                            "norm's seconds are its best round (default 3)")
+    bench.add_argument(
+        "--throughput-n",
+        type=int,
+        default=500,
+        help="attacks: images in the one batch the PGD throughput is measured on (default 500)",
+    )
+    bench.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="attacks: alternating rounds of the default and the original's set; each "
+        "norm's seconds are its best round (default 3)",
+    )
     bench.add_argument("--device", default="auto")
     bench.add_argument("--out", help="JSON file to write (default benchmarks/<what>_<arch>.json)")
 
@@ -69,8 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sweep":
             from prunerob import sweep
 
-            summary = sweep.run(args.profile, workers=args.workers, scheduler=args.scheduler,
-                                device=args.device, dry_run=args.dry_run, only=dict(args.only))
+            summary = sweep.run(
+                args.profile,
+                workers=args.workers,
+                scheduler=args.scheduler,
+                device=args.device,
+                dry_run=args.dry_run,
+                only=dict(args.only),
+            )
             if summary.interrupted:
                 return 130
             return 1 if summary.failed or summary.blocked else 0
@@ -87,9 +110,11 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # noqa: BLE001 - the notebook's error, whole, on one line
                 if type(exc).__name__ != "PapermillExecutionError":
                     raise
-                print(f"FAILED {stage.id}: {sweep.last_error_line(exc)} (the run's notebook: "
-                      f"{sweep.run_record(stage).with_name(sweep.run_record(stage).stem + '.failed.ipynb')})",
-                      file=sys.stderr)
+                print(
+                    f"FAILED {stage.id}: {sweep.last_error_line(exc)} (the run's notebook: "
+                    f"{sweep.run_record(stage).with_name(sweep.run_record(stage).stem + '.failed.ipynb')})",
+                    file=sys.stderr,
+                )
                 return 1
             return 0
         if args.command == "reference":
@@ -106,14 +131,16 @@ def main(argv: list[str] | None = None) -> int:
 
             if args.what == "prune":
                 records = bench_mod.bench_prune(args.arch)
-                path = bench_mod.write(f"prune_{args.arch}", records, " ".join(sys.argv),
-                                       Path(args.out) if args.out else None)
+                path = bench_mod.write(
+                    f"prune_{args.arch}", records, " ".join(sys.argv), Path(args.out) if args.out else None
+                )
                 print(bench_mod.summarize_prune(records))
             else:
                 if not args.checkpoint:
                     raise SpecError("bench attacks needs --checkpoint PATH (a model saved by a train or prune stage)")
-                result = bench_mod.bench_attacks_on(Path(args.checkpoint), args.n, args.device, args.throughput_n,
-                                                    args.rounds)
+                result = bench_mod.bench_attacks_on(
+                    Path(args.checkpoint), args.n, args.device, args.throughput_n, args.rounds
+                )
                 path = bench_mod.write("attacks", [result], " ".join(sys.argv), Path(args.out) if args.out else None)
                 print(json.dumps({k: result[k] for k in ("throughput", "speedup", "no_weaker")}, indent=1))
             print(f"wrote {path}")

@@ -10,7 +10,6 @@ noise; a seed that faced fewer attacks limits every seed to the attacks they all
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from prunerob import evaluate, stats
@@ -56,8 +55,9 @@ def worst_case_per_seed(attack: pd.DataFrame, samples: pd.DataFrame, models: dic
     return pd.concat(parts, ignore_index=True)[cols]
 
 
-def mean_over_seeds(frame: pd.DataFrame, by: list[str], value: str = "robust_acc", n: str | None = "n",
-                    confidence: float = 0.95) -> pd.DataFrame:
+def mean_over_seeds(
+    frame: pd.DataFrame, by: list[str], value: str = "robust_acc", n: str | None = "n", confidence: float = 0.95
+) -> pd.DataFrame:
     """Per group of ``by``: the mean of ``value`` over the seeds (rows) in it, ``n_seeds``, the
     seeds' standard deviation ``seed_sd`` and a band ``low``/``high`` (:func:`stats.seed_band`:
     the seeds' t-interval and, with ``n`` (a column of images per seed), the Wilson interval of the
@@ -68,13 +68,15 @@ def mean_over_seeds(frame: pd.DataFrame, by: list[str], value: str = "robust_acc
     if n:
         spec[n] = (n, "min")
     out = frame.groupby(by, as_index=False, dropna=False, sort=True).agg(**spec)
-    out["low"], out["high"] = stats.seed_band(out[value], out["seed_sd"], out["n_seeds"],
-                                              out[n] if n else None, confidence)
+    out["low"], out["high"] = stats.seed_band(
+        out[value], out["seed_sd"], out["n_seeds"], out[n] if n else None, confidence
+    )
     return out
 
 
-def worst_case_by_model(attack: pd.DataFrame, samples: pd.DataFrame, models: dict[str, dict],
-                        confidence: float = 0.95) -> pd.DataFrame:
+def worst_case_by_model(
+    attack: pd.DataFrame, samples: pd.DataFrame, models: dict[str, dict], confidence: float = 0.95
+) -> pd.DataFrame:
     """:func:`worst_case_per_seed`, averaged over seeds (:func:`mean_over_seeds`): per model, CR,
     norm and eps the mean robust accuracy, ``n`` (images per seed), ``n_seeds`` and a 95 % band
     ``low``/``high`` (seeds and images; with one seed, the Wilson interval over the images)."""
@@ -100,7 +102,8 @@ def prune_over_seeds(prune: pd.DataFrame, confidence: float = 0.95) -> pd.DataFr
     out = mean_over_seeds(prune, keys, "clean_acc", None, confidence)
     means = prune.groupby(keys, as_index=False, dropna=False, sort=True).agg(
         **{c: (c, "mean") for c in ("kept", "sparsity", "n_kept", "layers_removed", "finetune_epochs")},
-        n_prunable=("n_prunable", "first"))
+        n_prunable=("n_prunable", "first"),
+    )
     return out.merge(means, on=keys, how="left")
 
 
@@ -113,8 +116,9 @@ def summary_at(worst: pd.DataFrame, norm: str, reference: str) -> tuple[float, p
     return eps, rows[rows["eps"] == eps].pivot_table(index="cr", columns="method", values="robust_acc")
 
 
-def norm_comparison(worst: pd.DataFrame, norm: str, reference: str, other: str,
-                    names: tuple[str, str] | None = None) -> tuple[float, str] | None:
+def norm_comparison(
+    worst: pd.DataFrame, norm: str, reference: str, other: str, names: tuple[str, str] | None = None
+) -> tuple[float, str] | None:
     """One norm of a two-model comparison, for a chapter's text: the budget of ``summary_at`` and a
     sentence such as 'at Linf 8/255 the CNN keeps 94.0% of the images dense and 80.1% at CR 64; the
     MLP 60.2% dense and 38.0% at CR 64 (its best CR: 4, 65.8%)', at the largest CR both models
@@ -130,7 +134,9 @@ def norm_comparison(worst: pd.DataFrame, norm: str, reference: str, other: str,
     top = at.dropna().index.max()
     ref, oth = names or (reference, other)
     unit = " pixels" if norm == "L0" else ""
-    return eps, (f"at {norm} {eps_label(eps, norm)}{unit} the {ref} keeps {at.loc[1, reference]:.1%} of the images "
-                 f"dense and {at.loc[top, reference]:.1%} at CR {top:g}; the {oth} {at.loc[1, other]:.1%} dense and "
-                 f"{at.loc[top, other]:.1%} at CR {top:g} (its best CR: {at[other].idxmax():g}, "
-                 f"{at[other].max():.1%})")
+    return eps, (
+        f"at {norm} {eps_label(eps, norm)}{unit} the {ref} keeps {at.loc[1, reference]:.1%} of the images "
+        f"dense and {at.loc[top, reference]:.1%} at CR {top:g}; the {oth} {at.loc[1, other]:.1%} dense and "
+        f"{at.loc[top, other]:.1%} at CR {top:g} (its best CR: {at[other].idxmax():g}, "
+        f"{at[other].max():.1%})"
+    )

@@ -15,9 +15,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -97,15 +97,39 @@ def _load_imagenette(root: Path, train: bool, download: bool):
 
 
 DATASETS: dict[str, DatasetInfo] = {
-    "mnist": DatasetInfo("mnist", (1, 28, 28), 10, (0.1307,), (0.3081,), False, _mnist_like("MNIST"),
-                         "CC BY-SA 3.0 (LeCun, Cortes, Burges)"),
-    "fashion_mnist": DatasetInfo("fashion_mnist", (1, 28, 28), 10, (0.2860,), (0.3530,), False,
-                                 _mnist_like("FashionMNIST"), "MIT (Zalando SE)"),
-    "cifar10": DatasetInfo("cifar10", (3, 32, 32), 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
-                           True, _load_cifar10, "Krizhevsky 2009"),
-    "imagenette": DatasetInfo("imagenette", (3, IMAGENETTE_SIZE, IMAGENETTE_SIZE), 10,
-                              (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), True, _load_imagenette,
-                              "Apache 2.0 (fast.ai); ImageNet subset"),
+    "mnist": DatasetInfo(
+        "mnist",
+        (1, 28, 28),
+        10,
+        (0.1307,),
+        (0.3081,),
+        False,
+        _mnist_like("MNIST"),
+        "CC BY-SA 3.0 (LeCun, Cortes, Burges)",
+    ),
+    "fashion_mnist": DatasetInfo(
+        "fashion_mnist", (1, 28, 28), 10, (0.2860,), (0.3530,), False, _mnist_like("FashionMNIST"), "MIT (Zalando SE)"
+    ),
+    "cifar10": DatasetInfo(
+        "cifar10",
+        (3, 32, 32),
+        10,
+        (0.4914, 0.4822, 0.4465),
+        (0.2470, 0.2435, 0.2616),
+        True,
+        _load_cifar10,
+        "Krizhevsky 2009",
+    ),
+    "imagenette": DatasetInfo(
+        "imagenette",
+        (3, IMAGENETTE_SIZE, IMAGENETTE_SIZE),
+        10,
+        (0.485, 0.456, 0.406),
+        (0.229, 0.224, 0.225),
+        True,
+        _load_imagenette,
+        "Apache 2.0 (fast.ai); ImageNet subset",
+    ),
 }
 
 
@@ -173,9 +197,8 @@ class Splits:
     def info(self) -> DatasetInfo:
         return info(self.name)
 
-    def to(self, device: torch.device | str) -> "Splits":
-        moved = {k: getattr(self, k).to(device) for k in
-                 ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
+    def to(self, device: torch.device | str) -> Splits:
+        moved = {k: getattr(self, k).to(device) for k in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
         return Splits(self.name, **moved)
 
     def eval_subset(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -97,7 +97,7 @@ def _share(flags: torch.Tensor) -> float:
 
 
 def _batched(fn, x, y, batch_size):
-    return torch.cat([fn(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    return torch.cat([fn(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
 def _batched_with_sources(fn, x, y, batch_size, name: str) -> tuple[torch.Tensor, list[str]]:
@@ -106,7 +106,7 @@ def _batched_with_sources(fn, x, y, batch_size, name: str) -> tuple[torch.Tensor
     source."""
     advs, sources = [], []
     for i in range(0, len(x), batch_size):
-        out = fn(x[i:i + batch_size], y[i:i + batch_size])
+        out = fn(x[i : i + batch_size], y[i : i + batch_size])
         adv, src = out if isinstance(out, tuple) else (out, [name] * len(out))
         if len(src) != len(adv):
             raise RuntimeError(f"attack {name!r} named {len(src)} sources for {len(adv)} candidates")
@@ -115,28 +115,48 @@ def _batched_with_sources(fn, x, y, batch_size, name: str) -> tuple[torch.Tensor
     return torch.cat(advs), sources
 
 
-def run_fixed(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec,
-              info: attack_registry.AttackInfo, eps: float, source: nn.Module | None = None) -> dict[str, torch.Tensor]:
+def run_fixed(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    spec: AttackSpec,
+    info: attack_registry.AttackInfo,
+    eps: float,
+    source: nn.Module | None = None,
+) -> dict[str, torch.Tensor]:
     """One fixed-epsilon attack run, verified on ``model``; returns per-sample tensors.  ``source``:
     the model the examples are crafted on (transfer; default ``model`` itself)."""
     params = spec.preset_params
     torch.manual_seed(spec.attack_seed)
     start = time.perf_counter()
     crafter = model if source is None else source
-    adv, sources = _batched_with_sources(lambda xb, yb: info.run(crafter, xb, yb, eps, **params), x, y,
-                                         spec.attack_batch_size, info.name)
+    adv, sources = _batched_with_sources(
+        lambda xb, yb: info.run(crafter, xb, yb, eps, **params), x, y, spec.attack_batch_size, info.name
+    )
     seconds = time.perf_counter() - start
     adv_pred = predict(model, adv, spec.attack_batch_size).argmax(1)
     dist = distances(x, adv, info.norm)
     in_box = (adv >= -BOX_TOL).flatten(1).all(1) & (adv <= 1 + BOX_TOL).flatten(1).all(1)
     valid = in_box & within(dist, eps, info.norm)
-    return {"adv_pred": adv_pred, "distance": dist, "valid": valid,
-            "l0_channels": l0_channel_count(x, adv), "seconds": torch.tensor(seconds), "source_attack": sources}
+    return {
+        "adv_pred": adv_pred,
+        "distance": dist,
+        "valid": valid,
+        "l0_channels": l0_channel_count(x, adv),
+        "seconds": torch.tensor(seconds),
+        "source_attack": sources,
+    }
 
 
-def attack_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec,
-                 input_shape: tuple[int, int, int], progress: bool = False,
-                 source: nn.Module | None = None) -> AttackResult:
+def attack_curve(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    spec: AttackSpec,
+    input_shape: tuple[int, int, int],
+    progress: bool = False,
+    source: nn.Module | None = None,
+) -> AttackResult:
     """Robust accuracy over ``spec.eps`` (plus eps 0) on (x, y), and the sanity checks.
 
     Fixed attacks run once per epsilon (plus an unbounded sanity run); minimal attacks run once
@@ -146,7 +166,7 @@ def attack_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: Attac
     """
     info = attack_registry.get(spec.attack)
     run = {"fixed": _fixed_curve, "minimal": _minimal_curve}[info.kind]
-    with attack_mode(model), (attack_mode(source) if source is not None else contextlib.nullcontext()):
+    with attack_mode(model), attack_mode(source) if source is not None else contextlib.nullcontext():
         clean_pred = predict(model, x, spec.attack_batch_size).argmax(1)
         samples, curve, unbounded_acc = run(model, x, y, clean_pred, spec, info, input_shape, progress, source)
     clean_acc = _share(clean_pred == y)
@@ -155,8 +175,12 @@ def attack_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: Attac
 
 
 def _sample_frame(y, clean_pred, adv_pred, **columns) -> pd.DataFrame:
-    cols = {"sample": np.arange(len(y)), "label": y.cpu().numpy(), "clean_pred": clean_pred.cpu().numpy(),
-            "adv_pred": adv_pred.cpu().numpy()}
+    cols = {
+        "sample": np.arange(len(y)),
+        "label": y.cpu().numpy(),
+        "clean_pred": clean_pred.cpu().numpy(),
+        "adv_pred": adv_pred.cpu().numpy(),
+    }
     cols.update({k: (v.cpu().numpy() if isinstance(v, torch.Tensor) else v) for k, v in columns.items()})
     return pd.DataFrame(cols)
 
@@ -172,11 +196,30 @@ def _fixed_curve(model, x, y, clean_pred, spec, info, input_shape, progress, sou
         out = run_fixed(model, x, y, spec, info, eps, source)
         success = (~clean_ok) | (out["valid"] & (out["adv_pred"] != y))
         broken = broken | success
-        curve_rows.append({"eps": eps, "robust_acc": _share(~broken), "robust_acc_run": _share(~success),
-                           "n": len(y), "violations": int((~out["valid"]).sum()), "seconds": float(out["seconds"])})
-        sample_rows.append(_sample_frame(y, clean_pred, out["adv_pred"], eps=eps, success=success, broken=broken,
-                                         valid=out["valid"], distance=out["distance"],
-                                         l0_channels=out["l0_channels"], source_attack=out["source_attack"]))
+        curve_rows.append(
+            {
+                "eps": eps,
+                "robust_acc": _share(~broken),
+                "robust_acc_run": _share(~success),
+                "n": len(y),
+                "violations": int((~out["valid"]).sum()),
+                "seconds": float(out["seconds"]),
+            }
+        )
+        sample_rows.append(
+            _sample_frame(
+                y,
+                clean_pred,
+                out["adv_pred"],
+                eps=eps,
+                success=success,
+                broken=broken,
+                valid=out["valid"],
+                distance=out["distance"],
+                l0_channels=out["l0_channels"],
+                source_attack=out["source_attack"],
+            )
+        )
     if source is not None:
         return pd.concat(sample_rows, ignore_index=True), pd.DataFrame(curve_rows), None
     big = run_fixed(model, x, y, spec, info, attack_registry.unbounded_eps(info.norm, input_shape))
@@ -193,8 +236,9 @@ def _minimal_curve(model, x, y, clean_pred, spec, info, input_shape, progress, s
     torch.manual_seed(spec.attack_seed)
     start = time.perf_counter()
     crafter = model if source is None else source
-    adv, sources = _batched_with_sources(lambda xb, yb: info.run(crafter, xb, yb, **spec.preset_params), x, y,
-                                         spec.attack_batch_size, info.name)
+    adv, sources = _batched_with_sources(
+        lambda xb, yb: info.run(crafter, xb, yb, **spec.preset_params), x, y, spec.attack_batch_size, info.name
+    )
     seconds = time.perf_counter() - start
     adv_pred = predict(model, adv, spec.attack_batch_size).argmax(1)
     dist = distances(x, adv, info.norm)
@@ -204,41 +248,78 @@ def _minimal_curve(model, x, y, clean_pred, spec, info, input_shape, progress, s
     distance = torch.where(~clean_ok, torch.zeros_like(dist), torch.where(found, dist, torch.full_like(dist, np.inf)))
     grid = sorted({0.0, *map(float, spec.eps)})
     violations = int((~in_box).sum())
-    curve = pd.DataFrame([{
-        "eps": eps, "robust_acc": _share(clean_ok & (distance > eps)),
-        "robust_acc_original_rule": _share(clean_ok & (distance >= eps)) if eps > 0 else _share(clean_ok),
-        "n": len(y), "violations": violations, "seconds": seconds} for eps in grid])
-    samples = _sample_frame(y, clean_pred, adv_pred, success=found | ~clean_ok, valid=in_box, distance=distance,
-                            l0_channels=torch.where(found, l0_channel_count(x, adv), torch.zeros_like(dist)),
-                            source_attack=sources)
+    curve = pd.DataFrame(
+        [
+            {
+                "eps": eps,
+                "robust_acc": _share(clean_ok & (distance > eps)),
+                "robust_acc_original_rule": _share(clean_ok & (distance >= eps)) if eps > 0 else _share(clean_ok),
+                "n": len(y),
+                "violations": violations,
+                "seconds": seconds,
+            }
+            for eps in grid
+        ]
+    )
+    samples = _sample_frame(
+        y,
+        clean_pred,
+        adv_pred,
+        success=found | ~clean_ok,
+        valid=in_box,
+        distance=distance,
+        l0_channels=torch.where(found, l0_channel_count(x, adv), torch.zeros_like(dist)),
+        source_attack=sources,
+    )
     unbounded_acc = None if source is not None else _share(clean_ok & ~found)
     return samples, curve, unbounded_acc
 
 
-def sanity_checks(curve: pd.DataFrame, clean_acc: float, unbounded_eps: float,
-                  unbounded_acc: float | None) -> pd.DataFrame:
+def sanity_checks(
+    curve: pd.DataFrame, clean_acc: float, unbounded_eps: float, unbounded_acc: float | None
+) -> pd.DataFrame:
     """The checks stored with every attack result (and shown in the book when one fails).
     ``unbounded_acc`` None (transfer attacks): the unbounded check does not apply and is left out."""
     acc = curve.sort_values("eps")["robust_acc"].to_numpy()
     at0 = curve.loc[curve["eps"] == 0, "robust_acc"]
     rows = [
-        {"check": "eps0_equals_clean", "value": float(at0.iloc[0]) if len(at0) else float("nan"),
-         "expected": clean_acc, "passed": bool(len(at0) and abs(at0.iloc[0] - clean_acc) <= EPS0_TOL)},
-        {"check": "monotone_in_eps", "value": float(np.max(np.diff(acc), initial=0.0)),
-         "expected": 0.0, "passed": bool(np.all(np.diff(acc) <= 0))},
-        {"check": "no_violations", "value": float(curve["violations"].sum()), "expected": 0.0,
-         "passed": bool(curve["violations"].sum() == 0)},
+        {
+            "check": "eps0_equals_clean",
+            "value": float(at0.iloc[0]) if len(at0) else float("nan"),
+            "expected": clean_acc,
+            "passed": bool(len(at0) and abs(at0.iloc[0] - clean_acc) <= EPS0_TOL),
+        },
+        {
+            "check": "monotone_in_eps",
+            "value": float(np.max(np.diff(acc), initial=0.0)),
+            "expected": 0.0,
+            "passed": bool(np.all(np.diff(acc) <= 0)),
+        },
+        {
+            "check": "no_violations",
+            "value": float(curve["violations"].sum()),
+            "expected": 0.0,
+            "passed": bool(curve["violations"].sum() == 0),
+        },
     ]
     if unbounded_acc is not None:
-        rows.insert(2, {"check": "unbounded_breaks_all", "value": unbounded_acc, "expected": UNBOUNDED_MAX_ACC,
-                        "passed": unbounded_acc <= UNBOUNDED_MAX_ACC, "eps": unbounded_eps})
+        rows.insert(
+            2,
+            {
+                "check": "unbounded_breaks_all",
+                "value": unbounded_acc,
+                "expected": UNBOUNDED_MAX_ACC,
+                "passed": unbounded_acc <= UNBOUNDED_MAX_ACC,
+                "eps": unbounded_eps,
+            },
+        )
     return pd.DataFrame(rows)
 
 
 def _robust_at(group: pd.DataFrame, kind: str, eps: float) -> pd.Series:
     """Per sample (indexed by sample): robust at ``eps`` according to one attack's rows."""
     if kind == "minimal":
-        return (group.set_index("sample")["distance"] > eps)
+        return group.set_index("sample")["distance"] > eps
     budgets = sorted(b for b in group["eps"].unique() if b <= eps + 1e-12)
     # a verified example found inside a smaller ball also lies inside the larger one
     return ~group[group["eps"] == budgets[-1]].set_index("sample")["broken"].astype(bool)
@@ -278,9 +359,19 @@ def worst_case_samples(samples: pd.DataFrame, eps_grid: dict[str, list[float]] |
                     robust, r = robust.align(r, fill_value=True)
                     r = robust.astype(bool) & r.astype(bool)
                 robust = r
-            parts.append(pd.DataFrame({"prune_id": prune_id, "cr": cr, "norm": norm, "eps": float(eps),
-                                       "sample": robust.index.to_numpy(), "robust": robust.to_numpy(bool),
-                                       "attacks": names}))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "prune_id": prune_id,
+                        "cr": cr,
+                        "norm": norm,
+                        "eps": float(eps),
+                        "sample": robust.index.to_numpy(),
+                        "robust": robust.to_numpy(bool),
+                        "attacks": names,
+                    }
+                )
+            )
     if not parts:
         return pd.DataFrame(columns=["prune_id", "cr", "norm", "eps", "sample", "robust", "attacks"])
     return pd.concat(parts, ignore_index=True)
@@ -316,8 +407,14 @@ def on_own_grids(worst_case, samples: pd.DataFrame, attack: pd.DataFrame) -> pd.
     each prune stage's samples on the budgets of that stage's own attacks. Models attacked at
     different budgets (Fashion-MNIST's grid is not MNIST's) must not share one grid: a fixed attack
     has no result below its smallest budget, and a budget it never ran is no worst case over it."""
-    parts = [worst_case(rows, eps_grids(attack[attack["prune_id"] == prune_id]))
-             for prune_id, rows in samples.groupby("prune_id", sort=True)] if len(samples) else []
+    parts = (
+        [
+            worst_case(rows, eps_grids(attack[attack["prune_id"] == prune_id]))
+            for prune_id, rows in samples.groupby("prune_id", sort=True)
+        ]
+        if len(samples)
+        else []
+    )
     return pd.concat(parts, ignore_index=True) if parts else worst_case(samples.iloc[:0], {})
 
 
@@ -325,8 +422,11 @@ def worst_case(samples: pd.DataFrame, eps_grid: dict[str, list[float]] | None = 
     """Per checkpoint and norm: robust accuracy at each eps when a sample counts as robust only if
     every attack of that norm failed on it (see ``worst_case_samples``)."""
     per_sample = worst_case_samples(samples, eps_grid)
-    out = (per_sample.groupby(["prune_id", "cr", "norm", "eps", "attacks"], sort=False)["robust"]
-           .agg(robust_acc="mean", n="size").reset_index())
+    out = (
+        per_sample.groupby(["prune_id", "cr", "norm", "eps", "attacks"], sort=False)["robust"]
+        .agg(robust_acc="mean", n="size")
+        .reset_index()
+    )
     out["robust_acc"] = out["robust_acc"].astype(float)
     return out[["prune_id", "cr", "norm", "eps", "robust_acc", "n", "attacks"]]
 
@@ -339,7 +439,7 @@ def min_distance(samples: pd.DataFrame) -> pd.DataFrame:
     wrong = samples["clean_pred"] != samples["label"]
     d = samples["distance"].where(ok, np.inf).where(~wrong, 0.0)
     frame = samples.assign(distance=d)
-    return (frame.groupby(["prune_id", "cr", "norm", "sample"], as_index=False)["distance"].min())
+    return frame.groupby(["prune_id", "cr", "norm", "sample"], as_index=False)["distance"].min()
 
 
 def dense_curve(samples: pd.DataFrame, points: int = 60) -> pd.DataFrame:
@@ -358,8 +458,18 @@ def dense_curve(samples: pd.DataFrame, points: int = 60) -> pd.DataFrame:
         for (stage_id, seed), group in runs.groupby(["stage_id", "seed"]):
             d = group["distance"].to_numpy()
             for eps in grid:
-                rows.append({"stage_id": stage_id, "seed": seed, "attack": attack, "norm": norm, "cr": cr,
-                             "eps": float(eps), "robust_acc": float((d > eps).mean()), "n": len(d)})
+                rows.append(
+                    {
+                        "stage_id": stage_id,
+                        "seed": seed,
+                        "attack": attack,
+                        "norm": norm,
+                        "cr": cr,
+                        "eps": float(eps),
+                        "robust_acc": float((d > eps).mean()),
+                        "n": len(d),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -383,8 +493,19 @@ def fixed_minimal_agreement(attack_rows: pd.DataFrame, tolerance: float = 0.05) 
             for ma, m in minimal[minimal["eps"] == fe].groupby("attack"):
                 m_acc = float(m["robust_acc"].iloc[0])
                 for fa, f_acc in accs.items():
-                    rows.append({"prune_id": prune_id, "cr": cr, "norm": norm, "eps": fe, "fixed": fa,
-                                 "minimal": ma, "fixed_acc": float(f_acc), "minimal_acc": m_acc,
-                                 "gap": float(f_acc) - m_acc, "strongest": fa == best_attack,
-                                 "agree": abs(best_acc - m_acc) <= tolerance})
+                    rows.append(
+                        {
+                            "prune_id": prune_id,
+                            "cr": cr,
+                            "norm": norm,
+                            "eps": fe,
+                            "fixed": fa,
+                            "minimal": ma,
+                            "fixed_acc": float(f_acc),
+                            "minimal_acc": m_acc,
+                            "gap": float(f_acc) - m_acc,
+                            "strongest": fa == best_attack,
+                            "agree": abs(best_acc - m_acc) <= tolerance,
+                        }
+                    )
     return pd.DataFrame(rows)

@@ -53,8 +53,11 @@ def offline_menu(chart: alt.TopLevelMixin, name: str) -> alt.TopLevelMixin:
     """The chart's "..." menu as it works offline: "Save as SVG/PNG", saving ``name``.svg/.png;
     no "View Source", "View Compiled Vega" or "Open in Vega Editor" (the editor is a web site)."""
     meta = chart.usermeta if isinstance(getattr(chart, "usermeta", None), dict) else {}
-    options = {**meta.get("embedOptions", {}), "downloadFileName": name,
-               "actions": {"export": True, "source": False, "compiled": False, "editor": False}}
+    options = {
+        **meta.get("embedOptions", {}),
+        "downloadFileName": name,
+        "actions": {"export": True, "source": False, "compiled": False, "editor": False},
+    }
     return chart.properties(usermeta={**meta, "embedOptions": options})
 
 

@@ -53,8 +53,14 @@ def original_rule(curve: pd.DataFrame, samples: pd.DataFrame) -> pd.Series:
     clean_ok = (samples["clean_pred"] == samples["label"]).to_numpy()
     distance = samples["distance"].to_numpy(np.float32)
     n = len(samples)
-    return pd.Series([int((clean_ok & (distance >= np.float32(eps))).sum()) / n if eps > 0 else int(clean_ok.sum()) / n
-                      for eps in curve["eps"]], index=curve.index, dtype="float64")
+    return pd.Series(
+        [
+            int((clean_ok & (distance >= np.float32(eps))).sum()) / n if eps > 0 else int(clean_ok.sum()) / n
+            for eps in curve["eps"]
+        ],
+        index=curve.index,
+        dtype="float64",
+    )
 
 
 def fill(table: str, frame: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -87,11 +93,14 @@ def fill(table: str, frame: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, dic
             recomputed = original_rule(frame, samples) if samples is not None else None
             if "robust_acc_original_rule" not in frame:
                 if recomputed is None:
-                    raise FileNotFoundError(f"{path}: a minimal attack without robust_acc_original_rule and "
-                                            f"without its samples table to compute it from")
+                    raise FileNotFoundError(
+                        f"{path}: a minimal attack without robust_acc_original_rule and "
+                        f"without its samples table to compute it from"
+                    )
                 add("robust_acc_original_rule", recomputed, "recomputed from the samples (d >= eps)")
-            elif recomputed is not None and not np.allclose(recomputed, frame["robust_acc_original_rule"],
-                                                            rtol=0, atol=1e-12):
+            elif recomputed is not None and not np.allclose(
+                recomputed, frame["robust_acc_original_rule"], rtol=0, atol=1e-12
+            ):
                 notes["!robust_acc_original_rule"] = "stored values differ from the samples' (left as stored)"
     for column in results.columns(table):
         if column not in frame and column != "schema_version":
@@ -100,8 +109,11 @@ def fill(table: str, frame: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, dic
 
 
 def same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
-    return a.columns.tolist() == b.columns.tolist() and a.dtypes.astype(str).tolist() == b.dtypes.astype(str).tolist() \
+    return (
+        a.columns.tolist() == b.columns.tolist()
+        and a.dtypes.astype(str).tolist() == b.dtypes.astype(str).tolist()
         and a.equals(b)
+    )
 
 
 def migrate(root: Path | None = None, write: bool = True, echo=print) -> dict:
@@ -126,8 +138,7 @@ def migrate(root: Path | None = None, write: bool = True, echo=print) -> dict:
             changed += 1
             if write:
                 results.atomic_write_bytes(path, lambda p, frame=new: frame.to_parquet(p, index=False))
-        report[table] = {"files": len(files), "rewritten": changed,
-                         "filled": {c: dict(n) for c, n in filled.items()}}
+        report[table] = {"files": len(files), "rewritten": changed, "filled": {c: dict(n) for c, n in filled.items()}}
         echo(f"{table}: {len(files)} files, {changed} {'rewritten' if write else 'to rewrite'}")
         for column, notes in filled.items():
             echo("    " + column + ": " + ", ".join(f"{note} in {n} files" for note, n in notes.items()))
@@ -135,14 +146,19 @@ def migrate(root: Path | None = None, write: bool = True, echo=print) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m prunerob.migrate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m prunerob.migrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--results", type=Path, help="the results folder (default: $PRUNEROB_RESULTS or book/results)")
     parser.add_argument("--check", action="store_true", help="report what would change; write nothing")
     args = parser.parse_args(argv)
     migrate(args.results, write=not args.check)
-    bad = [(t, p) for t in results.TABLES for p in sorted(((args.results or results.results_dir()) / t).glob("*.parquet"))
-           if not args.check and results.read_raw(p) is not None and results.schema_problems(results.read_raw(p), t)]
+    bad = [
+        (t, p)
+        for t in results.TABLES
+        for p in sorted(((args.results or results.results_dir()) / t).glob("*.parquet"))
+        if not args.check and results.read_raw(p) is not None and results.schema_problems(results.read_raw(p), t)
+    ]
     for table, path in bad:
         print(f"still not matching the {table} schema: {path}", file=sys.stderr)
     return 1 if bad else 0

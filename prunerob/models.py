@@ -73,9 +73,7 @@ class Normalize(nn.Module):
         return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
 
 
-def _channel_vector(
-    name: str, values: Sequence[float] | None, channels: int, default: float
-) -> torch.Tensor:
+def _channel_vector(name: str, values: Sequence[float] | None, channels: int, default: float) -> torch.Tensor:
     if values is None:
         return torch.full((channels,), default, dtype=torch.float32)
     tensor = torch.as_tensor(values, dtype=torch.float32).flatten()

@@ -18,9 +18,11 @@ RUNTIME = {"device": "auto", "progress": True}
 
 def stage_parameters(kind: str, namespace: dict[str, Any], before: set[str]):
     """(stage, runtime settings) from a notebook's globals; raises SpecError on bad input."""
-    given = {k: v for k, v in namespace.items()
-             if k not in before and not k.startswith("_") and k not in ("In", "Out")
-             and not isinstance(v, types.ModuleType)}
+    given = {
+        k: v
+        for k, v in namespace.items()
+        if k not in before and not k.startswith("_") and k not in ("In", "Out") and not isinstance(v, types.ModuleType)
+    }
     runtime = {k: given.pop(k, default) for k, default in RUNTIME.items()}
     check_device(runtime["device"])
     if runtime["progress"]:

@@ -127,18 +127,14 @@ def _eligible(module: nn.Module, structure: str, prune_dense_neurons: bool, is_o
 # Scores: one per criterion, the same for both scopes; higher means keep.
 
 
-def _magnitude_scores(
-    units: torch.Tensor, *, across_layers: bool, generator: torch.Generator | None
-) -> torch.Tensor:
+def _magnitude_scores(units: torch.Tensor, *, across_layers: bool, generator: torch.Generator | None) -> torch.Tensor:
     magnitude = units.detach().abs().float()
     # Across layers units differ in size, so the mean compares them fairly; within a layer the
     # L1 norm (the original's) orders them identically.
     return magnitude.mean(dim=1) if across_layers else magnitude.sum(dim=1)
 
 
-def _random_scores(
-    units: torch.Tensor, *, across_layers: bool, generator: torch.Generator | None
-) -> torch.Tensor:
+def _random_scores(units: torch.Tensor, *, across_layers: bool, generator: torch.Generator | None) -> torch.Tensor:
     # Drawn on the generator's device (CPU by default) so a seed gives the same masks anywhere.
     device = generator.device if generator is not None else torch.device("cpu")
     scores = torch.rand(units.shape[0], generator=generator, device=device)
@@ -221,9 +217,7 @@ def _select_local(
     candidates: list[_Candidates], cr: float, *, total: int, ineligible_kept: int
 ) -> dict[str, torch.Tensor]:
     live = [c.alive > 0 for c in candidates]
-    counts = _largest_remainder(
-        [c.scores.numel() for c in candidates], cr, [int(m.sum()) for m in live]
-    )
+    counts = _largest_remainder([c.scores.numel() for c in candidates], cr, [int(m.sum()) for m in live])
     kept: dict[str, torch.Tensor] = {}
     for candidate, mask, count in zip(candidates, live, counts):
         keep = torch.zeros_like(mask)
@@ -345,7 +339,7 @@ def compute_masks(
     select = _select_global_units if scope == "global" and structure != "unstructured" else _SELECT[scope]
     keep_units = select(candidates, cr, total=total, ineligible_kept=ineligible_kept)
     masks = {}
-    for name, module in modules:
+    for name, _module in modules:
         mask = old[name]
         if name in keep_units:
             mask = (to_units(mask) & keep_units[name].unsqueeze(1)).reshape(mask.shape)
@@ -419,9 +413,7 @@ def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
             raise ValueError(f"{name!r} is not a prunable module; valid: {', '.join(modules)}")
         weight = _weight_parameter(module)
         if tuple(mask.shape) != tuple(weight.shape):
-            raise ValueError(
-                f"mask for {name!r} has shape {tuple(mask.shape)}, weight has {tuple(weight.shape)}"
-            )
+            raise ValueError(f"mask for {name!r} has shape {tuple(mask.shape)}, weight has {tuple(weight.shape)}")
         mask = mask.detach().to(device=weight.device, dtype=weight.dtype)
         if _is_pruned(module):
             with torch.no_grad():

@@ -29,12 +29,19 @@ import pandas as pd
 
 from prunerob import results
 
-MODELS = {"CNN": ("mnist", "cnn"), "ResNet8": ("cifar10", "resnet8"), "VGG": ("cifar10", "vgg11"),
-          "ResNet": ("imagenette", "resnet18")}
+MODELS = {
+    "CNN": ("mnist", "cnn"),
+    "ResNet8": ("cifar10", "resnet8"),
+    "VGG": ("cifar10", "vgg11"),
+    "ResNet": ("imagenette", "resnet18"),
+}
 STRUCTURES = {"unstructured": "unstructured", "structured-kernel": "kernel", "structured-filter": "filter"}
 PGD_GRIDS = {  # x/255, by the code at the commit that produced each file
-    "CNN": (2, 4, 8, 16, 32), "ResNet8": (0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
-    "VGG": (0.5, 1, 2, 4, 8, 16, 32), "ResNet": (0.125, 0.25, 0.5, 1, 2, 4)}
+    "CNN": (2, 4, 8, 16, 32),
+    "ResNet8": (0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
+    "VGG": (0.5, 1, 2, 4, 8, 16, 32),
+    "ResNet": (0.125, 0.25, 0.5, 1, 2, 4),
+}
 L2_GRID = (0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 L0_GRID = (1, 2, 4, 8, 12, 16, 24, 32)
 CITATION = "Merkle, Samsinger, Schöttle (2021), Pruning in the Face of Adversaries, arXiv:2108.08560"
@@ -95,25 +102,64 @@ def summarize(source: Path) -> pd.DataFrame:
         for run_index, run in enumerate(complete[:RUNS_PER_METHOD]):
             for rec in run:
                 cr = rec["_cr"]
-                base = {"dataset": dataset, "arch": arch, "structure": STRUCTURES[structure], "scope": scope,
-                        "criterion": criterion, "run": run_index, "iteration": int(rec["iteration"]),
-                        "cr": float(cr), "clean_acc": float(rec["accuracy"]), "n_prunable": int(rec["total_params"]),
-                        "n_kept": int(rec["params_left"]), "source": path.name, "runs_in_file": len(runs),
-                        "complete_runs_in_file": len(complete), "bounded": False}
-                rows.append({**base, "attack": "clean", "norm": "", "eps": 0.0, "rule": "", "robust_acc":
-                             float(rec["accuracy"])})
+                base = {
+                    "dataset": dataset,
+                    "arch": arch,
+                    "structure": STRUCTURES[structure],
+                    "scope": scope,
+                    "criterion": criterion,
+                    "run": run_index,
+                    "iteration": int(rec["iteration"]),
+                    "cr": float(cr),
+                    "clean_acc": float(rec["accuracy"]),
+                    "n_prunable": int(rec["total_params"]),
+                    "n_kept": int(rec["params_left"]),
+                    "source": path.name,
+                    "runs_in_file": len(runs),
+                    "complete_runs_in_file": len(complete),
+                    "bounded": False,
+                }
+                rows.append(
+                    {
+                        **base,
+                        "attack": "clean",
+                        "norm": "",
+                        "eps": 0.0,
+                        "rule": "",
+                        "robust_acc": float(rec["accuracy"]),
+                    }
+                )
                 success = ast.literal_eval(rec["pgd_linf"]) if rec["pgd_linf"].strip() else []
                 for k, s in zip(PGD_GRIDS[model], success):
-                    rows.append({**base, "attack": "linf_pgd", "norm": "Linf", "eps": k / 255, "rule": "",
-                                 "robust_acc": 1 - float(s)})
-                for attack, norm, grid, cell in (("l2_cw", "L2", L2_GRID, rec["cw_l2"]),
-                                                 ("l0_bb", "L0", L0_GRID, rec["bb_l0"])):
+                    rows.append(
+                        {
+                            **base,
+                            "attack": "linf_pgd",
+                            "norm": "Linf",
+                            "eps": k / 255,
+                            "rule": "",
+                            "robust_acc": 1 - float(s),
+                        }
+                    )
+                for attack, norm, grid, cell in (
+                    ("l2_cw", "L2", L2_GRID, rec["cw_l2"]),
+                    ("l0_bb", "L0", L0_GRID, rec["bb_l0"]),
+                ):
                     d = _distances(cell)
                     for eps in grid:
                         for rule, robust in (("original", d >= eps), ("threat_model", d > eps)):
                             value = float(robust.mean()) if len(d) else float(rec["accuracy"])
-                            rows.append({**base, "attack": attack, "norm": norm, "eps": float(eps), "rule": rule,
-                                         "robust_acc": value, "bounded": not len(d)})
+                            rows.append(
+                                {
+                                    **base,
+                                    "attack": attack,
+                                    "norm": norm,
+                                    "eps": float(eps),
+                                    "rule": rule,
+                                    "robust_acc": value,
+                                    "bounded": not len(d),
+                                }
+                            )
     frame = pd.DataFrame(rows)
     frame["citation"] = CITATION
     return frame
@@ -148,21 +194,51 @@ def per_cr(ref: pd.DataFrame) -> pd.DataFrame:
     runs) and ``n_bounded`` (runs the original did not attack, entered at their clean accuracy)."""
     keys = [*METHOD_KEYS, "attack", "norm", "eps", "rule", "cr"]
     if not len(ref):
-        return pd.DataFrame(columns=[*keys, "robust_acc", "low", "high", "clean_acc", "clean_low", "clean_high",
-                                     "n_kept", "n_kept_low", "n_kept_high", "n_prunable", "kept", "kept_low",
-                                     "kept_high", "n_runs", "n_bounded"])
+        return pd.DataFrame(
+            columns=[
+                *keys,
+                "robust_acc",
+                "low",
+                "high",
+                "clean_acc",
+                "clean_low",
+                "clean_high",
+                "n_kept",
+                "n_kept_low",
+                "n_kept_high",
+                "n_prunable",
+                "kept",
+                "kept_low",
+                "kept_high",
+                "n_runs",
+                "n_bounded",
+            ]
+        )
     out = ref.groupby(keys, as_index=False, sort=True).agg(
-        robust_acc=("robust_acc", "mean"), low=("robust_acc", "min"), high=("robust_acc", "max"),
-        clean_acc=("clean_acc", "mean"), clean_low=("clean_acc", "min"), clean_high=("clean_acc", "max"),
-        n_kept=("n_kept", "mean"), n_kept_low=("n_kept", "min"), n_kept_high=("n_kept", "max"),
-        n_prunable=("n_prunable", "first"), n_runs=("robust_acc", "size"), n_bounded=("bounded", "sum"))
+        robust_acc=("robust_acc", "mean"),
+        low=("robust_acc", "min"),
+        high=("robust_acc", "max"),
+        clean_acc=("clean_acc", "mean"),
+        clean_low=("clean_acc", "min"),
+        clean_high=("clean_acc", "max"),
+        n_kept=("n_kept", "mean"),
+        n_kept_low=("n_kept", "min"),
+        n_kept_high=("n_kept", "max"),
+        n_prunable=("n_prunable", "first"),
+        n_runs=("robust_acc", "size"),
+        n_bounded=("bounded", "sum"),
+    )
     for col, src in (("kept", "n_kept"), ("kept_low", "n_kept_low"), ("kept_high", "n_kept_high")):
         out[col] = out[src] / out["n_prunable"]
     return out
 
 
-def methods_vs_original(prune: pd.DataFrame, summary: pd.DataFrame, ours_label: str = "reproduced",
-                        original_label: str = "original (mean, range over runs)") -> pd.DataFrame:
+def methods_vs_original(
+    prune: pd.DataFrame,
+    summary: pd.DataFrame,
+    ours_label: str = "reproduced",
+    original_label: str = "original (mean, range over runs)",
+) -> pd.DataFrame:
     """Clean accuracy and kept weights per method and CR, ours beside the original's, long format
     (one row per method, CR and ``source``), for every method the original ran.
 
@@ -173,17 +249,40 @@ def methods_vs_original(prune: pd.DataFrame, summary: pd.DataFrame, ours_label: 
     prune = prune[~prune["prune_dense_neurons"].astype(bool)]
     mine = prune.merge(theirs[METHOD_KEYS].drop_duplicates(), on=METHOD_KEYS)
     cols = ["method", *METHOD_KEYS, "cr"]
-    mine = mine.assign(method=_label(mine)).groupby(cols, as_index=False).agg(
-        clean_acc=("clean_acc", "mean"), clean_low=("clean_acc", "min"), clean_high=("clean_acc", "max"),
-        n_kept=("n_kept", "mean"), n_kept_low=("n_kept", "min"), n_kept_high=("n_kept", "max"),
-        n_prunable=("n_prunable", "first"), n_runs=("clean_acc", "size"))
+    mine = (
+        mine.assign(method=_label(mine))
+        .groupby(cols, as_index=False)
+        .agg(
+            clean_acc=("clean_acc", "mean"),
+            clean_low=("clean_acc", "min"),
+            clean_high=("clean_acc", "max"),
+            n_kept=("n_kept", "mean"),
+            n_kept_low=("n_kept", "min"),
+            n_kept_high=("n_kept", "max"),
+            n_prunable=("n_prunable", "first"),
+            n_runs=("clean_acc", "size"),
+        )
+    )
     for col, src in (("kept", "n_kept"), ("kept_low", "n_kept_low"), ("kept_high", "n_kept_high")):
         mine[col] = mine[src] / mine["n_prunable"]
     theirs = theirs.assign(method=_label(theirs))
-    keep = [*cols, "clean_acc", "clean_low", "clean_high", "n_kept", "n_kept_low", "n_kept_high", "n_prunable",
-            "kept", "kept_low", "kept_high", "n_runs"]
-    return pd.concat([mine[keep].assign(source=ours_label), theirs[keep].assign(source=original_label)],
-                     ignore_index=True)
+    keep = [
+        *cols,
+        "clean_acc",
+        "clean_low",
+        "clean_high",
+        "n_kept",
+        "n_kept_low",
+        "n_kept_high",
+        "n_prunable",
+        "kept",
+        "kept_low",
+        "kept_high",
+        "n_runs",
+    ]
+    return pd.concat(
+        [mine[keep].assign(source=ours_label), theirs[keep].assign(source=original_label)], ignore_index=True
+    )
 
 
 def _label(frame: pd.DataFrame) -> pd.Series:
@@ -194,9 +293,16 @@ def _eps_key(eps: pd.Series) -> pd.Series:
     return eps.astype(float).round(9)
 
 
-def robust_vs_original(worst: pd.DataFrame, attack: pd.DataFrame, summary: pd.DataFrame, norm: str, *,
-                       same_attack: str | None = None, rules: tuple[str, ...] = ("original", "threat_model"),
-                       original_rule_minimal: bool = False) -> pd.DataFrame:
+def robust_vs_original(
+    worst: pd.DataFrame,
+    attack: pd.DataFrame,
+    summary: pd.DataFrame,
+    norm: str,
+    *,
+    same_attack: str | None = None,
+    rules: tuple[str, ...] = ("original", "threat_model"),
+    original_rule_minimal: bool = False,
+) -> pd.DataFrame:
     """Robust accuracy vs CR for one norm, the original's lines beside ours, long format with a
     ``source`` that names the attack and the rule every line uses.
 
@@ -220,7 +326,8 @@ def robust_vs_original(worst: pd.DataFrame, attack: pd.DataFrame, summary: pd.Da
         if not len(rows):
             return
         agg = rows.groupby(["cr", "eps", "norm"], as_index=False)[value].agg(
-            robust_acc="mean", low="min", high="max", n_runs="size")
+            robust_acc="mean", low="min", high="max", n_runs="size"
+        )
         parts.append(agg.assign(source=source, side="reproduced", rule=rule))
 
     names = " + ".join(sorted(worst["attacks"].iloc[0].split("+"))) if "attacks" in worst else norm
@@ -236,11 +343,17 @@ def robust_vs_original(worst: pd.DataFrame, attack: pd.DataFrame, summary: pd.Da
         if rule and rule not in rules:
             continue
         what = ATTACK_NAMES.get(rows["attack"].iloc[0], rows["attack"].iloc[0])
-        runs = f"mean of {int(rows['n_runs'].min())}-{int(rows['n_runs'].max())} runs" \
-            if rows["n_runs"].nunique() > 1 else f"mean of {int(rows['n_runs'].iloc[0])} runs"
+        runs = (
+            f"mean of {int(rows['n_runs'].min())}-{int(rows['n_runs'].max())} runs"
+            if rows["n_runs"].nunique() > 1
+            else f"mean of {int(rows['n_runs'].iloc[0])} runs"
+        )
         source = f"original: {what}, {RULES[rule]} ({runs})" if rule else f"original: {what} ({runs})"
-        parts.append(rows[["cr", "eps", "norm", "robust_acc", "low", "high", "n_runs"]].assign(
-            source=source, side="original", rule=rule))
+        parts.append(
+            rows[["cr", "eps", "norm", "robust_acc", "low", "high", "n_runs"]].assign(
+                source=source, side="original", rule=rule
+            )
+        )
     if not parts:
         return pd.DataFrame(columns=cols)
     return pd.concat(parts, ignore_index=True)[cols]
@@ -252,8 +365,7 @@ def gaps(frame: pd.DataFrame, ours: str, original: str) -> pd.DataFrame:
     range over runs. Only points both lines have."""
     a = frame[frame["source"] == ours][["cr", "eps", "norm", "robust_acc"]]
     b = frame[frame["source"] == original][["cr", "eps", "robust_acc", "low", "high", "n_runs"]]
-    out = a.merge(b.rename(columns={"robust_acc": "original"}), on=["cr", "eps"]).rename(
-        columns={"robust_acc": "ours"})
+    out = a.merge(b.rename(columns={"robust_acc": "original"}), on=["cr", "eps"]).rename(columns={"robust_acc": "ours"})
     out["diff"] = out["ours"] - out["original"]
     out["inside"] = (out["ours"] >= out["low"] - 1e-12) & (out["ours"] <= out["high"] + 1e-12)
     return out.sort_values(["eps", "cr"]).reset_index(drop=True)

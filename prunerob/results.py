@@ -60,40 +60,59 @@ def _cols(spec: str) -> tuple[Column, ...]:
 _MODEL = "dataset:str arch:str seed:int64 training:str"
 _METHOD = "structure:str scope:str criterion:str schedule:str prune_dense_neurons:bool"
 _PROVENANCE = "prunerob_version:str code_version:str torch_version:str torch_threads:Int64?"
-_ATTACK_RUN = (f"stage_id:str prune_id:str train_id:str {_MODEL} {_METHOD} cr:float64 sparsity:float64 "
-               "attack:str preset:str norm:str kind:str library:str scenario:str source_cr:float64 "
-               "attack_output:str checkpoint_sha:str? source_sha:str?")
+_ATTACK_RUN = (
+    f"stage_id:str prune_id:str train_id:str {_MODEL} {_METHOD} cr:float64 sparsity:float64 "
+    "attack:str preset:str norm:str kind:str library:str scenario:str source_cr:float64 "
+    "attack_output:str checkpoint_sha:str? source_sha:str?"
+)
 
 SCHEMAS: dict[str, tuple[Column, ...]] = {
-    "train": _cols(f"stage_id:str {_MODEL} n_params:int64 n_prunable:int64 epochs:int64 best_epoch:int64 "
-                   "val_loss:float64 test_loss:float64 clean_acc:float64 n_train:int64 n_test:int64 "
-                   f"seconds:float64 device:str checkpoint_sha:str? {_PROVENANCE} schema_version:int64"),
-    "history": _cols("epoch:int64 train_loss:float64 val_loss:float64 val_acc:float64 val_clean_loss:float64? "
-                     "val_adv_acc:float64? lr:float64 stage_id:str step:str schema_version:int64"),
-    "prune": _cols(f"stage_id:str train_id:str {_MODEL} {_METHOD} cr:float64 target_kept:float64 kept:float64 "
-                   "sparsity:float64 n_prunable:int64 n_kept:int64 n_units:Int64? n_units_kept:Int64? "
-                   "layers_removed:int64 clean_acc:float64 test_loss:float64 bytes_dense:int64 bytes_coo:int64 "
-                   "bytes_bitmask:int64 bytes_prunable_dense:int64 bytes_prunable_coo:int64 "
-                   "bytes_prunable_bitmask:int64 bytes_other:int64 finetune_epochs:Int64? seconds:float64? "
-                   f"device:str {_PROVENANCE} dense_sha:str? checkpoint_sha:str? resumed:bool schema_version:int64"),
-    "layers": _cols("layer:str kind:str shape:str? n_weights:int64 n_kept:int64 kept_fraction:float64 "
-                    "sparsity:float64 n_out:int64 n_out_kept:int64 layer_removed:bool n_params:int64 "
-                    "n_params_kept:int64 target_kept:Int64? stage_id:str cr:float64 schema_version:int64"),
-    "attack": _cols("eps:float64 robust_acc:float64 robust_acc_run:float64? robust_acc_original_rule:float64? "
-                    f"n:int64 violations:int64 seconds:float64 {_ATTACK_RUN} clean_acc:float64 "
-                    f"all_checks_passed:bool stage_seconds:float64 device:str {_PROVENANCE} library_version:str "
-                    "schema_version:int64"),
-    "samples": _cols("sample:int64 label:int64 clean_pred:int64 adv_pred:int64 eps:float64? success:bool "
-                     "broken:boolean? valid:bool distance:float32 l0_channels:float32 "
-                     f"{_ATTACK_RUN} source_attack:str? schema_version:int64"),
-    "checks": _cols(f"check:str value:float64 expected:float64 passed:bool eps:float64? {_ATTACK_RUN} "
-                    "schema_version:int64"),
-    "checks_agreement": _cols("prune_id:str cr:float64 norm:str eps:float64 fixed:str minimal:str fixed_acc:float64 "
-                              "minimal_acc:float64 gap:float64 strongest:bool agree:bool profile:str "
-                              "schema_version:int64"),
-    "sweeps": _cols("profile:str started_at:str seconds:float64 done:int64 failed:int64 blocked:int64 "
-                    "skipped:int64 workers:Int64? scheduler:str device:str cpu_count:Int64? only:str "
-                    "code_version:str interrupted:bool stopped:int64 not_started:int64 schema_version:int64"),
+    "train": _cols(
+        f"stage_id:str {_MODEL} n_params:int64 n_prunable:int64 epochs:int64 best_epoch:int64 "
+        "val_loss:float64 test_loss:float64 clean_acc:float64 n_train:int64 n_test:int64 "
+        f"seconds:float64 device:str checkpoint_sha:str? {_PROVENANCE} schema_version:int64"
+    ),
+    "history": _cols(
+        "epoch:int64 train_loss:float64 val_loss:float64 val_acc:float64 val_clean_loss:float64? "
+        "val_adv_acc:float64? lr:float64 stage_id:str step:str schema_version:int64"
+    ),
+    "prune": _cols(
+        f"stage_id:str train_id:str {_MODEL} {_METHOD} cr:float64 target_kept:float64 kept:float64 "
+        "sparsity:float64 n_prunable:int64 n_kept:int64 n_units:Int64? n_units_kept:Int64? "
+        "layers_removed:int64 clean_acc:float64 test_loss:float64 bytes_dense:int64 bytes_coo:int64 "
+        "bytes_bitmask:int64 bytes_prunable_dense:int64 bytes_prunable_coo:int64 "
+        "bytes_prunable_bitmask:int64 bytes_other:int64 finetune_epochs:Int64? seconds:float64? "
+        f"device:str {_PROVENANCE} dense_sha:str? checkpoint_sha:str? resumed:bool schema_version:int64"
+    ),
+    "layers": _cols(
+        "layer:str kind:str shape:str? n_weights:int64 n_kept:int64 kept_fraction:float64 "
+        "sparsity:float64 n_out:int64 n_out_kept:int64 layer_removed:bool n_params:int64 "
+        "n_params_kept:int64 target_kept:Int64? stage_id:str cr:float64 schema_version:int64"
+    ),
+    "attack": _cols(
+        "eps:float64 robust_acc:float64 robust_acc_run:float64? robust_acc_original_rule:float64? "
+        f"n:int64 violations:int64 seconds:float64 {_ATTACK_RUN} clean_acc:float64 "
+        f"all_checks_passed:bool stage_seconds:float64 device:str {_PROVENANCE} library_version:str "
+        "schema_version:int64"
+    ),
+    "samples": _cols(
+        "sample:int64 label:int64 clean_pred:int64 adv_pred:int64 eps:float64? success:bool "
+        "broken:boolean? valid:bool distance:float32 l0_channels:float32 "
+        f"{_ATTACK_RUN} source_attack:str? schema_version:int64"
+    ),
+    "checks": _cols(
+        f"check:str value:float64 expected:float64 passed:bool eps:float64? {_ATTACK_RUN} schema_version:int64"
+    ),
+    "checks_agreement": _cols(
+        "prune_id:str cr:float64 norm:str eps:float64 fixed:str minimal:str fixed_acc:float64 "
+        "minimal_acc:float64 gap:float64 strongest:bool agree:bool profile:str "
+        "schema_version:int64"
+    ),
+    "sweeps": _cols(
+        "profile:str started_at:str seconds:float64 done:int64 failed:int64 blocked:int64 "
+        "skipped:int64 workers:Int64? scheduler:str device:str cpu_count:Int64? only:str "
+        "code_version:str interrupted:bool stopped:int64 not_started:int64 schema_version:int64"
+    ),
 }
 assert set(SCHEMAS) == set(TABLES)
 
@@ -125,19 +144,30 @@ def schema_problems(frame: pd.DataFrame, table: str) -> list[str]:
     cols = schema(table)
     names = [c.name for c in cols]
     problems = [f"column {c.name!r} is missing (expected dtype {c.dtype})" for c in cols if c.name not in frame]
-    problems += [f"column {name!r} is not in the schema (found dtype {frame[name].dtype}); declared: "
-                 f"{', '.join(names)}" for name in frame.columns if name not in names]
+    problems += [
+        f"column {name!r} is not in the schema (found dtype {frame[name].dtype}); declared: {', '.join(names)}"
+        for name in frame.columns
+        if name not in names
+    ]
     for c in cols:
         if c.name not in frame:
             continue
         if not _dtype_ok(frame[c.name], c.dtype):
             problems.append(f"column {c.name!r} has dtype {frame[c.name].dtype}, expected {c.dtype}")
         elif not c.nullable and frame[c.name].isna().any():
-            problems.append(f"column {c.name!r} holds {int(frame[c.name].isna().sum())} missing values; "
-                            f"it is not nullable (dtype {c.dtype})")
-    if "schema_version" in frame and len(frame) and _dtype_ok(frame["schema_version"], "int64") \
-            and (frame["schema_version"] != SCHEMA_VERSION).any():
-        problems.append(f"column 'schema_version' holds {sorted(set(frame['schema_version']))}, expected {SCHEMA_VERSION}")
+            problems.append(
+                f"column {c.name!r} holds {int(frame[c.name].isna().sum())} missing values; "
+                f"it is not nullable (dtype {c.dtype})"
+            )
+    if (
+        "schema_version" in frame
+        and len(frame)
+        and _dtype_ok(frame["schema_version"], "int64")
+        and (frame["schema_version"] != SCHEMA_VERSION).any()
+    ):
+        problems.append(
+            f"column 'schema_version' holds {sorted(set(frame['schema_version']))}, expected {SCHEMA_VERSION}"
+        )
     return problems
 
 
@@ -146,8 +176,10 @@ def validate(frame: pd.DataFrame, table: str, where: str = "") -> pd.DataFrame:
     the expected and the found dtype where it does not match."""
     problems = schema_problems(frame, table)
     if problems:
-        raise SchemaError(f"{where or 'frame'} does not match the {table!r} table's schema (version "
-                          f"{SCHEMA_VERSION}): " + "; ".join(problems))
+        raise SchemaError(
+            f"{where or 'frame'} does not match the {table!r} table's schema (version "
+            f"{SCHEMA_VERSION}): " + "; ".join(problems)
+        )
     return frame[columns(table)]
 
 
@@ -160,8 +192,9 @@ def conform(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     frame = frame.assign(schema_version=SCHEMA_VERSION)
     where = f"the rows for the {table!r} table"
     names = {c.name for c in cols}
-    if any(name not in names for name in frame.columns) or \
-            any(c.name not in frame and not c.nullable and len(frame) for c in cols):
+    if any(name not in names for name in frame.columns) or any(
+        c.name not in frame and not c.nullable and len(frame) for c in cols
+    ):
         validate(frame, table, where)  # raises, naming every problem
     out = {}
     for c in cols:
@@ -171,8 +204,9 @@ def conform(frame: pd.DataFrame, table: str) -> pd.DataFrame:
         try:
             out[c.name] = _cast(frame[c.name], c.dtype)
         except (TypeError, ValueError) as exc:
-            raise SchemaError(f"{where}: column {c.name!r} (dtype {frame[c.name].dtype}) does not cast to "
-                              f"{c.dtype}: {exc}") from None
+            raise SchemaError(
+                f"{where}: column {c.name!r} (dtype {frame[c.name].dtype}) does not cast to {c.dtype}: {exc}"
+            ) from None
     return validate(pd.DataFrame(out, index=frame.index), table, where)
 
 
@@ -189,7 +223,10 @@ def _cast(series: pd.Series, dtype: str) -> pd.Series:
     if dtype in ("bool", "boolean") and not values.map(lambda v: isinstance(v, (bool, np.bool_))).all():
         raise ValueError("non-boolean values")
     out = series.astype(dtype)
-    if dtype in ("int64", "Int64") and not (out.dropna().astype(float).to_numpy() == values.astype(float).to_numpy()).all():
+    if (
+        dtype in ("int64", "Int64")
+        and not (out.dropna().astype(float).to_numpy() == values.astype(float).to_numpy()).all()
+    ):
         raise ValueError("non-integer values")
     return out
 
@@ -263,8 +300,9 @@ def checked(frame: pd.DataFrame, table: str, path: Path) -> pd.DataFrame:
     try:
         return validate(frame, table, f"{path}")
     except SchemaError as exc:
-        raise SchemaError(f"{exc}. Files written before schema version {SCHEMA_VERSION} are rewritten by "
-                          f"`{MIGRATE_COMMAND}`") from None
+        raise SchemaError(
+            f"{exc}. Files written before schema version {SCHEMA_VERSION} are rewritten by `{MIGRATE_COMMAND}`"
+        ) from None
 
 
 def stage_done(table: str, stage_id: str) -> bool:
@@ -297,10 +335,15 @@ def code_version() -> str:
     if os.environ.get("PRUNEROB_CODE_VERSION"):
         return os.environ["PRUNEROB_CODE_VERSION"]
     try:
-        sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no",
-                                "--", "prunerob"], capture_output=True, text=True, check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--", "prunerob"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -312,8 +355,12 @@ def provenance(**libraries: str) -> dict[str, str]:
 
     import prunerob
 
-    return {"prunerob_version": prunerob.__version__, "code_version": code_version(),
-            "torch_version": str(torch.__version__), **libraries}
+    return {
+        "prunerob_version": prunerob.__version__,
+        "code_version": code_version(),
+        "torch_version": str(torch.__version__),
+        **libraries,
+    }
 
 
 def fingerprint_agreement(train: pd.DataFrame, prune: pd.DataFrame, attack: pd.DataFrame) -> pd.DataFrame:
@@ -324,11 +371,14 @@ def fingerprint_agreement(train: pd.DataFrame, prune: pd.DataFrame, attack: pd.D
     ``different``, both recorded and not equal (the checkpoint was made again and came out
     different after the result was computed: the result measured weights no table describes);
     ``unknown``, one side from before fingerprints were recorded."""
+
     def upstream(frame, key_cols):
         if not len(frame):
             return {}
-        return {tuple(k) if isinstance(k, tuple) else (k,): v
-                for k, v in frame.groupby(key_cols)["checkpoint_sha"].first().items()}
+        return {
+            tuple(k) if isinstance(k, tuple) else (k,): v
+            for k, v in frame.groupby(key_cols)["checkpoint_sha"].first().items()
+        }
 
     def tally(link, frame, keys, sha_col, reference):
         if not len(frame):
@@ -339,15 +389,28 @@ def fingerprint_agreement(train: pd.DataFrame, prune: pd.DataFrame, attack: pd.D
         now = pd.Series(now, index=runs.index, dtype=object)
         known = recorded.notna() & now.notna()
         same = int((known & (recorded == now)).sum())
-        return {"link": link, "runs": len(runs), "same": same, "different": int(known.sum()) - same,
-                "unknown": int((~known).sum())}
+        return {
+            "link": link,
+            "runs": len(runs),
+            "same": same,
+            "different": int(known.sum()) - same,
+            "unknown": int((~known).sum()),
+        }
 
     trains = upstream(train, ["stage_id"])
     steps = {(k[0], float(k[1])): v for k, v in upstream(prune, ["stage_id", "cr"]).items()}
-    attack = attack.assign(cr=attack["cr"].astype(float), source_cr=attack["source_cr"].astype(float)) if len(attack) else attack
+    attack = (
+        attack.assign(cr=attack["cr"].astype(float), source_cr=attack["source_cr"].astype(float))
+        if len(attack)
+        else attack
+    )
     transfer = attack[attack["scenario"] == "transfer"] if len(attack) else attack
-    return pd.DataFrame([
-        tally("prune stage: its dense model", prune, ["train_id"], "dense_sha", trains),
-        tally("attack run: the checkpoint attacked", attack, ["prune_id", "cr"], "checkpoint_sha", steps),
-        tally("transfer attack: the checkpoint crafted on", transfer, ["prune_id", "source_cr"], "source_sha", steps),
-    ]).set_index("link")
+    return pd.DataFrame(
+        [
+            tally("prune stage: its dense model", prune, ["train_id"], "dense_sha", trains),
+            tally("attack run: the checkpoint attacked", attack, ["prune_id", "cr"], "checkpoint_sha", steps),
+            tally(
+                "transfer attack: the checkpoint crafted on", transfer, ["prune_id", "source_cr"], "source_sha", steps
+            ),
+        ]
+    ).set_index("link")

@@ -20,8 +20,17 @@ import pandas as pd
 from prunerob import evaluate, stats
 
 # the columns that say which pruned model a row belongs to (besides its CR)
-MODEL_KEYS = ["dataset", "arch", "seed", "training", "structure", "scope", "criterion", "schedule",
-              "prune_dense_neurons"]
+MODEL_KEYS = [
+    "dataset",
+    "arch",
+    "seed",
+    "training",
+    "structure",
+    "scope",
+    "criterion",
+    "schedule",
+    "prune_dense_neurons",
+]
 # the same, without the seed: the groups a seed-averaged result is reported for
 METHOD_KEYS = [k for k in MODEL_KEYS if k != "seed"]
 
@@ -80,8 +89,14 @@ def _envelope(clean: np.ndarray, robust: np.ndarray, tol: float) -> list[tuple[f
     return spans
 
 
-def best_ranges(lines: pd.DataFrame, group: list[str], candidate: str = "cr", prefer: str = "cr",
-                descending: bool = True, tol: float = 1e-9) -> pd.DataFrame:
+def best_ranges(
+    lines: pd.DataFrame,
+    group: list[str],
+    candidate: str = "cr",
+    prefer: str = "cr",
+    descending: bool = True,
+    tol: float = 1e-9,
+) -> pd.DataFrame:
     """For each group (e.g. norm and eps), the candidate with the highest acc(p), interval by interval.
 
     ``lines``: one row per candidate and group with ``clean`` and ``robust``.  Ties (within ``tol``)
@@ -95,16 +110,24 @@ def best_ranges(lines: pd.DataFrame, group: list[str], candidate: str = "cr", pr
         clean, robust = frame["clean"].to_numpy(float), frame["robust"].to_numpy(float)
         for a, b, i in _envelope(clean, robust, tol):
             row = dict(zip(group, key if isinstance(key, tuple) else (key,)))
-            row.update({"candidate": frame[candidate].iloc[i], "p_from": a, "p_to": b,
-                        "acc_from": (1 - a) * clean[i] + a * robust[i],
-                        "acc_to": (1 - b) * clean[i] + b * robust[i],
-                        "clean": clean[i], "robust": robust[i]})
+            row.update(
+                {
+                    "candidate": frame[candidate].iloc[i],
+                    "p_from": a,
+                    "p_to": b,
+                    "acc_from": (1 - a) * clean[i] + a * robust[i],
+                    "acc_to": (1 - b) * clean[i] + b * robust[i],
+                    "clean": clean[i],
+                    "robust": robust[i],
+                }
+            )
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def sweet_spots(per_sample: pd.DataFrame, *, confidence: float = 0.95, n_boot: int = 2000,
-                seed: int = 0) -> pd.DataFrame:
+def sweet_spots(
+    per_sample: pd.DataFrame, *, confidence: float = 0.95, n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame:
     """Robust accuracy of every pruned model (CR > 1) minus the dense model's (CR 1 of the same
     method and seed), per norm and eps > 0, with a paired bootstrap interval over images (and over
     seeds where there are several).
@@ -122,19 +145,35 @@ def sweet_spots(per_sample: pd.DataFrame, *, confidence: float = 0.95, n_boot: i
         if not len(dense):
             continue
         for cr, pruned in group[group["cr"] > 1].groupby("cr"):
-            pairs = pruned[["seed", "sample", "robust"]].merge(dense, on=["seed", "sample"],
-                                                                suffixes=("_pruned", "_dense"))
+            pairs = pruned[["seed", "sample", "robust"]].merge(
+                dense, on=["seed", "sample"], suffixes=("_pruned", "_dense")
+            )
             if not len(pairs):
                 continue
-            ci = stats.paired_bootstrap(pairs["robust_pruned"].to_numpy(float), pairs["robust_dense"].to_numpy(float),
-                                        pairs["seed"].to_numpy(), n_boot=n_boot, confidence=confidence, seed=seed)
+            ci = stats.paired_bootstrap(
+                pairs["robust_pruned"].to_numpy(float),
+                pairs["robust_dense"].to_numpy(float),
+                pairs["seed"].to_numpy(),
+                n_boot=n_boot,
+                confidence=confidence,
+                seed=seed,
+            )
             by_seed = pairs.groupby("seed")[["robust_pruned", "robust_dense"]].mean().mean()
-            verdict = ("more robust" if ci["low"] > 0 else "less robust" if ci["high"] < 0
-                       else "no clear difference")
-            rows.append({**dict(zip([*keys, "norm", "eps"], key)), "cr": cr,
-                         "dense": float(by_seed["robust_dense"]), "pruned": float(by_seed["robust_pruned"]),
-                         "diff": ci["diff"], "low": ci["low"], "high": ci["high"], "n": ci["n"],
-                         "n_seeds": ci["n_groups"], "verdict": verdict})
+            verdict = "more robust" if ci["low"] > 0 else "less robust" if ci["high"] < 0 else "no clear difference"
+            rows.append(
+                {
+                    **dict(zip([*keys, "norm", "eps"], key)),
+                    "cr": cr,
+                    "dense": float(by_seed["robust_dense"]),
+                    "pruned": float(by_seed["robust_pruned"]),
+                    "diff": ci["diff"],
+                    "low": ci["low"],
+                    "high": ci["high"],
+                    "n": ci["n"],
+                    "n_seeds": ci["n_groups"],
+                    "verdict": verdict,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -146,5 +185,6 @@ def robust_with_ci(per_sample: pd.DataFrame, confidence: float = 0.95) -> pd.Dat
 
     keys = [k for k in METHOD_KEYS if k in per_sample]
     per_seed = per_sample.groupby([*keys, "seed", "cr", "norm", "eps"], dropna=False, as_index=False).agg(
-        robust_acc=("robust", "mean"), n=("robust", "size"))
+        robust_acc=("robust", "mean"), n=("robust", "size")
+    )
     return compare.mean_over_seeds(per_seed, [*keys, "cr", "norm", "eps"], confidence=confidence)

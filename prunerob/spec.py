@@ -12,9 +12,8 @@ raising one clear error for an unknown name or a bad value.
 
 from __future__ import annotations
 
-import functools
-
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -76,8 +75,9 @@ def _list(name: str, value: Any, example: str) -> None:
 
 def check_device(name: Any) -> str:
     """A device the study can run on: auto (CUDA when present), cpu, cuda, or cuda:N that exists."""
-    if not isinstance(name, str) or not (name in ("auto", "cpu", "cuda") or (
-            name.startswith("cuda:") and name[5:].isdigit())):
+    if not isinstance(name, str) or not (
+        name in ("auto", "cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit())
+    ):
         raise invalid("device", name, DEVICES)
     if name.startswith("cuda"):
         import torch
@@ -86,8 +86,12 @@ def check_device(name: Any) -> str:
         if not count:
             raise invalid("device", name, "auto, cpu", why="asks for CUDA, but torch sees no CUDA device here")
         if name != "cuda" and int(name[5:]) >= count:
-            raise invalid("device", name, ["auto", "cpu", "cuda", *(f"cuda:{i}" for i in range(count))],
-                          why=f"does not exist (this machine has {count} CUDA device(s))")
+            raise invalid(
+                "device",
+                name,
+                ["auto", "cpu", "cuda", *(f"cuda:{i}" for i in range(count))],
+                why=f"does not exist (this machine has {count} CUDA device(s))",
+            )
     return name
 
 
@@ -208,11 +212,15 @@ class TrainSpec(_Spec):
         _positive("adv_step_size", self.adv_step_size, allow_zero=True)
         if self.training == "pgd":
             if not 0 < self.adv_eps <= 1:
-                raise SpecError(f"adv_eps={self.adv_eps!r} must be in (0, 1] for training='pgd' "
-                                "(the Linf radius in [0, 1] pixel units, e.g. 0.3 for MNIST)")
+                raise SpecError(
+                    f"adv_eps={self.adv_eps!r} must be in (0, 1] for training='pgd' "
+                    "(the Linf radius in [0, 1] pixel units, e.g. 0.3 for MNIST)"
+                )
         elif (self.adv_eps, self.adv_steps, self.adv_step_size) != (0.0, 10, 0.0):
-            raise SpecError(f"adv_eps, adv_steps and adv_step_size apply to training='pgd' only, not "
-                            f"training={self.training!r}; valid trainings: {', '.join(TRAININGS)}")
+            raise SpecError(
+                f"adv_eps, adv_steps and adv_step_size apply to training='pgd' only, not "
+                f"training={self.training!r}; valid trainings: {', '.join(TRAININGS)}"
+            )
 
     @property
     def adversarial(self) -> bool:
@@ -276,8 +284,11 @@ class AttackSpec(_Spec):
         # attacks: their ids are unchanged, as an eps equal to the field default is not hashed)
         from prunerob import attacks
 
-        if (isinstance(self.eps, (list, tuple)) and self.attack in attacks.ATTACKS
-                and _canonical(self.eps) == _canonical(PAPER_LINF_EPS)):
+        if (
+            isinstance(self.eps, (list, tuple))
+            and self.attack in attacks.ATTACKS
+            and _canonical(self.eps) == _canonical(PAPER_LINF_EPS)
+        ):
             object.__setattr__(self, "eps", NORM_DEFAULT_EPS[attacks.get(self.attack).norm])
         super().__post_init__()
 
@@ -299,16 +310,23 @@ class AttackSpec(_Spec):
         budgets = [e for e in self.eps if e != 0]
         example = f"e.g. {grid}"
         if info.norm == "L0" and not all(float(e).is_integer() for e in budgets):
-            raise invalid("eps", list(self.eps), why=f"is not valid for {self.attack}, an L0 attack: its budgets "
-                          f"are numbers of pixels changed, positive integers, {example}")
+            raise invalid(
+                "eps",
+                list(self.eps),
+                why=f"is not valid for {self.attack}, an L0 attack: its budgets "
+                f"are numbers of pixels changed, positive integers, {example}",
+            )
         if info.norm == "Linf" and any(e > 1 for e in budgets):
-            raise invalid("eps", list(self.eps), why=f"is not valid for {self.attack}, an Linf attack: its budgets "
-                          f"are in (0, 1] (pixel values in [0, 1]; 8/255 = {8 / 255:.4f}), {example}")
+            raise invalid(
+                "eps",
+                list(self.eps),
+                why=f"is not valid for {self.attack}, an Linf attack: its budgets "
+                f"are in (0, 1] (pixel values in [0, 1]; 8/255 = {8 / 255:.4f}), {example}",
+            )
         _positive("n_samples", self.n_samples, integer=True)
         _positive("attack_batch_size", self.attack_batch_size, integer=True)
         _positive("attack_seed", self.attack_seed, integer=True, allow_zero=True)
         _choice("attack_output", self.attack_output, ATTACK_OUTPUTS)
-
 
     @property
     def preset_name(self) -> str:
@@ -371,8 +389,7 @@ class _Stage:
         unknown = sorted(set(params) - set(valid))
         if unknown:
             raise SpecError(
-                f"unknown parameter(s) for the {cls.kind} stage: {', '.join(unknown)}; "
-                f"valid: {', '.join(valid)}"
+                f"unknown parameter(s) for the {cls.kind} stage: {', '.join(unknown)}; valid: {', '.join(valid)}"
             )
         kwargs = {}
         for name, spec in cls.PARTS.items():
@@ -445,12 +462,15 @@ class AttackStage(_Stage):
         super().__post_init__()
         size = TEST_SIZES[self.data.dataset]
         if self.attack.n_samples > size:
-            raise invalid("n_samples", self.attack.n_samples, f"1 .. {size}",
-                          why=f"exceeds the {size} test images of {self.data.dataset}")
+            raise invalid(
+                "n_samples",
+                self.attack.n_samples,
+                f"1 .. {size}",
+                why=f"exceeds the {size} test images of {self.data.dataset}",
+            )
         if self.checkpoint.cr not in self.prune.crs:
             raise SpecError(
-                f"cr={self.checkpoint.cr!r} is not in the prune schedule; valid: "
-                f"{', '.join(map(str, self.prune.crs))}"
+                f"cr={self.checkpoint.cr!r} is not in the prune schedule; valid: {', '.join(map(str, self.prune.crs))}"
             )
         source = self.checkpoint.source_cr
         if source and (source not in self.prune.crs or source == self.checkpoint.cr):

@@ -63,8 +63,12 @@ def prune_checkpoint(stage: PruneStage, cr: float) -> Path:
 
 
 def save_model(path: Path, model: torch.nn.Module, arch: str, dataset: str, meta: dict[str, Any]) -> None:
-    blob = {"arch": arch, "dataset": dataset, "meta": meta,
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    blob = {
+        "arch": arch,
+        "dataset": dataset,
+        "meta": meta,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
     results.atomic_write_bytes(path, lambda p: torch.save(blob, p))
 
 
@@ -109,8 +113,12 @@ def stage_command(stage) -> str:
     import shlex
 
     flat = {k: v for part in stage.canonical().values() for k, v in part.items()}
-    args = " ".join(shlex.quote(f"-p {k}={v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))}")
-                    .replace("'-p ", "-p '") for k, v in flat.items())
+    args = " ".join(
+        shlex.quote(f"-p {k}={v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))}").replace(
+            "'-p ", "-p '"
+        )
+        for k, v in flat.items()
+    )
     return f"python -m prunerob stage {stage.kind}" + (f" {args}" if args else "")
 
 
@@ -141,8 +149,9 @@ def _verified(stage, cr: float | None, device: torch.device | str = "cpu") -> tu
         return None, f"{path} is unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"
     sha = recorded_sha(stage, cr)
     if sha is not None and model_fingerprint(model) != sha:
-        return None, (f"{path} is not the checkpoint its table recorded (fingerprint {model_fingerprint(model)}, "
-                      f"recorded {sha})")
+        return None, (
+            f"{path} is not the checkpoint its table recorded (fingerprint {model_fingerprint(model)}, recorded {sha})"
+        )
     return model, None
 
 
@@ -157,8 +166,9 @@ def load_upstream(stage, cr: float | None = None, device: torch.device | str = "
     model, problem = _verified(stage, cr, device)
     if problem:
         what = "the dense model" if cr is None else f"the CR {cr:g} checkpoint"
-        raise MissingUpstream(f"{what} of {stage.kind} stage {stage.id}: {problem}; run that stage first: "
-                              f"{stage_command(stage)}")
+        raise MissingUpstream(
+            f"{what} of {stage.kind} stage {stage.id}: {problem}; run that stage first: {stage_command(stage)}"
+        )
     return model
 
 
@@ -190,11 +200,20 @@ def _ids(stage) -> dict[str, str]:
 
 def _meta(stage) -> dict[str, Any]:
     """Columns that say which run a row belongs to."""
-    row = {"dataset": stage.data.dataset, "arch": stage.model.arch, "seed": stage.train.seed,
-           "training": training_label(stage)}
+    row = {
+        "dataset": stage.data.dataset,
+        "arch": stage.model.arch,
+        "seed": stage.train.seed,
+        "training": training_label(stage),
+    }
     if hasattr(stage, "prune"):
-        row.update(structure=stage.prune.structure, scope=stage.prune.scope, criterion=stage.prune.criterion,
-                   schedule=stage.prune.schedule, prune_dense_neurons=stage.prune.prune_dense_neurons)
+        row.update(
+            structure=stage.prune.structure,
+            scope=stage.prune.scope,
+            criterion=stage.prune.criterion,
+            schedule=stage.prune.schedule,
+            prune_dense_neurons=stage.prune.prune_dense_neurons,
+        )
     return row
 
 
@@ -204,7 +223,11 @@ def training_label(stage) -> str:
     label = stage.train.training
     if stage.train.adversarial:
         label = f"pgd (eps {stage.train.adv_eps:g})"
-    if hasattr(stage, "prune") and stage.prune.finetune_training != "same" and stage.prune.finetune_training != stage.train.training:
+    if (
+        hasattr(stage, "prune")
+        and stage.prune.finetune_training != "same"
+        and stage.prune.finetune_training != stage.train.training
+    ):
         label += f", {stage.prune.finetune_training} fine-tuning"
     return label
 
@@ -236,12 +259,24 @@ def _run_train(stage: TrainStage, dev: torch.device, progress: bool, threads: in
         model = new_model(stage.model.arch, stage.data.dataset).to(dev)
         hist = fit(model, splits, stage.train, large=info.large, progress=progress, desc=f"train {stage.id}")
     test_loss, test_acc = evaluate(model, splits.test_x, splits.test_y)
-    row = {**_ids(stage), **_meta(stage), "n_params": sum(p.numel() for p in model.parameters()),
-           "n_prunable": models.count_prunable(model), "epochs": hist.epochs, "best_epoch": hist.best_epoch,
-           "val_loss": hist.best_val_loss, "test_loss": test_loss, "clean_acc": test_acc,
-           "n_train": len(splits.train_y), "n_test": len(splits.test_y), "seconds": hist.seconds,
-           "device": dev.type, "torch_threads": threads, "checkpoint_sha": model_fingerprint(model),
-           **results.provenance()}
+    row = {
+        **_ids(stage),
+        **_meta(stage),
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "n_prunable": models.count_prunable(model),
+        "epochs": hist.epochs,
+        "best_epoch": hist.best_epoch,
+        "val_loss": hist.best_val_loss,
+        "test_loss": test_loss,
+        "clean_acc": test_acc,
+        "n_train": len(splits.train_y),
+        "n_test": len(splits.test_y),
+        "seconds": hist.seconds,
+        "device": dev.type,
+        "torch_threads": threads,
+        "checkpoint_sha": model_fingerprint(model),
+        **results.provenance(),
+    }
     save_model(train_checkpoint(stage), model, stage.model.arch, stage.data.dataset, {"stage_id": stage.id})
     if hist.rows:  # a zoo model has no training history
         history = pd.DataFrame(hist.rows).assign(stage_id=stage.id, step="train")
@@ -288,8 +323,13 @@ def _run_prune(stage: PruneStage, dev: torch.device, progress: bool, threads: in
             if "row" in meta:
                 row = meta["row"]
             else:  # written before checkpoints carried their row: measured again, the rest unknown
-                row = {**_step_row(stage, model, splits, cr), "finetune_epochs": None, "seconds": None,
-                       "device": "unknown", **results.provenance()}
+                row = {
+                    **_step_row(stage, model, splits, cr),
+                    "finetune_epochs": None,
+                    "seconds": None,
+                    "device": "unknown",
+                    **results.provenance(),
+                }
             rows.append({**row, "dense_sha": dense_sha, "checkpoint_sha": model_fingerprint(model), "resumed": True})
             if meta.get("history"):
                 histories.append(pd.DataFrame(meta["history"]).assign(stage_id=stage.id, step=f"cr{cr:g}"))
@@ -300,24 +340,50 @@ def _run_prune(stage: PruneStage, dev: torch.device, progress: bool, threads: in
         epochs = 0
         hist_rows: list[dict] = []
         if cr > 1:
-            masks = prune.compute_masks(model, structure=stage.prune.structure, scope=stage.prune.scope,
-                                        criterion=stage.prune.criterion, cr=cr, generator=generator,
-                                        prune_dense_neurons=stage.prune.prune_dense_neurons)
+            masks = prune.compute_masks(
+                model,
+                structure=stage.prune.structure,
+                scope=stage.prune.scope,
+                criterion=stage.prune.criterion,
+                cr=cr,
+                generator=generator,
+                prune_dense_neurons=stage.prune.prune_dense_neurons,
+            )
             prune.apply_masks(model, masks)
-            hist = fit(model, splits, finetune_spec(stage), max_epochs=stage.prune.finetune_max_epochs,
-                       large=info.large, progress=progress, desc=f"fine-tune CR {cr:g}")
+            hist = fit(
+                model,
+                splits,
+                finetune_spec(stage),
+                max_epochs=stage.prune.finetune_max_epochs,
+                large=info.large,
+                progress=progress,
+                desc=f"fine-tune CR {cr:g}",
+            )
             epochs, hist_rows = hist.epochs, hist.rows
             histories.append(pd.DataFrame(hist.rows).assign(stage_id=stage.id, step=f"cr{cr:g}"))
-        rows.append({**_step_row(stage, model, splits, cr), "finetune_epochs": epochs,
-                     "seconds": time.perf_counter() - start, "device": dev.type, "torch_threads": threads,
-                     **results.provenance(),
-                     "dense_sha": dense_sha, "checkpoint_sha": model_fingerprint(model), "resumed": False})
+        rows.append(
+            {
+                **_step_row(stage, model, splits, cr),
+                "finetune_epochs": epochs,
+                "seconds": time.perf_counter() - start,
+                "device": dev.type,
+                "torch_threads": threads,
+                **results.provenance(),
+                "dense_sha": dense_sha,
+                "checkpoint_sha": model_fingerprint(model),
+                "resumed": False,
+            }
+        )
         layer_frames.append(prune.sparsity_report(model).assign(stage_id=stage.id, cr=float(cr)))
         # the checkpoint carries its table row, fine-tuning history and the random state after this
         # step, so that a killed stage resumes after its last finished CR with the same result
-        save_model(prune_checkpoint(stage, cr), model, stage.model.arch, stage.data.dataset,
-                   {"stage_id": stage.id, "cr": cr, "row": rows[-1], "history": hist_rows,
-                    "generator": generator.get_state()})
+        save_model(
+            prune_checkpoint(stage, cr),
+            model,
+            stage.model.arch,
+            stage.data.dataset,
+            {"stage_id": stage.id, "cr": cr, "row": rows[-1], "history": hist_rows, "generator": generator.get_state()},
+        )
     if histories:
         results.write_table(results.conform(pd.concat(histories, ignore_index=True), "history"), "history", stage.id)
     layers = pd.concat(layer_frames, ignore_index=True)
@@ -350,12 +416,22 @@ def _step_row(stage: PruneStage, model: torch.nn.Module, splits: data_mod.Splits
     total = report[report["layer"] == "total"].iloc[0]
     size = prune.sparse_bytes(model)
     n_units, n_units_kept = prune.count_units(model, stage.prune.structure, stage.prune.prune_dense_neurons)
-    return {**_ids(stage), **_meta(stage), "cr": float(cr), "target_kept": 1 / cr,
-            "n_units": n_units, "n_units_kept": n_units_kept,
-            "kept": float(total["kept_fraction"]), "sparsity": float(total["sparsity"]),
-            "n_prunable": int(total["n_weights"]), "n_kept": int(total["n_kept"]),
-            "layers_removed": int(report.loc[report["layer"] != "total", "layer_removed"].sum()),
-            "clean_acc": test_acc, "test_loss": test_loss, **{f"bytes_{k}": int(v) for k, v in size.items()}}
+    return {
+        **_ids(stage),
+        **_meta(stage),
+        "cr": float(cr),
+        "target_kept": 1 / cr,
+        "n_units": n_units,
+        "n_units_kept": n_units_kept,
+        "kept": float(total["kept_fraction"]),
+        "sparsity": float(total["sparsity"]),
+        "n_prunable": int(total["n_weights"]),
+        "n_kept": int(total["n_kept"]),
+        "layers_removed": int(report.loc[report["layer"] != "total", "layer_removed"].sum()),
+        "clean_acc": test_acc,
+        "test_loss": test_loss,
+        **{f"bytes_{k}": int(v) for k, v in size.items()},
+    }
 
 
 def _finished_steps(stage: PruneStage) -> dict[float, dict]:
@@ -402,7 +478,8 @@ def run_attack(stage: AttackStage, device: str = "auto", progress: bool = True) 
 
 
 def _run_attack(stage: AttackStage, dev: torch.device, progress: bool, threads: int) -> pd.DataFrame:
-    from prunerob import attacks, evaluate as ev
+    from prunerob import attacks
+    from prunerob import evaluate as ev
 
     cr = stage.checkpoint.cr
     model = load_upstream(stage.upstream, cr, dev)  # verified: loadable, the prune table's fingerprint
@@ -417,23 +494,46 @@ def _run_attack(stage: AttackStage, dev: torch.device, progress: bool, threads: 
     y = test_y[: stage.attack.n_samples].to(dev)
     atk = attacks.get(stage.attack.attack)
     start = time.perf_counter()
-    res = ev.attack_curve(_as_attacked(model, stage), x, y, stage.attack, info.input_shape, progress=progress,
-                          source=None if source is None else _as_attacked(source, stage))
+    res = ev.attack_curve(
+        _as_attacked(model, stage),
+        x,
+        y,
+        stage.attack,
+        info.input_shape,
+        progress=progress,
+        source=None if source is None else _as_attacked(source, stage),
+    )
     seconds = time.perf_counter() - start
     report = prune.sparsity_report(model)
     total = report[report["layer"] == "total"].iloc[0]
-    common = {**_ids(stage), **_meta(stage), "cr": float(cr), "sparsity": float(total["sparsity"]),
-              "attack": atk.name, "preset": stage.attack.preset_name, "norm": atk.norm, "kind": atk.kind,
-              "library": atk.library, "scenario": "transfer" if stage.transfer else "white-box",
-              "source_cr": float(stage.checkpoint.source_cr or cr), "attack_output": stage.attack.attack_output,
-              "checkpoint_sha": model_fingerprint(model),
-              "source_sha": model_fingerprint(source if source is not None else model)}
+    common = {
+        **_ids(stage),
+        **_meta(stage),
+        "cr": float(cr),
+        "sparsity": float(total["sparsity"]),
+        "attack": atk.name,
+        "preset": stage.attack.preset_name,
+        "norm": atk.norm,
+        "kind": atk.kind,
+        "library": atk.library,
+        "scenario": "transfer" if stage.transfer else "white-box",
+        "source_cr": float(stage.checkpoint.source_cr or cr),
+        "attack_output": stage.attack.attack_output,
+        "checkpoint_sha": model_fingerprint(model),
+        "source_sha": model_fingerprint(source if source is not None else model),
+    }
     versions = results.provenance(library_version=library_version(atk.library))
     clean_acc = float(res.curve.loc[res.curve["eps"] == 0, "robust_acc"].iloc[0])
     results.write_table(results.conform(res.samples.assign(**common), "samples"), "samples", stage.id)
     results.write_table(results.conform(res.checks.assign(**common), "checks"), "checks", stage.id)
-    curve = res.curve.assign(**common, clean_acc=clean_acc, all_checks_passed=bool(res.checks["passed"].all()),
-                             stage_seconds=seconds, device=dev.type, torch_threads=threads,
-                             **versions)
+    curve = res.curve.assign(
+        **common,
+        clean_acc=clean_acc,
+        all_checks_passed=bool(res.checks["passed"].all()),
+        stage_seconds=seconds,
+        device=dev.type,
+        torch_threads=threads,
+        **versions,
+    )
     results.write_table(results.conform(curve, "attack"), "attack", stage.id)
     return curve

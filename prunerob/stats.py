@@ -70,8 +70,9 @@ def seed_band(mean, sd, n_seeds, n_images=None, confidence: float = 0.95) -> tup
     return np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
 
 
-def paired_bootstrap(a, b, groups=None, *, n_boot: int = 2000, confidence: float = 0.95,
-                     seed: int = 0) -> dict[str, float]:
+def paired_bootstrap(
+    a, b, groups=None, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> dict[str, float]:
     """Mean of ``a - b`` (paired, e.g. per image) with a percentile bootstrap interval.
 
     ``groups`` (e.g. the training seed of each pair): the estimate is the mean over groups of the
@@ -99,8 +100,13 @@ def paired_bootstrap(a, b, groups=None, *, n_boot: int = 2000, confidence: float
         draws = boot[picks, columns].mean(1)
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(draws, [tail, 100 - tail])
-    return {"diff": float(np.mean([d.mean() for d in diffs])), "low": float(low), "high": float(high),
-            "n": int(len(a)), "n_groups": len(diffs)}
+    return {
+        "diff": float(np.mean([d.mean() for d in diffs])),
+        "low": float(low),
+        "high": float(high),
+        "n": int(len(a)),
+        "n_groups": len(diffs),
+    }
 
 
 def excludes_zero(low: float, high: float) -> bool:

@@ -83,18 +83,28 @@ def load_profile(name: str) -> dict[str, Any]:
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
         raise SpecError(f"profile {where}: not valid YAML ({problem})") from None
     if profile is None:
-        raise SpecError(f"profile {path}: the file is empty; a profile is a mapping with keys "
-                        f"{', '.join(PROFILE_KEYS)} (grid: a list of stage parameter sets)")
+        raise SpecError(
+            f"profile {path}: the file is empty; a profile is a mapping with keys "
+            f"{', '.join(PROFILE_KEYS)} (grid: a list of stage parameter sets)"
+        )
     if not isinstance(profile, dict):
-        raise SpecError(f"profile {path}: a profile is a mapping with keys {', '.join(PROFILE_KEYS)}, "
-                        f"not a {type(profile).__name__}")
+        raise SpecError(
+            f"profile {path}: a profile is a mapping with keys {', '.join(PROFILE_KEYS)}, "
+            f"not a {type(profile).__name__}"
+        )
     unknown = sorted(set(profile) - set(PROFILE_KEYS))
     if unknown:
-        raise SpecError(f"profile {path}: unknown key(s) {', '.join(map(str, unknown))}; valid: {', '.join(PROFILE_KEYS)}")
+        raise SpecError(
+            f"profile {path}: unknown key(s) {', '.join(map(str, unknown))}; valid: {', '.join(PROFILE_KEYS)}"
+        )
     grid = profile.get("grid")
     if not isinstance(grid, list) or not grid or not all(isinstance(e, dict) for e in grid):
-        raise invalid(f"profile {path}: grid", grid, why="must be a non-empty list of stage parameter sets "
-                      "(mappings, e.g. {dataset: mnist, arch: cnn, crs: [1, 2, 4]})")
+        raise invalid(
+            f"profile {path}: grid",
+            grid,
+            why="must be a non-empty list of stage parameter sets "
+            "(mappings, e.g. {dataset: mnist, arch: cnn, crs: [1, 2, 4]})",
+        )
     return profile
 
 
@@ -135,8 +145,10 @@ def _expand_entry(entry: dict[str, Any], stages: dict[str, Any]) -> None:
             own = set(AttackStage.param_names()) - set(PruneStage.param_names())
             unknown = sorted(set(attack) - own)
             if unknown:
-                raise SpecError(f"attack entry {j}: unknown key(s) {', '.join(map(str, unknown))}; valid: "
-                                f"{', '.join(sorted(own | set(ATTACK_KEYS)))}")
+                raise SpecError(
+                    f"attack entry {j}: unknown key(s) {', '.join(map(str, unknown))}; valid: "
+                    f"{', '.join(sorted(own | set(ATTACK_KEYS)))}"
+                )
             for attack_params in _axes(attack):
                 for cr in on_crs or prune_stage.prune.crs:
                     if cr == attack_params.get("source_cr"):
@@ -194,9 +206,12 @@ def execute_stage(stage, device: str = "auto", progress: bool = True) -> Path:
         for attempt in range(KERNEL_START_TRIES):
             try:
                 papermill.execute_notebook(
-                    nb, str(tmp),
+                    nb,
+                    str(tmp),
                     parameters={**stage.params(), "device": device, "progress": progress},
-                    kernel_name="python3", progress_bar=False, cwd=str(EXPERIMENTS_DIR),
+                    kernel_name="python3",
+                    progress_bar=False,
+                    cwd=str(EXPERIMENTS_DIR),
                     # the stage's progress bars (epochs, CR steps, attack budgets) reach this terminal
                     stderr_file=sys.stderr if progress else None,
                     # the kernel's own log stays quiet (its "running over TCP without encryption" warning:
@@ -313,10 +328,12 @@ class Summary:
     record: Path | None = None  # the sweep record written
 
     def line(self) -> str:
-        return (f"done {len(self.done)}, skipped {len(self.skipped)}, failed {len(self.failed)}, "
-                f"blocked {len(self.blocked)}"
-                + (f", stopped {len(self.stopped)}, not started {len(self.not_started)}" if self.interrupted else "")
-                + f", {self.seconds:.0f} s")
+        return (
+            f"done {len(self.done)}, skipped {len(self.skipped)}, failed {len(self.failed)}, "
+            f"blocked {len(self.blocked)}"
+            + (f", stopped {len(self.stopped)}, not started {len(self.not_started)}" if self.interrupted else "")
+            + f", {self.seconds:.0f} s"
+        )
 
 
 def last_error_line(exc: BaseException) -> str:
@@ -354,8 +371,17 @@ def preflight(stages: list, device: str = "auto", workers: int = 1) -> None:
         data.check_available(name)
 
 
-def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, device: str = "auto",
-        dry_run: bool = False, progress: bool = True, echo=print, only: dict[str, Any] | None = None) -> Summary:
+def run(
+    profile_name: str,
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    device: str = "auto",
+    dry_run: bool = False,
+    progress: bool = True,
+    echo=print,
+    only: dict[str, Any] | None = None,
+) -> Summary:
     """Expand a profile, skip what exists, run the rest, each stage once its upstream stage is done.
 
     Ctrl-C (SIGINT) stops scheduling, ends the running stages (their workers and kernels), writes the
@@ -375,9 +401,11 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
     check_ids = {s.id for s in checks}
     summary = Summary(skipped=[s.id for s in all_stages if s.id not in todo_ids | check_ids])
     counts = {k: sum(s.kind == k for s in all_stages) for k in PRIMARY_TABLE}
-    echo(f"profile {profile_name}: {len(all_stages)} stages ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
-         f"{len(todo)} to run, {len(summary.skipped)} already done"
-         + (f", {len(checks)} to run again if a checkpoint they used comes out different when re-made" if checks else ""))
+    echo(
+        f"profile {profile_name}: {len(all_stages)} stages ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
+        f"{len(todo)} to run, {len(summary.skipped)} already done"
+        + (f", {len(checks)} to run again if a checkpoint they used comes out different when re-made" if checks else "")
+    )
     for stage_id, problem in remade.items():
         echo(f"re-making the checkpoints of {stage_id} (its stage runs again): {problem}")
     if dry_run:
@@ -393,7 +421,7 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
     # what the tables of the stages about to run again say about their checkpoints, before they run
     before = {s.id: recorded_fingerprints(s) for s in todo + checks if s.kind != "attack"}
     _remove_stale_temporaries()
-    started_at = datetime.datetime.now(datetime.timezone.utc)
+    started_at = datetime.datetime.now(datetime.UTC)
     start = time.perf_counter()
     executor, close = _executor(workers, scheduler)
     failed_ids: set[str] = set()
@@ -418,15 +446,19 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
                     summary.blocked.append(st.id)
                     failed_ids.add(st.id)
                     count += 1
-                elif st.id in check_ids and (up in unchanged or (
-                        up in finished and reproduced(before.get(up), recorded_fingerprints(st.upstream), st))):
+                elif st.id in check_ids and (
+                    up in unchanged
+                    or (up in finished and reproduced(before.get(up), recorded_fingerprints(st.upstream), st))
+                ):
                     unchanged.add(st.id)  # its result was computed on the checkpoint that is there now
                     summary.skipped.append(st.id)
                     count += 1
                 elif up is None or up in finished:
                     if st.id in check_ids:
-                        echo(f"running {st.id} again: {up} re-made the checkpoint it used, and it is not "
-                             f"the one its result was computed on (or that one's fingerprint is unknown)")
+                        echo(
+                            f"running {st.id} again: {up} re-made the checkpoint it used, and it is not "
+                            f"the one its result was computed on (or that one's fingerprint is unknown)"
+                        )
                     if progress:
                         echo(f"scheduled {st.id}  ({_describe(st)})")
                     running[executor.submit(_run_task, st, device, progress)] = st
@@ -466,8 +498,9 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
         if not summary.interrupted:
             write_agreement(profile_name)
         if todo:  # a sweep with nothing to run leaves no record (the book's build must not change the tree)
-            summary.record = write_sweep_record(profile_name, summary, started_at, workers=workers,
-                                                scheduler=scheduler, device=device, only=only)
+            summary.record = write_sweep_record(
+                profile_name, summary, started_at, workers=workers, scheduler=scheduler, device=device, only=only
+            )
         if summary.interrupted:
             for line in interrupted_report(summary):
                 echo(line)
@@ -481,8 +514,11 @@ def run(profile_name: str, *, workers: int = 1, scheduler: str | None = None, de
 def interrupted_report(summary: Summary, shown: int = 5) -> list[str]:
     """The one-screen summary of an interrupted sweep."""
     out = [f"interrupted (Ctrl-C): {summary.line()}"]
-    for label, ids in (("stopped while running", summary.stopped), ("failed", list(summary.failed)),
-                       ("not started", summary.not_started)):
+    for label, ids in (
+        ("stopped while running", summary.stopped),
+        ("failed", list(summary.failed)),
+        ("not started", summary.not_started),
+    ):
         if ids:
             out.append(f"  {label} ({len(ids)}): {', '.join(ids[:shown])}" + (", ..." if len(ids) > shown else ""))
     if summary.record is not None:
@@ -518,8 +554,11 @@ class _Interrupt:
             self.end_workers(signal.SIGKILL)
             os._exit(130)
         self.requested = True
-        print("\nCtrl-C: stopping the sweep (ending the running stages; Ctrl-C again to quit at once)",
-              file=sys.stderr, flush=True)
+        print(
+            "\nCtrl-C: stopping the sweep (ending the running stages; Ctrl-C again to quit at once)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _pids(self) -> list[int]:
         procs = getattr(self.executor, "_processes", None) or {}
@@ -572,24 +611,44 @@ def write_agreement(profile_name: str) -> None:
         results.write_table(results.conform(agreement, "checks_agreement"), "checks_agreement", profile_name)
 
 
-def write_sweep_record(profile_name: str, summary: Summary, started_at: datetime.datetime, *, workers: int,
-                       scheduler: str | None, device: str, only: dict[str, Any] | None) -> Path:
+def write_sweep_record(
+    profile_name: str,
+    summary: Summary,
+    started_at: datetime.datetime,
+    *,
+    workers: int,
+    scheduler: str | None,
+    device: str,
+    only: dict[str, Any] | None,
+) -> Path:
     """One row per sweep that ran stages, in ``sweeps/<profile>-<start time>.parquet``: when, how long,
     on what, and how many stages ran, failed and were skipped (``skipped == 0`` and ``failed == 0``: a
     complete run from nothing, whose wall time is the profile's cost on that machine)."""
     import pandas as pd
 
-    row = {"profile": profile_name, "started_at": started_at.isoformat(timespec="seconds"),
-           "seconds": summary.seconds, "done": len(summary.done), "failed": len(summary.failed),
-           "blocked": len(summary.blocked), "skipped": len(summary.skipped),
-           "workers": workers if not scheduler else None, "scheduler": "dask" if scheduler else "local",
-           "device": device, "cpu_count": os.cpu_count(),
-           "only": " ".join(f"{k}={v}" for k, v in (only or {}).items()),
-           "code_version": results.code_version()}
-    row.update(interrupted=bool(summary.interrupted), stopped=len(summary.stopped),
-               not_started=len(summary.not_started))
-    return results.write_table(results.conform(pd.DataFrame([row]), "sweeps"), "sweeps",
-                               f"{Path(profile_name).stem}-{started_at:%Y%m%dT%H%M%SZ}")
+    row = {
+        "profile": profile_name,
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "seconds": summary.seconds,
+        "done": len(summary.done),
+        "failed": len(summary.failed),
+        "blocked": len(summary.blocked),
+        "skipped": len(summary.skipped),
+        "workers": workers if not scheduler else None,
+        "scheduler": "dask" if scheduler else "local",
+        "device": device,
+        "cpu_count": os.cpu_count(),
+        "only": " ".join(f"{k}={v}" for k, v in (only or {}).items()),
+        "code_version": results.code_version(),
+    }
+    row.update(
+        interrupted=bool(summary.interrupted), stopped=len(summary.stopped), not_started=len(summary.not_started)
+    )
+    return results.write_table(
+        results.conform(pd.DataFrame([row]), "sweeps"),
+        "sweeps",
+        f"{Path(profile_name).stem}-{started_at:%Y%m%dT%H%M%SZ}",
+    )
 
 
 def _describe(stage) -> str:
@@ -602,7 +661,9 @@ def _describe(stage) -> str:
     if stage.kind != "train":
         what += f" {p['structure']} {p['scope']} {p['criterion']}" + (" +dense" if p.get("prune_dense_neurons") else "")
     if stage.kind == "attack":
-        what += f" CR {p['cr']:g} {p['attack']}" + (f" (crafted at CR {p['source_cr']:g})" if p.get("source_cr") else "")
+        what += f" CR {p['cr']:g} {p['attack']}" + (
+            f" (crafted at CR {p['source_cr']:g})" if p.get("source_cr") else ""
+        )
     return what
 
 
@@ -610,11 +671,12 @@ def grid_table(all_stages: list, todo_ids: set[str]) -> list[str]:
     """Stage counts per data set and architecture: the grid a profile spans, and what is left to run."""
     import pandas as pd
 
-    rows = [{"dataset": s.params()["dataset"], "arch": s.params()["arch"], "kind": s.kind,
-             "to_run": s.id in todo_ids} for s in all_stages]
+    rows = [
+        {"dataset": s.params()["dataset"], "arch": s.params()["arch"], "kind": s.kind, "to_run": s.id in todo_ids}
+        for s in all_stages
+    ]
     frame = pd.DataFrame(rows)
-    table = frame.pivot_table(index=["dataset", "arch"], columns="kind", values="to_run", aggfunc="size",
-                              fill_value=0)
+    table = frame.pivot_table(index=["dataset", "arch"], columns="kind", values="to_run", aggfunc="size", fill_value=0)
     left = frame[frame["to_run"]].groupby(["dataset", "arch"]).size()
     table = table[[k for k in PRIMARY_TABLE if k in table.columns]].assign(to_run=left).fillna(0).astype(int)
     return ["stages per data set and architecture:", *table.to_string().splitlines()]

@@ -55,8 +55,8 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     padded = F.pad(x, (pad, pad, pad, pad))
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])  # (n, h)
-    cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])  # (n, w)
+    rows = dy[:, None] + torch.arange(h, device=x.device)[None, :]  # (n, h)
+    cols = dx[:, None] + torch.arange(w, device=x.device)[None, :]  # (n, w)
     idx = torch.arange(n, device=x.device)[:, None, None]
     return padded.permute(0, 2, 3, 1)[idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
 
@@ -70,7 +70,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.
     try:
         outs = []
         for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size].to(device)
+            xb = x[i : i + batch_size].to(device)
             outs.append(model(to_float(xb) if xb.dtype == torch.uint8 else xb.float()))
         return torch.cat(outs) if outs else torch.empty(0)
     finally:
@@ -85,8 +85,15 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
 
 
-def pgd_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, step_size: float,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+def pgd_linf(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    steps: int,
+    step_size: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Linf PGD from a uniform random start (Madry et al. 2018), for adversarial training.
 
     Only the input's gradient is computed (``autograd.grad``): the parameters' ``.grad`` stay as
@@ -104,8 +111,14 @@ def pgd_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, ste
     return adv
 
 
-def adversarial_evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: TrainSpec,
-                         batch_size: int = 1000, generator: torch.Generator | None = None) -> tuple[float, float]:
+def adversarial_evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    spec: TrainSpec,
+    batch_size: int = 1000,
+    generator: torch.Generator | None = None,
+) -> tuple[float, float]:
     """(loss, accuracy) on the training recipe's PGD examples of ``x`` (eval mode, mode restored)."""
     was_training = model.training
     model.eval()
@@ -113,9 +126,9 @@ def adversarial_evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spe
     total_loss, correct = 0.0, 0
     try:
         for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size].to(device)
+            xb = x[i : i + batch_size].to(device)
             xb = to_float(xb) if xb.dtype == torch.uint8 else xb.float()
-            yb = y[i:i + batch_size].to(device)
+            yb = y[i : i + batch_size].to(device)
             adv = pgd_linf(model, xb, yb, spec.adv_eps, spec.adv_steps, spec.step_size, generator)
             with torch.no_grad():
                 logits = model(adv)
@@ -135,8 +148,16 @@ class History:
     rows: list[dict] = field(default_factory=list)  # one per epoch: epoch, train_loss, val_loss, val_acc, lr
 
 
-def fit(model: nn.Module, splits: Splits, spec: TrainSpec, *, max_epochs: int | None = None,
-        large: bool = False, progress: bool = True, desc: str = "train") -> History:
+def fit(
+    model: nn.Module,
+    splits: Splits,
+    spec: TrainSpec,
+    *,
+    max_epochs: int | None = None,
+    large: bool = False,
+    progress: bool = True,
+    desc: str = "train",
+) -> History:
     """Train ``model`` in place on ``splits`` (already on the model's device) until early stopping.
 
     The best weights by validation loss are restored at the end.  ``max_epochs`` overrides the
@@ -149,10 +170,12 @@ def fit(model: nn.Module, splits: Splits, spec: TrainSpec, *, max_epochs: int | 
     device = next(model.parameters()).device
     generator = seed_everything(spec.seed)
     # fused Adam: one kernel per step on CUDA instead of one per parameter
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=spec.lr,
-                           fused=device.type == "cuda")
-    sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=LARGE_LR_FACTOR, patience=LARGE_LR_PATIENCE)
-             if large else None)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=spec.lr, fused=device.type == "cuda")
+    sched = (
+        torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=LARGE_LR_FACTOR, patience=LARGE_LR_PATIENCE)
+        if large
+        else None
+    )
     patience = spec.patience or (LARGE_PATIENCE if large else SMALL_PATIENCE)
     epochs = spec.max_epochs if max_epochs is None else max_epochs
     hist = History()
@@ -164,8 +187,9 @@ def fit(model: nn.Module, splits: Splits, spec: TrainSpec, *, max_epochs: int | 
         if spec.adversarial:  # robust early stopping: the loss on the validation split's PGD examples
             adv_gen = torch.Generator().manual_seed(spec.seed + 1)
             out["val_clean_loss"] = val_loss
-            out["val_loss"], out["val_adv_acc"] = adversarial_evaluate(model, splits.val_x, splits.val_y, spec,
-                                                                       generator=adv_gen)
+            out["val_loss"], out["val_adv_acc"] = adversarial_evaluate(
+                model, splits.val_x, splits.val_y, spec, generator=adv_gen
+            )
         return out
 
     if epochs > 0:  # the starting point is a candidate too (fine-tuning may not improve on it)
@@ -178,7 +202,7 @@ def fit(model: nn.Module, splits: Splits, spec: TrainSpec, *, max_epochs: int | 
         order = torch.randperm(n, generator=generator).to(device)
         total = torch.zeros((), device=device)  # summed on the device: no sync per step
         for i in range(0, n, spec.batch_size):
-            idx = order[i:i + spec.batch_size]
+            idx = order[i : i + spec.batch_size]
             xb = to_float(splits.train_x[idx])
             if large:
                 xb = augment(xb, generator)
@@ -194,8 +218,9 @@ def fit(model: nn.Module, splits: Splits, spec: TrainSpec, *, max_epochs: int | 
         val_loss, val_acc = val["val_loss"], val["val_acc"]
         if sched is not None:
             sched.step(val_loss)
-        hist.rows.append({"epoch": epoch, "train_loss": total.item() / max(n, 1), **val,
-                          "lr": opt.param_groups[0]["lr"]})
+        hist.rows.append(
+            {"epoch": epoch, "train_loss": total.item() / max(n, 1), **val, "lr": opt.param_groups[0]["lr"]}
+        )
         hist.epochs = epoch
         bar.set_postfix(val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.4f}")
         if val_loss < hist.best_val_loss:

@@ -12,9 +12,11 @@ import pandas as pd
 
 from prunerob import stats
 
-LABELS = {"white": "white-box: crafted on the model itself",
-          "from_dense": "crafted on the dense model, run on the pruned one",
-          "to_dense": "crafted on the pruned model, run on the dense one"}
+LABELS = {
+    "white": "white-box: crafted on the model itself",
+    "from_dense": "crafted on the dense model, run on the pruned one",
+    "to_dense": "crafted on the pruned model, run on the dense one",
+}
 
 
 def curves(samples: pd.DataFrame, attack: str, dense_cr: float = 1.0) -> pd.DataFrame:
@@ -29,17 +31,25 @@ def curves(samples: pd.DataFrame, attack: str, dense_cr: float = 1.0) -> pd.Data
         return pd.DataFrame()
     common = rows.groupby("stage_id")["sample"].max().min()
     rows = rows[rows["sample"] <= common]
-    acc = (rows.assign(robust=~rows["broken"].astype(bool))
-           .groupby(["scenario", "source_cr", "cr", "norm", "eps"], as_index=False)
-           .agg(robust_acc=("robust", "mean"), n=("robust", "size")))
+    acc = (
+        rows.assign(robust=~rows["broken"].astype(bool))
+        .groupby(["scenario", "source_cr", "cr", "norm", "eps"], as_index=False)
+        .agg(robust_acc=("robust", "mean"), n=("robust", "size"))
+    )
     white = acc[acc["scenario"] == "white-box"]
     dense_white = white[white["cr"] == dense_cr]
     tr = acc[acc["scenario"] == "transfer"]
     from_dense = pd.concat([dense_white, tr[tr["source_cr"] == dense_cr]])
     to_dense = tr[(tr["cr"] == dense_cr) & (tr["source_cr"] != dense_cr)]
     to_dense = pd.concat([dense_white, to_dense.assign(cr=to_dense["source_cr"])])
-    out = pd.concat([white.assign(method=LABELS["white"]), from_dense.assign(method=LABELS["from_dense"]),
-                     to_dense.assign(method=LABELS["to_dense"])], ignore_index=True)
+    out = pd.concat(
+        [
+            white.assign(method=LABELS["white"]),
+            from_dense.assign(method=LABELS["from_dense"]),
+            to_dense.assign(method=LABELS["to_dense"]),
+        ],
+        ignore_index=True,
+    )
     out = out[["method", "cr", "eps", "norm", "robust_acc", "n"]].sort_values(["method", "cr", "eps"])
     low, high = stats.wilson_interval((out["robust_acc"] * out["n"]).round(), out["n"])
     return out.assign(low=low, high=high).reset_index(drop=True)

@@ -57,11 +57,15 @@ def parse(arch: str) -> tuple[str, str]:
     """``rb:<threat model>:<zoo name>`` -> (threat model, zoo name); a malformed name raises SpecError."""
     parts = arch.split(":", 2) if is_zoo_arch(arch) else []
     if len(parts) != 3 or not parts[2]:
-        raise SpecError(f"arch={arch!r} is not a RobustBench model; write {ZOO_PREFIX}<threat model>:<zoo name>, "
-                        f"e.g. {ZOO_PREFIX}Linf:Carmon2019Unlabeled")
+        raise SpecError(
+            f"arch={arch!r} is not a RobustBench model; write {ZOO_PREFIX}<threat model>:<zoo name>, "
+            f"e.g. {ZOO_PREFIX}Linf:Carmon2019Unlabeled"
+        )
     _, threat_model, name = parts
     if threat_model not in THREAT_MODELS:
-        raise SpecError(f"threat model {threat_model!r} in arch={arch!r} is not valid; valid: {', '.join(THREAT_MODELS)}")
+        raise SpecError(
+            f"threat model {threat_model!r} in arch={arch!r} is not valid; valid: {', '.join(THREAT_MODELS)}"
+        )
     return threat_model, name
 
 
@@ -75,7 +79,7 @@ def _robustbench_zoo():
     return model_dicts, BenchmarkDataset, ThreatModel
 
 
-@functools.lru_cache(maxsize=None)  # a paper-size grid checks the same name thousands of times
+@functools.cache  # a paper-size grid checks the same name thousands of times
 def _entries(dataset: str, threat_model: str) -> dict:
     model_dicts, BenchmarkDataset, ThreatModel = _robustbench_zoo()
     entries = model_dicts[BenchmarkDataset(DATASETS[dataset])].get(ThreatModel(threat_model), {})
@@ -92,12 +96,14 @@ def check(arch: str, dataset: str) -> None:
     """Raise SpecError unless ``arch`` names a loadable zoo entry for ``dataset``."""
     threat_model, name = parse(arch)
     if dataset not in DATASETS:
-        raise SpecError(f"arch={arch!r} is a RobustBench model; its dataset must be one of "
-                        f"{', '.join(DATASETS)}, not {dataset!r}")
+        raise SpecError(
+            f"arch={arch!r} is a RobustBench model; its dataset must be one of {', '.join(DATASETS)}, not {dataset!r}"
+        )
     valid = names(dataset, threat_model)
     if name not in valid:
-        raise SpecError(f"arch={arch!r}: {name!r} is not a RobustBench {dataset} {threat_model} model; valid: "
-                        f"{', '.join(valid)}")
+        raise SpecError(
+            f"arch={arch!r}: {name!r} is not a RobustBench {dataset} {threat_model} model; valid: {', '.join(valid)}"
+        )
 
 
 def build(arch: str, dataset: str) -> nn.Module:
@@ -162,8 +168,11 @@ def not_prunable(model: nn.Module, input_shape: tuple[int, int, int]) -> frozens
             hook.remove()
     out = set()
     for name, module in layers:
-        shortcut = (isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1)
-                    and any(word in name.lower() for word in SHORTCUT_WORDS))
+        shortcut = (
+            isinstance(module, nn.Conv2d)
+            and module.kernel_size == (1, 1)
+            and any(word in name.lower() for word in SHORTCUT_WORDS)
+        )
         if shortcut or id(module) not in called:
             out.add(name)
     return frozenset(out)

@@ -47,8 +47,12 @@ def smoke_study(tmp_path_factory):
     from prunerob import sweep
 
     base = tmp_path_factory.mktemp("smoke")
-    env = {"PRUNEROB_RESULTS": base / "results", "PRUNEROB_ARTIFACTS": base / "artifacts",
-           "PRUNEROB_RUNS": base / "runs", "PRUNEROB_PROFILE": "smoke"}
+    env = {
+        "PRUNEROB_RESULTS": base / "results",
+        "PRUNEROB_ARTIFACTS": base / "artifacts",
+        "PRUNEROB_RUNS": base / "runs",
+        "PRUNEROB_PROFILE": "smoke",
+    }
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, str(v))
@@ -65,8 +69,22 @@ def smoke_book(smoke_study, tmp_path_factory):
     out = tmp_path_factory.mktemp("book")
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    result = subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", "-W", "-n",
-                             "--keep-going", "--path-output", str(out), str(ROOT)],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "jupyter-book"),
+            "build",
+            "-W",
+            "-n",
+            "--keep-going",
+            "--path-output",
+            str(out),
+            str(ROOT),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     return out / "_build" / "html"

@@ -14,8 +14,15 @@ PGD = dict(training="pgd", adv_eps=0.1, adv_steps=5)
 
 
 def _subset(mnist, n_train, n_val=500, n_test=500):
-    return type(mnist)("mnist", mnist.train_x[:n_train], mnist.train_y[:n_train], mnist.val_x[:n_val],
-                       mnist.val_y[:n_val], mnist.test_x[:n_test], mnist.test_y[:n_test])
+    return type(mnist)(
+        "mnist",
+        mnist.train_x[:n_train],
+        mnist.train_y[:n_train],
+        mnist.val_x[:n_val],
+        mnist.val_y[:n_val],
+        mnist.test_x[:n_test],
+        mnist.test_y[:n_test],
+    )
 
 
 def test_pgd_training_needs_a_radius_and_standard_training_takes_none():

@@ -143,8 +143,11 @@ def test_plain_attacks_are_their_own_source(trained_cnn, mnist):
 
 def test_a_run_that_names_the_wrong_number_of_sources_fails(trained_cnn, mnist, monkeypatch):
     info = attacks.ATTACKS["l0_pgd_min"]
-    monkeypatch.setitem(attacks.ATTACKS, "l0_pgd_min",
-                        type(info)(**{**info.__dict__, "run": lambda model, x, y, **p: (x.clone(), ["a"])}))
+    monkeypatch.setitem(
+        attacks.ATTACKS,
+        "l0_pgd_min",
+        type(info)(**{**info.__dict__, "run": lambda model, x, y, **p: (x.clone(), ["a"])}),
+    )
     x, y = mnist.eval_subset(4)
     with pytest.raises(RuntimeError, match="sources"):
         _run(trained_cnn, x, y, "l0_pgd_min")

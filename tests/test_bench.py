@@ -9,8 +9,11 @@ def test_prune_bench_times_every_method_and_records_the_machine(tmp_path):
     records = bench.bench_prune("cnn", (1, 28, 28), crs=(1, 2, 4))
     assert len(records) == 12 * 2
     assert {(r["structure"], r["scope"], r["criterion"]) for r in records} == {
-        (s, sc, c) for s in ("unstructured", "kernel", "filter") for sc in ("global", "local")
-        for c in ("magnitude", "random")}
+        (s, sc, c)
+        for s in ("unstructured", "kernel", "filter")
+        for sc in ("global", "local")
+        for c in ("magnitude", "random")
+    }
     assert all(r["compute_s"] > 0 and r["apply_s"] >= 0 for r in records)
     unstructured = [r for r in records if r["structure"] == "unstructured"]
     assert all(abs(r["kept"] - 1 / r["cr"]) <= 1 / r["n_prunable"] for r in unstructured)
@@ -25,8 +28,10 @@ def test_attack_bench_compares_sets_per_norm_and_measures_throughput(trained_cnn
 
     model = trained_cnn
     x, y = mnist.eval_subset(40)
-    sets = {"default": {"L0": [AttackSpec(attack="l0_pgd_min", eps=(2, 8)), AttackSpec(attack="l0_pgd", eps=(2, 8))]},
-            "original": {"L0": [AttackSpec(attack="l0_fmn", eps=(2, 8))]}}
+    sets = {
+        "default": {"L0": [AttackSpec(attack="l0_pgd_min", eps=(2, 8)), AttackSpec(attack="l0_pgd", eps=(2, 8))]},
+        "original": {"L0": [AttackSpec(attack="l0_fmn", eps=(2, 8))]},
+    }
     out = bench.bench_attacks(model, x, y, (1, 28, 28), batch_size=40, sets=sets)
     for name in sets:
         r = out[name]["L0"]
@@ -62,8 +67,10 @@ def test_attack_bench_alternates_rounds_and_keeps_each_norms_best_seconds(mnist,
 
     monkeypatch.setattr(ev, "attack_curve", once)
     x, y = mnist.eval_subset(10)
-    sets = {"default": {"L0": [AttackSpec(attack="l0_pgd_min", eps=(2, 8))]},
-            "original": {"L0": [AttackSpec(attack="l0_fmn", preset="default", eps=(2, 8))]}}
+    sets = {
+        "default": {"L0": [AttackSpec(attack="l0_pgd_min", eps=(2, 8))]},
+        "original": {"L0": [AttackSpec(attack="l0_fmn", preset="default", eps=(2, 8))]},
+    }
     out = bench.bench_attacks(model, x, y, (1, 28, 28), batch_size=10, sets=sets, rounds=2)
     assert order == ["l0_pgd_min", "l0_fmn", "l0_pgd_min", "l0_fmn"]
     for name in sets:

@@ -64,7 +64,8 @@ def test_math_is_typeset(reports):
 
 def test_every_page_passes_the_cli_check(reports):
     assert all(report.ok for report in reports.values()), [
-        (report.page, report.problems()) for report in reports.values() if not report.ok]
+        (report.page, report.problems()) for report in reports.values() if not report.ok
+    ]
 
 
 # The opacity of each drawn data mark, in document order.
@@ -94,8 +95,8 @@ def test_tooltip_and_legend_selection_respond(html_dir):
         label = chart.locator("svg.marks g.role-legend-label text").first.bounding_box()
         page.mouse.click(label["x"] + label["width"] / 2, label["y"] + label["height"] / 2)
         page.wait_for_function(
-            f"before => JSON.stringify(({MARK_OPACITIES_JS})()) !== JSON.stringify(before)",
-            arg=before, timeout=10_000)
+            f"before => JSON.stringify(({MARK_OPACITIES_JS})()) !== JSON.stringify(before)", arg=before, timeout=10_000
+        )
         after = page.evaluate(MARK_OPACITIES_JS)
         assert len(set(after)) > 1, "the picked line should stand out from the others"
         page.close()
@@ -121,6 +122,8 @@ def test_epsilon_dropdown_redraws_the_chart(html_dir):
         select.select_option(other)
         page.wait_for_function(
             "([el, before]) => el.innerHTML !== before",
-            arg=[chart.locator("svg.marks").first.element_handle(), before], timeout=10_000)
+            arg=[chart.locator("svg.marks").first.element_handle(), before],
+            timeout=10_000,
+        )
         page.close()
         assert report.page_errors == [] and report.external_requests == []

@@ -10,10 +10,22 @@ def _prune_rows():
     rows = []
     for structure in ("unstructured", "filter"):
         for cr in (1, 2, 4):
-            rows.append({"dataset": "mnist", "arch": "cnn", "structure": structure, "scope": "global",
-                         "criterion": "magnitude", "prune_dense_neurons": False, "cr": float(cr),
-                         "kept": 1 / cr, "n_kept": 100 // cr, "clean_acc": 0.99 - 0.01 * cr,
-                         "sparsity": 1 - 1 / cr, "layers_removed": 0})
+            rows.append(
+                {
+                    "dataset": "mnist",
+                    "arch": "cnn",
+                    "structure": structure,
+                    "scope": "global",
+                    "criterion": "magnitude",
+                    "prune_dense_neurons": False,
+                    "cr": float(cr),
+                    "kept": 1 / cr,
+                    "n_kept": 100 // cr,
+                    "clean_acc": 0.99 - 0.01 * cr,
+                    "sparsity": 1 - 1 / cr,
+                    "layers_removed": 0,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -21,8 +33,16 @@ def _attack_rows():
     rows = []
     for cr in (1, 2, 4):
         for eps in (0, 2 / 255, 8 / 255):
-            rows.append({"cr": float(cr), "eps": eps, "norm": "Linf", "robust_acc": 0.9 - eps - 0.01 * cr,
-                         "sparsity": 1 - 1 / cr, "n": 1000})
+            rows.append(
+                {
+                    "cr": float(cr),
+                    "eps": eps,
+                    "norm": "Linf",
+                    "robust_acc": 0.9 - eps - 0.01 * cr,
+                    "sparsity": 1 - 1 / cr,
+                    "n": 1000,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -73,8 +93,20 @@ def _robust_rows():
     rows = []
     for cr in (1.0, 2.0, 4.0):
         for eps in (0.0, 0.5, 1.0):
-            rows.append({"structure": "unstructured", "scope": "global", "criterion": "magnitude",
-                         "prune_dense_neurons": False, "cr": cr, "eps": eps, "norm": "L2", "robust_acc": 0.9 - eps / 2 - cr / 100, "low": 0.1, "high": 0.95})
+            rows.append(
+                {
+                    "structure": "unstructured",
+                    "scope": "global",
+                    "criterion": "magnitude",
+                    "prune_dense_neurons": False,
+                    "cr": cr,
+                    "eps": eps,
+                    "norm": "L2",
+                    "robust_acc": 0.9 - eps / 2 - cr / 100,
+                    "low": 0.1,
+                    "high": 0.95,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -87,8 +119,9 @@ def _bound_params(spec):
 
 
 def test_robust_vs_cr_by_eps_has_an_eps_dropdown_and_a_legend_selection():
-    spec = charts.robust_vs_cr_by_eps(_robust_rows(), _prune_rows()[lambda f: f["structure"] == "unstructured"],
-                                      initial_eps="1").to_dict()
+    spec = charts.robust_vs_cr_by_eps(
+        _robust_rows(), _prune_rows()[lambda f: f["structure"] == "unstructured"], initial_eps="1"
+    ).to_dict()
     params = _bound_params(spec)
     picker = next(p for p in params if p["name"] == "eps_pick")
     assert picker["bind"]["input"] == "select" and picker["bind"]["options"] == ["0.5", "1"]
@@ -112,10 +145,23 @@ def test_scenario_chart_has_an_eps_dropdown_and_a_line_per_cr():
 
 
 def test_difference_chart_has_an_eps_dropdown():
-    diffs = pd.DataFrame({"structure": "unstructured", "scope": "global", "criterion": "magnitude",
-                          "prune_dense_neurons": False, "cr": [2.0, 4.0], "eps": [0.5, 0.5], "norm": "L2", "dense": 0.5, "pruned": [0.6, 0.4],
-                          "diff": [0.1, -0.1], "low": [0.05, -0.15], "high": [0.15, -0.05],
-                          "verdict": ["more robust", "less robust"]})
+    diffs = pd.DataFrame(
+        {
+            "structure": "unstructured",
+            "scope": "global",
+            "criterion": "magnitude",
+            "prune_dense_neurons": False,
+            "cr": [2.0, 4.0],
+            "eps": [0.5, 0.5],
+            "norm": "L2",
+            "dense": 0.5,
+            "pruned": [0.6, 0.4],
+            "diff": [0.1, -0.1],
+            "low": [0.05, -0.15],
+            "high": [0.15, -0.05],
+            "verdict": ["more robust", "less robust"],
+        }
+    )
     spec = charts.difference_vs_cr(diffs).to_dict()
     assert any(p["name"] == "eps_pick" for p in _bound_params(spec))
 
@@ -123,11 +169,24 @@ def test_difference_chart_has_an_eps_dropdown():
 def _headline_rows():
     """The standard CNN (two methods), the PGD-trained CNN and the MLP, one row each per CR."""
     rows = []
-    for arch, training, structure in (("cnn", "standard", "unstructured"), ("cnn", "standard", "filter"),
-                                      ("cnn", "pgd (eps 0.1)", "unstructured"), ("mlp", "standard", "unstructured")):
+    for arch, training, structure in (
+        ("cnn", "standard", "unstructured"),
+        ("cnn", "standard", "filter"),
+        ("cnn", "pgd (eps 0.1)", "unstructured"),
+        ("mlp", "standard", "unstructured"),
+    ):
         for cr in (1.0, 2.0):
-            rows.append({"dataset": "mnist", "arch": arch, "training": training, "structure": structure,
-                         "scope": "global", "criterion": "magnitude", "cr": cr})
+            rows.append(
+                {
+                    "dataset": "mnist",
+                    "arch": arch,
+                    "training": training,
+                    "structure": structure,
+                    "scope": "global",
+                    "criterion": "magnitude",
+                    "cr": cr,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -164,8 +223,13 @@ def test_model_label_tells_trainings_apart():
 
 
 def test_middle_eps_is_where_the_dense_model_is_nearest_half_robust():
-    rows = pd.DataFrame({"cr": [1.0] * 4 + [4.0] * 4, "eps": [0.0, 0.1, 0.2, 0.3] * 2,
-                         "robust_acc": [0.99, 0.8, 0.45, 0.1, 0.99, 0.52, 0.2, 0.0]})
+    rows = pd.DataFrame(
+        {
+            "cr": [1.0] * 4 + [4.0] * 4,
+            "eps": [0.0, 0.1, 0.2, 0.3] * 2,
+            "robust_acc": [0.99, 0.8, 0.45, 0.1, 0.99, 0.52, 0.2, 0.0],
+        }
+    )
     assert charts.middle_eps(rows) == 0.2  # the dense model's, not CR 4's (0.52 at 0.1)
     # without the dense model: nearest 50 % over every row
     assert charts.middle_eps(rows[rows["cr"] == 4]) == 0.1

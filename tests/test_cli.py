@@ -20,16 +20,19 @@ def _nothing_written(out_dirs):
     return not any(d.exists() and any(d.iterdir()) for d in out_dirs.values())
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["stage", "attack", "-p", "attack=l0_pgd", "-p", "eps=[2.5, 8.7]"], ["eps=[2.5, 8.7]", "positive integers"]),
-    (["stage", "prune", "-p", "crs=4"], ["crs=4 must be a list, e.g. [1, 2, 4]"]),
-    (["stage", "attack", "-p", "eps=0.1"], ["eps=0.1 must be a list"]),
-    (["stage", "attack", "-p", "n_samples=20000"], ["n_samples=20000", "10000 test images of mnist"]),
-    (["stage", "train", "--device", "tpu"], ["device='tpu'", "valid: auto, cpu, cuda, cuda:N"]),
-    (["sweep", "--profile", "smoke", "--device", "cuda:99"], ["device='cuda:99'"]),
-    (["sweep", "--profile", "smoke", "--workers", "0"], ["--workers=0", "an integer >= 1"]),
-    (["sweep", "--profile", "smok"], ["--profile='smok'", "smoke", "cpu"]),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["stage", "attack", "-p", "attack=l0_pgd", "-p", "eps=[2.5, 8.7]"], ["eps=[2.5, 8.7]", "positive integers"]),
+        (["stage", "prune", "-p", "crs=4"], ["crs=4 must be a list, e.g. [1, 2, 4]"]),
+        (["stage", "attack", "-p", "eps=0.1"], ["eps=0.1 must be a list"]),
+        (["stage", "attack", "-p", "n_samples=20000"], ["n_samples=20000", "10000 test images of mnist"]),
+        (["stage", "train", "--device", "tpu"], ["device='tpu'", "valid: auto, cpu, cuda, cuda:N"]),
+        (["sweep", "--profile", "smoke", "--device", "cuda:99"], ["device='cuda:99'"]),
+        (["sweep", "--profile", "smoke", "--workers", "0"], ["--workers=0", "an integer >= 1"]),
+        (["sweep", "--profile", "smok"], ["--profile='smok'", "smoke", "cpu"]),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_status_2(argv, words, out_dirs, capsys):
     code, out, err = _run(argv, capsys)
     assert code == 2
@@ -85,8 +88,9 @@ def test_profiles_lists_every_profile_and_marks_a_broken_one(tmp_path, monkeypat
 
 
 def test_the_real_cli_prints_no_traceback():
-    result = subprocess.run([sys.executable, "-m", "prunerob", "stage", "prune", "-p", "crs=4"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "prunerob", "stage", "prune", "-p", "crs=4"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == "error: crs=4 must be a list, e.g. [1, 2, 4]"
     assert "Traceback" not in result.stderr
@@ -98,8 +102,9 @@ def test_a_failed_stage_line_is_its_whole_last_error_line():
     from prunerob import sweep
 
     message = "the data set is " + "much " * 200 + "too small"  # longer than any cut
-    exc = PapermillExecutionError(5, 5, "stages.run_train(stage)", "ValueError", message,
-                                  ["\x1b[0;31mTraceback\x1b[0m", "..."])
+    exc = PapermillExecutionError(
+        5, 5, "stages.run_train(stage)", "ValueError", message, ["\x1b[0;31mTraceback\x1b[0m", "..."]
+    )
     assert sweep.last_error_line(exc) == f"ValueError: {message}"
     assert sweep.last_error_line(RuntimeError("first\nsecond line, whole\n")) == "RuntimeError: second line, whole"
 

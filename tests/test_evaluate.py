@@ -96,8 +96,15 @@ def test_distances_per_norm():
     assert ev.distances(x, adv, "L2")[0].item() == pytest.approx((3 * 0.25) ** 0.5)
 
 
-@pytest.mark.parametrize("attack, eps", [("linf_fmn", (2 / 255, 8 / 255, 32 / 255)), ("l2_ddn", (0.5, 1.0, 2.0)),
-                                         ("l0_fmn", (1, 4, 16)), ("l0_pgd_min", (1, 4, 16))])
+@pytest.mark.parametrize(
+    "attack, eps",
+    [
+        ("linf_fmn", (2 / 255, 8 / 255, 32 / 255)),
+        ("l2_ddn", (0.5, 1.0, 2.0)),
+        ("l0_fmn", (1, 4, 16)),
+        ("l0_pgd_min", (1, 4, 16)),
+    ],
+)
 def test_minimal_attacks_give_verified_curves(trained_cnn, samples, attack, eps):
     x, y = samples
     spec = AttackSpec(attack=attack, eps=eps, n_samples=100, attack_batch_size=100)
@@ -139,24 +146,54 @@ def test_l0_pgd_min_search_start_changes_the_cost_not_the_distances(trained_cnn,
 
 
 def test_worst_case_counts_a_sample_robust_only_if_every_attack_failed():
-    base = {"prune_id": "p", "cr": 1.0, "norm": "Linf", "label": 0, "clean_pred": 0, "scenario": "white-box",
-            "source_cr": 1.0}
+    base = {
+        "prune_id": "p",
+        "cr": 1.0,
+        "norm": "Linf",
+        "label": 0,
+        "clean_pred": 0,
+        "scenario": "white-box",
+        "source_cr": 1.0,
+    }
     rows = []
     # fixed attack at eps 0.1 broke sample 0; minimal attack found distance 0.05 for sample 1
     for s, broken in ((0, True), (1, False), (2, False)):
-        rows.append({**base, "attack": "linf_pgd", "kind": "fixed", "eps": 0.1, "sample": s, "broken": broken,
-                     "distance": 0.1})
+        rows.append(
+            {**base, "attack": "linf_pgd", "kind": "fixed", "eps": 0.1, "sample": s, "broken": broken, "distance": 0.1}
+        )
     for s, d in ((0, 0.3), (1, 0.05), (2, np.inf)):
-        rows.append({**base, "attack": "linf_fmn", "kind": "minimal", "eps": np.nan, "sample": s, "broken": False,
-                     "distance": d})
+        rows.append(
+            {
+                **base,
+                "attack": "linf_fmn",
+                "kind": "minimal",
+                "eps": np.nan,
+                "sample": s,
+                "broken": False,
+                "distance": d,
+            }
+        )
     wc = ev.worst_case(pd.DataFrame(rows), {"Linf": [0.1]})
     assert wc["robust_acc"].tolist() == [pytest.approx(1 / 3)]  # only sample 2 survives both
 
 
 def test_worst_case_for_a_norm_with_only_minimal_attacks_uses_the_given_grid():
-    rows = [{"prune_id": "p", "cr": 1.0, "norm": "L0", "attack": "l0_fmn", "kind": "minimal", "eps": np.nan,
-             "sample": s, "broken": False, "distance": d, "scenario": "white-box", "source_cr": 1.0}
-            for s, d in enumerate((0.0, 3.0, 9.0, np.inf))]
+    rows = [
+        {
+            "prune_id": "p",
+            "cr": 1.0,
+            "norm": "L0",
+            "attack": "l0_fmn",
+            "kind": "minimal",
+            "eps": np.nan,
+            "sample": s,
+            "broken": False,
+            "distance": d,
+            "scenario": "white-box",
+            "source_cr": 1.0,
+        }
+        for s, d in enumerate((0.0, 3.0, 9.0, np.inf))
+    ]
     wc = ev.worst_case(pd.DataFrame(rows), {"L0": [0, 2, 8]}).set_index("eps")["robust_acc"]
     assert wc.to_dict() == {0.0: 0.75, 2.0: 0.75, 8.0: 0.5}
 
@@ -167,20 +204,31 @@ def test_apgd_is_no_weaker_than_pgd(trained_cnn, samples, pgd, apgd, eps):
     x, y = samples[0][:100], samples[1][:100]
     acc = {}
     for attack in (pgd, apgd):
-        res = ev.attack_curve(trained_cnn, x, y, AttackSpec(attack=attack, eps=(eps,), n_samples=100),
-                              (1, 28, 28))
+        res = ev.attack_curve(trained_cnn, x, y, AttackSpec(attack=attack, eps=(eps,), n_samples=100), (1, 28, 28))
         assert res.checks["passed"].all(), res.checks
         acc[attack] = res.curve.set_index("eps").loc[eps, "robust_acc"]
     assert acc[apgd] <= acc[pgd] + 0.02
 
 
 def _agreement_rows(accs: dict[str, float], minimal_acc: float) -> pd.DataFrame:
-    rows = [{"prune_id": "p", "cr": 1.0, "norm": "L2", "attack": a, "kind": "fixed", "eps": 1.0, "robust_acc": v}
-            for a, v in accs.items()]
-    rows.append({"prune_id": "p", "cr": 1.0, "norm": "L2", "attack": "l2_ddn", "kind": "minimal", "eps": 1.0,
-                 "robust_acc": minimal_acc})
-    rows.append({"prune_id": "p", "cr": 1.0, "norm": "L2", "attack": "l2_ddn", "kind": "minimal", "eps": 2.0,
-                 "robust_acc": 0.0})  # no fixed attack at 2.0: nothing to compare
+    rows = [
+        {"prune_id": "p", "cr": 1.0, "norm": "L2", "attack": a, "kind": "fixed", "eps": 1.0, "robust_acc": v}
+        for a, v in accs.items()
+    ]
+    rows.append(
+        {
+            "prune_id": "p",
+            "cr": 1.0,
+            "norm": "L2",
+            "attack": "l2_ddn",
+            "kind": "minimal",
+            "eps": 1.0,
+            "robust_acc": minimal_acc,
+        }
+    )
+    rows.append(
+        {"prune_id": "p", "cr": 1.0, "norm": "L2", "attack": "l2_ddn", "kind": "minimal", "eps": 2.0, "robust_acc": 0.0}
+    )  # no fixed attack at 2.0: nothing to compare
     return pd.DataFrame(rows).assign(scenario="white-box", source_cr=1.0)
 
 
@@ -192,16 +240,22 @@ def test_agreement_is_decided_by_the_strongest_fixed_attack_and_keeps_every_gap(
     assert ag["agree"].all()  # the weak preset's gap is shown, the norm's two kinds agree
 
 
-@pytest.mark.parametrize("accs,minimal", [({"l2_pgd": 0.40}, 0.25),  # only a weak fixed attack
-                                          ({"l2_pgd": 0.20, "l2_apgd": 0.10}, 0.25)])  # a weak minimal one
+@pytest.mark.parametrize(
+    "accs,minimal",
+    [
+        ({"l2_pgd": 0.40}, 0.25),  # only a weak fixed attack
+        ({"l2_pgd": 0.20, "l2_apgd": 0.10}, 0.25),
+    ],
+)  # a weak minimal one
 def test_agreement_fails_when_either_kind_is_weak(accs, minimal):
     ag = ev.fixed_minimal_agreement(_agreement_rows(accs, minimal))
     assert not ag["agree"].any()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fixed,minimal,eps", [("linf_apgd", "linf_fmn", (0.1, 0.2)),
-                                               ("l2_apgd", "l2_ddn", (1.0, 1.5, 2.0))])
+@pytest.mark.parametrize(
+    "fixed,minimal,eps", [("linf_apgd", "linf_fmn", (0.1, 0.2)), ("l2_apgd", "l2_ddn", (1.0, 1.5, 2.0))]
+)
 def test_the_default_fixed_and_minimal_attacks_agree_on_a_real_cnn(trained_cnn, samples, fixed, minimal, eps):
     x, y = samples[0][:200], samples[1][:200]
     rows = []
@@ -209,8 +263,11 @@ def test_the_default_fixed_and_minimal_attacks_agree_on_a_real_cnn(trained_cnn, 
         res = ev.attack_curve(trained_cnn, x, y, AttackSpec(attack=attack, eps=eps, n_samples=200), (1, 28, 28))
         assert res.checks["passed"].all(), res.checks
         info = attacks.get(attack)
-        rows.append(res.curve.assign(prune_id="p", cr=1.0, norm=info.norm, attack=attack, kind=info.kind,
-                                     scenario="white-box", source_cr=1.0))
+        rows.append(
+            res.curve.assign(
+                prune_id="p", cr=1.0, norm=info.norm, attack=attack, kind=info.kind, scenario="white-box", source_cr=1.0
+            )
+        )
     ag = ev.fixed_minimal_agreement(pd.concat(rows))
     assert len(ag) == len(eps) + 1  # and eps 0
     assert ag["agree"].all(), ag
@@ -247,13 +304,18 @@ def test_min_distance_is_the_smallest_verified_distance_over_attacks():
     base = {"prune_id": "p", "cr": 1.0, "norm": "L0", "label": 0}
     rows = [  # sample 0: fixed success at 4 px beats minimal 9 px; sample 1: fixed candidate not valid
         {**base, "attack": "l0_pgd", "sample": 0, "clean_pred": 0, "success": True, "valid": True, "distance": 4.0},
-        {**base, "attack": "l0_pgd_min", "sample": 0, "clean_pred": 0, "success": True, "valid": True,
-         "distance": 9.0},
+        {**base, "attack": "l0_pgd_min", "sample": 0, "clean_pred": 0, "success": True, "valid": True, "distance": 9.0},
         {**base, "attack": "l0_pgd", "sample": 1, "clean_pred": 0, "success": True, "valid": False, "distance": 2.0},
-        {**base, "attack": "l0_pgd_min", "sample": 1, "clean_pred": 0, "success": False, "valid": True,
-         "distance": np.inf},
-        {**base, "attack": "l0_pgd_min", "sample": 2, "clean_pred": 3, "success": True, "valid": True,
-         "distance": 0.0},
+        {
+            **base,
+            "attack": "l0_pgd_min",
+            "sample": 1,
+            "clean_pred": 0,
+            "success": False,
+            "valid": True,
+            "distance": np.inf,
+        },
+        {**base, "attack": "l0_pgd_min", "sample": 2, "clean_pred": 3, "success": True, "valid": True, "distance": 0.0},
     ]
     md = ev.min_distance(pd.DataFrame(rows)).set_index("sample")["distance"]
     assert md.tolist() == [4.0, np.inf, 0.0]
@@ -265,7 +327,9 @@ def test_transfer_from_the_model_itself_equals_the_white_box_attack(trained_cnn,
     white = ev.attack_curve(trained_cnn, x[:60], y[:60], spec, (1, 28, 28))
     same = ev.attack_curve(trained_cnn, x[:60], y[:60], spec, (1, 28, 28), source=trained_cnn)
     assert white.curve["robust_acc"].tolist() == same.curve["robust_acc"].tolist()
-    assert "unbounded_breaks_all" in set(white.checks["check"]) and "unbounded_breaks_all" not in set(same.checks["check"])
+    assert "unbounded_breaks_all" in set(white.checks["check"]) and "unbounded_breaks_all" not in set(
+        same.checks["check"]
+    )
 
 
 def test_transfer_examples_are_verified_on_the_target(trained_cnn, samples):
@@ -299,8 +363,18 @@ def test_worst_case_on_own_grids_keeps_each_model_on_its_budgets():
     for prune_id, budgets in (("a", [0.1, 0.2]), ("b", [0.01])):
         for eps in budgets:
             for i in range(4):
-                rows.append({"prune_id": prune_id, "cr": 1.0, "norm": "Linf", "attack": "linf_apgd", "kind": "fixed",
-                             "eps": eps, "sample": i, "broken": i < 2 * eps / budgets[-1]})
+                rows.append(
+                    {
+                        "prune_id": prune_id,
+                        "cr": 1.0,
+                        "norm": "Linf",
+                        "attack": "linf_apgd",
+                        "kind": "fixed",
+                        "eps": eps,
+                        "sample": i,
+                        "broken": i < 2 * eps / budgets[-1],
+                    }
+                )
     samples = pd.DataFrame(rows).assign(scenario="white-box", source_cr=1.0)
     attack = samples.drop_duplicates(["prune_id", "eps"])[["prune_id", "norm", "eps"]]
     wc = ev.on_own_grids(ev.worst_case, samples, attack)
@@ -311,10 +385,36 @@ def test_worst_case_on_own_grids_keeps_each_model_on_its_budgets():
 
 def test_worst_case_counts_a_sample_that_a_run_did_not_attack_by_the_runs_that_did():
     # a white-box run on 4 images breaks image 0; a transfer run on the first 2 breaks image 1
-    rows = [{"prune_id": "p", "cr": 2.0, "norm": "Linf", "attack": "linf_apgd", "kind": "fixed", "eps": 0.1,
-             "sample": i, "broken": i == 0, "scenario": "white-box", "source_cr": 0.0} for i in range(4)]
-    rows += [{"prune_id": "p", "cr": 2.0, "norm": "Linf", "attack": "linf_apgd", "kind": "fixed", "eps": 0.1,
-              "sample": i, "broken": i == 1, "scenario": "transfer", "source_cr": 1.0} for i in range(2)]
+    rows = [
+        {
+            "prune_id": "p",
+            "cr": 2.0,
+            "norm": "Linf",
+            "attack": "linf_apgd",
+            "kind": "fixed",
+            "eps": 0.1,
+            "sample": i,
+            "broken": i == 0,
+            "scenario": "white-box",
+            "source_cr": 0.0,
+        }
+        for i in range(4)
+    ]
+    rows += [
+        {
+            "prune_id": "p",
+            "cr": 2.0,
+            "norm": "Linf",
+            "attack": "linf_apgd",
+            "kind": "fixed",
+            "eps": 0.1,
+            "sample": i,
+            "broken": i == 1,
+            "scenario": "transfer",
+            "source_cr": 1.0,
+        }
+        for i in range(2)
+    ]
     per_sample = ev.worst_case_samples(pd.DataFrame(rows), {"Linf": [0.1]}).set_index("sample")["robust"]
     assert per_sample.to_dict() == {0: False, 1: False, 2: True, 3: True}
     wc = ev.worst_case(pd.DataFrame(rows), {"Linf": [0.1]})
@@ -322,9 +422,22 @@ def test_worst_case_counts_a_sample_that_a_run_did_not_attack_by_the_runs_that_d
 
 
 def test_dense_curve_gives_the_seeds_of_one_checkpoint_one_grid():
-    rows = [dict(stage_id=f"attack-{seed}", prune_id=f"prune-{seed}", seed=seed, attack="linf_fmn", norm="Linf",
-                 kind="minimal", cr=2.0, sample=i, distance=d, scenario="white-box")
-            for seed, scale in ((0, 0.1), (1, 0.2)) for i, d in enumerate(np.linspace(0.01, scale, 50))]
+    rows = [
+        dict(
+            stage_id=f"attack-{seed}",
+            prune_id=f"prune-{seed}",
+            seed=seed,
+            attack="linf_fmn",
+            norm="Linf",
+            kind="minimal",
+            cr=2.0,
+            sample=i,
+            distance=d,
+            scenario="white-box",
+        )
+        for seed, scale in ((0, 0.1), (1, 0.2))
+        for i, d in enumerate(np.linspace(0.01, scale, 50))
+    ]
     curve = ev.dense_curve(pd.DataFrame(rows), points=20)
     grids = curve.groupby("seed")["eps"].apply(tuple)
     assert grids[0] == grids[1] and len(grids[0]) == 20  # one grid, so the seeds average point by point

@@ -20,9 +20,18 @@ def test_save_figure_writes_svg_and_png(tmp_path):
 
 
 def test_save_figure_renders_an_eps_selector_chart(tmp_path):
-    frame = pd.DataFrame({"structure": "unstructured", "scope": "global", "criterion": "magnitude", "prune_dense_neurons": False,
-                          "cr": [1.0, 2.0, 1.0, 2.0], "eps": [0.5, 0.5, 1.0, 1.0], "norm": "L2",
-                          "robust_acc": [0.8, 0.7, 0.4, 0.3]})
+    frame = pd.DataFrame(
+        {
+            "structure": "unstructured",
+            "scope": "global",
+            "criterion": "magnitude",
+            "prune_dense_neurons": False,
+            "cr": [1.0, 2.0, 1.0, 2.0],
+            "eps": [0.5, 0.5, 1.0, 1.0],
+            "norm": "L2",
+            "robust_acc": [0.8, 0.7, 0.4, 0.3],
+        }
+    )
     paths = figures.save_figure(charts.robust_vs_cr_by_eps(frame), "fig-selector", tmp_path)
     assert paths["svg"].stat().st_size > 1000
 

@@ -3,10 +3,9 @@ the charts that show both (prunerob.reference, prunerob.charts)."""
 
 import pandas as pd
 import pytest
+from test_charts import _bound_params
 
 from prunerob import charts, reference
-
-from test_charts import _bound_params
 
 SLICE = dict(dataset="mnist", arch="cnn", structure="unstructured", scope="global", criterion="magnitude")
 
@@ -16,22 +15,59 @@ def _ref_rows():
     rows = []
     for run, shift in ((0, 0.0), (1, 0.1)):
         for cr in (1.0, 2.0):
-            base = {**SLICE, "run": run, "cr": cr, "clean_acc": 0.99 - shift / 10, "n_prunable": 100,
-                    "n_kept": int(100 / cr) + run, "bounded": False}
-            rows.append({**base, "attack": "clean", "norm": "", "eps": 0.0, "rule": "", "robust_acc": base["clean_acc"]})
-            rows.append({**base, "attack": "linf_pgd", "norm": "Linf", "eps": 2 / 255, "rule": "",
-                         "robust_acc": 0.9 - shift})
+            base = {
+                **SLICE,
+                "run": run,
+                "cr": cr,
+                "clean_acc": 0.99 - shift / 10,
+                "n_prunable": 100,
+                "n_kept": int(100 / cr) + run,
+                "bounded": False,
+            }
+            rows.append(
+                {**base, "attack": "clean", "norm": "", "eps": 0.0, "rule": "", "robust_acc": base["clean_acc"]}
+            )
+            rows.append(
+                {**base, "attack": "linf_pgd", "norm": "Linf", "eps": 2 / 255, "rule": "", "robust_acc": 0.9 - shift}
+            )
             for rule, acc in (("original", 0.6), ("threat_model", 0.5)):
-                rows.append({**base, "attack": "l0_bb", "norm": "L0", "eps": 4.0, "rule": rule, "robust_acc": acc - shift})
+                rows.append(
+                    {**base, "attack": "l0_bb", "norm": "L0", "eps": 4.0, "rule": rule, "robust_acc": acc - shift}
+                )
     return pd.DataFrame(rows)
 
 
 def _ours():
-    worst = pd.DataFrame([{"prune_id": "p", "cr": cr, "norm": "L0", "eps": eps, "robust_acc": 0.4, "n": 10,
-                           "attacks": "l0_pgd+l0_pgd_min"} for cr in (1.0, 2.0) for eps in (4.0, 5.0)])
-    attack = pd.DataFrame([{"attack": name, "kind": kind, "norm": "L0", "cr": cr, "eps": 4.0, "robust_acc": 0.4,
-                            "robust_acc_original_rule": 0.55 if kind == "minimal" else 0.4}
-                           for cr in (1.0, 2.0) for name, kind in (("l0_pgd", "fixed"), ("l0_pgd_min", "minimal"))])
+    worst = pd.DataFrame(
+        [
+            {
+                "prune_id": "p",
+                "cr": cr,
+                "norm": "L0",
+                "eps": eps,
+                "robust_acc": 0.4,
+                "n": 10,
+                "attacks": "l0_pgd+l0_pgd_min",
+            }
+            for cr in (1.0, 2.0)
+            for eps in (4.0, 5.0)
+        ]
+    )
+    attack = pd.DataFrame(
+        [
+            {
+                "attack": name,
+                "kind": kind,
+                "norm": "L0",
+                "cr": cr,
+                "eps": 4.0,
+                "robust_acc": 0.4,
+                "robust_acc_original_rule": 0.55 if kind == "minimal" else 0.4,
+            }
+            for cr in (1.0, 2.0)
+            for name, kind in (("l0_pgd", "fixed"), ("l0_pgd_min", "minimal"))
+        ]
+    )
     return worst, attack
 
 
@@ -49,10 +85,23 @@ def test_per_cr_gives_mean_and_range_over_runs():
 
 
 def test_methods_vs_original_matches_methods_and_drops_dense_neuron_variants():
-    prune = pd.DataFrame([{**SLICE, "prune_dense_neurons": False, "cr": cr, "clean_acc": 0.98, "n_kept": 100 / cr,
-                           "n_prunable": 100} for cr in (1.0, 2.0)]
-                         + [{**SLICE, "structure": "filter", "prune_dense_neurons": True, "cr": 1.0, "clean_acc": 0.9,
-                             "n_kept": 100, "n_prunable": 100}])
+    prune = pd.DataFrame(
+        [
+            {**SLICE, "prune_dense_neurons": False, "cr": cr, "clean_acc": 0.98, "n_kept": 100 / cr, "n_prunable": 100}
+            for cr in (1.0, 2.0)
+        ]
+        + [
+            {
+                **SLICE,
+                "structure": "filter",
+                "prune_dense_neurons": True,
+                "cr": 1.0,
+                "clean_acc": 0.9,
+                "n_kept": 100,
+                "n_prunable": 100,
+            }
+        ]
+    )
     frame = reference.methods_vs_original(prune, reference.per_cr(_ref_rows()), ours_label="ours")
     assert set(frame["method"]) == {"global magnitude unstructured"}
     assert frame.groupby("source").size().to_dict() == {"ours": 2, "original (mean, range over runs)": 2}
@@ -64,8 +113,7 @@ def test_methods_vs_original_matches_methods_and_drops_dense_neuron_variants():
 
 def test_robust_vs_original_names_the_rule_of_every_line_and_keeps_shared_eps():
     worst, attack = _ours()
-    frame = reference.robust_vs_original(worst, attack, reference.per_cr(_ref_rows()), "L0",
-                                         original_rule_minimal=True)
+    frame = reference.robust_vs_original(worst, attack, reference.per_cr(_ref_rows()), "L0", original_rule_minimal=True)
     assert set(frame["eps"]) == {4.0}  # 5 pixels: only ours ran it
     by_source = frame.groupby("source")["robust_acc"].first()
     theirs = {s: v for s, v in by_source.items() if s.startswith("original")}
@@ -73,10 +121,13 @@ def test_robust_vs_original_names_the_rule_of_every_line_and_keeps_shared_eps():
     assert [v for s, v in theirs.items() if "d ≥ eps" in s][0] == pytest.approx(0.55)
     assert [v for s, v in theirs.items() if "d > eps" in s][0] == pytest.approx(0.45)
     mine = {s: v for s, v in by_source.items() if s.startswith("reproduced")}
-    assert mine == {"reproduced: worst case over l0_pgd + l0_pgd_min, d > eps robust (threat model)": 0.4,
-                    "reproduced: l0_pgd_min, d ≥ eps robust (the original's rule)": 0.55}
-    only_threat = reference.robust_vs_original(worst, attack, reference.per_cr(_ref_rows()), "L0",
-                                               rules=("threat_model",))
+    assert mine == {
+        "reproduced: worst case over l0_pgd + l0_pgd_min, d > eps robust (threat model)": 0.4,
+        "reproduced: l0_pgd_min, d ≥ eps robust (the original's rule)": 0.55,
+    }
+    only_threat = reference.robust_vs_original(
+        worst, attack, reference.per_cr(_ref_rows()), "L0", rules=("threat_model",)
+    )
     assert not only_threat["source"].str.contains("original's rule").any()
 
 
@@ -116,7 +167,12 @@ def test_the_reference_summary_uses_the_first_five_complete_runs_and_keeps_colla
     assert len(clean64) == 5 and clean64.mean() == pytest.approx((0.113 + 0.249 + 0.345 + 0.113 + 0.363) / 5, abs=2e-3)
     summary = reference.per_cr(ref)
     assert set(summary["n_runs"]) == {5}
-    collapsed = summary[(summary["arch"] == "cnn") & (summary["structure"] == "filter") & (summary["scope"] == "global")
-                        & (summary["attack"] == "l0_bb") & (summary["cr"] == 64)]
+    collapsed = summary[
+        (summary["arch"] == "cnn")
+        & (summary["structure"] == "filter")
+        & (summary["scope"] == "global")
+        & (summary["attack"] == "l0_bb")
+        & (summary["cr"] == 64)
+    ]
     assert len(collapsed) and (collapsed["n_bounded"] > 0).all() and (collapsed["n_runs"] == 5).all()
     assert (collapsed["robust_acc"] <= collapsed["clean_acc"] + 1e-9).all()

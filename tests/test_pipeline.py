@@ -1,7 +1,7 @@
 """The study end to end on the smoke profile: real papermill runs of the stage notebooks."""
 
-
 import os
+
 import nbformat
 import numpy as np
 import pytest
@@ -35,9 +35,32 @@ def test_tables_are_tidy_and_the_curves_are_sane(smoke_study):
         assert sorted(rows["cr"]) == [1.0, 2.0, 4.0]
         assert rows.sort_values("cr")["kept"].tolist() == pytest.approx([1.0, 0.5, 0.25], abs=1 / 61470)
     assert prune.groupby("cr")["clean_acc"].nunique().max() == 2  # two seeds, two different models
-    for col in ("dataset", "arch", "seed", "structure", "scope", "criterion", "cr", "sparsity", "clean_acc",
-                "attack", "norm", "kind", "eps", "robust_acc", "n", "violations", "seconds", "stage_id",
-                "prune_id", "train_id", "library", "library_version", "torch_version", "code_version"):
+    for col in (
+        "dataset",
+        "arch",
+        "seed",
+        "structure",
+        "scope",
+        "criterion",
+        "cr",
+        "sparsity",
+        "clean_acc",
+        "attack",
+        "norm",
+        "kind",
+        "eps",
+        "robust_acc",
+        "n",
+        "violations",
+        "seconds",
+        "stage_id",
+        "prune_id",
+        "train_id",
+        "library",
+        "library_version",
+        "torch_version",
+        "code_version",
+    ):
         assert col in attack.columns, col
     assert set(attack["norm"]) == {"Linf"} and set(attack["kind"]) == {"fixed"}
     for _, curve in attack.groupby("stage_id"):
@@ -96,8 +119,13 @@ def test_unknown_parameter_fails_the_notebook_with_one_clear_error(smoke_study, 
     import papermill
 
     with pytest.raises(papermill.PapermillExecutionError) as err:
-        papermill.execute_notebook(jupytext.read(sweep.notebook_path("train")), str(tmp_path / "bad.ipynb"),
-                                   parameters={"archh": "cnn"}, kernel_name="python3", progress_bar=False)
+        papermill.execute_notebook(
+            jupytext.read(sweep.notebook_path("train")),
+            str(tmp_path / "bad.ipynb"),
+            parameters={"archh": "cnn"},
+            kernel_name="python3",
+            progress_bar=False,
+        )
     assert "unknown parameter(s) for the train stage: archh" in str(err.value)
     assert "valid: dataset" in str(err.value)
     assert not list((smoke_study["PRUNEROB_RESULTS"]).glob("train/*archh*"))
@@ -108,8 +136,10 @@ def test_dry_run_lists_without_running(smoke_study, capsys):
     out = capsys.readouterr().out
     stages = sweep.expand(sweep.load_profile("cpu"))
     counts = {k: sum(st.kind == k for st in stages) for k in ("train", "prune", "attack")}
-    assert (f"profile cpu: {len(stages)} stages ({counts['train']} train, {counts['prune']} prune, "
-            f"{counts['attack']} attack)") in out
+    assert (
+        f"profile cpu: {len(stages)} stages ({counts['train']} train, {counts['prune']} prune, "
+        f"{counts['attack']} attack)"
+    ) in out
     assert counts["prune"] >= 12 and out.count("would run") == len(stages)  # nothing is done in this results dir
     assert s.done == []
 

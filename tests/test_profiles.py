@@ -31,18 +31,29 @@ def test_dry_run_lists_the_grid_and_writes_nothing(out_dirs, capsys):
     summary = sweep.run("smoke", dry_run=True, echo=lines.append)
     assert lines[0].startswith("profile smoke:") and "stages per data set and architecture:" in lines
     assert any("mnist" in line and "cnn" in line for line in lines[1:5])
-    assert sum(line.startswith("  would run") for line in lines) == len(sweep.plan(sweep.expand(
-        sweep.load_profile("smoke"))))
+    assert sum(line.startswith("  would run") for line in lines) == len(
+        sweep.plan(sweep.expand(sweep.load_profile("smoke")))
+    )
     assert not summary.done and not any(p.is_file() for d in out_dirs.values() for p in d.rglob("*"))
 
 
 def test_transfer_attack_entries_expand_to_both_directions():
     from prunerob.spec import SpecError
 
-    profile = {"grid": [{"dataset": "mnist", "arch": "cnn", "crs": [1, 2, 4], "attacks": [
-        {"attack": "linf_pgd", "source_cr": 1, "on_crs": [2, 4]},  # crafted on the dense model
-        {"attack": "linf_pgd", "source_cr": [2, 4], "on_crs": [1]},  # crafted on each pruned one
-        {"attack": "linf_pgd"}]}]}  # white-box on every CR
+    profile = {
+        "grid": [
+            {
+                "dataset": "mnist",
+                "arch": "cnn",
+                "crs": [1, 2, 4],
+                "attacks": [
+                    {"attack": "linf_pgd", "source_cr": 1, "on_crs": [2, 4]},  # crafted on the dense model
+                    {"attack": "linf_pgd", "source_cr": [2, 4], "on_crs": [1]},  # crafted on each pruned one
+                    {"attack": "linf_pgd"},
+                ],
+            }
+        ]
+    }  # white-box on every CR
     attacks = [s for s in sweep.expand(profile) if s.kind == "attack"]
     pairs = sorted((s.checkpoint.source_cr, s.checkpoint.cr) for s in attacks)
     assert pairs == [(0, 1), (0, 2), (0, 4), (1, 2), (1, 4), (2, 1), (4, 1)]
@@ -61,20 +72,30 @@ def test_only_selects_a_slice_with_the_stages_it_needs():
     assert {s.kind for s in mlp} == {"train", "prune", "attack"}
     ids = {s.id for s in mlp}
     assert all(s.upstream.id in ids for s in mlp if hasattr(s, "upstream"))  # nothing it needs is left out
-    adv = sweep.select(sweep.expand(sweep.load_profile("full")), {"arch": "cnn", "training": "pgd", "attack": "l2_ddn",
-                                                                   "finetune_max_epochs": 3})
+    adv = sweep.select(
+        sweep.expand(sweep.load_profile("full")),
+        {"arch": "cnn", "training": "pgd", "attack": "l2_ddn", "finetune_max_epochs": 3},
+    )
     prune_stage = next(s for s in adv if s.kind == "prune")
     assert Counter(s.kind for s in adv) == Counter({"train": 1, "prune": 1, "attack": len(prune_stage.prune.crs)})
     with pytest.raises(sweep.SpecError, match="--only archh=...: unknown parameter; valid: .*arch"):
         sweep.select(stages, {"archh": "mlp"})
-    with pytest.raises(sweep.SpecError, match="--only arch='vgg11': no stage of the profile has it; values there: cnn, mlp, resnet8"):
+    with pytest.raises(
+        sweep.SpecError, match="--only arch='vgg11': no stage of the profile has it; values there: cnn, mlp, resnet8"
+    ):
         sweep.select(stages, {"arch": "vgg11"})
-    with pytest.raises(sweep.SpecError, match="--only training='pgd': no stage of the profile has it; values there: standard"):
+    with pytest.raises(
+        sweep.SpecError, match="--only training='pgd': no stage of the profile has it; values there: standard"
+    ):
         sweep.select(stages, {"training": "pgd"})
 
 
-METHODS = {(st, sc, cr) for st in ("unstructured", "kernel", "filter") for sc in ("global", "local")
-           for cr in ("magnitude", "random")}
+METHODS = {
+    (st, sc, cr)
+    for st in ("unstructured", "kernel", "filter")
+    for sc in ("global", "local")
+    for cr in ("magnitude", "random")
+}
 
 
 def test_the_cpu_profile_is_the_issues_grid_on_a_two_core_budget():
@@ -101,10 +122,18 @@ def test_the_cpu_profile_is_the_issues_grid_on_a_two_core_budget():
     for arch in ("cnn", "mlp"):
         attacks = [s for s in stages if s.kind == "attack" and s.model.arch == arch]
         assert {(s.prune.structure, s.prune.scope, s.prune.criterion) for s in attacks} == {
-            ("unstructured", "global", "magnitude")}
+            ("unstructured", "global", "magnitude")
+        }
         for name in fixed | minimal:
-            assert sorted(s.checkpoint.cr for s in attacks if s.params()["attack"] == name
-                          and s.train.seed == 0) == [1, 2, 4, 8, 16, 32, 64]
+            assert sorted(s.checkpoint.cr for s in attacks if s.params()["attack"] == name and s.train.seed == 0) == [
+                1,
+                2,
+                4,
+                8,
+                16,
+                32,
+                64,
+            ]
         assert all(s.attack.n_samples == 1000 and not s.transfer for s in attacks)
     # three seeds of the CNN's magnitude methods, and of its minimal attacks (the book's seed mean)
     cnn_seeds = {}
@@ -122,8 +151,11 @@ def test_the_cpu_profile_is_the_issues_grid_on_a_two_core_budget():
 def test_the_gpu_profile_runs_the_full_profiles_fashion_mnist_stages():
     """The full profile's ResNet8 on Fashion-MNIST with the original's recipe (up to 100 epochs) was
     computed on a GPU; the gpu profile computes those stages and more."""
-    full = {s.id for s in sweep.expand(sweep.load_profile("full"))
-            if s.data.dataset == "fashion_mnist" and s.train.max_epochs == 100}
+    full = {
+        s.id
+        for s in sweep.expand(sweep.load_profile("full"))
+        if s.data.dataset == "fashion_mnist" and s.train.max_epochs == 100
+    }
     gpu = sweep.expand(sweep.load_profile("gpu"))
     assert full and full < {s.id for s in gpu if s.model.arch == "resnet8"}
     assert {s.model.arch for s in gpu} == {"resnet8", "vgg11", "cnn"}
@@ -137,8 +169,11 @@ def test_the_gpu_profile_runs_the_full_profiles_fashion_mnist_stages():
 
 def _recipe(stage) -> dict:
     """A stage's parameters without its training (what must match for a like-for-like comparison)."""
-    return {k: v for k, v in stage.params().items() if k not in ("training", "adv_eps", "adv_steps", "adv_step_size",
-                                                                  "batch_size")}
+    return {
+        k: v
+        for k, v in stage.params().items()
+        if k not in ("training", "adv_eps", "adv_steps", "adv_step_size", "batch_size")
+    }
 
 
 def test_the_full_profile_compares_pgd_training_at_the_cpu_budget_on_the_cpu_profiles_stages():
@@ -156,18 +191,23 @@ def test_the_full_profile_compares_pgd_training_at_the_cpu_budget_on_the_cpu_pro
         assert {s.id for s in std if s.kind != "attack" or s.model.arch == "cnn"} <= cpu_ids, only
         assert {s.id for s in pgd}.isdisjoint(cpu_ids), only  # the cpu profile has no adversarial training
         assert all(s.train.adv_eps == 0.1 and s.train.adv_steps == 10 for s in pgd)
-        runs = {(s.kind, s.params().get("attack"), s.params().get("cr"), s.params().get("eps") and tuple(s.params()["eps"]))
-                for s in pgd}
-        std_runs = {(s.kind, s.params().get("attack"), s.params().get("cr"),
-                     s.params().get("eps") and tuple(s.params()["eps"])) for s in std}
+        runs = {
+            (s.kind, s.params().get("attack"), s.params().get("cr"), s.params().get("eps") and tuple(s.params()["eps"]))
+            for s in pgd
+        }
+        std_runs = {
+            (s.kind, s.params().get("attack"), s.params().get("cr"), s.params().get("eps") and tuple(s.params()["eps"]))
+            for s in std
+        }
         assert std_runs <= runs, only  # every attack run on the standard model also runs on the PGD-trained one
         # beyond them only fixed-budget checks of the PGD-trained model's minimal attacks, at their budgets
         extra = runs - std_runs
         minimal = {(cr, eps) for kind, attack, cr, eps in runs if attack and attacks.ATTACKS[attack].kind == "minimal"}
         assert all(attacks.ATTACKS[a].kind == "fixed" and (cr, eps) in minimal for _, a, cr, eps in extra), only
         prune_std, prune_pgd = (next(s for s in group if s.kind == "prune") for group in (std, pgd))
-        assert {k: v for k, v in _recipe(prune_std).items() if k != "max_epochs"} == \
-            {k: v for k, v in _recipe(prune_pgd).items() if k != "max_epochs"}, only
+        assert {k: v for k, v in _recipe(prune_std).items() if k != "max_epochs"} == {
+            k: v for k, v in _recipe(prune_pgd).items() if k != "max_epochs"
+        }, only
     # the CNN's 3-epoch schedule starts from the same PGD-trained dense model as the 30-epoch one
     pgd_cnn = [s for s in full if s.kind == "prune" and s.model.arch == "cnn" and s.train.training == "pgd"]
     assert sorted(s.prune.finetune_max_epochs for s in pgd_cnn) == [3, 30]
@@ -183,8 +223,11 @@ def test_profile_results_keeps_only_the_named_recipes_rows(monkeypatch):
     # the committed tables (another test's session fixture may point PRUNEROB_RESULTS elsewhere)
     monkeypatch.setenv("PRUNEROB_RESULTS", str(Path(__file__).resolve().parents[1] / "book" / "results"))
     prune = sweep.profile_results("prune", "full", {"arch": "resnet8", "max_epochs": 3})
-    train_ids = {s.id for s in sweep.expand(sweep.load_profile("full")) if s.kind == "train" and s.model.arch == "resnet8"
-                 and s.train.max_epochs == 3}
+    train_ids = {
+        s.id
+        for s in sweep.expand(sweep.load_profile("full"))
+        if s.kind == "train" and s.model.arch == "resnet8" and s.train.max_epochs == 3
+    }
     assert len(prune) and set(prune["train_id"]) <= train_ids
     everything = sweep.profile_results("prune", "full")
     assert set(everything[everything["arch"] == "resnet8"]["train_id"]) - train_ids  # the other recipe is there too
@@ -192,16 +235,23 @@ def test_profile_results_keeps_only_the_named_recipes_rows(monkeypatch):
         sweep.profile_results("prune", "full", {"arch": "resnet8", "max_epochs": 7})
 
 
-@pytest.mark.parametrize("text, words", [
-    ("", ["empty", "description, grid"]),
-    ("grid:\n  - dataset: mnist\n    arch: [cnn, mlp\n", ["not valid YAML", "line 4"]),
-    ("gird:\n  - dataset: mnist\n", ["unknown key(s) gird", "valid: description, grid"]),
-    ("grid:\n  - dataset: mnist\n    crs: 4\n", ["grid entry 1", "crs=4 must be a list"]),
-    ("grid:\n  - dataset: mnist\n    attacks:\n      - attack: l0_pgd\n        eps: [2.5, 8.7]\n",
-     ["grid entry 1", "attack entry 1", "eps=[2.5, 8.7]", "positive integers"]),
-    ("grid:\n  - dataset: mnist\n    attacks:\n      - attack: linf_pgd\n        n_sample: 10\n",
-     ["attack entry 1", "unknown key(s) n_sample", "n_samples", "on_crs"]),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("", ["empty", "description, grid"]),
+        ("grid:\n  - dataset: mnist\n    arch: [cnn, mlp\n", ["not valid YAML", "line 4"]),
+        ("gird:\n  - dataset: mnist\n", ["unknown key(s) gird", "valid: description, grid"]),
+        ("grid:\n  - dataset: mnist\n    crs: 4\n", ["grid entry 1", "crs=4 must be a list"]),
+        (
+            "grid:\n  - dataset: mnist\n    attacks:\n      - attack: l0_pgd\n        eps: [2.5, 8.7]\n",
+            ["grid entry 1", "attack entry 1", "eps=[2.5, 8.7]", "positive integers"],
+        ),
+        (
+            "grid:\n  - dataset: mnist\n    attacks:\n      - attack: linf_pgd\n        n_sample: 10\n",
+            ["attack entry 1", "unknown key(s) n_sample", "n_samples", "on_crs"],
+        ),
+    ],
+)
 def test_a_broken_profile_fails_whole_before_anything_runs(text, words, tmp_path, out_dirs):
     path = tmp_path / "bad.yaml"
     path.write_text(text)

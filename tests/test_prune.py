@@ -469,6 +469,13 @@ def test_neuron_pruning_never_removes_a_class(scope):
     output_name, output = prunable_modules(model)[-1]
     generator = torch.Generator().manual_seed(0)
     for cr in SCHEDULE:
-        masks, _ = _prune(model, cr, structure="filter", scope=scope, criterion="random",
-                          generator=generator, prune_dense_neurons=True)
+        masks, _ = _prune(
+            model,
+            cr,
+            structure="filter",
+            scope=scope,
+            criterion="random",
+            generator=generator,
+            prune_dense_neurons=True,
+        )
     assert bool(masks[output_name].all())  # every logit row keeps all its weights

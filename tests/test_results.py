@@ -7,31 +7,60 @@ from prunerob import results
 
 def _frames():
     train = pd.DataFrame({"stage_id": ["t1", "t2"], "checkpoint_sha": ["T1", None]})
-    prune = pd.DataFrame({"stage_id": ["p1", "p1", "p2"], "train_id": ["t1", "t1", "t2"], "cr": [1.0, 2.0, 1.0],
-                          "dense_sha": ["T1", "T1", "T2"], "checkpoint_sha": ["P1", "P2", "Q1"]})
-    attack = pd.DataFrame({
-        "stage_id": ["a1", "a1", "a2", "a3", "a4"], "prune_id": ["p1", "p1", "p1", "p2", "p1"],
-        "cr": [1, 1, 2, 1, 2], "source_cr": [1, 1, 2, 1, 1],
-        "scenario": ["white-box", "white-box", "white-box", "white-box", "transfer"],
-        "checkpoint_sha": ["P1", "P1", "P2-old", None, "P2"], "source_sha": ["P1", "P1", "P2-old", None, "P1"]})
+    prune = pd.DataFrame(
+        {
+            "stage_id": ["p1", "p1", "p2"],
+            "train_id": ["t1", "t1", "t2"],
+            "cr": [1.0, 2.0, 1.0],
+            "dense_sha": ["T1", "T1", "T2"],
+            "checkpoint_sha": ["P1", "P2", "Q1"],
+        }
+    )
+    attack = pd.DataFrame(
+        {
+            "stage_id": ["a1", "a1", "a2", "a3", "a4"],
+            "prune_id": ["p1", "p1", "p1", "p2", "p1"],
+            "cr": [1, 1, 2, 1, 2],
+            "source_cr": [1, 1, 2, 1, 1],
+            "scenario": ["white-box", "white-box", "white-box", "white-box", "transfer"],
+            "checkpoint_sha": ["P1", "P1", "P2-old", None, "P2"],
+            "source_sha": ["P1", "P1", "P2-old", None, "P1"],
+        }
+    )
     return train, prune, attack
 
 
 def test_each_result_is_matched_to_the_checkpoint_its_upstream_table_names():
     agreement = results.fingerprint_agreement(*_frames())
-    assert agreement.loc["prune stage: its dense model"].to_dict() == {"runs": 2, "same": 1, "different": 0, "unknown": 1}
+    assert agreement.loc["prune stage: its dense model"].to_dict() == {
+        "runs": 2,
+        "same": 1,
+        "different": 0,
+        "unknown": 1,
+    }
     # a1 on P1 (same), a2 on a checkpoint since made again (different), a3 from before fingerprints, a4 same
-    assert agreement.loc["attack run: the checkpoint attacked"].to_dict() == {"runs": 4, "same": 2, "different": 1,
-                                                                             "unknown": 1}
-    assert agreement.loc["transfer attack: the checkpoint crafted on"].to_dict() == {"runs": 1, "same": 1,
-                                                                                    "different": 0, "unknown": 0}
+    assert agreement.loc["attack run: the checkpoint attacked"].to_dict() == {
+        "runs": 4,
+        "same": 2,
+        "different": 1,
+        "unknown": 1,
+    }
+    assert agreement.loc["transfer attack: the checkpoint crafted on"].to_dict() == {
+        "runs": 1,
+        "same": 1,
+        "different": 0,
+        "unknown": 0,
+    }
 
 
 def test_tables_from_before_fingerprints_are_unknown_not_different():
     train, prune, attack = _frames()
     # a table from before fingerprints holds NA in their columns (python -m prunerob.migrate)
-    agreement = results.fingerprint_agreement(train.assign(checkpoint_sha=None), prune.assign(dense_sha=None),
-                                              attack.assign(checkpoint_sha=None, source_sha=None))
+    agreement = results.fingerprint_agreement(
+        train.assign(checkpoint_sha=None),
+        prune.assign(dense_sha=None),
+        attack.assign(checkpoint_sha=None, source_sha=None),
+    )
     assert (agreement["different"] == 0).all() and (agreement["same"] == 0).all()
     assert agreement["unknown"].tolist() == agreement["runs"].tolist() == [2, 4, 1]
 
@@ -42,9 +71,24 @@ import pytest  # noqa: E402
 
 
 def _valid(table="sweeps"):
-    row = {"profile": "cpu", "started_at": "2026-01-01T00:00:00", "seconds": 1.5, "done": 1, "failed": 0,
-           "blocked": 0, "skipped": 0, "workers": None, "scheduler": "local", "device": "cpu", "cpu_count": 2,
-           "only": "", "code_version": "abc", "interrupted": False, "stopped": 0, "not_started": 0}
+    row = {
+        "profile": "cpu",
+        "started_at": "2026-01-01T00:00:00",
+        "seconds": 1.5,
+        "done": 1,
+        "failed": 0,
+        "blocked": 0,
+        "skipped": 0,
+        "workers": None,
+        "scheduler": "local",
+        "device": "cpu",
+        "cpu_count": 2,
+        "only": "",
+        "code_version": "abc",
+        "interrupted": False,
+        "stopped": 0,
+        "not_started": 0,
+    }
     return results.conform(pd.DataFrame([row]), table)
 
 
@@ -103,8 +147,11 @@ def test_reading_a_file_that_does_not_match_names_it_and_the_migration(out_dirs)
     path = results.table_path("sweeps", "old")
     path.parent.mkdir(parents=True)
     _valid().drop(columns="schema_version").to_parquet(path, index=False)
-    for read in (lambda: results.collect("sweeps"), lambda: results.read_table_file(path),
-                 lambda: results.stage_done("sweeps", "old")):
+    for read in (
+        lambda: results.collect("sweeps"),
+        lambda: results.read_table_file(path),
+        lambda: results.stage_done("sweeps", "old"),
+    ):
         with pytest.raises(results.SchemaError, match=rf"{path}.*'schema_version' is missing.*prunerob.migrate"):
             read()
 
@@ -119,18 +166,57 @@ def test_migration_fills_true_values_and_is_idempotent(out_dirs):
     from prunerob import migrate
 
     root = results.results_dir()
-    common = {"stage_id": "a", "prune_id": "p", "train_id": "t", "dataset": "mnist", "arch": "cnn", "seed": 0,
-              "training": "standard", "structure": "unstructured", "scope": "global", "criterion": "magnitude",
-              "schedule": "cumulative", "cr": 2.0, "sparsity": 0.5, "attack": "l2_cw", "preset": "x", "norm": "L2",
-              "kind": "minimal", "library": "foolbox"}
-    samples = pd.DataFrame({"sample": [0, 1, 2, 3], "label": [1, 1, 1, 1], "clean_pred": [1, 1, 1, 0],
-                            "adv_pred": [0, 0, 0, 0], "success": [True] * 4, "valid": [True] * 4,
-                            "distance": pd.Series([0.5, 1.0, 2.0, 0.0], dtype="float32"),
-                            "l0_channels": pd.Series([1, 1, 1, 0], dtype="float32"), **common})
-    attack = pd.DataFrame({"eps": [0.0, 1.0, 1.5], "robust_acc": [0.75, 0.25, 0.25], "n": 4, "violations": 0,
-                           "seconds": 1.0, **common, "clean_acc": 0.75, "all_checks_passed": True,
-                           "stage_seconds": 2.0, "device": "cpu", "prunerob_version": "0", "code_version": "c",
-                           "torch_version": "2", "library_version": "3"})
+    common = {
+        "stage_id": "a",
+        "prune_id": "p",
+        "train_id": "t",
+        "dataset": "mnist",
+        "arch": "cnn",
+        "seed": 0,
+        "training": "standard",
+        "structure": "unstructured",
+        "scope": "global",
+        "criterion": "magnitude",
+        "schedule": "cumulative",
+        "cr": 2.0,
+        "sparsity": 0.5,
+        "attack": "l2_cw",
+        "preset": "x",
+        "norm": "L2",
+        "kind": "minimal",
+        "library": "foolbox",
+    }
+    samples = pd.DataFrame(
+        {
+            "sample": [0, 1, 2, 3],
+            "label": [1, 1, 1, 1],
+            "clean_pred": [1, 1, 1, 0],
+            "adv_pred": [0, 0, 0, 0],
+            "success": [True] * 4,
+            "valid": [True] * 4,
+            "distance": pd.Series([0.5, 1.0, 2.0, 0.0], dtype="float32"),
+            "l0_channels": pd.Series([1, 1, 1, 0], dtype="float32"),
+            **common,
+        }
+    )
+    attack = pd.DataFrame(
+        {
+            "eps": [0.0, 1.0, 1.5],
+            "robust_acc": [0.75, 0.25, 0.25],
+            "n": 4,
+            "violations": 0,
+            "seconds": 1.0,
+            **common,
+            "clean_acc": 0.75,
+            "all_checks_passed": True,
+            "stage_seconds": 2.0,
+            "device": "cpu",
+            "prunerob_version": "0",
+            "code_version": "c",
+            "torch_version": "2",
+            "library_version": "3",
+        }
+    )
     for table, frame in (("samples", samples), ("attack", attack)):
         (root / table).mkdir(parents=True)
         frame.to_parquet(root / table / "a.parquet", index=False)

@@ -19,8 +19,16 @@ pytestmark = pytest.mark.slow
 # bits, and a value nudged by 1e-9 or not changes the count of changed input values (l0_channels, a
 # diagnostic of fixed attacks). Every decision (predictions, success, robust accuracy) is compared.
 # The weights' fingerprints change with those last bits too, so they are left out with it.
-VOLATILE = {"seconds", "stage_seconds", "code_version", "l0_channels", "resumed",
-            "checkpoint_sha", "dense_sha", "source_sha"}
+VOLATILE = {
+    "seconds",
+    "stage_seconds",
+    "code_version",
+    "l0_channels",
+    "resumed",
+    "checkpoint_sha",
+    "dense_sha",
+    "source_sha",
+}
 
 
 def _tables(results_dir):
@@ -36,15 +44,22 @@ def _tables(results_dir):
 def test_killed_sweep_resumes_on_dask_to_the_same_tables(smoke_study, tmp_path, monkeypatch):
     from dask.distributed import LocalCluster
 
-    env = {"PRUNEROB_RESULTS": tmp_path / "results", "PRUNEROB_ARTIFACTS": tmp_path / "artifacts",
-           "PRUNEROB_RUNS": tmp_path / "runs"}
+    env = {
+        "PRUNEROB_RESULTS": tmp_path / "results",
+        "PRUNEROB_ARTIFACTS": tmp_path / "artifacts",
+        "PRUNEROB_RUNS": tmp_path / "runs",
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, str(v))
     finished_before = set()
     for delay in (12, 30):  # two kills at different points of the pipeline
-        proc = subprocess.Popen([sys.executable, "-m", "prunerob", "sweep", "--profile", "smoke"],
-                                env=dict(os.environ), start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prunerob", "sweep", "--profile", "smoke"],
+            env=dict(os.environ),
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(delay)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -53,17 +68,20 @@ def test_killed_sweep_resumes_on_dask_to_the_same_tables(smoke_study, tmp_path, 
             assert results.read_table_file(path) is not None, path
         assert finished_before <= visible  # nothing that had finished was lost
         finished_before = visible
-    done_before = len([s for s in sweep.expand(sweep.load_profile("smoke"))
-                       if results.stage_done(sweep.PRIMARY_TABLE[s.kind], s.id)])
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
+    done_before = len(
+        [s for s in sweep.expand(sweep.load_profile("smoke")) if results.stage_done(sweep.PRIMARY_TABLE[s.kind], s.id)]
+    )
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
         summary = sweep.run("smoke", scheduler=cluster.scheduler_address, progress=False)
     assert not summary.failed and not summary.blocked, summary.failed
     assert len(summary.done) == 10 - done_before  # only what was missing ran again
     resumed, reference = _tables(env["PRUNEROB_RESULTS"]), _tables(smoke_study["PRUNEROB_RESULTS"])
     for table in reference:
-        pd.testing.assert_frame_equal(resumed[table], reference[table], check_exact=False, rtol=1e-6,
-                                      obj=f"table {table}")
+        pd.testing.assert_frame_equal(
+            resumed[table], reference[table], check_exact=False, rtol=1e-6, obj=f"table {table}"
+        )
 
 
 def test_a_corrupted_table_is_detected_and_recomputed(smoke_study, tmp_path, monkeypatch):
@@ -83,8 +101,11 @@ def test_a_corrupted_table_is_detected_and_recomputed(smoke_study, tmp_path, mon
 
 
 def _scratch_env(tmp_path):
-    env = {"PRUNEROB_RESULTS": tmp_path / "results", "PRUNEROB_ARTIFACTS": tmp_path / "artifacts",
-           "PRUNEROB_RUNS": tmp_path / "runs"}
+    env = {
+        "PRUNEROB_RESULTS": tmp_path / "results",
+        "PRUNEROB_ARTIFACTS": tmp_path / "artifacts",
+        "PRUNEROB_RUNS": tmp_path / "runs",
+    }
     return env, {**os.environ, **{k: str(v) for k, v in env.items()}, "PYTHONUNBUFFERED": "1"}
 
 
@@ -102,11 +123,15 @@ def test_ctrl_c_stops_the_sweep_records_it_and_a_rerun_resumes(tmp_path):
     what had finished."""
     env, proc_env = _scratch_env(tmp_path)
     cmd = [sys.executable, "-m", "prunerob", "sweep", "--profile", "smoke", "--only", "seed=0"]
-    proc = subprocess.Popen(cmd, env=proc_env, start_new_session=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, env=proc_env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
-        _wait_for(lambda: list((env["PRUNEROB_RESULTS"] / "train").glob("*.parquet"))
-                  and list((env["PRUNEROB_RUNS"] / "prune").glob(".*.tmp.ipynb")), proc)
+        _wait_for(
+            lambda: list((env["PRUNEROB_RESULTS"] / "train").glob("*.parquet"))
+            and list((env["PRUNEROB_RUNS"] / "prune").glob(".*.tmp.ipynb")),
+            proc,
+        )
         time.sleep(2)
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=120)
@@ -147,11 +172,15 @@ def test_a_corrupted_checkpoint_is_made_again_and_the_stage_that_needs_it_runs(s
     subprocess.run(["truncate", "-s", "1000", str(checkpoint)], check=True)
     results.table_path("attack", attack.id).unlink()  # a stage that needs the checkpoint must run
     # run directly, the stage says which stage to run first
-    with pytest.raises(st.MissingUpstream, match=f"prune stage {prune.id}: .*unreadable.*python -m prunerob stage prune"):
+    with pytest.raises(
+        st.MissingUpstream, match=f"prune stage {prune.id}: .*unreadable.*python -m prunerob stage prune"
+    ):
         st.check_upstream(attack)
     lines = []
     summary = sweep.run("smoke", progress=False, echo=lines.append)
-    assert any(line.startswith(f"re-making the checkpoints of {prune.id}") and "unreadable" in line for line in lines), lines
+    assert any(
+        line.startswith(f"re-making the checkpoints of {prune.id}") and "unreadable" in line for line in lines
+    ), lines
     assert not summary.failed and not summary.blocked, summary.failed
     assert prune.id in summary.done and attack.id in summary.done
     assert st.checkpoint_problem(prune, 2) is None

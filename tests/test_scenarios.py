@@ -6,13 +6,29 @@ import pytest
 
 from prunerob import evaluate, scenarios
 
-META = {"dataset": "mnist", "arch": "cnn", "seed": 0, "training": "standard", "structure": "unstructured",
-        "scope": "global", "criterion": "magnitude", "schedule": "cumulative", "prune_dense_neurons": False}
+META = {
+    "dataset": "mnist",
+    "arch": "cnn",
+    "seed": 0,
+    "training": "standard",
+    "structure": "unstructured",
+    "scope": "global",
+    "criterion": "magnitude",
+    "schedule": "cumulative",
+    "prune_dense_neurons": False,
+}
 
 
 def _lines(clean, robust):
-    return pd.DataFrame({"norm": "Linf", "eps": 0.1, "cr": [float(c) for c in range(1, len(clean) + 1)],
-                         "clean": clean, "robust": robust})
+    return pd.DataFrame(
+        {
+            "norm": "Linf",
+            "eps": 0.1,
+            "cr": [float(c) for c in range(1, len(clean) + 1)],
+            "clean": clean,
+            "robust": robust,
+        }
+    )
 
 
 def test_best_ranges_is_the_upper_envelope():
@@ -51,17 +67,32 @@ def _samples(robust_by_cr, seeds=(0,), attack="linf_fmn", eps=0.1):
     for seed in seeds:
         for cr, flags in robust_by_cr.items():
             for i, robust in enumerate(flags):
-                rows.append({**META, "seed": seed, "prune_id": f"p{seed}", "stage_id": f"a{seed}-{cr}", "cr": float(cr),
-                             "attack": attack, "norm": "Linf", "kind": "minimal", "eps": np.nan,
-                             "scenario": "white-box", "source_cr": float(cr),
-                             "sample": i, "distance": 1.0 if robust else 0.05})
+                rows.append(
+                    {
+                        **META,
+                        "seed": seed,
+                        "prune_id": f"p{seed}",
+                        "stage_id": f"a{seed}-{cr}",
+                        "cr": float(cr),
+                        "attack": attack,
+                        "norm": "Linf",
+                        "kind": "minimal",
+                        "eps": np.nan,
+                        "scenario": "white-box",
+                        "source_cr": float(cr),
+                        "sample": i,
+                        "distance": 1.0 if robust else 0.05,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def test_worst_case_samples_agrees_with_evaluate_worst_case():
     rng = np.random.default_rng(0)
-    samples = pd.concat([_samples({1: rng.random(50) < 0.7, 2: rng.random(50) < 0.6}, attack=a)
-                         for a in ("linf_fmn", "linf_other")], ignore_index=True)
+    samples = pd.concat(
+        [_samples({1: rng.random(50) < 0.7, 2: rng.random(50) < 0.6}, attack=a) for a in ("linf_fmn", "linf_other")],
+        ignore_index=True,
+    )
     grid = {"Linf": [0.0, 0.1]}
     per_sample = scenarios.worst_case_samples(samples, grid)
     mine = per_sample.groupby(["cr", "eps"])["robust"].mean()
@@ -74,8 +105,7 @@ def test_sweet_spots_flags_only_clear_differences():
     n = 1000
     rng = np.random.default_rng(3)
     dense = rng.random(n) < 0.5
-    samples = _samples({1: dense, 2: dense | (rng.random(n) < 0.2), 4: dense & (rng.random(n) < 0.6),
-                        8: dense.copy()})
+    samples = _samples({1: dense, 2: dense | (rng.random(n) < 0.2), 4: dense & (rng.random(n) < 0.6), 8: dense.copy()})
     per_sample = scenarios.worst_case_samples(samples, {"Linf": [0.0, 0.1]})
     spots = scenarios.sweet_spots(per_sample, n_boot=500).set_index("cr")
     assert spots.loc[2.0, "verdict"] == "more robust" and spots.loc[2.0, "low"] > 0
@@ -88,10 +118,13 @@ def test_sweet_spots_pairs_each_seed_with_its_own_dense_model():
     # seed 0: CR 2 better than its dense model; seed 1: worse by as much -> no clear difference
     n = 400
     ones, zeros = np.ones(n, bool), np.zeros(n, bool)
-    per_sample = pd.concat([
-        scenarios.worst_case_samples(_samples({1: zeros, 2: ones}, seeds=(0,)), {"Linf": [0.1]}),
-        scenarios.worst_case_samples(_samples({1: ones, 2: zeros}, seeds=(1,)), {"Linf": [0.1]}),
-    ], ignore_index=True)
+    per_sample = pd.concat(
+        [
+            scenarios.worst_case_samples(_samples({1: zeros, 2: ones}, seeds=(0,)), {"Linf": [0.1]}),
+            scenarios.worst_case_samples(_samples({1: ones, 2: zeros}, seeds=(1,)), {"Linf": [0.1]}),
+        ],
+        ignore_index=True,
+    )
     spot = scenarios.sweet_spots(per_sample, n_boot=300).iloc[0]
     assert spot["n_seeds"] == 2 and spot["diff"] == 0 and spot["verdict"] == "no clear difference"
     ci = scenarios.robust_with_ci(per_sample)

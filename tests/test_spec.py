@@ -1,8 +1,18 @@
 import pytest
 
 from prunerob import attacks, data, models, prune
-from prunerob.spec import (ARCHS, CRITERIA, DATASETS, SCOPES, STRUCTURES, AttackStage, PruneStage, SpecError,
-                           TrainStage, stage_from_params)
+from prunerob.spec import (
+    ARCHS,
+    CRITERIA,
+    DATASETS,
+    SCOPES,
+    STRUCTURES,
+    AttackStage,
+    PruneStage,
+    SpecError,
+    TrainStage,
+    stage_from_params,
+)
 
 
 def test_registries_match_the_names_specs_accept():
@@ -41,21 +51,24 @@ def test_upstream_links():
     assert s.upstream == PruneStage.from_params(arch="mlp", seed=2)
 
 
-@pytest.mark.parametrize("kind, params, words", [
-    ("train", {"dataset": "svhn"}, ["dataset='svhn'", "mnist", "fashion_mnist", "cifar10", "imagenette"]),
-    ("train", {"arch": "resnet50"}, ["arch='resnet50'", "cnn", "vgg11", "resnet18"]),
-    ("train", {"lr": -1}, ["lr=-1", "> 0"]),
-    ("train", {"batch_size": 1.5}, ["batch_size=1.5", "integer"]),
-    ("train", {"archh": "cnn"}, ["unknown parameter", "archh", "valid:", "arch"]),
-    ("prune", {"structure": "channel"}, ["structure='channel'", "unstructured", "kernel", "filter"]),
-    ("prune", {"crs": [1, 4, 2]}, ["strictly increasing"]),
-    ("prune", {"crs": [0.5, 1]}, [">= 1"]),
-    ("attack", {"attack": "pgd"}, ["attack='pgd'", "linf_pgd"]),
-    ("attack", {"preset": "fast"}, ["preset", "original", "strong"]),
-    ("attack", {"eps": [-0.1]}, ["eps entry", ">= 0"]),
-    ("attack", {"cr": 3}, ["cr=3", "1, 2, 4"]),
-    ("sweep", {}, ["unknown stage", "train, prune, attack"]),
-])
+@pytest.mark.parametrize(
+    "kind, params, words",
+    [
+        ("train", {"dataset": "svhn"}, ["dataset='svhn'", "mnist", "fashion_mnist", "cifar10", "imagenette"]),
+        ("train", {"arch": "resnet50"}, ["arch='resnet50'", "cnn", "vgg11", "resnet18"]),
+        ("train", {"lr": -1}, ["lr=-1", "> 0"]),
+        ("train", {"batch_size": 1.5}, ["batch_size=1.5", "integer"]),
+        ("train", {"archh": "cnn"}, ["unknown parameter", "archh", "valid:", "arch"]),
+        ("prune", {"structure": "channel"}, ["structure='channel'", "unstructured", "kernel", "filter"]),
+        ("prune", {"crs": [1, 4, 2]}, ["strictly increasing"]),
+        ("prune", {"crs": [0.5, 1]}, [">= 1"]),
+        ("attack", {"attack": "pgd"}, ["attack='pgd'", "linf_pgd"]),
+        ("attack", {"preset": "fast"}, ["preset", "original", "strong"]),
+        ("attack", {"eps": [-0.1]}, ["eps entry", ">= 0"]),
+        ("attack", {"cr": 3}, ["cr=3", "1, 2, 4"]),
+        ("sweep", {}, ["unknown stage", "train, prune, attack"]),
+    ],
+)
 def test_bad_input_names_what_was_wrong_and_the_valid_choices(kind, params, words):
     with pytest.raises(SpecError) as err:
         stage_from_params(kind, params)
@@ -84,20 +97,29 @@ def test_attack_presets_are_pinned_since_stage_ids_hash_only_their_names():
     removed = sorted(set(lock) - set(now))
     assert not changed, f"presets edited in place: {changed}; add them under new names instead"
     assert not removed, f"presets removed: {removed}; committed results may still name them"
-    assert set(now) - set(lock) == set(), f"new presets {sorted(set(now) - set(lock))}: add them to tests/presets.lock.json"
+    assert set(now) - set(lock) == set(), (
+        f"new presets {sorted(set(now) - set(lock))}: add them to tests/presets.lock.json"
+    )
 
 
-@pytest.mark.parametrize("kind, params, words", [
-    # attack budgets per norm: L0 in whole pixels, Linf in (0, 1], L2 > 0
-    ("attack", {"attack": "l0_pgd", "eps": [2.5, 8.7]}, ["eps=[2.5, 8.7]", "L0", "positive integers", "[1, 2, 4, 8"]),
-    ("attack", {"eps": [0.1, 2]}, ["eps=[0.1, 2]", "Linf", "(0, 1]"]),
-    ("attack", {"attack": "l2_pgd", "eps": [-1.0, 1.0]}, ["eps entry", ">= 0"]),
-    # a number where a list is expected
-    ("prune", {"crs": 4}, ["crs=4 must be a list, e.g. [1, 2, 4]"]),
-    ("attack", {"eps": 0.1}, ["eps=0.1 must be a list, e.g. ["]),
-    # more samples than the test set has
-    ("attack", {"n_samples": 20000}, ["n_samples=20000", "10000 test images of mnist", "1 .. 10000"]),
-])
+@pytest.mark.parametrize(
+    "kind, params, words",
+    [
+        # attack budgets per norm: L0 in whole pixels, Linf in (0, 1], L2 > 0
+        (
+            "attack",
+            {"attack": "l0_pgd", "eps": [2.5, 8.7]},
+            ["eps=[2.5, 8.7]", "L0", "positive integers", "[1, 2, 4, 8"],
+        ),
+        ("attack", {"eps": [0.1, 2]}, ["eps=[0.1, 2]", "Linf", "(0, 1]"]),
+        ("attack", {"attack": "l2_pgd", "eps": [-1.0, 1.0]}, ["eps entry", ">= 0"]),
+        # a number where a list is expected
+        ("prune", {"crs": 4}, ["crs=4 must be a list, e.g. [1, 2, 4]"]),
+        ("attack", {"eps": 0.1}, ["eps=0.1 must be a list, e.g. ["]),
+        # more samples than the test set has
+        ("attack", {"n_samples": 20000}, ["n_samples=20000", "10000 test images of mnist", "1 .. 10000"]),
+    ],
+)
 def test_bad_budgets_lists_and_sample_counts_fail_naming_the_valid_values(kind, params, words):
     with pytest.raises(SpecError) as err:
         stage_from_params(kind, params)
@@ -113,7 +135,10 @@ def test_an_attacks_default_budgets_are_its_norms():
     assert AttackStage.from_params(attack="l2_ddn").attack.eps == NORM_DEFAULT_EPS["L2"]
     assert AttackStage.from_params(attack="linf_fmn").attack.eps == PAPER_LINF_EPS
     # a default L0 grid hashes as given (it differs from the field default), a default Linf grid not at all
-    assert AttackStage.from_params(attack="l0_pgd").id == AttackStage.from_params(attack="l0_pgd", eps=[1, 2, 4, 8, 12, 16, 24, 32]).id
+    assert (
+        AttackStage.from_params(attack="l0_pgd").id
+        == AttackStage.from_params(attack="l0_pgd", eps=[1, 2, 4, 8, 12, 16, 24, 32]).id
+    )
     assert "eps" not in AttackStage.from_params(attack="linf_apgd").canonical()["attack"]
     # eps 0 (clean accuracy) as the first grid point stays valid, as before
     assert AttackStage.from_params(attack="l0_pgd", eps=[0, 1, 2]).attack.eps == (0, 1, 2)

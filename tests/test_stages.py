@@ -9,8 +9,7 @@ from prunerob.spec import AttackStage, PruneStage
 
 @pytest.fixture
 def trained(out_dirs):
-    stage = PruneStage.from_params(n_train=500, max_epochs=1, crs=[1, 2, 4], criterion="random",
-                                   finetune_max_epochs=1)
+    stage = PruneStage.from_params(n_train=500, max_epochs=1, crs=[1, 2, 4], criterion="random", finetune_max_epochs=1)
     stages.run_train(stage.upstream, device="cpu", progress=False)
     return stage
 
@@ -116,8 +115,9 @@ def test_a_result_is_kept_only_where_every_checkpoint_it_used_is_known_to_be_the
 
     full = sweep.expand(sweep.load_profile("full"))
     white = next(s for s in full if s.kind == "attack" and not s.transfer and s.checkpoint.cr == 2)
-    transfer = next(s for s in full if s.kind == "attack" and s.transfer and s.checkpoint.source_cr == 1
-                    and s.checkpoint.cr == 2)
+    transfer = next(
+        s for s in full if s.kind == "attack" and s.transfer and s.checkpoint.source_cr == 1 and s.checkpoint.cr == 2
+    )
     prune = next(s for s in full if s.kind == "prune")
     assert sweep.reproduced({2.0: "a", 4.0: "b"}, {2.0: "a", 4.0: "c"}, white)
     assert not sweep.reproduced({2.0: "a"}, {2.0: "b"}, white)
@@ -173,12 +173,24 @@ def test_the_original_cnn_is_attacked_on_its_logits_and_once_the_original_way_on
     stages.run_prune(PruneStage.from_params(**common, crs=[1, 4], finetune_max_epochs=0), device="cpu", progress=False)
     runs = {}
     for output in ("logits", "softmax"):
-        stage = AttackStage.from_params(**common, crs=[1, 4], finetune_max_epochs=0, cr=4, attack="linf_pgd",
-                                        eps=[4 / 255, 16 / 255], n_samples=100, attack_output=output)
+        stage = AttackStage.from_params(
+            **common,
+            crs=[1, 4],
+            finetune_max_epochs=0,
+            cr=4,
+            attack="linf_pgd",
+            eps=[4 / 255, 16 / 255],
+            n_samples=100,
+            attack_output=output,
+        )
         runs[output] = stages.run_attack(stage, device="cpu", progress=False)
     logits, softmax = runs["logits"], runs["softmax"]
-    assert "attack_output" not in AttackStage.from_params(**common, crs=[1, 4], finetune_max_epochs=0, cr=4,
-                                                          attack="linf_pgd").canonical()["attack"]
+    assert (
+        "attack_output"
+        not in AttackStage.from_params(
+            **common, crs=[1, 4], finetune_max_epochs=0, cr=4, attack="linf_pgd"
+        ).canonical()["attack"]
+    )
     assert logits["stage_id"].iloc[0] != softmax["stage_id"].iloc[0]
     assert set(logits["attack_output"]) == {"logits"} and set(softmax["attack_output"]) == {"softmax"}
     assert logits["clean_acc"].iloc[0] == softmax["clean_acc"].iloc[0] > 0.2  # chance: 0.1
@@ -196,6 +208,9 @@ def test_a_checkpoint_with_other_weights_than_its_table_recorded_is_refused_and_
     assert "is not the checkpoint its table recorded" in stages.checkpoint_problem(trained, 2)
     assert list(stages._finished_steps(trained)) == [1]
     attack = AttackStage.from_params(**{**trained.params(), "cr": 2})
-    with pytest.raises(stages.MissingUpstream, match=rf"CR 2 checkpoint of prune stage {trained.id}: .* run that "
-                                                      r"stage first: python -m prunerob stage prune -p 'n_train=500'"):
+    with pytest.raises(
+        stages.MissingUpstream,
+        match=rf"CR 2 checkpoint of prune stage {trained.id}: .* run that "
+        r"stage first: python -m prunerob stage prune -p 'n_train=500'",
+    ):
         stages.check_upstream(attack)

@@ -1,4 +1,3 @@
-
 import pytest
 import torch
 
@@ -13,8 +12,15 @@ def test_cnn_learns_real_mnist_to_95_percent_in_one_epoch(trained_cnn, mnist):
 
 
 def test_early_stopping_restores_the_best_weights(mnist):
-    small = type(mnist)("mnist", mnist.train_x[:512], mnist.train_y[:512], mnist.val_x[:512],
-                        mnist.val_y[:512], mnist.test_x[:10], mnist.test_y[:10])
+    small = type(mnist)(
+        "mnist",
+        mnist.train_x[:512],
+        mnist.train_y[:512],
+        mnist.val_x[:512],
+        mnist.val_y[:512],
+        mnist.test_x[:10],
+        mnist.test_y[:10],
+    )
     model = stages.new_model("mlp", "mnist")
     hist = fit(model, small, TrainSpec(max_epochs=40, patience=2, lr=1e-2, batch_size=32), progress=False)
     assert hist.epochs < 40  # stopped early: a 512-image set overfits quickly at lr 1e-2
@@ -25,8 +31,15 @@ def test_early_stopping_restores_the_best_weights(mnist):
 
 
 def test_same_seed_same_weights(mnist):
-    small = type(mnist)("mnist", mnist.train_x[:256], mnist.train_y[:256], mnist.val_x[:64],
-                        mnist.val_y[:64], mnist.test_x[:10], mnist.test_y[:10])
+    small = type(mnist)(
+        "mnist",
+        mnist.train_x[:256],
+        mnist.train_y[:256],
+        mnist.val_x[:64],
+        mnist.val_y[:64],
+        mnist.test_x[:10],
+        mnist.test_y[:10],
+    )
     outs = []
     for _ in range(2):
         torch.manual_seed(123)  # model init is seeded by the caller (run_train seeds through fit)

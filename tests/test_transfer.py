@@ -10,8 +10,19 @@ def _run(stage, scenario, cr, source_cr, broken_by_eps):
     rows = []
     for eps, broken in broken_by_eps.items():
         for s, b in enumerate(broken):
-            rows.append({"stage_id": stage, "attack": "linf_apgd", "norm": "Linf", "scenario": scenario, "cr": cr,
-                         "source_cr": source_cr, "eps": eps, "sample": s, "broken": b})
+            rows.append(
+                {
+                    "stage_id": stage,
+                    "attack": "linf_apgd",
+                    "norm": "Linf",
+                    "scenario": scenario,
+                    "cr": cr,
+                    "source_cr": source_cr,
+                    "eps": eps,
+                    "sample": s,
+                    "broken": b,
+                }
+            )
     return rows
 
 

@@ -26,6 +26,7 @@ ARCH = f"rb:Linf:{NAME}"
 def fake_cifar10(monkeypatch):
     """CIFAR-10 replaced by 20 training and 4 test images of its shape (uint8, 3x32x32): few, as a
     WideResNet on CPU is slow."""
+
     def load(root, train, download):
         g = torch.Generator().manual_seed(int(train))
         n = 20 if train else 4
@@ -69,13 +70,19 @@ def test_shim_lets_robustbench_import_and_its_autoattack_says_it_is_missing():
     assert _autoattack_shim.install()  # idempotent
 
 
-@pytest.mark.parametrize("params, words", [
-    ({"dataset": "cifar10", "arch": "rb:Linf:NoSuchModel"}, ["'NoSuchModel'", "valid:", "Carmon2019Unlabeled", "Standard"]),
-    ({"dataset": "mnist", "arch": "rb:Linf:Standard"}, ["dataset must be one of cifar10", "'mnist'"]),
-    ({"dataset": "cifar10", "arch": "rb:Linfty:Standard"}, ["'Linfty'", "Linf, L2, corruptions"]),
-    ({"dataset": "cifar10", "arch": "rb:Standard"}, ["rb:<threat model>:<zoo name>"]),
-    ({"arch": "wrn"}, ["arch='wrn'", "cnn", "rb:<threat model>:<RobustBench zoo name>"]),
-])
+@pytest.mark.parametrize(
+    "params, words",
+    [
+        (
+            {"dataset": "cifar10", "arch": "rb:Linf:NoSuchModel"},
+            ["'NoSuchModel'", "valid:", "Carmon2019Unlabeled", "Standard"],
+        ),
+        ({"dataset": "mnist", "arch": "rb:Linf:Standard"}, ["dataset must be one of cifar10", "'mnist'"]),
+        ({"dataset": "cifar10", "arch": "rb:Linfty:Standard"}, ["'Linfty'", "Linf, L2, corruptions"]),
+        ({"dataset": "cifar10", "arch": "rb:Standard"}, ["rb:<threat model>:<zoo name>"]),
+        ({"arch": "wrn"}, ["arch='wrn'", "cnn", "rb:<threat model>:<RobustBench zoo name>"]),
+    ],
+)
 def test_bad_zoo_names_say_what_is_valid(params, words):
     with pytest.raises(SpecError) as err:
         TrainStage.from_params(**params)
@@ -117,8 +124,16 @@ def test_zoo_model_loads_prunes_and_reloads_identically(out_dirs, fake_cifar10, 
 
 def test_fine_tuning_a_pruned_zoo_model_keeps_its_masks(out_dirs, fake_cifar10, zoo_checkpoint):
     # one epoch (one step, 6 images): BatchNorm in train mode, the masked weights stay zero
-    stage = PruneStage.from_params(dataset="cifar10", arch=ARCH, n_train=6, crs=[1, 2], finetune_max_epochs=1,
-                                   structure="filter", scope="local", batch_size=6)
+    stage = PruneStage.from_params(
+        dataset="cifar10",
+        arch=ARCH,
+        n_train=6,
+        crs=[1, 2],
+        finetune_max_epochs=1,
+        structure="filter",
+        scope="local",
+        batch_size=6,
+    )
     stages.run_train(stage.upstream, device="cpu", progress=False)
     table = stages.run_prune(stage, device="cpu", progress=False)
     assert table["finetune_epochs"].tolist() == [0, 1]
@@ -139,8 +154,17 @@ def test_missing_zoo_weights_name_the_expected_file(out_dirs, fake_cifar10, tmp_
 
 @pytest.mark.slow
 def test_attack_stage_runs_on_a_pruned_zoo_model(out_dirs, fake_cifar10, zoo_checkpoint):
-    stage = AttackStage.from_params(dataset="cifar10", arch=ARCH, crs=[1, 2], finetune_max_epochs=0, cr=2,
-                                    attack="linf_pgd", eps=[8 / 255], n_samples=4, attack_batch_size=4)
+    stage = AttackStage.from_params(
+        dataset="cifar10",
+        arch=ARCH,
+        crs=[1, 2],
+        finetune_max_epochs=0,
+        cr=2,
+        attack="linf_pgd",
+        eps=[8 / 255],
+        n_samples=4,
+        attack_batch_size=4,
+    )
     stages.run_train(stage.upstream.upstream, device="cpu", progress=False)
     stages.run_prune(stage.upstream, device="cpu", progress=False)
     curve = stages.run_attack(stage, device="cpu", progress=False)
