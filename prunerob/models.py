@@ -130,22 +130,7 @@ class CNN(nn.Module):
         super().__init__()
         channels = input_shape[0]
         self.normalize = Normalize(channels, mean, std)
-        self.features = nn.Sequential(
-            nn.Conv2d(channels, 6, kernel_size=5, padding=2),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, kernel_size=5),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-        )
-        flat = _flat_features(self.features, input_shape)
-        self.classifier = nn.Sequential(
-            nn.Linear(flat, 120),
-            nn.ReLU(),
-            nn.Linear(120, 84),
-            nn.ReLU(),
-            nn.Linear(84, num_classes),
-        )
+        self.features, self.classifier = _lenet(input_shape, num_classes, hidden=nn.ReLU)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(self.normalize(x))
@@ -178,22 +163,8 @@ class CNNOriginal(nn.Module):
         super().__init__()
         channels = input_shape[0]
         self.normalize = Normalize(channels)  # identity: the original did not normalize
-        self.features = nn.Sequential(
-            nn.Conv2d(channels, 6, kernel_size=5, padding="same"),
-            nn.ReLU(),
-            nn.MaxPool2d(2, ceil_mode=True),  # SAME: a window may run off the edge
-            nn.Conv2d(6, 16, kernel_size=5),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-        )
-        flat = _flat_features(self.features, input_shape)
-        self.classifier = nn.Sequential(
-            nn.Linear(flat, 120),
-            nn.Tanh(),
-            nn.Linear(120, 84),
-            nn.Tanh(),
-            nn.Linear(84, num_classes),
-        )
+        # SAME padding for the first conv and its pool (a window may run off the edge), VALID after
+        self.features, self.classifier = _lenet(input_shape, num_classes, hidden=nn.Tanh, first_pool_ceil=True)
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.xavier_uniform_(module.weight)  # Keras' glorot_uniform
@@ -216,6 +187,24 @@ class SoftmaxOutput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.model(x), dim=1)
+
+
+def _lenet(
+    input_shape: InputShape, num_classes: int, *, hidden: type[nn.Module], first_pool_ceil: bool = False
+) -> tuple[nn.Sequential, nn.Sequential]:
+    """The LeNet-5-like layers both CNNs share: conv 5x5 C->6 (padding 2, i.e. SAME), ReLU, maxpool
+    2; conv 5x5 6->16, ReLU, maxpool 2; dense 400-120-84-classes with ``hidden`` activations."""
+    features = nn.Sequential(
+        nn.Conv2d(input_shape[0], 6, kernel_size=5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2, ceil_mode=first_pool_ceil),
+        nn.Conv2d(6, 16, kernel_size=5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    )
+    flat = _flat_features(features, input_shape)
+    classifier = nn.Sequential(nn.Linear(flat, 120), hidden(), nn.Linear(120, 84), hidden(), nn.Linear(84, num_classes))
+    return features, classifier
 
 
 def _flat_features(features: nn.Module, input_shape: InputShape) -> int:
