@@ -190,7 +190,15 @@ def bench_attacks(model, x, y, input_shape, batch_size: int = 500, sets: dict | 
                     seconds += time.perf_counter() - start
                     info = attacks.get(spec.attack)
                     frames.append(
-                        res.samples.assign(attack=spec.attack, kind=info.kind, norm=norm, prune_id="bench", cr=1)
+                        res.samples.assign(
+                            attack=spec.attack,
+                            kind=info.kind,
+                            norm=norm,
+                            prune_id="bench",
+                            cr=1,
+                            scenario="white-box",
+                            source_cr=1.0,
+                        )
                     )
                     passed &= bool(res.checks["passed"].all())
                 if round_:
