@@ -125,13 +125,9 @@ def stage_command(stage) -> str:
 def recorded_sha(stage, cr: float | None = None) -> str | None:
     """The fingerprint a train stage's table (``cr`` None) or a prune stage's table (at ``cr``)
     recorded for its checkpoint; None where the table is missing or predates fingerprints."""
-    frame = results.read_table_file(results.table_path(stage.kind, stage.id))
-    if frame is None or not len(frame) or "checkpoint_sha" not in frame.columns:
-        return None
-    if cr is not None:
-        frame = frame[frame["cr"].astype(float) == float(cr)]
-    sha = frame["checkpoint_sha"].iloc[0] if len(frame) else None
-    return sha if isinstance(sha, str) else None
+    from prunerob.sweep import recorded_fingerprints
+
+    return (recorded_fingerprints(stage) or {}).get(None if cr is None else float(cr))
 
 
 def _verified(stage, cr: float | None, device: torch.device | str = "cpu") -> tuple[torch.nn.Module | None, str | None]:
@@ -147,11 +143,9 @@ def _verified(stage, cr: float | None, device: torch.device | str = "cpu") -> tu
         return None, str(exc).removeprefix("checkpoint ").removesuffix("; recompute it")
     except Exception as exc:  # noqa: BLE001 - weights that do not fit the architecture
         return None, f"{path} is unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"
-    sha = recorded_sha(stage, cr)
-    if sha is not None and model_fingerprint(model) != sha:
-        return None, (
-            f"{path} is not the checkpoint its table recorded (fingerprint {model_fingerprint(model)}, recorded {sha})"
-        )
+    sha, found = recorded_sha(stage, cr), model_fingerprint(model)
+    if sha is not None and found != sha:
+        return None, f"{path} is not the checkpoint its table recorded (fingerprint {found}, recorded {sha})"
     return model, None
 
 

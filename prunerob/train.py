@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from prunerob.data import Splits, to_float
-from prunerob.spec import TrainSpec
+from prunerob.spec import TrainSpec, check_device
 
 SMALL_PATIENCE = 5
 LARGE_PATIENCE = 15
@@ -29,13 +29,10 @@ LARGE_LR_PATIENCE = 12
 
 
 def select_device(name: str = "auto") -> torch.device:
-    """'auto' picks CUDA when present; anything else must be a device torch understands."""
-    if name == "auto":
+    """'auto' picks CUDA when present; anything else must be a device this machine has
+    (:func:`prunerob.spec.check_device` says what is valid)."""
+    if check_device(name) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise ValueError(f"device={name!r} is not valid; valid: auto, cpu, cuda, cuda:N")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} asked for, but torch sees no CUDA device here")
     return torch.device(name)
 
 
