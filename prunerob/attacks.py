@@ -302,9 +302,8 @@ def _verified(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cand: torch.Te
 
     with torch.no_grad():
         wrong = model(cand).argmax(1) != y
-    in_box = (cand >= -ev.BOX_TOL).flatten(1).all(1) & (cand <= 1 + ev.BOX_TOL).flatten(1).all(1)
     dist = ev.distances(x, cand, norm)
-    return torch.where(wrong & in_box, dist, torch.full_like(dist, float("inf")))
+    return torch.where(wrong & ev.inside_box(cand), dist, torch.full_like(dist, float("inf")))
 
 
 def _minimal_ensemble(name: str, norm: str) -> Callable[..., tuple[torch.Tensor, list[str]]]:

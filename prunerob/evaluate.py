@@ -50,6 +50,11 @@ def distances(x: torch.Tensor, adv: torch.Tensor, norm: str) -> torch.Tensor:
     raise ValueError(f"unknown norm {norm!r}; valid: L0, L2, Linf")
 
 
+def inside_box(adv: torch.Tensor) -> torch.Tensor:
+    """Per sample: every value of the candidate inside [0, 1] (to within ``BOX_TOL``)."""
+    return (adv >= -BOX_TOL).flatten(1).all(1) & (adv <= 1 + BOX_TOL).flatten(1).all(1)
+
+
 def l0_channel_count(x: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
     """The original's L0: changed input values, each colour channel counted."""
     return ((adv - x) != 0).flatten(1).sum(1).float()
@@ -136,7 +141,7 @@ def run_fixed(
     seconds = time.perf_counter() - start
     adv_pred = predict(model, adv, spec.attack_batch_size).argmax(1)
     dist = distances(x, adv, info.norm)
-    in_box = (adv >= -BOX_TOL).flatten(1).all(1) & (adv <= 1 + BOX_TOL).flatten(1).all(1)
+    in_box = inside_box(adv)
     valid = in_box & within(dist, eps, info.norm)
     return {
         "adv_pred": adv_pred,
@@ -242,7 +247,7 @@ def _minimal_curve(model, x, y, clean_pred, spec, info, input_shape, progress, s
     seconds = time.perf_counter() - start
     adv_pred = predict(model, adv, spec.attack_batch_size).argmax(1)
     dist = distances(x, adv, info.norm)
-    in_box = (adv >= -BOX_TOL).flatten(1).all(1) & (adv <= 1 + BOX_TOL).flatten(1).all(1)
+    in_box = inside_box(adv)
     clean_ok = clean_pred == y
     found = clean_ok & in_box & (adv_pred != y)  # a verified adversarial example
     distance = torch.where(~clean_ok, torch.zeros_like(dist), torch.where(found, dist, torch.full_like(dist, np.inf)))
