@@ -15,7 +15,8 @@ Conventions (Foolbox's, which the original used):
   distance exceeds eps (an attacker with budget eps could use it);
 * the samples table's ``source_attack`` names, per sample, the attack that produced the candidate:
   the attack itself, or for an ensemble (``l0_ensemble``, ``l2_ensemble``) the component whose
-  candidate was smallest (the ensemble's own name where no component found one).
+  candidate was smallest (the ensemble's own name where no component found one); a minimal attack
+  does not attack a sample the model already misclassifies, whose source is ``misclassified``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from prunerob.train import predict
 BOX_TOL = 1e-6
 UNBOUNDED_MAX_ACC = 0.01
 EPS0_TOL = 1e-9
+MISCLASSIFIED = "misclassified"  # source_attack of a sample wrong without an attack
 
 
 def distances(x: torch.Tensor, adv: torch.Tensor, norm: str) -> torch.Tensor:
@@ -241,14 +243,27 @@ def _minimal_curve(model, x, y, clean_pred, spec, info, input_shape, progress, s
     torch.manual_seed(spec.attack_seed)
     start = time.perf_counter()
     crafter = model if source is None else source
-    adv, sources = _batched_with_sources(
-        lambda xb, yb: info.run(crafter, xb, yb, **spec.preset_params), x, y, spec.attack_batch_size, info.name
-    )
+    clean_ok = clean_pred == y
+    # White-box, a sample the model already gets wrong has distance 0 whatever the attack returns:
+    # it is not attacked (a collapsed checkpoint costs almost nothing). A transfer attack crafts on
+    # every sample, since the source model may classify it correctly.
+    todo = clean_ok if source is None else torch.ones_like(clean_ok)
+    adv, sources = x.clone(), [MISCLASSIFIED] * len(x)
+    if bool(todo.any()):
+        adv_todo, src_todo = _batched_with_sources(
+            lambda xb, yb: info.run(crafter, xb, yb, **spec.preset_params),
+            x[todo],
+            y[todo],
+            spec.attack_batch_size,
+            info.name,
+        )
+        adv[todo] = adv_todo
+        for i, s in zip(todo.nonzero().flatten().tolist(), src_todo, strict=True):
+            sources[i] = s
     seconds = time.perf_counter() - start
     adv_pred = predict(model, adv, spec.attack_batch_size).argmax(1)
     dist = distances(x, adv, info.norm)
     in_box = inside_box(adv)
-    clean_ok = clean_pred == y
     found = clean_ok & in_box & (adv_pred != y)  # a verified adversarial example
     distance = torch.where(~clean_ok, torch.zeros_like(dist), torch.where(found, dist, torch.full_like(dist, np.inf)))
     grid = sorted({0.0, *map(float, spec.eps)})

@@ -444,3 +444,28 @@ def test_dense_curve_gives_the_seeds_of_one_checkpoint_one_grid():
     assert (curve["n"] == 50).all()
     at = curve[curve["eps"] == grids[0][10]].set_index("seed")["robust_acc"]
     assert at[0] < at[1]  # the seed with the larger distances is more robust at the same budget
+
+
+def test_a_minimal_attack_skips_samples_the_model_already_gets_wrong(trained_cnn, samples, monkeypatch):
+    """A misclassified sample has distance 0 whatever the attack returns: it is never handed to the
+    attack, and the other samples' distances are those of a run on them alone."""
+    x, y = samples
+    x, y = x[:60], y[:60].clone()
+    y[:10] = (trained_cnn(x[:10]).argmax(1) + 1) % 10  # ten labels the model gets wrong
+    info = attacks.ATTACKS["l2_ddn"]
+    seen = []
+
+    def spy(model, xb, yb, **params):
+        seen.append(len(xb))
+        return info.run(model, xb, yb, **params)
+
+    monkeypatch.setitem(attacks.ATTACKS, "l2_ddn", type(info)(**{**info.__dict__, "run": spy}))
+    spec = AttackSpec(attack="l2_ddn", eps=(0.5, 1.0), n_samples=60, attack_batch_size=100)
+    res = ev.attack_curve(trained_cnn, x, y, spec, (1, 28, 28))
+    wrong = (trained_cnn(x).argmax(1) != y).numpy()
+    assert sum(seen) == int((~wrong).sum()) and wrong[:10].all()
+    s = res.samples.set_index("sample")
+    assert (s.loc[wrong, "distance"] == 0).all() and (s.loc[wrong, "source_attack"] == ev.MISCLASSIFIED).all()
+    alone = ev.attack_curve(trained_cnn, x[~wrong], y[~wrong], spec, (1, 28, 28)).samples["distance"].to_numpy()
+    assert np.allclose(s.loc[~wrong, "distance"].to_numpy(), alone)
+    assert res.checks.set_index("check")["passed"].all(), res.checks
