@@ -1,0 +1,430 @@
+"""The book's questions answered from the tables: frames and formatted numbers, one function per
+question, unit-tested on small frames (``tests/test_report.py``). A chapter selects its rows, calls
+one of these, and draws and glues what comes back.
+
+Which pruning method keeps robustness (``method_robustness``, ``ranking``, ``method_findings``):
+every method of one model is measured alike, on the attack runs that ran on *every* checkpoint of
+every method (each norm's default minimal attack: one run gives the whole curve). Fixed-budget
+checks that ran on some CRs only are a cross-family check of those attacks, not part of the
+curves: taking them into the worst case at CR 4, 16 and 64 only would make those points look
+less robust than their neighbours for no reason but the extra attack.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from prunerob import charts, compare, evaluate
+
+METHOD_KEYS = ["structure", "scope", "criterion", "prune_dense_neurons"]
+STRUCTURES = ("unstructured", "kernel", "filter")
+DASH = "\u2013"  # a missing cell
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    """0.8312 -> '83.1 %'; a missing value -> an en dash."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    return f"{value * 100:.{digits}f} %"
+
+
+def points(value: float, digits: int = 1) -> str:
+    """A difference of accuracies in percentage points, signed: -0.031 -> '-3.1 points'."""
+    return f"{value * 100:+.{digits}f} points"
+
+
+def budget(eps: float, norm: str) -> str:
+    """A budget as the charts write it: Linf as k/255, L0 in pixels, L2 as a number."""
+    label = charts.eps_label(eps, norm)
+    return f"{label} px" if norm == "L0" else label
+
+
+def method_name(row) -> str:
+    """'global magnitude unstructured' (charts.method_label for one row or a mapping)."""
+    frame = pd.DataFrame([dict(row)])
+    return str(charts.method_label(frame).iloc[0])
+
+
+def methods(frame: pd.DataFrame, where: dict) -> dict[str, dict]:
+    """label -> selection (``where`` plus the method's columns) for every pruning method with rows
+    in ``frame`` that match ``where``, sorted by label."""
+    rows = compare.rows_of(frame, where)
+    if not len(rows):
+        return {}
+    keys = rows[METHOD_KEYS].drop_duplicates()
+    out = {method_name(k): {**where, **k} for k in keys.to_dict("records")}
+    return dict(sorted(out.items()))
+
+
+def common_runs(attack: pd.DataFrame) -> set[str]:
+    """The attack runs (``attack/preset``, white-box) that ran on every checkpoint (prune stage and
+    CR) of ``attack``: the runs every method at every CR faced."""
+    rows = evaluate.white_box(attack)
+    if not len(rows):
+        return set()
+    runs = rows["attack"] + "/" + rows["preset"].astype(str)
+    per_checkpoint = runs.groupby([rows["prune_id"], rows["cr"]]).agg(set)
+    return set.intersection(*per_checkpoint)
+
+
+def method_robustness(
+    attack: pd.DataFrame, samples: pd.DataFrame, where: dict, confidence: float = 0.95
+) -> pd.DataFrame:
+    """Per pruning method of one model (``where``: e.g. dataset, arch, training), CR, norm and eps:
+    robust accuracy as the per-sample worst case over the attack runs every method faced at every
+    CR (:func:`common_runs`), the mean over seeds with a 95 % band (seeds and images; one seed:
+    the Wilson interval), ``n`` images per seed, ``n_seeds``, ``attacks``, and the method's columns.
+    Empty when no method of the model was attacked."""
+    cols = ["method", *METHOD_KEYS, "cr", "norm", "eps", "robust_acc", "low", "high", "n", "n_seeds", "attacks"]
+    attack = compare.rows_of(attack, where)
+    picked = methods(attack, where)
+    if not picked:
+        return pd.DataFrame(columns=cols)
+    runs = common_runs(attack)
+    keep = lambda f: f[(f["attack"] + "/" + f["preset"].astype(str)).isin(runs)]
+    out = compare.worst_case_by_model(keep(attack), keep(compare.rows_of(samples, where)), picked, confidence)
+    keys = pd.DataFrame([{"method": label, **{k: sel[k] for k in METHOD_KEYS}} for label, sel in picked.items()])
+    return out.merge(keys, on="method")[cols]
+
+
+def dense_budget(curves: pd.DataFrame, norm: str) -> float:
+    """The budget of ``norm`` at which the dense model (CR 1) is nearest 50 % robust: where pruned
+    models differ most, and where the method comparison is read."""
+    return charts.middle_eps(curves[curves["norm"] == norm])
+
+
+def ranking(curves: pd.DataFrame, norm: str, eps: float) -> pd.DataFrame:
+    """Robust accuracy of every method at one budget: one row per method, one column per CR, and
+    ``mean CR 2-64`` (the mean over the pruned CRs, the ranking key), best first."""
+    rows = curves[(curves["norm"] == norm) & np.isclose(curves["eps"], eps)]
+    table = rows.pivot_table(index="method", columns="cr", values="robust_acc")
+    pruned = [c for c in table.columns if c > 1]
+    table["mean CR 2-64"] = table[pruned].mean(axis=1) if pruned else np.nan
+    return table.sort_values("mean CR 2-64", ascending=False)
+
+
+def formatted(table: pd.DataFrame) -> pd.DataFrame:
+    """A table of accuracies for reading: percentages, CR columns as 'CR 4', missing cells as an en
+    dash."""
+    out = table.map(pct)
+    out.columns = [f"CR {c:g}" if isinstance(c, (int, float)) else str(c) for c in table.columns]
+    out.index.name = table.index.name
+    return out
+
+
+def collapse_cr(prune: pd.DataFrame, method: str, threshold: float = 0.5) -> float | None:
+    """The first CR at which ``method``'s clean accuracy (mean over seeds) falls below
+    ``threshold``; None where it never does."""
+    rows = prune[charts.method_label(prune) == method].sort_values("cr")
+    below = rows[rows["clean_acc"] < threshold]
+    return float(below["cr"].iloc[0]) if len(below) else None
+
+
+def method_findings(curves: pd.DataFrame, prune: pd.DataFrame, norm: str, eps: float | None = None) -> dict:
+    """The comparison at one budget (default: :func:`dense_budget`) in numbers and one sentence:
+    ``eps``, ``best``/``worst`` (method labels by the mean over CR 2-64), ``best_mean``,
+    ``worst_mean``, ``dense`` (robust accuracy at CR 1), ``spread`` (best minus worst mean), the
+    ranking table, and ``sentence``."""
+    eps = dense_budget(curves, norm) if eps is None else eps
+    table = ranking(curves, norm, eps)
+    dense_rows = curves[(curves["norm"] == norm) & np.isclose(curves["eps"], eps) & (curves["cr"] == 1)]
+    dense = float(dense_rows["robust_acc"].mean()) if len(dense_rows) else float("nan")
+    best, worst = table.index[0], table.index[-1]
+    key = "mean CR 2-64"
+    sentence = (
+        f"at {norm} {budget(eps, norm)} (the dense model: {pct(dense)}), {best} keeps the most robust "
+        f"accuracy over CR 2 to 64 ({pct(table.loc[best, key])} on average) and {worst} the least "
+        f"({pct(table.loc[worst, key])})"
+    )
+    return {
+        "eps": eps,
+        "best": best,
+        "worst": worst,
+        "best_mean": float(table.loc[best, key]),
+        "worst_mean": float(table.loc[worst, key]),
+        "dense": dense,
+        "spread": float(table.loc[best, key] - table.loc[worst, key]),
+        "table": table,
+        "sentence": sentence,
+    }
+
+
+def coverage(curves: pd.DataFrame, attack: pd.DataFrame) -> str:
+    """What the method comparison of one model rests on, computed: methods, CRs, seeds, images and
+    attacks, e.g. '8 methods at CR 1-64, 1 seed (one seed: no seed band), 1000 images, attacks
+    l0_ensemble, l2_ensemble, linf_fmn'."""
+    if not len(curves):
+        return "no method of this model was attacked"
+    crs = sorted(curves["cr"].unique())
+    seeds = curves.groupby("method")["n_seeds"].max()
+    seed_text = (
+        f"{int(seeds.min())} seed{'s' if seeds.min() > 1 else ''}"
+        if seeds.min() == seeds.max()
+        else f"{int(seeds.min())} to {int(seeds.max())} seeds (the most for {', '.join(seeds[seeds == seeds.max()].index)})"
+    )
+    if seeds.max() == 1:
+        seed_text += " (one seed: the bands are the images' sampling noise only)"
+    attacks = sorted({a.split("/")[0] for runs in curves["attacks"].unique() for a in runs.split("+")})
+    n = int(curves["n"].min())
+    return (
+        f"{curves['method'].nunique()} methods at CR {crs[0]:g} to {crs[-1]:g}, {seed_text}, the first {n} test images, "
+        f"attacks {', '.join(attacks)}"
+    )
+
+
+# the family of each default and check attack: agreement only counts between different families
+FAMILY = {
+    "linf_fmn": "FMN",
+    "linf_apgd": "APGD",
+    "linf_pgd": "PGD",
+    "l2_ensemble": "DDN + FMN",
+    "l2_ddn": "DDN",
+    "l2_apgd": "APGD",
+    "l2_pgd": "PGD",
+    "l0_ensemble": "sigma-zero + PGD_0",
+    "l0_sigma_zero": "sigma-zero",
+    "l0_pgd_min": "PGD_0",
+    "l0_pgd": "PGD_0",
+    "l0_bb": "Brendel-Bethge",
+}
+
+
+def cross_family(attack: pd.DataFrame, tolerance: float = 0.02) -> pd.DataFrame:
+    """Where a fixed-budget check ran beside a minimal attack (same checkpoint, norm and budget):
+    one row per norm and pair, with ``checks`` (cells compared), ``flagged`` (cells where the two
+    differ by more than ``tolerance``), ``minimal_weaker`` (flagged cells where the check broke more
+    samples: there the curve over-states robustness), the largest gap in points each way, and
+    ``same_family`` (a pair that shares an algorithm, such as PGD_0 inside l0_ensemble, is weaker
+    evidence of agreement)."""
+    cols = ["norm", "minimal", "fixed", "same_family", "checks", "flagged", "minimal_weaker", "max_gap", "min_gap"]
+    agree = evaluate.fixed_minimal_agreement(attack)
+    if not len(agree):
+        return pd.DataFrame(columns=cols)
+    agree = agree[agree["eps"] > 0]
+    rows = []
+    for (norm, minimal, fixed), g in agree.groupby(["norm", "minimal", "fixed"]):
+        fam_m, fam_f = FAMILY.get(minimal, minimal), FAMILY.get(fixed, fixed)
+        rows.append(
+            {
+                "norm": norm,
+                "minimal": minimal,
+                "fixed": fixed,
+                "same_family": fam_f in fam_m,
+                "checks": len(g),
+                "flagged": int((g["gap"].abs() > tolerance).sum()),
+                "minimal_weaker": int((g["gap"] < -tolerance).sum()),
+                "max_gap": float(g["gap"].max()),
+                "min_gap": float(g["gap"].min()),
+            }
+        )
+    return pd.DataFrame(rows, columns=cols)
+
+
+def unattacked_methods(prune: pd.DataFrame, attack: pd.DataFrame, where: dict) -> list[str]:
+    """The pruning methods of one model that were pruned but never attacked (in these tables)."""
+    return sorted(set(methods(prune, where)) - set(methods(attack, where)))
+
+
+HEADLINE_METHOD = "global magnitude unstructured"
+
+
+def original_claims(curves: pd.DataFrame, prune: pd.DataFrame, norm: str, eps: float | None = None) -> pd.DataFrame:
+    """The original's findings tested on one model and norm at one budget (default: where the dense
+    model is nearest 50 %): one row per claim with ``holds`` (True, False, or None where the tables
+    cannot say) and ``evidence`` (the numbers). ``prune``: the model's prune rows (seed means)."""
+    eps = dense_budget(curves, norm) if eps is None else eps
+    table = ranking(curves, norm, eps)
+    key = "mean CR 2-64"
+    at = f"{norm} {budget(eps, norm)}"
+    rows = []
+    if HEADLINE_METHOD in table.index and len(table) > 1:
+        rank = int(list(table.index).index(HEADLINE_METHOD)) + 1
+        rows.append(
+            {
+                "claim": "global magnitude unstructured pruning is the most benign",
+                "holds": rank == 1,
+                "evidence": f"at {at} it ranks {rank} of {len(table)} by the mean over CR 2-64 "
+                f"({pct(table.loc[HEADLINE_METHOD, key])}; best: {table.index[0]}, {pct(table.iloc[0][key])})",
+            }
+        )
+    else:
+        rows.append(
+            {
+                "claim": "global magnitude unstructured pruning is the most benign",
+                "holds": None,
+                "evidence": f"{len(table)} method(s) attacked at {at}: nothing to compare",
+            }
+        )
+    labelled = prune.assign(method=charts.method_label(prune)) if len(prune) else prune.assign(method=[])
+    collapse = {m: collapse_cr(prune, m) for m in labelled["method"].unique()} if len(prune) else {}
+    by_structure: dict[str, float] = {}
+    for m, cr in collapse.items():
+        s = m.split()[2]
+        by_structure[s] = min(by_structure.get(s, math.inf), cr if cr is not None else math.inf)
+    if "filter" in by_structure and len(by_structure) > 1:
+        first = min(by_structure.values())
+        fmt = lambda v: f"CR {v:g}" if math.isfinite(v) else "never (to CR 64)"
+        rows.append(
+            {
+                "claim": "filter pruning collapses first",
+                "holds": by_structure["filter"] == first and math.isfinite(first),
+                "evidence": "first CR with clean accuracy below 50 %: "
+                + ", ".join(f"{s} {fmt(v)}" for s, v in sorted(by_structure.items())),
+            }
+        )
+    if len(table):
+        best = table.index[0]
+        dense = float(table.iloc[0].get(1.0, np.nan))
+        mild = [c for c in (2.0, 4.0) if c in table.columns]
+        drops = {c: float(table.loc[best, c]) - dense for c in mild}
+        rows.append(
+            {
+                "claim": "moderate pruning (CR 2-4) keeps robustness",
+                "holds": bool(drops) and all(d >= -0.02 for d in drops.values()),
+                "evidence": f"{best} at {at}: dense {pct(dense)}, "
+                + ", ".join(f"CR {c:g} {pct(table.loc[best, c])} ({points(d)})" for c, d in drops.items())
+                + " (holds: no drop of more than 2 points)",
+            }
+        )
+    return pd.DataFrame(rows, columns=["claim", "holds", "evidence"])
+
+
+def replica_linf(attack: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """Linf PGD-40 (the original's preset) against CR, global magnitude unstructured pruning on
+    MNIST, four ways: the original's published runs, the original's CNN re-made here attacked as the
+    original attacked it (softmax output handed to the attack as logits) and on its logits, and our
+    CNN on its logits; long format for ``charts.versus_original_by_eps`` (``low``/``high``: the
+    range over runs or seeds). ``summary``: ``reference.per_cr`` rows (the original's)."""
+    cols = ["source", "side", "rule", "cr", "eps", "norm", "robust_acc", "low", "high", "n_runs"]
+    method = {"dataset": "mnist", "structure": "unstructured", "scope": "global", "criterion": "magnitude"}
+    pgd = compare.rows_of(attack, method) if len(attack) else attack
+    pgd = pgd[(pgd["attack"] == "linf_pgd") & (pgd["eps"] > 0) & (pgd["scenario"] == "white-box")] if len(pgd) else pgd
+    lines = {
+        "original's CNN (replica), PGD on the softmax, as the original": ("cnn_original", "softmax"),
+        "original's CNN (replica), PGD on the logits": ("cnn_original", "logits"),
+        "our CNN, PGD on the logits": ("cnn", "logits"),
+    }
+    parts = []
+    for source, (arch, output) in lines.items():
+        rows = (
+            pgd[(pgd["arch"] == arch) & (pgd["attack_output"] == output) & (pgd["training"] == "standard")]
+            if len(pgd)
+            else pgd
+        )
+        if len(rows):
+            agg = rows.groupby(["cr", "eps", "norm"], as_index=False)["robust_acc"].agg(
+                robust_acc="mean", low="min", high="max", n_runs="size"
+            )
+            parts.append(agg.assign(source=f"reproduced: {source}", side="reproduced", rule="d > eps"))
+    theirs = compare.rows_of(summary, method) if len(summary) else summary
+    theirs = theirs[(theirs["attack"] == "linf_pgd") & (theirs["eps"] > 0)] if len(theirs) else theirs
+    if len(theirs) and "rule" in theirs:  # Linf has one rule: the rows of the first
+        theirs = theirs[theirs["rule"] == theirs["rule"].iloc[0]]
+    if len(theirs) and parts:
+        shared = set(np.round(pd.concat(parts)["eps"] * 255, 3))
+        theirs = theirs[np.round(theirs["eps"] * 255, 3).isin(shared)]
+        cols_t = [c for c in ("cr", "eps", "norm", "robust_acc", "low", "high", "n_runs") if c in theirs]
+        parts.append(
+            theirs[cols_t].assign(source="original: published runs, PGD on the softmax", side="original", rule="")
+        )
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+
+
+def replica_sentence(frame: pd.DataFrame, eps: float, crs=(16.0, 32.0)) -> str:
+    """The four Linf lines of :func:`replica_linf` read at one budget and a few CRs, in one sentence."""
+    at = frame[np.isclose(frame["eps"], eps)]
+    parts = []
+    for cr in crs:
+        rows = at[at["cr"] == cr]
+        if len(rows):
+            parts.append(
+                f"at CR {cr:g}: "
+                + "; ".join(f"{src.split(': ', 1)[1]} {pct(v)}" for src, v in zip(rows["source"], rows["robust_acc"]))
+            )
+    return f"Linf {budget(eps, 'Linf')}, " + (", ".join(parts) if parts else "no CR both sides ran")
+
+
+def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
+    """Indicators of attack failure (after Pintor et al. 2022) per model, method, CR and norm, from
+    the white-box runs of the tables: ``violations`` (candidates an attack reported that failed
+    verification: outside the box or the budget; never credited), ``unbounded_failed`` (runs whose
+    unbounded attack left more than 1 % of the samples standing: the attack, not the model, is then
+    the limit), ``never_broken`` (share of correctly classified samples no minimal attack of the
+    norm broke at any distance), ``sources`` (share of samples whose smallest distance came from
+    each attack or ensemble component), ``tripped`` and ``why``. Incomplete optimisation (distances
+    still shrinking in the last steps) is not recorded by the attacks and not indicated here."""
+    cols = [
+        "method",
+        "dataset",
+        "arch",
+        "training",
+        "cr",
+        "norm",
+        "violations",
+        "unbounded_failed",
+        "never_broken",
+        "sources",
+        "tripped",
+        "why",
+    ]
+    attack, samples = evaluate.white_box(attack), evaluate.white_box(samples)
+    if not len(attack):
+        return pd.DataFrame(columns=cols)
+    keys = ["dataset", "arch", "training", *METHOD_KEYS, "cr", "norm"]
+    out = attack.groupby(keys, dropna=False).agg(violations=("violations", "sum")).reset_index()
+    if len(checks):
+        unb = evaluate.white_box(checks)
+        unb = unb[unb["check"] == "unbounded_breaks_all"]
+        failed = unb.groupby(keys, dropna=False)["passed"].agg(lambda p: int((~p.astype(bool)).sum()))
+        out = out.merge(failed.rename("unbounded_failed").reset_index(), on=keys, how="left")
+    else:
+        out["unbounded_failed"] = 0
+    out["unbounded_failed"] = out["unbounded_failed"].fillna(0).astype(int)
+    minimal = samples[(samples["kind"] == "minimal")] if len(samples) else samples
+    never, sources = {}, {}
+    if len(minimal):
+        src = minimal["source_attack"].fillna(minimal["attack"]) if "source_attack" in minimal else minimal["attack"]
+        minimal = minimal.assign(src=src.where(src != minimal["attack"], minimal["attack"]))
+        correct = minimal[minimal["clean_pred"] == minimal["label"]]
+        for key, g in correct.groupby([*keys, "seed"], dropna=False):
+            best = g.sort_values("distance").drop_duplicates("sample")
+            k = key[:-1]
+            never.setdefault(k, []).append(float(np.isinf(best["distance"]).mean()))
+            share = best[np.isfinite(best["distance"])]["src"].value_counts(normalize=True)
+            sources[k] = ", ".join(f"{name} {v:.0%}" for name, v in share.items())
+    out["never_broken"] = [float(np.mean(never[k])) if k in never else np.nan for k in map(tuple, out[keys].values)]
+    out["sources"] = [sources.get(k, "") for k in map(tuple, out[keys].values)]
+    why = []
+    for r in out.itertuples():
+        w = []
+        if r.violations:
+            w.append(f"{int(r.violations)} unverified candidate(s)")
+        if r.unbounded_failed:
+            w.append(f"unbounded attack left samples standing in {int(r.unbounded_failed)} run(s)")
+        if r.never_broken > 0.01:
+            w.append(f"{r.never_broken:.1%} of the samples never broken")
+        why.append("; ".join(w))
+    out["why"] = why
+    out["tripped"] = out["why"] != ""
+    out["method"] = charts.method_label(out)
+    return out[cols]
+
+
+def mark_tripped(curves: pd.DataFrame, indicators: pd.DataFrame) -> pd.DataFrame:
+    """``curves`` (:func:`method_robustness`) with ``tripped`` and ``why`` from
+    :func:`failure_indicators`, per method, CR and norm (False and '' where nothing tripped)."""
+    keys = ["method", "cr", "norm"]
+    ind = (
+        indicators.groupby(keys, as_index=False).agg(
+            tripped=("tripped", "any"), why=("why", lambda w: "; ".join(x for x in w if x))
+        )
+        if len(indicators)
+        else pd.DataFrame(columns=[*keys, "tripped", "why"])
+    )
+    out = curves.merge(ind, on=keys, how="left")
+    out["tripped"] = out["tripped"].fillna(False).astype(bool)
+    out["why"] = out["why"].fillna("")
+    return out
