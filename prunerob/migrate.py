@@ -3,6 +3,7 @@
 
     python -m prunerob.migrate            # the tables under $PRUNEROB_RESULTS (default book/results)
     python -m prunerob.migrate --check    # say what would change, write nothing
+    python -m prunerob.migrate --runs     # also title every executed notebook by what it ran
 
 A column a file lacks is filled with its true value where the file's own rows (or its stage's other
 tables) give it, and NA only where no true value exists:
@@ -151,8 +152,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--results", type=Path, help="the results folder (default: $PRUNEROB_RESULTS or book/results)")
     parser.add_argument("--check", action="store_true", help="report what would change; write nothing")
+    parser.add_argument(
+        "--runs", action="store_true", help="also title the executed notebooks of the book's profiles by what they ran"
+    )
     args = parser.parse_args(argv)
     migrate(args.results, write=not args.check)
+    if args.runs and not args.check:
+        from prunerob import sweep
+
+        changed, orphans = sweep.retitle_runs()
+        print(f"runs: {changed} retitled; {len(orphans)} belong to no profile the book shows", file=sys.stderr)
+        for path in orphans:
+            print(f"  not in the book's profiles: {path}", file=sys.stderr)
     bad = [
         (t, p)
         for t in results.TABLES

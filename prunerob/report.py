@@ -428,3 +428,47 @@ def mark_tripped(curves: pd.DataFrame, indicators: pd.DataFrame) -> pd.DataFrame
     out["tripped"] = out["tripped"].fillna(False).astype(bool)
     out["why"] = out["why"].fillna("")
     return out
+
+
+def run_index(profiles: tuple[str, ...], runs_dir) -> pd.DataFrame:
+    """One row per executed stage notebook of ``profiles`` (every run behind the book): its title
+    (what it ran), kind, parameters in columns, the profiles that hold it and the page it is on
+    (``href``, relative to the book's root); stages without a run record are left out."""
+    from prunerob import sweep
+    from prunerob.stages import training_label
+
+    member: dict[str, list[str]] = {}
+    stages = {}
+    for name in profiles:
+        for stage in sweep.expand(sweep.load_profile(name)):
+            member.setdefault(stage.id, []).append(name)
+            stages[stage.id] = stage
+    rows = []
+    for sid, stage in stages.items():
+        if not (runs_dir / stage.kind / f"{sid}.ipynb").exists():
+            continue
+        p = stage.params()
+        method = "" if stage.kind == "train" else method_name(p)
+        rows.append(
+            {
+                "run": sweep.run_title(stage),
+                "kind": stage.kind,
+                "stage_id": sid,
+                "dataset": p["dataset"],
+                "arch": p["arch"],
+                "training": training_label(stage),
+                "seed": p["seed"],
+                "method": method,
+                "cr": "" if stage.kind != "attack" else f"{p['cr']:g}",
+                "attack": p.get("attack", "") if stage.kind == "attack" else "",
+                "profiles": ", ".join(member[sid]),
+                "href": f"book/runs/{stage.kind}/{sid}.html",
+            }
+        )
+    order = {"train": 0, "prune": 1, "attack": 2}
+    out = pd.DataFrame(rows)
+    if not len(out):
+        return out
+    sort_key = {"kind": lambda c: c.map(order), "cr": lambda c: pd.to_numeric(c, errors="coerce")}
+    columns = ["kind", "dataset", "arch", "training", "seed", "method", "cr", "attack"]
+    return out.sort_values(columns, key=lambda c: sort_key.get(c.name, lambda x: x)(c)).reset_index(drop=True)

@@ -346,3 +346,30 @@ def test_a_tripped_point_is_marked_in_the_chart():
     spec = charts.methods_by_structure(marked[marked["norm"] == "L2"], None, "t", initial_eps="1").to_dict()
     assert "cross" in str(spec["hconcat"][0]) and "attack-failure indicator" in str(spec["hconcat"][0])
     assert "cross" not in str(spec["hconcat"][1])
+
+
+def test_run_titles_say_what_ran_and_retitling_is_idempotent(tmp_path):
+    import nbformat
+
+    from prunerob import sweep
+    from prunerob.spec import AttackStage
+
+    stage = AttackStage.from_params(
+        dataset="mnist",
+        arch="mlp",
+        seed=0,
+        structure="filter",
+        prune_dense_neurons=True,
+        scope="local",
+        criterion="random",
+        crs=[1, 2, 4],
+        cr=4,
+        attack="l2_ensemble",
+        preset="fast",
+        eps=[0.5, 1.0],
+    )
+    title = sweep.run_title(stage)
+    assert title == "l2_ensemble (fast) on mlp / mnist, seed 0, local random filter + dense neurons, CR 4"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Attack stage: one attack\n\ntext")])
+    assert sweep.set_run_title(nb, stage) and not sweep.set_run_title(nb, stage)
+    assert nb.cells[0].source == f"# {title} ({stage.id})\n\ntext"
