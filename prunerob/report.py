@@ -472,3 +472,46 @@ def run_index(profiles: tuple[str, ...], runs_dir) -> pd.DataFrame:
     sort_key = {"kind": lambda c: c.map(order), "cr": lambda c: pd.to_numeric(c, errors="coerce")}
     columns = ["kind", "dataset", "arch", "training", "seed", "method", "cr", "attack"]
     return out.sort_values(columns, key=lambda c: sort_key.get(c.name, lambda x: x)(c)).reset_index(drop=True)
+
+
+def pruning_effect(worst: pd.DataFrame, norm: str, crs=(2.0, 4.0, 16.0, 64.0), eps: float | None = None) -> dict:
+    """How pruning moves one model's robust accuracy in one norm at one budget (default: where the
+    dense model is nearest 50 %): ``worst`` holds seed means with bands (``compare.worst_case_by_model``
+    rows of one model). Returns ``eps``, ``dense``, ``changes`` (CR -> change in accuracy, or None
+    where that CR is missing), ``uncertain`` (CRs whose band overlaps the dense model's: the sign of
+    the change is not established) and ``sentence``."""
+    w = worst[worst["norm"] == norm]
+    eps = dense_budget(w, norm) if eps is None else eps
+    at = w[np.isclose(w["eps"], eps)].set_index("cr")
+    dense = at.loc[1.0]
+    parts, changes, uncertain = [], {}, []
+    for cr in crs:
+        if cr not in at.index:
+            changes[cr] = None
+            continue
+        row = at.loc[cr]
+        change = float(row["robust_acc"] - dense["robust_acc"])
+        changes[cr] = change
+        overlap = row["low"] <= dense["high"] and row["high"] >= dense["low"]
+        if overlap:
+            uncertain.append(cr)
+        parts.append(
+            f"CR {cr:g} {pct(row['robust_acc'])} ({points(change)}"
+            + ("; the bands overlap, so the sign is not established" if overlap else "")
+            + ")"
+        )
+    seeds = int(w["n_seeds"].max()) if "n_seeds" in w else 1
+    sentence = (
+        f"{norm} at {budget(eps, norm)}: dense {pct(dense['robust_acc'])}, "
+        + ", ".join(parts)
+        + f" ({'mean over ' + str(seeds) + ' seeds' if seeds > 1 else 'one seed'}; worst case over "
+        + str(dense.get("attacks", "")).replace("+", ", ")
+        + ")"
+    )
+    return {
+        "eps": eps,
+        "dense": float(dense["robust_acc"]),
+        "changes": changes,
+        "uncertain": uncertain,
+        "sentence": sentence,
+    }

@@ -373,3 +373,25 @@ def test_run_titles_say_what_ran_and_retitling_is_idempotent(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Attack stage: one attack\n\ntext")])
     assert sweep.set_run_title(nb, stage) and not sweep.set_run_title(nb, stage)
     assert nb.cells[0].source == f"# {title} ({stage.id})\n\ntext"
+
+
+def test_pruning_effect_reports_changes_and_says_when_the_sign_is_uncertain():
+    worst = pd.DataFrame(
+        {
+            "norm": "Linf",
+            "eps": 8 / 255,
+            "cr": [1.0, 2.0, 4.0, 64.0],
+            "robust_acc": [0.50, 0.49, 0.45, 0.20],
+            "low": [0.47, 0.46, 0.43, 0.18],
+            "high": [0.53, 0.52, 0.46, 0.22],
+            "n_seeds": 3,
+            "attacks": "linf_apgd+linf_fmn",
+        }
+    )
+    found = report.pruning_effect(worst, "Linf", crs=(2.0, 4.0, 16.0, 64.0))
+    assert found["eps"] == 8 / 255 and found["dense"] == 0.5
+    assert found["changes"][16.0] is None and found["changes"][64.0] == pytest.approx(-0.30)
+    assert found["uncertain"] == [2.0]
+    text = found["sentence"]
+    assert "8/255" in text and "CR 2 49.0 % (-1.0 points; the bands overlap" in text
+    assert "CR 4 45.0 % (-5.0 points)" in text and "mean over 3 seeds" in text and "linf_apgd, linf_fmn" in text
