@@ -79,15 +79,44 @@ def method_robustness(
     the Wilson interval), ``n`` images per seed, ``n_seeds``, ``attacks``, and the method's columns.
     Empty when no method of the model was attacked."""
     cols = ["method", *METHOD_KEYS, "cr", "norm", "eps", "robust_acc", "low", "high", "n", "n_seeds", "attacks"]
-    attack = compare.rows_of(attack, where)
+    attack, samples = with_shared_dense(compare.rows_of(attack, where), compare.rows_of(samples, where))
     picked = methods(attack, where)
     if not picked:
         return pd.DataFrame(columns=cols)
     runs = common_runs(attack)
     keep = lambda f: f[(f["attack"] + "/" + f["preset"].astype(str)).isin(runs)]
-    out = compare.worst_case_by_model(keep(attack), keep(compare.rows_of(samples, where)), picked, confidence)
+    out = compare.worst_case_by_model(keep(attack), keep(samples), picked, confidence)
     keys = pd.DataFrame([{"method": label, **{k: sel[k] for k in METHOD_KEYS}} for label, sel in picked.items()])
     return out.merge(keys, on="method")[cols]
+
+
+def with_shared_dense(attack: pd.DataFrame, samples: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """CR 1 is the dense model, the same for every method pruned from it (one ``train_id``): a
+    profile attacks it once (under one method) and every other method of that dense model reads
+    those runs as its own CR 1. Returns ``attack`` and ``samples`` with the dense model's rows
+    copied to every prune stage of the same ``train_id`` that has no CR 1 rows of that attack run."""
+    if not len(attack) or "train_id" not in attack:
+        return attack, samples
+    run = lambda f: f["attack"] + "/" + f["preset"].astype(str) + "/" + f["scenario"]
+    stages = attack.drop_duplicates("prune_id")[["prune_id", "train_id", *METHOD_KEYS]]
+    dense_a = attack[attack["cr"] == 1].assign(run=run)
+    dense_s = samples[samples["cr"] == 1].assign(run=run) if len(samples) else samples
+    add_a, add_s = [], []
+    for stage in stages.itertuples(index=False):
+        have = set(dense_a.loc[dense_a["prune_id"] == stage.prune_id, "run"])
+        donors = dense_a[(dense_a["train_id"] == stage.train_id) & ~dense_a["run"].isin(have)]
+        for r, rows in donors.groupby("run"):
+            donor = rows["prune_id"].iloc[0]
+            relabel = {"prune_id": stage.prune_id, **{k: getattr(stage, k) for k in METHOD_KEYS}}
+            add_a.append(rows[rows["prune_id"] == donor].assign(**relabel))
+            if len(dense_s):
+                add_s.append(dense_s[(dense_s["prune_id"] == donor) & (dense_s["run"] == r)].assign(**relabel))
+    if not add_a:
+        return attack, samples
+    attack = pd.concat([attack, *(f.drop(columns="run") for f in add_a)], ignore_index=True)
+    if add_s:
+        samples = pd.concat([samples, *(f.drop(columns="run") for f in add_s)], ignore_index=True)
+    return attack, samples
 
 
 def dense_budget(curves: pd.DataFrame, norm: str) -> float:

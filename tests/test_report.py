@@ -395,3 +395,18 @@ def test_pruning_effect_reports_changes_and_says_when_the_sign_is_uncertain():
     text = found["sentence"]
     assert "8/255" in text and "CR 2 49.0 % (-1.0 points; the bands overlap" in text
     assert "CR 4 45.0 % (-5.0 points)" in text and "mean over 3 seeds" in text and "linf_apgd, linf_fmn" in text
+
+
+def test_the_dense_model_attacked_once_is_every_methods_cr_1():
+    grid = {k: v for k, v in _grid().items() if k[1] != 1 or k[0] == GM}  # CR 1 attacked under GM only
+    attack, samples = _tables(grid)
+    attack, samples = attack.assign(train_id="train-a"), samples.assign(train_id="train-a")
+    curves = report.method_robustness(attack, samples, MODEL)
+    at1 = curves[(curves["cr"] == 1) & (curves["eps"] == 1.0)].set_index("method")["robust_acc"]
+    assert len(at1) == 3 and (at1 == 1.0).all()
+    lr = curves[(curves["method"] == "local random unstructured") & (curves["eps"] == 1.0)].set_index("cr")
+    assert lr["robust_acc"].to_dict() == {1: 1.0, 2: pytest.approx(0.6), 4: pytest.approx(0.2)}
+    # another dense model (another seed) lends nothing
+    other = attack.assign(train_id="train-b")
+    a2, _ = report.with_shared_dense(pd.concat([attack[attack["cr"] == 1], other[other["cr"] > 1]]), samples)
+    assert set(a2.loc[a2["cr"] == 1, "scope"]) == {"global"}
