@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -95,7 +96,12 @@ def main(argv: list[str] | None = None) -> int:
                 only=dict(args.only),
             )
             if summary.interrupted:
-                return 130
+                # everything that finished is written (tables, run records, the sweep record); exit
+                # now rather than wait in the interpreter's exit hooks for a pool whose workers were
+                # ended (seen waiting there with hundreds of queued stages)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(130)
             return 1 if summary.failed or summary.blocked else 0
         if args.command == "stage":
             from prunerob import stages as stages_mod

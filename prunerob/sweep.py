@@ -482,8 +482,15 @@ def run(
                     echo(f"FAILED {st.id}: {summary.failed[st.id]}")
         if stop.requested:
             summary.interrupted = True
-            summary.stopped = [st.id for st in running.values()]
-            summary.not_started = [st.id for st in waiting]
+            # a submitted stage still queued in the pool had not started: only those a worker had
+            # taken up were stopped while running
+            # (a local pool hands a worker at most one queued stage ahead; a Dask future cannot say,
+            # and counts as started)
+            started = [fut for fut in running if getattr(fut, "running", lambda: True)() or fut.done()]
+            summary.stopped = [running[fut].id for fut in started]
+            summary.not_started = [st.id for fut, st in running.items() if fut not in started] + [
+                st.id for st in waiting
+            ]
             stop.end_workers()
             _remove_stale_temporaries()  # the stopped stages' half-written run records
     finally:
