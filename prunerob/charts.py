@@ -712,3 +712,60 @@ def methods_by_structure(
 
 
 STRUCTURE_ORDER = {"unstructured": 0, "kernel": 1, "filter": 2}
+
+
+def _panel_of(frame: pd.DataFrame) -> pd.Series:
+    return frame["structure"].where(~frame["prune_dense_neurons"].astype(bool), frame["structure"] + " + dense neurons")
+
+
+def clean_by_structure(prune: pd.DataFrame, title: str = "") -> alt.HConcatChart:
+    """Clean test accuracy vs CR for every pruning method of one model: one panel per structure, one
+    line per scope and criterion (solid: magnitude, dotted: random), with the seeds' 95 % band where
+    ``prune`` holds seed means (``compare.prune_over_seeds``). Click a legend entry to highlight a
+    line; hover for numbers."""
+    frame = prune.assign(
+        panel=_panel_of(prune), line=prune["scope"] + " " + prune["criterion"], method=method_label(prune)
+    )
+    if "low" not in frame:
+        frame = frame.assign(low=frame["clean_acc"], high=frame["clean_acc"])
+    if "n_seeds" not in frame:
+        frame = frame.assign(n_seeds=1)
+    frame = frame[["panel", "line", "method", "cr", "clean_acc", "low", "high", "n_seeds", "kept"]]
+    pick = alt.selection_point(fields=["line"], bind="legend")
+    colour = alt.Color(
+        "line:N",
+        title="scope and criterion (click to select)",
+        sort=[line for line in SCOPE_CRITERION if line in set(frame["line"])],
+        scale=alt.Scale(domain=SCOPE_CRITERION, range=SCOPE_CRITERION_COLOURS),
+        legend=alt.Legend(symbolOpacity=1, labelFontSize=12, titleFontSize=12, orient="bottom"),
+    )
+    dash = alt.condition("indexof(datum.line, 'random') >= 0", alt.value([2, 2]), alt.value([1, 0]))
+    y = alt.Y("clean_acc:Q", axis=alt.Axis(format=".0%", title="clean accuracy"), scale=alt.Scale(domain=[0, 1]))
+    tooltip = [
+        alt.Tooltip("method:N"),
+        alt.Tooltip("cr:Q", title="CR"),
+        alt.Tooltip("clean_acc:Q", format=".4f", title="clean accuracy (full test set)"),
+        alt.Tooltip("low:Q", format=".4f", title="95% band low"),
+        alt.Tooltip("high:Q", format=".4f", title="95% band high"),
+        alt.Tooltip("n_seeds:Q", title="seeds"),
+        alt.Tooltip("kept:Q", format=".5f", title="measured kept fraction"),
+    ]
+    panels = []
+    order = sorted(frame["panel"].unique(), key=lambda p: (STRUCTURE_ORDER.get(p.split()[0], 9), p))
+    for i, panel in enumerate(order):
+        base = alt.Chart(frame[frame["panel"] == panel]).encode(
+            x=_cr_axis(), color=colour, opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12))
+        )
+        band = base.mark_area(opacity=0.15).encode(
+            y="low:Q", y2="high:Q", opacity=alt.condition(pick, alt.value(0.16), alt.value(0.02))
+        )
+        lines = base.mark_line(point=True, strokeWidth=2.5).encode(y=y, strokeDash=dash, tooltip=tooltip)
+        panels.append(
+            alt.layer(band, lines.add_params(pick) if i == 0 else lines).properties(width=250, height=240, title=panel)
+        )
+    return (
+        alt.hconcat(*panels)
+        .properties(title=title or "clean accuracy vs compression rate, every pruning method")
+        .configure_axis(labelFontSize=12, titleFontSize=12)
+        .configure_title(fontSize=14)
+    )
