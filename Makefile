@@ -49,4 +49,4 @@ lint: venv
 	$(VENV)/bin/ruff format --check prunerob tests
 
 test: venv system-deps lint
-	$(RUN) $(PY) -m pytest -m "not gpu" -ra
+	$(RUN) $(PY) -m pytest -m "not gpu" -ra --durations=30
