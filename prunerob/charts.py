@@ -46,7 +46,8 @@ def middle_eps(frame: pd.DataFrame, column: str = "robust_acc") -> float:
     robust = frame[frame["eps"] > 0]
     dense = robust[robust["cr"] == 1] if "cr" in robust else robust.iloc[:0]
     dense = (dense if len(dense) else robust).reset_index(drop=True)
-    return float(dense.loc[(dense[column] - 0.5).abs().idxmin(), "eps"])
+    nearest = (dense[column] - 0.5).abs().idxmin()
+    return float(dense.loc[nearest, "eps"])  # type: ignore[arg-type,index]  # pandas-stubs: .loc refuses idxmin's Hashable
 
 
 def model_label(frame: pd.DataFrame) -> pd.Series:
@@ -191,7 +192,7 @@ def clean_vs_cr(prune: pd.DataFrame, title: str = "") -> alt.Chart:
     )
 
 
-def kept_vs_cr(prune: pd.DataFrame, title: str = "") -> alt.LayerChart:
+def kept_vs_cr(prune: pd.DataFrame, title: str = "") -> alt.LayerChart | alt.FacetChart:
     """Measured kept fraction of the prunable weights vs CR per method, with the target 1/CR dashed."""
     lines = _method_lines(
         prune,
@@ -315,7 +316,7 @@ def _with_eps_label(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 def robust_vs_cr_by_eps(
     robust: pd.DataFrame, prune: pd.DataFrame | None = None, title: str = "", initial_eps: str | None = None
-) -> alt.LayerChart:
+) -> alt.LayerChart | alt.FacetChart:
     """Robust accuracy vs CR, one line per pruning method, for the epsilon picked in a dropdown.
 
     ``robust``: rows of one norm with the method columns, ``cr``, ``eps``, ``robust_acc`` and, when
@@ -432,7 +433,9 @@ def scenario_lines_chart(acc: pd.DataFrame, title: str = "", initial_eps: str | 
     return alt.vconcat(top, bottom)
 
 
-def difference_vs_cr(diffs: pd.DataFrame, title: str = "", initial_eps: str | None = None) -> alt.LayerChart:
+def difference_vs_cr(
+    diffs: pd.DataFrame, title: str = "", initial_eps: str | None = None
+) -> alt.LayerChart | alt.FacetChart:
     """Robust accuracy of each pruned model minus the dense model's, with its interval, vs CR, one
     colour per method, for the epsilon picked in a dropdown (``diffs``: rows of
     ``scenarios.sweet_spots`` for one norm).  Filled points: the interval excludes 0."""
@@ -560,7 +563,9 @@ def methods_vs_original(frame: pd.DataFrame, title: str = "") -> alt.HConcatChar
     )
 
 
-def versus_original_by_eps(frame: pd.DataFrame, title: str = "", initial_eps: str | None = None) -> alt.LayerChart:
+def versus_original_by_eps(
+    frame: pd.DataFrame, title: str = "", initial_eps: str | None = None
+) -> alt.LayerChart | alt.FacetChart:
     """Robust accuracy vs CR for the epsilon picked in a dropdown, one line per source (ours and the
     original's, each named with its attack and the rule that turns distances into robustness);
     the original's lines are dashed, with their range over runs as a band (``frame``: rows of

@@ -141,8 +141,8 @@ def migrate(root: Path | None = None, write: bool = True, echo=print) -> dict:
                 results.atomic_write_bytes(path, lambda p, frame=new: frame.to_parquet(p, index=False))
         report[table] = {"files": len(files), "rewritten": changed, "filled": {c: dict(n) for c, n in filled.items()}}
         echo(f"{table}: {len(files)} files, {changed} {'rewritten' if write else 'to rewrite'}")
-        for column, notes in filled.items():
-            echo("    " + column + ": " + ", ".join(f"{note} in {n} files" for note, n in notes.items()))
+        for column, counts in filled.items():
+            echo("    " + column + ": " + ", ".join(f"{note} in {n} files" for note, n in counts.items()))
     return report
 
 
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         (t, p)
         for t in results.TABLES
         for p in sorted(((args.results or results.results_dir()) / t).glob("*.parquet"))
-        if not args.check and results.read_raw(p) is not None and results.schema_problems(results.read_raw(p), t)
+        if not args.check and (raw := results.read_raw(p)) is not None and results.schema_problems(raw, t)
     ]
     for table, path in bad:
         print(f"still not matching the {table} schema: {path}", file=sys.stderr)

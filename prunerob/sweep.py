@@ -29,8 +29,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import yaml
@@ -539,7 +541,7 @@ class _Interrupt:
     def __init__(self, executor) -> None:
         self.executor = executor
         self.requested = False
-        self.previous = None
+        self.previous: Callable[[int, FrameType | None], Any] | int | None = None
         self.installed = False
 
     def install(self) -> None:
