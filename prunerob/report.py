@@ -13,6 +13,7 @@ less robust than their neighbours for no reason but the extra attack.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,14 +25,19 @@ STRUCTURES = ("unstructured", "kernel", "filter")
 DASH = "\u2013"  # a missing cell
 
 
-def pct(value: float | None, digits: int = 1) -> str:
+def _num(value: Any) -> float:
+    """A table cell as a float (pandas' stubs type a cell as anything)."""
+    return float(value)
+
+
+def pct(value: Any, digits: int = 1) -> str:
     """0.8312 -> '83.1 %'; a missing value -> an en dash."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return DASH
     return f"{value * 100:.{digits}f} %"
 
 
-def points(value: float, digits: int = 1) -> str:
+def points(value: Any, digits: int = 1) -> str:
     """A difference of accuracies in percentage points, signed: -0.031 -> '-3.1 points'."""
     return f"{value * 100:+.{digits}f} points"
 
@@ -130,7 +136,7 @@ def ranking(curves: pd.DataFrame, norm: str, eps: float) -> pd.DataFrame:
     ``mean CR 2-64`` (the mean over the pruned CRs, the ranking key), best first."""
     rows = curves[(curves["norm"] == norm) & np.isclose(curves["eps"], eps)]
     table = rows.pivot_table(index="method", columns="cr", values="robust_acc")
-    pruned = [c for c in table.columns if c > 1]
+    pruned = [c for c in table.columns if _num(c) > 1]
     table["mean CR 2-64"] = table[pruned].mean(axis=1) if pruned else np.nan
     return table.sort_values("mean CR 2-64", ascending=False)
 
@@ -235,7 +241,7 @@ def cross_family(attack: pd.DataFrame, tolerance: float = 0.02) -> pd.DataFrame:
     agree = agree[agree["eps"] > 0]
     rows = []
     for (norm, minimal, fixed), g in agree.groupby(["norm", "minimal", "fixed"]):
-        fam_m, fam_f = FAMILY.get(minimal, minimal), FAMILY.get(fixed, fixed)
+        fam_m, fam_f = FAMILY.get(str(minimal), str(minimal)), FAMILY.get(str(fixed), str(fixed))
         rows.append(
             {
                 "norm": norm,
@@ -308,7 +314,7 @@ def original_claims(curves: pd.DataFrame, prune: pd.DataFrame, norm: str, eps: f
         best = table.index[0]
         dense = float(table.iloc[0].get(1.0, np.nan))
         mild = [c for c in (2.0, 4.0) if c in table.columns]
-        drops = {c: float(table.loc[best, c]) - dense for c in mild}
+        drops = {c: _num(table.loc[best, c]) - dense for c in mild}
         rows.append(
             {
                 "claim": "moderate pruning (CR 2-4) keeps robustness",
@@ -354,7 +360,7 @@ def replica_linf(attack: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
         theirs = theirs[theirs["rule"] == theirs["rule"].iloc[0]]
     if len(theirs) and parts:
         shared = set(np.round(pd.concat(parts)["eps"] * 255, 3))
-        theirs = theirs[np.round(theirs["eps"] * 255, 3).isin(shared)]
+        theirs = theirs[(theirs["eps"] * 255).round(3).isin(shared)]
         cols_t = [c for c in ("cr", "eps", "norm", "robust_acc", "low", "high", "n_runs") if c in theirs]
         parts.append(
             theirs[cols_t].assign(source="original: published runs, PGD on the softmax", side="original", rule="")
@@ -413,7 +419,8 @@ def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.D
         out["unbounded_failed"] = 0
     out["unbounded_failed"] = out["unbounded_failed"].fillna(0).astype(int)
     minimal = samples[(samples["kind"] == "minimal")] if len(samples) else samples
-    never, sources = {}, {}
+    never: dict[tuple, list[float]] = {}
+    sources: dict[tuple, str] = {}
     if len(minimal):
         src = minimal["source_attack"].fillna(minimal["attack"]) if "source_attack" in minimal else minimal["attack"]
         minimal = minimal.assign(src=src.where(src != minimal["attack"], minimal["attack"]))
@@ -430,10 +437,10 @@ def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.D
     for r in out.itertuples():
         w = []
         if r.violations:
-            w.append(f"{int(r.violations)} unverified candidate(s)")
+            w.append(f"{int(_num(r.violations))} unverified candidate(s)")
         if r.unbounded_failed:
-            w.append(f"unbounded attack left samples standing in {int(r.unbounded_failed)} run(s)")
-        if r.never_broken > 0.01:
+            w.append(f"unbounded attack left samples standing in {int(_num(r.unbounded_failed))} run(s)")
+        if _num(r.never_broken) > 0.01:
             w.append(f"{r.never_broken:.1%} of the samples never broken")
         why.append("; ".join(w))
     out["why"] = why
@@ -498,7 +505,7 @@ def run_index(profiles: tuple[str, ...], runs_dir) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     if not len(out):
         return out
-    sort_key = {"kind": lambda c: c.map(order), "cr": lambda c: pd.to_numeric(c, errors="coerce")}
+    sort_key: dict[Any, Any] = {"kind": lambda c: c.map(order), "cr": lambda c: pd.to_numeric(c, errors="coerce")}
     columns = ["kind", "dataset", "arch", "training", "seed", "method", "cr", "attack"]
     return out.sort_values(columns, key=lambda c: sort_key.get(c.name, lambda x: x)(c)).reset_index(drop=True)
 
@@ -513,7 +520,9 @@ def pruning_effect(worst: pd.DataFrame, norm: str, crs=(2.0, 4.0, 16.0, 64.0), e
     eps = dense_budget(w, norm) if eps is None else eps
     at = w[np.isclose(w["eps"], eps)].set_index("cr")
     dense = at.loc[1.0]
-    parts, changes, uncertain = [], {}, []
+    parts: list[str] = []
+    changes: dict[float, float | None] = {}
+    uncertain: list[float] = []
     for cr in crs:
         if cr not in at.index:
             changes[cr] = None
@@ -539,7 +548,7 @@ def pruning_effect(worst: pd.DataFrame, norm: str, crs=(2.0, 4.0, 16.0, 64.0), e
     )
     return {
         "eps": eps,
-        "dense": float(dense["robust_acc"]),
+        "dense": _num(dense["robust_acc"]),
         "changes": changes,
         "uncertain": uncertain,
         "sentence": sentence,
