@@ -3,11 +3,13 @@ question, unit-tested on small frames (``tests/test_report.py``). A chapter sele
 one of these, and draws and glues what comes back.
 
 Which pruning method keeps robustness (``method_robustness``, ``ranking``, ``method_findings``):
-every method of one model is measured alike, on the attack runs that ran on *every* checkpoint of
-every method (each norm's default minimal attack: one run gives the whole curve). Fixed-budget
-checks that ran on some CRs only are a cross-family check of those attacks, not part of the
-curves: taking them into the worst case at CR 4, 16 and 64 only would make those points look
-less robust than their neighbours for no reason but the extra attack.
+every method of one model faces each norm's default minimal attack on every checkpoint (one run
+gives the whole curve), and a sample counts as robust at a budget only if every attack that ran on
+that checkpoint failed on it, the fixed-budget checks of another family included where they ran
+(CR 4, 16 and 64, and every CR of the headline method). A minimal attack can fail (FMN left most
+samples of a heavily pruned MLP unbroken where APGD broke them): a number such an attack did not
+earn must not stand, so every check that ran counts, and the points where an attack-failure
+indicator tripped are marked (``failure_indicators``).
 """
 
 from __future__ import annotations
@@ -80,20 +82,22 @@ def method_robustness(
     attack: pd.DataFrame, samples: pd.DataFrame, where: dict, confidence: float = 0.95
 ) -> pd.DataFrame:
     """Per pruning method of one model (``where``: e.g. dataset, arch, training), CR, norm and eps:
-    robust accuracy as the per-sample worst case over the attack runs every method faced at every
-    CR (:func:`common_runs`), the mean over seeds with a 95 % band (seeds and images; one seed:
-    the Wilson interval), ``n`` images per seed, ``n_seeds``, ``attacks``, and the method's columns.
-    Empty when no method of the model was attacked."""
+    robust accuracy as the per-sample worst case over every white-box attack run on that checkpoint
+    (``attacks`` names them; where seeds differ, the runs every seed of the method faced), the mean
+    over seeds with a 95 % band (seeds and images; one seed: the Wilson interval), ``n`` images per
+    seed, ``n_seeds``, and the method's columns. Empty when no method of the model was attacked."""
     cols = ["method", *METHOD_KEYS, "cr", "norm", "eps", "robust_acc", "low", "high", "n", "n_seeds", "attacks"]
     attack, samples = with_shared_dense(compare.rows_of(attack, where), compare.rows_of(samples, where))
     picked = methods(attack, where)
     if not picked:
         return pd.DataFrame(columns=cols)
-    runs = common_runs(attack)
-    keep = lambda f: f[(f["attack"] + "/" + f["preset"].astype(str)).isin(runs)]
-    out = compare.worst_case_by_model(keep(attack), keep(samples), picked, confidence)
-    keys = pd.DataFrame([{"method": label, **{k: sel[k] for k in METHOD_KEYS}} for label, sel in picked.items()])
-    return out.merge(keys, on="method")[cols]
+    parts = []
+    for label, sel in picked.items():  # one method at a time: no method limits another's attacks
+        rows = compare.worst_case_by_model(
+            compare.rows_of(attack, sel), compare.rows_of(samples, sel), {label: sel}, confidence
+        )
+        parts.append(rows.assign(**{k: sel[k] for k in METHOD_KEYS}))
+    return pd.concat(parts, ignore_index=True)[cols]
 
 
 def with_shared_dense(attack: pd.DataFrame, samples: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -141,10 +145,16 @@ def ranking(curves: pd.DataFrame, norm: str, eps: float) -> pd.DataFrame:
     return table.sort_values("mean CR 2-64", ascending=False)
 
 
-def formatted(table: pd.DataFrame) -> pd.DataFrame:
+MARK = "\u2020"  # a cell whose checkpoint tripped an attack-failure indicator
+
+
+def formatted(table: pd.DataFrame, marks: pd.DataFrame | None = None) -> pd.DataFrame:
     """A table of accuracies for reading: percentages, CR columns as 'CR 4', missing cells as an en
-    dash."""
+    dash; a cell True in ``marks`` (same index and columns) gets a dagger."""
     out = table.map(pct)
+    if marks is not None:
+        flagged = marks.reindex(index=table.index, columns=table.columns).fillna(False).astype(bool)
+        out = out.where(~flagged, out + " " + MARK)
     out.columns = [f"CR {c:g}" if isinstance(c, (int, float)) else str(c) for c in table.columns]
     out.index.name = table.index.name
     return out
@@ -174,7 +184,17 @@ def method_findings(curves: pd.DataFrame, prune: pd.DataFrame, norm: str, eps: f
         f"accuracy over CR 2 to 64 ({pct(table.loc[best, key])} on average) and {worst} the least "
         f"({pct(table.loc[worst, key])})"
     )
+    marks = None
+    if "tripped" in curves:
+        rows = curves[(curves["norm"] == norm) & np.isclose(curves["eps"], eps)]
+        marks = rows.pivot_table(index="method", columns="cr", values="tripped", aggfunc="any").astype(bool)
+        if marks.to_numpy().any():
+            sentence += (
+                f" ({int(marks.to_numpy().sum())} of these cells rest on an attack that tripped a failure "
+                f"indicator: marked {MARK})"
+            )
     return {
+        "marks": marks,
         "eps": eps,
         "best": best,
         "worst": worst,
@@ -264,6 +284,7 @@ def unattacked_methods(prune: pd.DataFrame, attack: pd.DataFrame, where: dict) -
 
 
 HEADLINE_METHOD = "global magnitude unstructured"
+TIE = 0.02  # mean robust accuracies closer than this are a tie (one seed: about the images' noise)
 
 
 def original_claims(curves: pd.DataFrame, prune: pd.DataFrame, norm: str, eps: float | None = None) -> pd.DataFrame:
@@ -277,12 +298,17 @@ def original_claims(curves: pd.DataFrame, prune: pd.DataFrame, norm: str, eps: f
     rows = []
     if HEADLINE_METHOD in table.index and len(table) > 1:
         rank = int(list(table.index).index(HEADLINE_METHOD)) + 1
+        behind = _num(table.iloc[0][key]) - _num(table.loc[HEADLINE_METHOD, key])
+        tie = rank > 1 and behind <= TIE
         rows.append(
             {
                 "claim": "global magnitude unstructured pruning is the most benign",
-                "holds": rank == 1,
+                "holds": None if tie else rank == 1,
                 "evidence": f"at {at} it ranks {rank} of {len(table)} by the mean over CR 2-64 "
-                f"({pct(table.loc[HEADLINE_METHOD, key])}; best: {table.index[0]}, {pct(table.iloc[0][key])})",
+                f"({pct(table.loc[HEADLINE_METHOD, key])}; best: {table.index[0]}, {pct(table.iloc[0][key])})"
+                + (
+                    f"; {behind * 100:.1f} points behind, within {TIE * 100:.0f}: a tie, not established" if tie else ""
+                ),
             }
         )
     else:

@@ -59,23 +59,32 @@ def _tables(distances: dict, fixed_at: dict | None = None, seeds=(0,)):
                         "broken": np.nan,
                     }
                 )
-            if fixed_at and (key, cr) in fixed_at:
-                attack_rows.append(
-                    {**common, "attack": "l2_apgd", "preset": "default", "kind": "fixed", "eps": 1.0, "robust_acc": 0.0}
-                )
-                for i in range(N):
-                    sample_rows.append(
+            if fixed_at and (key, cr) in fixed_at:  # a fixed check on the same grid, eps 0 included
+                for eps in (0.0, 1.0, 2.0):
+                    broke = set() if eps == 0 else fixed_at[(key, cr)]
+                    attack_rows.append(
                         {
                             **common,
                             "attack": "l2_apgd",
                             "preset": "default",
                             "kind": "fixed",
-                            "eps": 1.0,
-                            "sample": i,
-                            "distance": np.nan,
-                            "broken": i in fixed_at[(key, cr)],
+                            "eps": eps,
+                            "robust_acc": 1 - len(broke) / N,
                         }
                     )
+                    for i in range(N):
+                        sample_rows.append(
+                            {
+                                **common,
+                                "attack": "l2_apgd",
+                                "preset": "default",
+                                "kind": "fixed",
+                                "eps": eps,
+                                "sample": i,
+                                "distance": np.nan,
+                                "broken": i in broke,
+                            }
+                        )
     return pd.DataFrame(attack_rows), pd.DataFrame(sample_rows)
 
 
@@ -106,14 +115,17 @@ def test_methods_lists_every_method_of_the_model_by_label():
     assert got["local random unstructured"]["scope"] == "local" and got["local random unstructured"]["arch"] == "mlp"
 
 
-def test_a_check_that_ran_on_some_crs_only_is_not_in_the_curve():
-    # APGD at CR 4 of global magnitude broke samples 0-4; the curve must still read 100 % there
+def test_a_check_that_ran_on_some_crs_counts_where_it_ran():
+    # APGD at CR 4 of global magnitude broke samples 0-4, which the minimal attack left standing: a
+    # robust accuracy the minimal attack did not earn must not stand there
     attack, samples = _tables(_grid(), fixed_at={(GM, 4): set(range(5))})
     assert report.common_runs(attack) == {"l2_ddn/default"}
     curves = report.method_robustness(attack, samples, MODEL)
-    gm = curves[(curves["method"] == "global magnitude unstructured") & (curves["eps"] == 1.0)]
-    assert gm.set_index("cr")["robust_acc"].to_dict() == {1: 1.0, 2: 1.0, 4: 1.0}
-    assert set(curves["attacks"]) == {"l2_ddn"}
+    gm = curves[(curves["method"] == "global magnitude unstructured") & (curves["eps"] == 1.0)].set_index("cr")
+    assert gm["robust_acc"].to_dict() == {1: 1.0, 2: 1.0, 4: 0.5}
+    assert gm.loc[4, "attacks"] == "l2_apgd+l2_ddn" and gm.loc[2, "attacks"] == "l2_ddn"
+    other = curves[curves["method"] == "local random unstructured"]
+    assert set(other["attacks"]) == {"l2_ddn"}
 
 
 def test_method_robustness_counts_distances_above_the_budget_and_carries_the_method_columns():
@@ -410,3 +422,26 @@ def test_the_dense_model_attacked_once_is_every_methods_cr_1():
     other = attack.assign(train_id="train-b")
     a2, _ = report.with_shared_dense(pd.concat([attack[attack["cr"] == 1], other[other["cr"] > 1]]), samples)
     assert set(a2.loc[a2["cr"] == 1, "scope"]) == {"global"}
+
+
+def test_a_tripped_cell_is_marked_in_the_table_and_said_in_the_sentence():
+    attack, samples = _tables(_grid())
+    curves = report.method_robustness(attack, samples, MODEL)
+    ind = pd.DataFrame([{"method": "local random unstructured", "cr": 4, "norm": "L2", "tripped": True, "why": "x"}])
+    found = report.method_findings(report.mark_tripped(curves, ind), None, "L2", 1.0)
+    out = report.formatted(found["table"], found["marks"])
+    assert out.loc["local random unstructured", "CR 4"] == "20.0 % " + report.MARK
+    assert out.loc["local random unstructured", "CR 2"] == "60.0 %"
+    assert "1 of these cells rest on an attack that tripped" in found["sentence"]
+
+
+def test_a_method_within_two_points_of_the_best_is_a_tie_not_a_verdict():
+    table_rows = []
+    for method, acc in (("local magnitude unstructured", 0.50), ("global magnitude unstructured", 0.49)):
+        for cr in (1.0, 2.0, 4.0):
+            table_rows.append(
+                {"method": method, "norm": "L2", "eps": 1.0, "cr": cr, "robust_acc": 0.6 if cr == 1 else acc}
+            )
+    claims = report.original_claims(pd.DataFrame(table_rows), pd.DataFrame(columns=["cr"]), "L2", 1.0)
+    row = claims.set_index("claim").loc["global magnitude unstructured pruning is the most benign"]
+    assert row["holds"] is None and "a tie" in row["evidence"]
