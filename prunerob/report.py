@@ -179,11 +179,17 @@ def method_findings(curves: pd.DataFrame, prune: pd.DataFrame, norm: str, eps: f
     dense = float(dense_rows["robust_acc"].mean()) if len(dense_rows) else float("nan")
     best, worst = table.index[0], table.index[-1]
     key = "mean CR 2-64"
-    sentence = (
-        f"at {norm} {budget(eps, norm)} (the dense model: {pct(dense)}), {best} keeps the most robust "
-        f"accuracy over CR 2 to 64 ({pct(table.loc[best, key])} on average) and {worst} the least "
-        f"({pct(table.loc[worst, key])})"
-    )
+    if len(table) > 1:
+        sentence = (
+            f"at {norm} {budget(eps, norm)} (the dense model: {pct(dense)}), {best} keeps the most robust "
+            f"accuracy over CR 2 to 64 ({pct(table.loc[best, key])} on average) and {worst} the least "
+            f"({pct(table.loc[worst, key])})"
+        )
+    else:
+        sentence = (
+            f"at {norm} {budget(eps, norm)} (the dense model: {pct(dense)}), {best}, the only method attacked, "
+            f"keeps {pct(table.loc[best, key])} on average over CR 2 to 64"
+        )
     marks = None
     if "tripped" in curves:
         rows = curves[(curves["norm"] == norm) & np.isclose(curves["eps"], eps)]
@@ -224,8 +230,10 @@ def coverage(curves: pd.DataFrame, attack: pd.DataFrame) -> str:
         seed_text += " (one seed: the bands are the images' sampling noise only)"
     attacks = sorted({a.split("/")[0] for runs in curves["attacks"].unique() for a in runs.split("+")})
     n = int(curves["n"].min())
+    n_methods = curves["method"].nunique()
     return (
-        f"{curves['method'].nunique()} methods at CR {crs[0]:g} to {crs[-1]:g}, {seed_text}, the first {n} test images, "
+        f"{n_methods} method{'s' if n_methods > 1 else ''} at CR {crs[0]:g} to {crs[-1]:g}, {seed_text}, "
+        f"the first {n} test images, "
         f"attacks {', '.join(attacks)}"
     )
 

@@ -445,3 +445,11 @@ def test_a_method_within_two_points_of_the_best_is_a_tie_not_a_verdict():
     claims = report.original_claims(pd.DataFrame(table_rows), pd.DataFrame(columns=["cr"]), "L2", 1.0)
     row = claims.set_index("claim").loc["global magnitude unstructured pruning is the most benign"]
     assert row["holds"] is None and "a tie" in row["evidence"]
+
+
+def test_one_attacked_method_is_described_as_the_only_one():
+    attack, samples = _tables({k: v for k, v in _grid().items() if k[0] == GM})
+    curves = report.method_robustness(attack, samples, MODEL)
+    found = report.method_findings(curves, None, "L2", 1.0)
+    assert "the only method attacked" in found["sentence"] and "the least" not in found["sentence"]
+    assert report.coverage(curves, attack).startswith("1 method at CR 1 to 4")
