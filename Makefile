@@ -1,6 +1,6 @@
 # prunerob: two commands (see README.md)
 #   make book   set up, run the default study profile (skipping finished stages), build the book
-#   make test   set up, lint (ruff), run every test (fast, slow and browser) that needs no GPU
+#   make test   set up, lint (ruff, mypy), run every test (fast, slow and browser) that needs no GPU
 # Other targets: make study [PROFILE=name], make venv, make system-deps, make clean-book.
 
 PYTHON ?= python3
@@ -47,6 +47,7 @@ clean-book:
 lint: venv
 	$(VENV)/bin/ruff check prunerob tests
 	$(VENV)/bin/ruff format --check prunerob tests
+	$(PY) -m mypy prunerob
 
 test: venv system-deps lint
-	$(RUN) $(PY) -m pytest -m "not gpu" -ra
+	$(RUN) $(PY) -m pytest -m "not gpu" -ra --durations=30

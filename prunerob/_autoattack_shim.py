@@ -58,10 +58,11 @@ def install() -> bool:
         return False
     package = types.ModuleType("autoattack", "prunerob's stand-in for AutoAttack (see prunerob._autoattack_shim)")
     state = types.ModuleType("autoattack.state", "prunerob's stand-in for autoattack.state")
-    package.AutoAttack = AutoAttack
-    package.state = state
+    # setattr: attributes a fresh ModuleType does not declare
+    setattr(package, "AutoAttack", AutoAttack)  # noqa: B010
+    setattr(package, "state", state)  # noqa: B010
     package.__path__ = []  # a package, so `import autoattack.state` resolves to the entry below
-    state.EvaluationState = EvaluationState
+    setattr(state, "EvaluationState", EvaluationState)  # noqa: B010
     for module in (package, state):
         setattr(module, STUB_ATTRIBUTE, True)
     sys.modules["autoattack"] = package

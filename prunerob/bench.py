@@ -261,3 +261,67 @@ def bench_attacks_on(checkpoint: Path, n: int, device: str = "auto", throughput_
         "throughput": throughput(model, x[:throughput_n], y[:throughput_n]),
         **bench_attacks(model, x[:n], y[:n], info.input_shape, rounds=rounds),
     }
+
+
+def bench_sweep(profile: str, workers: int = 2, grid_checkpoints: int = 73) -> list[dict]:
+    """Attack cost measured in a profile's own runs (not a timed test): per model and attack run, the
+    stage seconds (attack itself, from the attack tables) and the papermill seconds of the whole
+    stage (kernel start, data, model and tables included, from the run records), as median and sum
+    over the checkpoints attacked; and per model the default set's cost per checkpoint (the sum of
+    its three minimal attacks' median stage times) projected onto ``grid_checkpoints`` checkpoints on
+    ``workers`` workers (the original's MNIST grid: 12 methods x 6 CRs + the dense model = 73).
+    Machine load is not controlled: the records say what else ran only where the sweep record does."""
+    import nbformat
+
+    from prunerob import results as res
+    from prunerob import sweep
+
+    attack = sweep.profile_results("attack", profile)
+    if not len(attack):
+        return []
+    stages = attack.drop_duplicates("stage_id").copy()
+
+    def papermill_seconds(row) -> float:
+        path = res.runs_dir() / "attack" / f"{row.stage_id}.ipynb"
+        try:
+            return float(nbformat.read(path, as_version=4).metadata.get("papermill", {}).get("duration") or "nan")
+        except (OSError, ValueError):
+            return float("nan")
+
+    stages["papermill_seconds"] = [papermill_seconds(r) for r in stages.itertuples()]
+    defaults = {"linf_fmn/strong", "l2_ensemble/fast", "l0_ensemble/default"}
+    records = []
+    for (arch, training, attack_name, preset, output), g in stages.groupby(
+        ["arch", "training", "attack", "preset", "attack_output"], dropna=False
+    ):
+        records.append(
+            {
+                "arch": arch,
+                "training": training,
+                "attack": attack_name,
+                "preset": preset,
+                "attack_output": output,
+                "checkpoints": int(len(g)),
+                "stage_seconds_median": float(g["stage_seconds"].median()),
+                "stage_seconds_sum": float(g["stage_seconds"].sum()),
+                "papermill_seconds_median": float(g["papermill_seconds"].median()),
+                "papermill_seconds_sum": float(g["papermill_seconds"].sum()),
+                "code_versions": sorted(g["code_version"].unique()),
+                "default_set": f"{attack_name}/{preset}" in defaults,
+            }
+        )
+    frame = pd.DataFrame(records)
+    for (arch, training), g in frame[frame["default_set"]].groupby(["arch", "training"]):
+        if len(g) == 3:
+            per = float(g["papermill_seconds_median"].sum())
+            records.append(
+                {
+                    "arch": arch,
+                    "training": training,
+                    "projection": f"default set on {grid_checkpoints} checkpoints, {workers} workers",
+                    "seconds_per_checkpoint_stage": float(g["stage_seconds_median"].sum()),
+                    "seconds_per_checkpoint_papermill": per,
+                    "projected_minutes": per * grid_checkpoints / workers / 60,
+                }
+            )
+    return records

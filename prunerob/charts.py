@@ -46,7 +46,8 @@ def middle_eps(frame: pd.DataFrame, column: str = "robust_acc") -> float:
     robust = frame[frame["eps"] > 0]
     dense = robust[robust["cr"] == 1] if "cr" in robust else robust.iloc[:0]
     dense = (dense if len(dense) else robust).reset_index(drop=True)
-    return float(dense.loc[(dense[column] - 0.5).abs().idxmin(), "eps"])
+    nearest = (dense[column] - 0.5).abs().idxmin()
+    return float(dense.loc[nearest, "eps"])  # type: ignore[arg-type,index]  # pandas-stubs: .loc refuses idxmin's Hashable
 
 
 def model_label(frame: pd.DataFrame) -> pd.Series:
@@ -191,7 +192,7 @@ def clean_vs_cr(prune: pd.DataFrame, title: str = "") -> alt.Chart:
     )
 
 
-def kept_vs_cr(prune: pd.DataFrame, title: str = "") -> alt.LayerChart:
+def kept_vs_cr(prune: pd.DataFrame, title: str = "") -> alt.LayerChart | alt.FacetChart:
     """Measured kept fraction of the prunable weights vs CR per method, with the target 1/CR dashed."""
     lines = _method_lines(
         prune,
@@ -315,7 +316,7 @@ def _with_eps_label(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 def robust_vs_cr_by_eps(
     robust: pd.DataFrame, prune: pd.DataFrame | None = None, title: str = "", initial_eps: str | None = None
-) -> alt.LayerChart:
+) -> alt.LayerChart | alt.FacetChart:
     """Robust accuracy vs CR, one line per pruning method, for the epsilon picked in a dropdown.
 
     ``robust``: rows of one norm with the method columns, ``cr``, ``eps``, ``robust_acc`` and, when
@@ -432,7 +433,9 @@ def scenario_lines_chart(acc: pd.DataFrame, title: str = "", initial_eps: str | 
     return alt.vconcat(top, bottom)
 
 
-def difference_vs_cr(diffs: pd.DataFrame, title: str = "", initial_eps: str | None = None) -> alt.LayerChart:
+def difference_vs_cr(
+    diffs: pd.DataFrame, title: str = "", initial_eps: str | None = None
+) -> alt.LayerChart | alt.FacetChart:
     """Robust accuracy of each pruned model minus the dense model's, with its interval, vs CR, one
     colour per method, for the epsilon picked in a dropdown (``diffs``: rows of
     ``scenarios.sweet_spots`` for one norm).  Filled points: the interval excludes 0."""
@@ -560,7 +563,9 @@ def methods_vs_original(frame: pd.DataFrame, title: str = "") -> alt.HConcatChar
     )
 
 
-def versus_original_by_eps(frame: pd.DataFrame, title: str = "", initial_eps: str | None = None) -> alt.LayerChart:
+def versus_original_by_eps(
+    frame: pd.DataFrame, title: str = "", initial_eps: str | None = None
+) -> alt.LayerChart | alt.FacetChart:
     """Robust accuracy vs CR for the epsilon picked in a dropdown, one line per source (ours and the
     original's, each named with its attack and the rule that turns distances into robustness);
     the original's lines are dashed, with their range over runs as a band (``frame``: rows of
@@ -606,4 +611,166 @@ def versus_original_by_eps(frame: pd.DataFrame, title: str = "", initial_eps: st
     )
     return alt.layer(band, lines.add_params(pick, picker)).properties(
         width=520, height=320, title=title or "robust accuracy vs CR: reproduced vs original"
+    )
+
+
+# scope x criterion: one colour each, the same in every panel (at most four lines per panel)
+SCOPE_CRITERION = ["global magnitude", "local magnitude", "global random", "local random"]
+SCOPE_CRITERION_COLOURS = ["#1f77b4", "#ff7f0e", "#7f7f7f", "#bcbd22"]
+
+
+def methods_by_structure(
+    curves: pd.DataFrame, prune: pd.DataFrame | None = None, title: str = "", initial_eps: str | None = None
+) -> alt.HConcatChart:
+    """Robust accuracy vs CR for every pruning method of one model and norm, one panel per structure
+    (unstructured, kernel, filter; '+ dense neurons' where neurons were pruned too), one line per
+    scope and criterion (solid: magnitude, dotted: random) with its band, at the budget picked in
+    the dropdown; clean accuracy thin and dashed. ``curves``: rows of ``report.method_robustness``
+    for one norm. Click a legend entry to highlight a line; hover for numbers."""
+    frame = curves[curves["eps"] > 0]
+    frame, order = _with_eps_label(frame)
+    structure = frame["structure"].where(
+        ~frame["prune_dense_neurons"].astype(bool), frame["structure"] + " + dense neurons"
+    )
+    frame = frame.assign(panel=structure, line=frame["scope"] + " " + frame["criterion"])
+    if "tripped" not in frame:
+        frame = frame.assign(tripped=False, why="")
+    cols = ["panel", "line", "method", "cr", "epsilon", "robust_acc", "low", "high", "n", "n_seeds", "attacks"]
+    frame = frame[[*cols, "tripped", "why"]]
+    picker = _eps_picker(order, name="eps_methods", initial=initial_eps)
+    pick = alt.selection_point(fields=["line"], bind="legend")
+    lines_present = [line for line in SCOPE_CRITERION if line in set(frame["line"])]
+    colour = alt.Color(
+        "line:N",
+        title="scope and criterion (click to select)",
+        sort=lines_present,
+        scale=alt.Scale(domain=SCOPE_CRITERION, range=SCOPE_CRITERION_COLOURS),
+        legend=alt.Legend(symbolOpacity=1, labelFontSize=12, titleFontSize=12, orient="bottom"),
+    )
+    dash = alt.condition("indexof(datum.line, 'random') >= 0", alt.value([2, 2]), alt.value([1, 0]))
+    y = alt.Y("robust_acc:Q", axis=alt.Axis(format=".0%", title="robust accuracy"), scale=alt.Scale(domain=[0, 1]))
+    tooltip = [
+        alt.Tooltip("method:N"),
+        alt.Tooltip("epsilon:N", title="budget"),
+        alt.Tooltip("cr:Q", title="CR"),
+        alt.Tooltip("robust_acc:Q", format=".3f", title="robust accuracy"),
+        alt.Tooltip("low:Q", format=".3f", title="95% band low"),
+        alt.Tooltip("high:Q", format=".3f", title="95% band high"),
+        alt.Tooltip("n_seeds:Q", title="seeds"),
+        alt.Tooltip("n:Q", title="images per seed"),
+        alt.Tooltip("attacks:N", title="worst case over"),
+    ]
+    clean = None
+    if prune is not None and len(prune):
+        c = prune.assign(
+            panel=prune["structure"].where(
+                ~prune["prune_dense_neurons"].astype(bool), prune["structure"] + " + dense neurons"
+            ),
+            line=prune["scope"] + " " + prune["criterion"],
+            method=method_label(prune),
+        )
+        clean = c[c["method"].isin(set(frame["method"]))][["panel", "line", "method", "cr", "clean_acc"]]
+    panels = []
+    for i, panel in enumerate(sorted(frame["panel"].unique(), key=lambda p: (STRUCTURE_ORDER.get(p.split()[0], 9), p))):
+        base = (
+            alt.Chart(frame[frame["panel"] == panel])
+            .transform_filter(alt.datum.epsilon == picker)
+            .encode(x=_cr_axis(), color=colour, opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
+        )
+        band = base.mark_area(opacity=0.15).encode(
+            y="low:Q", y2="high:Q", opacity=alt.condition(pick, alt.value(0.16), alt.value(0.02))
+        )
+        lines = base.mark_line(point=True, strokeWidth=2.5).encode(y=y, strokeDash=dash, tooltip=tooltip)
+        layers = [band, lines.add_params(pick) if i == 0 else lines]
+        if frame.loc[frame["panel"] == panel, "tripped"].any():  # an attack-failure indicator: never shown as plain
+            layers.append(
+                base.transform_filter(alt.datum.tripped)
+                .mark_point(shape="cross", size=160, strokeWidth=2, color="#d62728")
+                .encode(y=y, tooltip=[*tooltip, alt.Tooltip("why:N", title="attack-failure indicator")])
+            )
+        if clean is not None:
+            clean_tooltip = [
+                alt.Tooltip("method:N"),
+                alt.Tooltip("cr:Q", title="CR"),
+                alt.Tooltip("clean_acc:Q", format=".4f", title="clean accuracy (full test set)"),
+            ]
+            layers.insert(
+                0,
+                alt.Chart(clean[clean["panel"] == panel])
+                .mark_line(strokeDash=[6, 4], strokeWidth=1)
+                .encode(
+                    x=_cr_axis(),
+                    y=y,
+                    color=colour,
+                    opacity=alt.condition(pick, alt.value(0.6), alt.value(0.08)),
+                    tooltip=clean_tooltip,
+                ),
+            )
+        panels.append(alt.layer(*layers).properties(width=250, height=260, title=panel))
+    return (
+        alt.hconcat(*panels)
+        .add_params(picker)
+        .properties(title=title or "robust accuracy vs compression rate, every pruning method")
+        .configure_axis(labelFontSize=12, titleFontSize=12)
+        .configure_title(fontSize=14)
+    )
+
+
+STRUCTURE_ORDER = {"unstructured": 0, "kernel": 1, "filter": 2}
+
+
+def _panel_of(frame: pd.DataFrame) -> pd.Series:
+    return frame["structure"].where(~frame["prune_dense_neurons"].astype(bool), frame["structure"] + " + dense neurons")
+
+
+def clean_by_structure(prune: pd.DataFrame, title: str = "") -> alt.HConcatChart:
+    """Clean test accuracy vs CR for every pruning method of one model: one panel per structure, one
+    line per scope and criterion (solid: magnitude, dotted: random), with the seeds' 95 % band where
+    ``prune`` holds seed means (``compare.prune_over_seeds``). Click a legend entry to highlight a
+    line; hover for numbers."""
+    frame = prune.assign(
+        panel=_panel_of(prune), line=prune["scope"] + " " + prune["criterion"], method=method_label(prune)
+    )
+    if "low" not in frame:
+        frame = frame.assign(low=frame["clean_acc"], high=frame["clean_acc"])
+    if "n_seeds" not in frame:
+        frame = frame.assign(n_seeds=1)
+    frame = frame[["panel", "line", "method", "cr", "clean_acc", "low", "high", "n_seeds", "kept"]]
+    pick = alt.selection_point(fields=["line"], bind="legend")
+    colour = alt.Color(
+        "line:N",
+        title="scope and criterion (click to select)",
+        sort=[line for line in SCOPE_CRITERION if line in set(frame["line"])],
+        scale=alt.Scale(domain=SCOPE_CRITERION, range=SCOPE_CRITERION_COLOURS),
+        legend=alt.Legend(symbolOpacity=1, labelFontSize=12, titleFontSize=12, orient="bottom"),
+    )
+    dash = alt.condition("indexof(datum.line, 'random') >= 0", alt.value([2, 2]), alt.value([1, 0]))
+    y = alt.Y("clean_acc:Q", axis=alt.Axis(format=".0%", title="clean accuracy"), scale=alt.Scale(domain=[0, 1]))
+    tooltip = [
+        alt.Tooltip("method:N"),
+        alt.Tooltip("cr:Q", title="CR"),
+        alt.Tooltip("clean_acc:Q", format=".4f", title="clean accuracy (full test set)"),
+        alt.Tooltip("low:Q", format=".4f", title="95% band low"),
+        alt.Tooltip("high:Q", format=".4f", title="95% band high"),
+        alt.Tooltip("n_seeds:Q", title="seeds"),
+        alt.Tooltip("kept:Q", format=".5f", title="measured kept fraction"),
+    ]
+    panels = []
+    order = sorted(frame["panel"].unique(), key=lambda p: (STRUCTURE_ORDER.get(p.split()[0], 9), p))
+    for i, panel in enumerate(order):
+        base = alt.Chart(frame[frame["panel"] == panel]).encode(
+            x=_cr_axis(), color=colour, opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12))
+        )
+        band = base.mark_area(opacity=0.15).encode(
+            y="low:Q", y2="high:Q", opacity=alt.condition(pick, alt.value(0.16), alt.value(0.02))
+        )
+        lines = base.mark_line(point=True, strokeWidth=2.5).encode(y=y, strokeDash=dash, tooltip=tooltip)
+        panels.append(
+            alt.layer(band, lines.add_params(pick) if i == 0 else lines).properties(width=250, height=240, title=panel)
+        )
+    return (
+        alt.hconcat(*panels)
+        .properties(title=title or "clean accuracy vs compression rate, every pruning method")
+        .configure_axis(labelFontSize=12, titleFontSize=12)
+        .configure_title(fontSize=14)
     )

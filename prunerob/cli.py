@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -59,9 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="measure speed; results go to benchmarks/<name>.json")
     bench.add_argument(
         "what",
-        choices=["prune", "attacks"],
-        help="prune: mask computation and application, all methods; attacks: attack speed and strength",
+        choices=["prune", "attacks", "sweep"],
+        help="prune: mask computation and application, all methods; attacks: attack speed and strength; "
+        "sweep: attack cost per checkpoint measured in a profile's own runs, and the grid time it projects",
     )
+    bench.add_argument("--profile", default="cpu", help="sweep: the profile whose runs are read (default: cpu)")
     bench.add_argument("--arch", default="vgg11", help="prune: the architecture (3x32x32 input)")
     bench.add_argument("--checkpoint", help="attacks: a saved model (artifacts/.../*.pt)")
     bench.add_argument("--n", type=int, default=100, help="attacks: number of test images (default 100)")
@@ -95,7 +98,12 @@ def main(argv: list[str] | None = None) -> int:
                 only=dict(args.only),
             )
             if summary.interrupted:
-                return 130
+                # everything that finished is written (tables, run records, the sweep record); exit
+                # now rather than wait in the interpreter's exit hooks for a pool whose workers were
+                # ended (seen waiting there with hundreds of queued stages)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(130)
             return 1 if summary.failed or summary.blocked else 0
         if args.command == "stage":
             from prunerob import stages as stages_mod
@@ -135,6 +143,17 @@ def main(argv: list[str] | None = None) -> int:
                     f"prune_{args.arch}", records, " ".join(sys.argv), Path(args.out) if args.out else None
                 )
                 print(bench_mod.summarize_prune(records))
+            elif args.what == "sweep":
+                records = bench_mod.bench_sweep(args.profile)
+                path = bench_mod.write(
+                    f"sweep_{args.profile}", records, " ".join(sys.argv), Path(args.out) if args.out else None
+                )
+                for r in records:
+                    if "projection" in r:
+                        print(
+                            f"{r['arch']} ({r['training']}): {r['seconds_per_checkpoint_papermill']:.0f} s per "
+                            f"checkpoint, {r['projection']}: {r['projected_minutes']:.0f} min"
+                        )
             else:
                 if not args.checkpoint:
                     raise SpecError("bench attacks needs --checkpoint PATH (a model saved by a train or prune stage)")

@@ -49,8 +49,7 @@ def worst_case_per_seed(attack: pd.DataFrame, samples: pd.DataFrame, models: dic
     parts = []
     for label, (a, s) in picked.items():
         a, s = a[_runs(a).isin(common)], s[_runs(s).isin(common)]
-        grids = {n: sorted(r["eps"].unique()) for n, r in a.groupby("norm")}
-        worst = evaluate.worst_case(s, grids)
+        worst = evaluate.worst_case(s, evaluate.eps_grids(a))
         parts.append(worst.assign(method=label, seed=worst["prune_id"].map(_seed_of(s))))
     return pd.concat(parts, ignore_index=True)[cols]
 
@@ -112,7 +111,8 @@ def summary_at(worst: pd.DataFrame, norm: str, reference: str) -> tuple[float, p
     lines differ most there) and the robust accuracy there per CR (rows) and model (columns)."""
     rows = worst[(worst["norm"] == norm) & (worst["eps"] > 0)]
     ref = rows[(rows["method"] == reference) & (rows["cr"] == 1)]
-    eps = float(ref.loc[(ref["robust_acc"] - 0.5).abs().idxmin(), "eps"])
+    nearest = (ref["robust_acc"] - 0.5).abs().idxmin()
+    eps = float(ref.loc[nearest, "eps"])  # type: ignore[arg-type,index]  # pandas-stubs: .loc refuses idxmin's Hashable
     return eps, rows[rows["eps"] == eps].pivot_table(index="cr", columns="method", values="robust_acc")
 
 
@@ -135,8 +135,8 @@ def norm_comparison(
     ref, oth = names or (reference, other)
     unit = " pixels" if norm == "L0" else ""
     return eps, (
-        f"at {norm} {eps_label(eps, norm)}{unit} the {ref} keeps {at.loc[1, reference]:.1%} of the images "
-        f"dense and {at.loc[top, reference]:.1%} at CR {top:g}; the {oth} {at.loc[1, other]:.1%} dense and "
-        f"{at.loc[top, other]:.1%} at CR {top:g} (its best CR: {at[other].idxmax():g}, "
+        f"at {norm} {eps_label(eps, norm)}{unit} the {ref} keeps {at[reference].loc[1]:.1%} of the images "
+        f"dense and {at[reference].loc[top]:.1%} at CR {top:g}; the {oth} {at[other].loc[1]:.1%} dense and "
+        f"{at[other].loc[top]:.1%} at CR {top:g} (its best CR: {at[other].idxmax():g}, "
         f"{at[other].max():.1%})"
     )

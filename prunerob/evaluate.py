@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -111,7 +112,8 @@ def _batched_with_sources(fn, x, y, batch_size, name: str) -> tuple[torch.Tensor
     """``_batched`` for attack runs, which return candidates or ``(candidates, source names)`` (an
     ensemble names, per sample, the component that gave its candidate); plain attacks are their own
     source."""
-    advs, sources = [], []
+    advs: list[torch.Tensor] = []
+    sources: list[str] = []
     for i in range(0, len(x), batch_size):
         out = fn(x[i : i + batch_size], y[i : i + batch_size])
         adv, src = out if isinstance(out, tuple) else (out, [name] * len(out))
@@ -130,8 +132,9 @@ def run_fixed(
     info: attack_registry.AttackInfo,
     eps: float,
     source: nn.Module | None = None,
-) -> dict[str, torch.Tensor]:
-    """One fixed-epsilon attack run, verified on ``model``; returns per-sample tensors.  ``source``:
+) -> dict[str, torch.Tensor | list[str]]:
+    """One fixed-epsilon attack run, verified on ``model``; returns per-sample tensors (and the list
+    of per-sample source attack names under ``source_attack``).  ``source``:
     the model the examples are crafted on (transfer; default ``model`` itself)."""
     params = spec.preset_params
     torch.manual_seed(spec.attack_seed)
@@ -366,8 +369,8 @@ def worst_case_samples(samples: pd.DataFrame, eps_grid: dict[str, list[float]] |
     parts = []
     samples = samples.assign(run=attack_runs(samples))
     for (prune_id, cr, norm), group in samples.groupby(["prune_id", "cr", "norm"]):
-        grid = (eps_grid or {}).get(norm) or sorted(group["eps"].dropna().unique())
-        by_attack = [(kind, rows) for (_, kind), rows in group.groupby(["run", "kind"])]
+        grid = (eps_grid or {}).get(cast(str, norm)) or sorted(group["eps"].dropna().unique())
+        by_attack = [(cast(str, kind), rows) for (_, kind), rows in group.groupby(["run", "kind"])]
         names = "+".join(sorted(group["run"].unique()))
         for eps in grid:
             robust = None
@@ -379,6 +382,7 @@ def worst_case_samples(samples: pd.DataFrame, eps_grid: dict[str, list[float]] |
                     robust, r = robust.align(r, fill_value=True)
                     r = robust.astype(bool) & r.astype(bool)
                 robust = r
+            assert robust is not None  # each group has at least one run (a sample table row has run and kind)
             parts.append(
                 pd.DataFrame(
                     {
@@ -409,8 +413,8 @@ def common_runs_only(samples: pd.DataFrame, attack: pd.DataFrame, by: list[str])
     for _, group in runs.groupby([k for k in by if k in runs], dropna=False):
         common = set.intersection(*(set(r["run"]) for _, r in group.groupby("prune_id")))
         keep.append(group[group["run"].isin(common)][["prune_id", "run"]].drop_duplicates())
-    keep = pd.concat(keep, ignore_index=True)
-    mark = lambda frame: frame.assign(run=attack_runs(frame)).merge(keep, on=["prune_id", "run"]).drop(columns="run")
+    kept = pd.concat(keep, ignore_index=True)
+    mark = lambda frame: frame.assign(run=attack_runs(frame)).merge(kept, on=["prune_id", "run"]).drop(columns="run")
     return mark(samples), mark(attack)
 
 
@@ -419,7 +423,7 @@ def eps_grids(attack: pd.DataFrame) -> dict[str, list[float]]:
     worst case over them is taken on."""
     if not len(attack):
         return {}
-    return {norm: sorted(rows["eps"].unique()) for norm, rows in attack.groupby("norm")}
+    return {cast(str, norm): sorted(rows["eps"].unique()) for norm, rows in attack.groupby("norm")}
 
 
 def on_own_grids(worst_case, samples: pd.DataFrame, attack: pd.DataFrame) -> pd.DataFrame:
@@ -459,7 +463,8 @@ def min_distance(samples: pd.DataFrame) -> pd.DataFrame:
     wrong = samples["clean_pred"] != samples["label"]
     d = samples["distance"].where(ok, np.inf).where(~wrong, 0.0)
     frame = samples.assign(distance=d)
-    return frame.groupby(["prune_id", "cr", "norm", "sample"], as_index=False)["distance"].min()
+    # pandas-stubs type this as a Series; with as_index=False it is a DataFrame
+    return frame.groupby(["prune_id", "cr", "norm", "sample"], as_index=False)["distance"].min()  # type: ignore[return-value]
 
 
 def dense_curve(samples: pd.DataFrame, points: int = 60) -> pd.DataFrame:

@@ -44,7 +44,10 @@ def save_figure(chart: alt.TopLevelMixin, name: str, folder: Path | None = None)
     for fmt, path in paths.items():
         tmp = path.with_name(path.name + ".tmp")
         # altair hands the spec to vl-convert (no browser, no network)
-        chart.save(str(tmp), format=fmt, **({"scale_factor": PNG_SCALE} if fmt == "png" else {}))
+        if fmt == "png":
+            chart.save(str(tmp), format="png", scale_factor=PNG_SCALE)
+        else:
+            chart.save(str(tmp), format="svg")
         tmp.replace(path)
     return paths
 
@@ -52,7 +55,8 @@ def save_figure(chart: alt.TopLevelMixin, name: str, folder: Path | None = None)
 def offline_menu(chart: alt.TopLevelMixin, name: str) -> alt.TopLevelMixin:
     """The chart's "..." menu as it works offline: "Save as SVG/PNG", saving ``name``.svg/.png;
     no "View Source", "View Compiled Vega" or "Open in Vega Editor" (the editor is a web site)."""
-    meta = chart.usermeta if isinstance(getattr(chart, "usermeta", None), dict) else {}
+    usermeta = getattr(chart, "usermeta", None)
+    meta = usermeta if isinstance(usermeta, dict) else {}
     options = {
         **meta.get("embedOptions", {}),
         "downloadFileName": name,

@@ -3,6 +3,7 @@
 
     python -m prunerob.migrate            # the tables under $PRUNEROB_RESULTS (default book/results)
     python -m prunerob.migrate --check    # say what would change, write nothing
+    python -m prunerob.migrate --runs     # also title every executed notebook by what it ran
 
 A column a file lacks is filled with its true value where the file's own rows (or its stage's other
 tables) give it, and NA only where no true value exists:
@@ -140,8 +141,8 @@ def migrate(root: Path | None = None, write: bool = True, echo=print) -> dict:
                 results.atomic_write_bytes(path, lambda p, frame=new: frame.to_parquet(p, index=False))
         report[table] = {"files": len(files), "rewritten": changed, "filled": {c: dict(n) for c, n in filled.items()}}
         echo(f"{table}: {len(files)} files, {changed} {'rewritten' if write else 'to rewrite'}")
-        for column, notes in filled.items():
-            echo("    " + column + ": " + ", ".join(f"{note} in {n} files" for note, n in notes.items()))
+        for column, counts in filled.items():
+            echo("    " + column + ": " + ", ".join(f"{note} in {n} files" for note, n in counts.items()))
     return report
 
 
@@ -151,13 +152,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--results", type=Path, help="the results folder (default: $PRUNEROB_RESULTS or book/results)")
     parser.add_argument("--check", action="store_true", help="report what would change; write nothing")
+    parser.add_argument(
+        "--runs", action="store_true", help="also title the executed notebooks of the book's profiles by what they ran"
+    )
     args = parser.parse_args(argv)
     migrate(args.results, write=not args.check)
+    if args.runs and not args.check:
+        from prunerob import sweep
+
+        changed, orphans = sweep.retitle_runs()
+        print(f"runs: {changed} retitled; {len(orphans)} belong to no profile the book shows", file=sys.stderr)
+        for path in orphans:
+            print(f"  not in the book's profiles: {path}", file=sys.stderr)
     bad = [
         (t, p)
         for t in results.TABLES
         for p in sorted(((args.results or results.results_dir()) / t).glob("*.parquet"))
-        if not args.check and results.read_raw(p) is not None and results.schema_problems(results.read_raw(p), t)
+        if not args.check and (raw := results.read_raw(p)) is not None and results.schema_problems(raw, t)
     ]
     for table, path in bad:
         print(f"still not matching the {table} schema: {path}", file=sys.stderr)

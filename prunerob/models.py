@@ -168,7 +168,8 @@ class CNNOriginal(nn.Module):
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.xavier_uniform_(module.weight)  # Keras' glorot_uniform
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:  # every layer of this model has one
+                    nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(self.normalize(x))
@@ -237,7 +238,8 @@ class PreActBlock(nn.Module):
         self.shortcut: nn.Conv2d | None = None
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
-            self.shortcut.prunable = False
+            # setattr: Module.__setattr__ is typed for tensors and modules only
+            setattr(self.shortcut, "prunable", False)  # noqa: B010
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(x))
@@ -411,7 +413,7 @@ def build_model(
     return constructor(shape, num_classes=num_classes, mean=mean, std=std)
 
 
-def prunable_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def prunable_modules(model: nn.Module) -> list[tuple[str, nn.Conv2d | nn.Linear]]:
     """``(qualified name, module)`` for every prunable Conv2d and Linear, in definition order."""
     return [
         (name, module)

@@ -53,6 +53,7 @@ import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import pandas as pd
 import torch
@@ -371,30 +372,36 @@ def _is_pruned(module: nn.Module) -> bool:
     )
 
 
+def _tensor(module: nn.Module, name: str) -> torch.Tensor:
+    """``module.<name>`` (``weight``, ``weight_orig``, ``weight_mask``): torch types an attribute
+    looked up by name as ``Tensor | Module``; these are always tensors."""
+    return cast(torch.Tensor, getattr(module, name))
+
+
 def _weight_parameter(module: nn.Module) -> torch.Tensor:
     """The trainable weight tensor: ``weight_orig`` when pruned, else ``weight``."""
-    return module.weight_orig if _is_pruned(module) else module.weight
+    return _tensor(module, "weight_orig") if _is_pruned(module) else _tensor(module, "weight")
 
 
 def _effective_weight(module: nn.Module) -> torch.Tensor:
     # Computed from weight_orig: module.weight is only refreshed by a forward pass, so it is stale
     # right after an optimizer step.
     if _is_pruned(module):
-        return (module.weight_orig * module.weight_mask).detach()
-    return module.weight.detach()
+        return (_tensor(module, "weight_orig") * _tensor(module, "weight_mask")).detach()
+    return _tensor(module, "weight").detach()
 
 
 def _refresh_weight(module: nn.Module) -> None:
     # What torch.nn.utils.prune's forward pre-hook does, so module.weight is right before a forward.
-    module.weight = module.weight_orig * module.weight_mask
+    module.weight = _tensor(module, "weight_orig") * _tensor(module, "weight_mask")
 
 
 def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:
     """The boolean ``weight_mask`` of every prunable module (all True where not pruned)."""
     return {
-        name: module.weight_mask.detach().bool()
+        name: _tensor(module, "weight_mask").detach().bool()
         if _is_pruned(module)
-        else torch.ones_like(module.weight, dtype=torch.bool)
+        else torch.ones_like(_tensor(module, "weight"), dtype=torch.bool)
         for name, module in prunable_modules(model)
     }
 
@@ -417,7 +424,7 @@ def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
         mask = mask.detach().to(device=weight.device, dtype=weight.dtype)
         if _is_pruned(module):
             with torch.no_grad():
-                module.weight_mask.copy_(mask)
+                _tensor(module, "weight_mask").copy_(mask)
             _refresh_weight(module)
         else:
             prune.custom_from_mask(module, "weight", mask)
@@ -455,8 +462,8 @@ def make_permanent(model: nn.Module) -> nn.Module:
 def _kept_mask(module: nn.Module) -> torch.Tensor:
     # Without a mask (e.g. after make_permanent) the zeros of the weight are what was pruned.
     if _is_pruned(module):
-        return module.weight_mask.detach().bool()
-    return module.weight.detach() != 0
+        return _tensor(module, "weight_mask").detach().bool()
+    return _tensor(module, "weight").detach() != 0
 
 
 def sparsity_report(model: nn.Module, cr: float | None = None) -> pd.DataFrame:

@@ -23,6 +23,7 @@ import ast
 import csv
 import re
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -92,7 +93,9 @@ def summarize(source: Path) -> pd.DataFrame:
         raise FileNotFoundError(f"no result files like CNN-magnitude-global-unstructured.csv in {source}")
     csv.field_size_limit(1 << 30)
     for path in files:
-        model, criterion, scope, structure = FILE_NAME.match(path.name).groups()
+        match = FILE_NAME.match(path.name)
+        assert match is not None  # the files were picked by this pattern
+        model, criterion, scope, structure = match.groups()
         dataset, arch = MODELS[model]
         with open(path, newline="") as fh:
             records = [{**rec, "_cr": round(1 / (1 - float(rec["pruning_ratio"])))} for rec in csv.DictReader(fh)]
@@ -348,7 +351,7 @@ def robust_vs_original(
             if rows["n_runs"].nunique() > 1
             else f"mean of {int(rows['n_runs'].iloc[0])} runs"
         )
-        source = f"original: {what}, {RULES[rule]} ({runs})" if rule else f"original: {what} ({runs})"
+        source = f"original: {what}, {RULES[cast(str, rule)]} ({runs})" if rule else f"original: {what} ({runs})"
         parts.append(
             rows[["cr", "eps", "norm", "robust_acc", "low", "high", "n_runs"]].assign(
                 source=source, side="original", rule=rule

@@ -222,7 +222,7 @@ def _cast(series: pd.Series, dtype: str) -> pd.Series:
         raise ValueError("non-string values")
     if dtype in ("bool", "boolean") and not values.map(lambda v: isinstance(v, (bool, np.bool_))).all():
         raise ValueError("non-boolean values")
-    out = series.astype(dtype)
+    out = series.astype(dtype)  # type: ignore[call-overload]  # pandas-stubs take only literal dtype names
     if (
         dtype in ("int64", "Int64")
         and not (out.dropna().astype(float).to_numpy() == values.astype(float).to_numpy()).all()

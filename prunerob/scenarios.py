@@ -77,9 +77,9 @@ def _envelope(clean: np.ndarray, robust: np.ndarray, tol: float) -> list[tuple[f
                 p = (clean[j] - clean[i]) / (slope[i] - slope[j])
                 if 0 < p < 1:
                     points.add(float(p))
-    points = sorted(points)
+    cuts = sorted(points)
     spans: list[tuple[float, float, int]] = []
-    for a, b in zip(points[:-1], points[1:]):
+    for a, b in zip(cuts[:-1], cuts[1:]):
         values = clean + (a + b) / 2 * slope
         best = int(np.flatnonzero(values >= values.max() - tol)[0])
         if spans and spans[-1][2] == best:

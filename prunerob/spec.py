@@ -129,7 +129,12 @@ class _Spec:
     def non_default(self) -> dict[str, Any]:
         out = {}
         for f in fields(self):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            else:  # every spec field has a default
+                raise TypeError(f"{type(self).__name__}.{f.name} has no default")
             v = getattr(self, f.name)
             if _canonical(v) != _canonical(default):
                 out[f.name] = _canonical(v)
@@ -356,10 +361,11 @@ class _Stage:
 
     def __post_init__(self) -> None:
         # The one check that needs two parts: a zoo model exists per data set.
-        if "model" in self.PARTS and self.model.arch.startswith(ZOO_PREFIX):
+        stage: Any = self  # the subclasses declare the parts (data, model, ...) as their fields
+        if "model" in self.PARTS and stage.model.arch.startswith(ZOO_PREFIX):
             from prunerob import zoo
 
-            zoo.check(self.model.arch, self.data.dataset)
+            zoo.check(stage.model.arch, stage.data.dataset)
 
     @property
     def parts(self) -> dict[str, _Spec]:

@@ -134,7 +134,12 @@ def _verified(stage, cr: float | None, device: torch.device | str = "cpu") -> tu
     """(model, None) for a usable checkpoint of a train stage (``cr`` None) or of a prune stage at
     ``cr``; (None, what is wrong) where it is missing, unreadable, or not the one its stage's table
     recorded (another fingerprint)."""
-    path = train_checkpoint(stage) if stage.kind == "train" else prune_checkpoint(stage, cr)
+    if stage.kind == "train":
+        path = train_checkpoint(stage)
+    elif cr is None:
+        raise TypeError(f"the checkpoint of {stage.kind} stage {stage.id} needs a CR")
+    else:
+        path = prune_checkpoint(stage, cr)
     if not path.exists():
         return None, f"{path} is missing"
     try:
@@ -163,6 +168,7 @@ def load_upstream(stage, cr: float | None = None, device: torch.device | str = "
         raise MissingUpstream(
             f"{what} of {stage.kind} stage {stage.id}: {problem}; run that stage first: {stage_command(stage)}"
         )
+    assert model is not None  # _verified gives a model whenever it finds no problem
     return model
 
 

@@ -29,8 +29,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import yaml
@@ -199,9 +201,7 @@ def execute_stage(stage, device: str = "auto", progress: bool = True) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = _run_temporary(out, os.getpid())
     nb = jupytext.read(notebook_path(stage.kind))
-    title = nb.cells[0]
-    if title.cell_type == "markdown" and title.source.startswith("# "):  # the run's own page title
-        title.source = f"# {stage.id}: {title.source[2:]}"
+    set_run_title(nb, stage)
     try:
         for attempt in range(KERNEL_START_TRIES):
             try:
@@ -484,8 +484,15 @@ def run(
                     echo(f"FAILED {st.id}: {summary.failed[st.id]}")
         if stop.requested:
             summary.interrupted = True
-            summary.stopped = [st.id for st in running.values()]
-            summary.not_started = [st.id for st in waiting]
+            # a submitted stage still queued in the pool had not started: only those a worker had
+            # taken up were stopped while running
+            # (a local pool hands a worker at most one queued stage ahead; a Dask future cannot say,
+            # and counts as started)
+            started = [fut for fut in running if getattr(fut, "running", lambda: True)() or fut.done()]
+            summary.stopped = [running[fut].id for fut in started]
+            summary.not_started = [st.id for fut, st in running.items() if fut not in started] + [
+                st.id for st in waiting
+            ]
             stop.end_workers()
             _remove_stale_temporaries()  # the stopped stages' half-written run records
     finally:
@@ -534,7 +541,7 @@ class _Interrupt:
     def __init__(self, executor) -> None:
         self.executor = executor
         self.requested = False
-        self.previous = None
+        self.previous: Callable[[int, FrameType | None], Any] | int | None = None
         self.installed = False
 
     def install(self) -> None:
@@ -649,6 +656,62 @@ def write_sweep_record(
         "sweeps",
         f"{Path(profile_name).stem}-{started_at:%Y%m%dT%H%M%SZ}",
     )
+
+
+def run_title(stage) -> str:
+    """What a run is, as its page title says it: 'linf_fmn (strong) on cnn / mnist, seed 0, global
+    magnitude unstructured, CR 16'; a train stage: 'training cnn / mnist, seed 0'."""
+    p = stage.params()
+    model = f"{p['arch']} / {p['dataset']}, seed {p['seed']}"
+    if stage.train.training != "standard":
+        from prunerob.stages import training_label
+
+        model += f", {training_label(stage)}"
+    if stage.kind == "train":
+        return f"training {model}"
+    method = f"{p['scope']} {p['criterion']} {p['structure']}" + (
+        " + dense neurons" if p.get("prune_dense_neurons") else ""
+    )
+    if stage.kind == "prune":
+        return f"pruning {model}: {method}, CR {', '.join(f'{c:g}' for c in p['crs'])}"
+    attack = p["attack"] + (f" ({p['preset']})" if p.get("preset") else "")
+    if p.get("attack_output", "logits") != "logits":
+        attack += f" on the {p['attack_output']} output"
+    source = f", crafted at CR {p['source_cr']:g}" if p.get("source_cr") else ""
+    return f"{attack} on {model}, {method}, CR {p['cr']:g}{source}"
+
+
+def set_run_title(nb, stage) -> bool:
+    """Give an executed (or to be executed) stage notebook its run's title, with the stage id, as its
+    first heading; True where the heading changed."""
+    cell = nb.cells[0]
+    if cell.cell_type != "markdown" or not cell.source.startswith("# "):
+        return False
+    first, _, rest = cell.source.partition("\n")
+    new = f"# {run_title(stage)} ({stage.id})"
+    if first == new:
+        return False
+    cell.source = new + ("\n" + rest if rest else "")
+    return True
+
+
+def retitle_runs(profiles: tuple[str, ...] | None = None) -> tuple[int, list[Path]]:
+    """Give every executed notebook of ``profiles`` (default: the book's) its run's title; returns the
+    number retitled and the run records of stages in none of them (not shown in the book)."""
+    import nbformat
+
+    stages = {s.id: s for name in (profiles or book_profiles()) for s in expand(load_profile(name))}
+    changed, orphans = 0, []
+    for path in sorted(results.runs_dir().glob("*/*.ipynb")):
+        stage = stages.get(path.stem)
+        if stage is None:
+            orphans.append(path)
+            continue
+        nb = nbformat.read(path, as_version=4)
+        if set_run_title(nb, stage):
+            results.atomic_write_bytes(path, lambda p, nb=nb: nbformat.write(nb, str(p)))
+            changed += 1
+    return changed, orphans
 
 
 def _describe(stage) -> str:

@@ -83,3 +83,48 @@ def test_default_attack_set_uses_the_ensembles():
     sets = bench.attack_sets()
     assert [s.attack for s in sets["default"]["L0"]] == ["l0_ensemble"]
     assert [s.attack for s in sets["default"]["L2"]] == ["l2_ensemble"]
+
+
+def test_bench_sweep_projects_the_default_sets_cost_from_the_profiles_runs(monkeypatch, tmp_path):
+    import nbformat
+    import pandas as pd
+
+    from prunerob import bench, sweep
+
+    rows = []
+    for i, (attack, preset, seconds) in enumerate(
+        [
+            ("linf_fmn", "strong", 30.0),
+            ("l2_ensemble", "fast", 10.0),
+            ("l0_ensemble", "default", 60.0),
+            ("l0_pgd", "default", 40.0),
+        ]
+    ):
+        for cr in (1.0, 2.0):
+            sid = f"attack-{i}{int(cr)}"
+            rows.append(
+                {
+                    "stage_id": sid,
+                    "arch": "mlp",
+                    "training": "standard",
+                    "attack": attack,
+                    "preset": preset,
+                    "attack_output": "logits",
+                    "cr": cr,
+                    "stage_seconds": seconds * cr,
+                    "code_version": "abc",
+                }
+            )
+            (tmp_path / "attack").mkdir(exist_ok=True)
+            nb = nbformat.v4.new_notebook(metadata={"papermill": {"duration": seconds * cr + 10}})
+            nbformat.write(nb, str(tmp_path / "attack" / f"{sid}.ipynb"))
+    monkeypatch.setattr(sweep, "profile_results", lambda table, profile=None, only=None: pd.DataFrame(rows))
+    monkeypatch.setenv("PRUNEROB_RUNS", str(tmp_path))
+    records = bench.bench_sweep("cpu", workers=2, grid_checkpoints=10)
+    per_attack = {r["attack"]: r for r in records if "attack" in r}
+    assert per_attack["l0_pgd"]["stage_seconds_median"] == 60.0 and not per_attack["l0_pgd"]["default_set"]
+    assert per_attack["linf_fmn"]["papermill_seconds_median"] == 55.0
+    (projection,) = [r for r in records if "projection" in r]
+    # medians over CR 1 and 2 of the three default attacks' whole-stage seconds: 55 + 25 + 100 = 180
+    assert projection["seconds_per_checkpoint_papermill"] == 180.0
+    assert projection["projected_minutes"] == 180.0 * 10 / 2 / 60

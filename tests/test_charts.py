@@ -236,3 +236,11 @@ def test_middle_eps_is_where_the_dense_model_is_nearest_half_robust():
     # another column, e.g. the dense robust accuracy beside each pruned model's
     spots = pd.DataFrame({"cr": [2.0, 2.0], "eps": [0.1, 0.2], "dense": [0.7, 0.4]})
     assert charts.middle_eps(spots, "dense") == 0.2
+
+
+def test_clean_accuracy_by_structure_has_a_panel_per_structure_and_few_lines_each():
+    prune = _prune_rows().assign(kept=0.5)
+    spec = charts.clean_by_structure(prune, "t").to_dict()
+    assert [p["title"] for p in spec["hconcat"]] == ["unstructured", "filter"]
+    methods = {v.get("method") for d in spec["datasets"].values() for v in d} - {None}
+    assert methods == {"global magnitude unstructured", "global magnitude filter"}

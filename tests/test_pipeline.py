@@ -23,7 +23,9 @@ def test_every_stage_runs_and_writes_its_tables(smoke_study):
         nb = nbformat.read(record, as_version=4)
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert injected and "n_train = 2000" in injected[0].source
-        assert nb.cells[0].source.startswith(f"# {stage.id}:")
+        # titled by what it ran, with its stage id
+        assert nb.cells[0].source.splitlines()[0] == f"# {sweep.run_title(stage)} ({stage.id})"
+        assert stage.params()["arch"] in sweep.run_title(stage)
     assert not list(smoke_study["PRUNEROB_RUNS"].rglob("*.tmp.ipynb"))
 
 
