@@ -81,7 +81,8 @@ def test_only_selects_a_slice_with_the_stages_it_needs():
     with pytest.raises(sweep.SpecError, match="--only archh=...: unknown parameter; valid: .*arch"):
         sweep.select(stages, {"archh": "mlp"})
     with pytest.raises(
-        sweep.SpecError, match="--only arch='vgg11': no stage of the profile has it; values there: cnn, mlp, resnet8"
+        sweep.SpecError,
+        match="--only arch='vgg11': no stage of the profile has it; values there: cnn, cnn_original, mlp, resnet8",
     ):
         sweep.select(stages, {"arch": "vgg11"})
     with pytest.raises(
@@ -99,42 +100,74 @@ METHODS = {
 
 
 def test_the_cpu_profile_is_the_issues_grid_on_a_two_core_budget():
-    """CNN and MLP on MNIST: every method at CR 1..64 with the default attack set (a fixed and a minimal
-    attack per norm) on every CR of global magnitude unstructured; ResNet8 on Fashion-MNIST reduced.
-    The short fine-tuning budget is what fits two cores in three hours (README)."""
+    """CNN and MLP on MNIST: every method at CR 1..64; the CNN's global magnitude unstructured attacked
+    on every CR (fixed and minimal per norm); the MLP's unstructured methods attacked on every CR with
+    the new default minimal attacks (the dense model once) and fixed checks of another family at CR 4,
+    16, 64 (every CR of the headline method); the original's CNN re-made; ResNet8 on Fashion-MNIST
+    reduced. The short fine-tuning budget is what fits two cores (README)."""
     stages = sweep.expand(sweep.load_profile("cpu"))
     prune = [s for s in stages if s.kind == "prune"]
     by_model = {}
     for s in prune:
         by_model.setdefault((s.data.dataset, s.model.arch), []).append(s)
-    assert set(by_model) == {("mnist", "cnn"), ("mnist", "mlp"), ("fashion_mnist", "resnet8")}
+    assert set(by_model) == {
+        ("mnist", "cnn"),
+        ("mnist", "mlp"),
+        ("mnist", "cnn_original"),
+        ("fashion_mnist", "resnet8"),
+    }
     cnn = {(s.prune.structure, s.prune.scope, s.prune.criterion) for s in by_model["mnist", "cnn"]}
     assert cnn == METHODS
     # the MLP's kernel and filter pruning coincide (all layers dense): structured runs once, with neurons
     mlp = {(s.prune.structure, s.prune.scope, s.prune.criterion) for s in by_model["mnist", "mlp"]}
     assert mlp == {m for m in METHODS if m[0] != "kernel"}
-    for s in by_model["mnist", "cnn"] + by_model["mnist", "mlp"]:
+    for s in by_model["mnist", "cnn"] + by_model["mnist", "mlp"] + by_model["mnist", "cnn_original"]:
         assert tuple(s.prune.crs) == (1, 2, 4, 8, 16, 32, 64) and s.prune.finetune_max_epochs == 3
         assert s.train.training == "standard" and s.upstream.train.max_epochs == 30
     for s in by_model["fashion_mnist", "resnet8"]:
         assert tuple(s.prune.crs) == (1, 4, 16, 64) and s.upstream.train.max_epochs == 3
-    fixed, minimal = {"linf_apgd", "l2_apgd", "l0_pgd"}, {"linf_fmn", "l2_ddn", "l0_pgd_min"}
-    for arch in ("cnn", "mlp"):
-        attacks = [s for s in stages if s.kind == "attack" and s.model.arch == arch]
-        assert {(s.prune.structure, s.prune.scope, s.prune.criterion) for s in attacks} == {
-            ("unstructured", "global", "magnitude")
-        }
-        for name in fixed | minimal:
-            assert sorted(s.checkpoint.cr for s in attacks if s.params()["attack"] == name and s.train.seed == 0) == [
-                1,
-                2,
-                4,
-                8,
-                16,
-                32,
-                64,
-            ]
-        assert all(s.attack.n_samples == 1000 and not s.transfer for s in attacks)
+    every, pruned, checks = [1, 2, 4, 8, 16, 32, 64], [2, 4, 8, 16, 32, 64], [4, 16, 64]
+    headline = ("unstructured", "global", "magnitude")
+
+    def crs(arch, method, name, output="logits"):
+        return sorted(
+            s.checkpoint.cr
+            for s in stages
+            if s.kind == "attack"
+            and s.model.arch == arch
+            and s.train.seed == 0
+            and (s.prune.structure, s.prune.scope, s.prune.criterion) == method
+            and s.params()["attack"] == name
+            and s.attack.attack_output == output
+        )
+
+    for name in ("linf_apgd", "l2_apgd", "l0_pgd", "linf_fmn", "l2_ddn", "l0_pgd_min"):
+        assert crs("cnn", headline, name) == every, name
+    mlp_methods = {m for m in METHODS if m[0] == "unstructured"}
+    assert {
+        (s.prune.structure, s.prune.scope, s.prune.criterion)
+        for s in stages
+        if s.kind == "attack" and s.model.arch == "mlp"
+    } == mlp_methods
+    for method in mlp_methods:
+        for name in ("linf_fmn", "l2_ensemble", "l0_ensemble"):
+            assert crs("mlp", method, name) == (every if method == headline else pruned), (method, name)
+        for name in ("linf_apgd", "l2_apgd", "l0_pgd"):
+            assert crs("mlp", method, name) == (every if method == headline else checks), (method, name)
+    for name, output in (
+        ("linf_fmn", "logits"),
+        ("l2_ensemble", "logits"),
+        ("l0_ensemble", "logits"),
+        ("linf_pgd", "logits"),
+        ("linf_pgd", "softmax"),
+    ):
+        assert crs("cnn_original", headline, name, output) == every, (name, output)
+    assert all(
+        s.attack.n_samples == 1000 and not s.transfer
+        for s in stages
+        if s.kind == "attack" and s.model.arch != "resnet8"
+    )
+    minimal = {"linf_fmn", "l2_ddn", "l0_pgd_min"}
     # three seeds of the CNN's magnitude methods, and of its minimal attacks (the book's seed mean)
     cnn_seeds = {}
     for s in by_model["mnist", "cnn"]:
