@@ -6,6 +6,8 @@ chooses the slice (data set, architecture, method, attack) and the chart shows a
 
 from __future__ import annotations
 
+from typing import Any
+
 import altair as alt
 import pandas as pd
 
@@ -629,25 +631,14 @@ def methods_by_structure(
     for one norm. Click a legend entry to highlight a line; hover for numbers."""
     frame = curves[curves["eps"] > 0]
     frame, order = _with_eps_label(frame)
-    structure = frame["structure"].where(
-        ~frame["prune_dense_neurons"].astype(bool), frame["structure"] + " + dense neurons"
-    )
-    frame = frame.assign(panel=structure, line=frame["scope"] + " " + frame["criterion"])
+    frame = frame.assign(panel=_panel_of(frame), line=frame["scope"] + " " + frame["criterion"])
     if "tripped" not in frame:
         frame = frame.assign(tripped=False, why="")
     cols = ["panel", "line", "method", "cr", "epsilon", "robust_acc", "low", "high", "n", "n_seeds", "attacks"]
     frame = frame[[*cols, "tripped", "why"]]
     picker = _eps_picker(order, name="eps_methods", initial=initial_eps)
     pick = alt.selection_point(fields=["line"], bind="legend")
-    lines_present = [line for line in SCOPE_CRITERION if line in set(frame["line"])]
-    colour = alt.Color(
-        "line:N",
-        title="scope and criterion (click to select)",
-        sort=lines_present,
-        scale=alt.Scale(domain=SCOPE_CRITERION, range=SCOPE_CRITERION_COLOURS),
-        legend=alt.Legend(symbolOpacity=1, labelFontSize=12, titleFontSize=12, orient="bottom"),
-    )
-    dash = alt.condition("indexof(datum.line, 'random') >= 0", alt.value([2, 2]), alt.value([1, 0]))
+    colour, dash = _scope_criterion_style(frame)
     y = alt.Y("robust_acc:Q", axis=alt.Axis(format=".0%", title="robust accuracy"), scale=alt.Scale(domain=[0, 1]))
     tooltip = [
         alt.Tooltip("method:N"),
@@ -663,9 +654,7 @@ def methods_by_structure(
     clean = None
     if prune is not None and len(prune):
         c = prune.assign(
-            panel=prune["structure"].where(
-                ~prune["prune_dense_neurons"].astype(bool), prune["structure"] + " + dense neurons"
-            ),
+            panel=_panel_of(prune),
             line=prune["scope"] + " " + prune["criterion"],
             method=method_label(prune),
         )
@@ -719,6 +708,19 @@ def methods_by_structure(
 STRUCTURE_ORDER = {"unstructured": 0, "kernel": 1, "filter": 2}
 
 
+def _scope_criterion_style(frame: pd.DataFrame) -> tuple[alt.Color, Any]:
+    """One colour per scope and criterion (the same in every panel and chart), dotted for random."""
+    colour = alt.Color(
+        "line:N",
+        title="scope and criterion (click to select)",
+        sort=[line for line in SCOPE_CRITERION if line in set(frame["line"])],
+        scale=alt.Scale(domain=SCOPE_CRITERION, range=SCOPE_CRITERION_COLOURS),
+        legend=alt.Legend(symbolOpacity=1, labelFontSize=12, titleFontSize=12, orient="bottom"),
+    )
+    dash = alt.condition("indexof(datum.line, 'random') >= 0", alt.value([2, 2]), alt.value([1, 0]))
+    return colour, dash
+
+
 def _panel_of(frame: pd.DataFrame) -> pd.Series:
     return frame["structure"].where(~frame["prune_dense_neurons"].astype(bool), frame["structure"] + " + dense neurons")
 
@@ -737,14 +739,7 @@ def clean_by_structure(prune: pd.DataFrame, title: str = "") -> alt.HConcatChart
         frame = frame.assign(n_seeds=1)
     frame = frame[["panel", "line", "method", "cr", "clean_acc", "low", "high", "n_seeds", "kept"]]
     pick = alt.selection_point(fields=["line"], bind="legend")
-    colour = alt.Color(
-        "line:N",
-        title="scope and criterion (click to select)",
-        sort=[line for line in SCOPE_CRITERION if line in set(frame["line"])],
-        scale=alt.Scale(domain=SCOPE_CRITERION, range=SCOPE_CRITERION_COLOURS),
-        legend=alt.Legend(symbolOpacity=1, labelFontSize=12, titleFontSize=12, orient="bottom"),
-    )
-    dash = alt.condition("indexof(datum.line, 'random') >= 0", alt.value([2, 2]), alt.value([1, 0]))
+    colour, dash = _scope_criterion_style(frame)
     y = alt.Y("clean_acc:Q", axis=alt.Axis(format=".0%", title="clean accuracy"), scale=alt.Scale(domain=[0, 1]))
     tooltip = [
         alt.Tooltip("method:N"),
