@@ -7,6 +7,11 @@ without internet.
 
     python -m prunerob.browser _build/html                      # exit status 1 if a page fails
     python -m prunerob.browser _build/html --screenshots /tmp/shots book/intro.html
+    python -m prunerob.browser _build/html --runs all           # open every run page too
+
+The executed stage notebooks (``book/runs/<kind>/``, hundreds of pages made from one template)
+are opened as a sample, a few spread over each kind (``--runs``); every other run page is read as
+HTML instead: each file it loads must exist here, and none may come from another host.
 
 Uses playwright's sync API with the system's Chromium (``/usr/bin/chromium`` by default, or
 ``$PRUNEROB_CHROMIUM``); playwright's own browser downloads are not needed.
@@ -17,15 +22,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import html.parser
 import http.server
 import json
 import os
+import posixpath
 import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 CHROMIUM = os.environ.get("PRUNEROB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -41,6 +48,9 @@ LOCAL_HOST = "127.0.0.1"
 # Pages that are Sphinx machinery, not content.
 SKIPPED_PAGES = {"search.html", "genindex.html", "py-modindex.html"}
 SKIPPED_DIRS = {"_static", "_sources", "_images", "_downloads"}
+# The executed stage notebooks: opened as a sample (see sample_pages), the rest read as HTML.
+RUN_PAGES = "book/runs/"
+RUN_SAMPLE = 9
 
 # Every altair chart is a div#altair-viz-*; vega-embed adds class "vega-embed" to its target.
 CHARTS_JS = "Array.from(new Set(document.querySelectorAll('div[id^=\"altair-viz-\"], .vega-embed')))"
@@ -112,6 +122,7 @@ class PageReport:
     external_requests: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)  # local ones: 404s, aborts
     screenshot: str | None = None
+    opened: bool = True  # False: read as HTML only (a run page outside the sample)
 
     @property
     def n_charts(self) -> int:
@@ -208,6 +219,73 @@ def find_pages(html_dir: Path) -> list[str]:
     return pages
 
 
+def sample_pages(pages: list[str], runs: int | None = RUN_SAMPLE) -> tuple[list[str], list[str]]:
+    """``(opened, read)``: every page outside ``book/runs/`` is opened; of the run pages, ``runs``
+    in all (None: every one), spread evenly over each kind's folder in name order from its first to
+    its last, at least one per kind; the others are only read as HTML (:func:`scan_page`)."""
+    if runs is None:
+        return list(pages), []
+    kinds: dict[str, list[str]] = {}
+    for page in pages:
+        if page.startswith(RUN_PAGES):
+            kinds.setdefault(posixpath.dirname(page), []).append(page)
+    chosen = set()
+    for group in kinds.values():
+        take = min(len(group), max(1, runs // len(kinds)))
+        chosen |= {group[round(i * (len(group) - 1) / max(1, take - 1))] for i in range(take)}
+    opened = [p for p in pages if not p.startswith(RUN_PAGES) or p in chosen]
+    return opened, [p for p in pages if p.startswith(RUN_PAGES) and p not in chosen]
+
+
+class _Resources(html.parser.HTMLParser):
+    """The URLs a page loads by itself: scripts, images, frames, media, stylesheets and icons."""
+
+    LOADED = {
+        "script": "src",
+        "img": "src",
+        "iframe": "src",
+        "embed": "src",
+        "source": "src",
+        "audio": "src",
+        "video": "src",
+    }
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "link" and values.get("href"):
+            rel = (values.get("rel") or "").lower().split()
+            if {"stylesheet", "icon", "preload", "modulepreload"} & set(rel):
+                self.urls.append(values["href"] or "")
+        elif tag in self.LOADED and values.get(self.LOADED[tag]):
+            self.urls.append(values[self.LOADED[tag]] or "")
+
+
+def scan_page(html_dir: Path, page: str, base: str = f"http://{LOCAL_HOST}/") -> PageReport:
+    """Read ``page`` as HTML, without a browser: a file it loads that is not in ``html_dir`` is a
+    failed request, one from another host an external request."""
+    report = PageReport(page=page, url=base + page, opened=False)
+    path = Path(html_dir) / page
+    if not path.is_file():
+        report.failed_requests.append(f"missing page {page}")
+        return report
+    parser = _Resources()
+    parser.feed(path.read_text(encoding="utf-8", errors="replace"))
+    report.status = 200
+    for url in parser.urls:
+        absolute = urljoin(report.url, url)
+        if not is_local(absolute):
+            report.external_requests.append(absolute)
+        elif urlsplit(absolute).scheme.startswith("http"):
+            target = Path(html_dir) / unquote(urlsplit(absolute).path).lstrip("/")
+            if not target.is_file():
+                report.failed_requests.append(f"missing {absolute}")
+    return report
+
+
 def open_page(browser, url: str, report: PageReport, timeout_ms: int = 30_000):
     """Open ``url`` in a new page that records what ``report`` needs; returns the page."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -273,12 +351,14 @@ def check_book(
     pages: list[str] | None = None,
     screenshots: Path | None = None,
     timeout_ms: int = 30_000,
+    runs: int | None = None,
 ) -> list[PageReport]:
-    """Open each page of the built book in Chromium and report what works and what does not."""
+    """Open each page of the built book in Chromium and report what works and what does not;
+    with ``runs``, only that many run pages are opened and the others read (:func:`sample_pages`)."""
     html_dir = Path(html_dir).resolve()
     if not html_dir.is_dir():
         raise FileNotFoundError(f"no built book at {html_dir}")
-    pages = find_pages(html_dir) if pages is None else list(pages)
+    pages, read = sample_pages(find_pages(html_dir) if pages is None else list(pages), runs)
     if screenshots is not None:
         screenshots = Path(screenshots)
         screenshots.mkdir(parents=True, exist_ok=True)
@@ -300,17 +380,28 @@ def check_book(
             except Exception as error:  # noqa: BLE001 - one broken page must not hide the rest
                 report.page_errors.append(f"{type(error).__name__}: {error}")
             reports.append(report)
-    return reports
+    return reports + [scan_page(html_dir, page) for page in read]
 
 
 def format_report(report: PageReport) -> str:
     marks = ", ".join(f"{c.renderer}:{c.marks}" for c in report.charts) or "-"
+    if not report.opened:
+        line = f"{'ok  ' if report.ok else 'FAIL'} {report.page}: read as HTML, {len(report.external_requests)} external requests"
+        return "\n".join([line] + [f"     - {p}" for p in report.problems()])
     line = (
         f"{'ok  ' if report.ok else 'FAIL'} {report.page}: {report.n_charts} charts ({marks}), "
         f"math {report.math_typeset}/{report.math_elements}, "
         f"{len(report.external_requests)} external requests"
     )
     return "\n".join([line] + [f"     - {p}" for p in report.problems()])
+
+
+def _run_count(text: str) -> int | None:
+    if text == "all":
+        return None
+    if text.isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"--runs {text!r}: give a whole number >= 0 or 'all'")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -323,15 +414,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screenshots", type=Path, metavar="DIR", help="write a full-page PNG of each page here")
     parser.add_argument("--json", action="store_true", help="print the reports as JSON")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait per step")
+    parser.add_argument(
+        "--runs",
+        type=_run_count,
+        default=RUN_SAMPLE,
+        help=f"run pages (book/runs/) to open, spread over each kind; the others are read as HTML (default {RUN_SAMPLE}; 'all')",
+    )
     args = parser.parse_args(argv)
-    reports = check_book(args.html_dir, args.pages or None, args.screenshots, int(args.timeout * 1000))
+    reports = check_book(
+        args.html_dir, args.pages or None, args.screenshots, int(args.timeout * 1000), None if args.pages else args.runs
+    )
     if args.json:
         print(json.dumps([asdict(r) | {"ok": r.ok, "problems": r.problems()} for r in reports], indent=2))
     else:
         for report in reports:
             print(format_report(report))
         failed = sum(not r.ok for r in reports)
-        print(f"{len(reports) - failed}/{len(reports)} pages ok")
+        read = sum(not r.opened for r in reports)
+        print(
+            f"{len(reports) - failed}/{len(reports)} pages ok ({len(reports) - read} opened in Chromium, {read} read as HTML)"
+        )
     return 0 if reports and all(r.ok for r in reports) else 1
 
 
