@@ -238,6 +238,25 @@ def coverage(curves: pd.DataFrame, attack: pd.DataFrame) -> str:
     )
 
 
+def coverage_by_model(attack: pd.DataFrame) -> str:
+    """What a chapter's results rest on, per model (never one sentence for all), from its attack
+    rows: 'cnn on mnist: 3 seeds, 1000 images; resnet8 on fashion_mnist: 1 seed (one seed), 500
+    images'. Images: the attacked test images of each run (a range where runs differ)."""
+    if not len(attack):
+        return "no attack results"
+    from prunerob.charts import model_label
+
+    parts = []
+    frame = attack.assign(_model=model_label(attack))
+    for model, rows in sorted(frame.groupby("_model"), key=lambda item: str(item[0])):
+        seeds = int(rows["seed"].nunique())
+        low, high = int(rows["n"].min()), int(rows["n"].max())
+        images = f"{low} images" if low == high else f"{low} to {high} images"
+        seed_text = f"{seeds} seed{'s' if seeds > 1 else ''}" + (" (one seed)" if seeds == 1 else "")
+        parts.append(f"{model}: {seed_text}, {images}")
+    return "; ".join(parts)
+
+
 # the family of each default and check attack: agreement only counts between different families
 FAMILY = {
     "linf_fmn": "FMN",

@@ -453,3 +453,22 @@ def test_one_attacked_method_is_described_as_the_only_one():
     found = report.method_findings(curves, None, "L2", 1.0)
     assert "the only method attacked" in found["sentence"] and "the least" not in found["sentence"]
     assert report.coverage(curves, attack).startswith("1 method at CR 1 to 4")
+
+
+def test_coverage_by_model_states_seeds_and_images_per_model():
+    rows = pd.DataFrame(
+        {
+            "dataset": ["mnist"] * 4 + ["fashion_mnist"],
+            "arch": ["cnn"] * 3 + ["mlp", "resnet8"],
+            "training": ["standard"] * 5,
+            "seed": [0, 1, 2, 0, 0],
+            "n": [1000, 1000, 1000, 1000, 500],
+        }
+    )
+    assert report.coverage_by_model(rows) == (
+        "cnn on mnist: 3 seeds, 1000 images; mlp on mnist: 1 seed (one seed), 1000 images; "
+        "resnet8 on fashion_mnist: 1 seed (one seed), 500 images"
+    )
+    mixed = rows.assign(n=[1000, 500, 1000, 1000, 500])
+    assert report.coverage_by_model(mixed).startswith("cnn on mnist: 3 seeds, 500 to 1000 images;")
+    assert report.coverage_by_model(rows.iloc[:0]) == "no attack results"
