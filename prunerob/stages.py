@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,51 @@ def fixed_threads(device: torch.device):
         yield torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+# --- portable CPU math -----------------------------------------------------------------------
+
+# The same train stage gave other weights on an Intel processor with AVX-512 than on an AMD one with
+# AVX2, at one thread: torch picks its vector kernels (ATen) by processor, MKL picks its matrix-product
+# code by processor, and oneDNN and NNPACK convolutions differ again.  The stages that make weights
+# (train, prune) therefore run on a CPU with portable math: ATen's default (not vectorised) kernels
+# and MKL in its reproducible mode COMPATIBLE (both chosen when the process starts: PORTABLE_ENV,
+# which the sweep and `stage` give their kernels), oneDNN and NNPACK off.  Measured: one set of
+# weights with MKL restricted to SSE4.2, AVX2 or AVX-512, at about 1.5-2x the training time.  Attacks
+# run on the processor's fastest kernels; their tables record the checkpoint they measured.
+PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
+# set to 1 to train and prune with the processor's own kernels (weights then depend on the processor)
+NATIVE_MATH_VAR = "PRUNEROB_NATIVE_MATH"
+
+
+def math_problem() -> str | None:
+    """Why this process cannot make portable weights on a CPU (one line); None where it can."""
+    if os.environ.get(NATIVE_MATH_VAR) == "1":
+        return None
+    capability, mkl = torch.backends.cpu.get_cpu_capability(), os.environ.get("MKL_CBWR")
+    if capability == "DEFAULT" and mkl == "COMPATIBLE":
+        return None
+    return (
+        f"train and prune stages make weights with portable CPU math, but this process runs torch's "
+        f"{capability} kernels with MKL_CBWR={mkl}: start it with "
+        + " ".join(f"{k}={v}" for k, v in PORTABLE_ENV.items())
+        + f" (`python -m prunerob stage` and `sweep` do), or set {NATIVE_MATH_VAR}=1 for weights that depend on the processor"
+    )
+
+
+@contextlib.contextmanager
+def portable_math(device: torch.device):
+    """The body (a train or prune stage) on a CPU with portable math: refused, before any work, in a
+    process started without :data:`PORTABLE_ENV`; oneDNN and NNPACK off while it runs."""
+    if device.type != "cpu":
+        yield
+        return
+    problem = math_problem()
+    if problem:
+        raise RuntimeError(problem)
+    native = os.environ.get(NATIVE_MATH_VAR) == "1"
+    with torch.backends.mkldnn.flags(enabled=native), torch.backends.nnpack.flags(enabled=native):
+        yield
 
 
 # --- checkpoints -----------------------------------------------------------------------------
@@ -245,7 +291,7 @@ def finetune_spec(stage: PruneStage):
 def run_train(stage: TrainStage, device: str = "auto", progress: bool = True) -> pd.DataFrame:
     """Train the dense model; a RobustBench model (``rb:...``) is loaded from the zoo instead."""
     dev = select_device(device)
-    with fixed_threads(dev) as threads:
+    with fixed_threads(dev) as threads, portable_math(dev):
         return _run_train(stage, dev, progress, threads)
 
 
@@ -300,7 +346,7 @@ def _load_zoo_model(stage: TrainStage, splits: data_mod.Splits, dev: torch.devic
 
 def run_prune(stage: PruneStage, device: str = "auto", progress: bool = True) -> pd.DataFrame:
     dev = select_device(device)
-    with fixed_threads(dev) as threads:
+    with fixed_threads(dev) as threads, portable_math(dev):
         return _run_prune(stage, dev, progress, threads)
 
 

@@ -24,6 +24,7 @@ Ctrl-C stops the sweep cleanly (see :func:`run`).
 from __future__ import annotations
 
 import datetime
+import functools
 import itertools
 import os
 import signal
@@ -192,6 +193,22 @@ def run_record(stage) -> Path:
     return results.runs_dir() / stage.kind / f"{stage.id}.ipynb"
 
 
+@functools.cache
+def portable_kernel_manager() -> type:
+    """A kernel manager whose kernels start with :data:`prunerob.stages.PORTABLE_ENV` (and never with
+    the opt-out of it): the environment torch and MKL read once, when the process starts."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    from prunerob.stages import NATIVE_MATH_VAR, PORTABLE_ENV
+
+    class PortableMathKernelManager(AsyncKernelManager):
+        async def _async_pre_start_kernel(self, **kw: Any):
+            env = {k: v for k, v in dict(kw.pop("env", None) or os.environ).items() if k != NATIVE_MATH_VAR}
+            return await super()._async_pre_start_kernel(env=env | PORTABLE_ENV, **kw)
+
+    return PortableMathKernelManager
+
+
 def execute_stage(stage, device: str = "auto", progress: bool = True) -> Path:
     """Run one stage's notebook through papermill; the executed notebook is the run's record."""
     import jupytext
@@ -217,6 +234,8 @@ def execute_stage(stage, device: str = "auto", progress: bool = True) -> Path:
                     # the kernel's own log stays quiet (its "running over TCP without encryption" warning:
                     # the kernel listens on loopback only, for this process)
                     extra_arguments=KERNEL_ARGS,
+                    # the stages that make weights start with portable CPU math (stages.PORTABLE_ENV)
+                    **({"kernel_manager_class": portable_kernel_manager()} if stage.kind in ("train", "prune") else {}),
                 )
                 break
             except RuntimeError as exc:  # many kernels starting at once can race for a port
