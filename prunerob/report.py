@@ -67,17 +67,6 @@ def methods(frame: pd.DataFrame, where: dict) -> dict[str, dict]:
     return dict(sorted(out.items()))
 
 
-def common_runs(attack: pd.DataFrame) -> set[str]:
-    """The attack runs (``attack/preset``, white-box) that ran on every checkpoint (prune stage and
-    CR) of ``attack``: the runs every method at every CR faced."""
-    rows = evaluate.white_box(attack)
-    if not len(rows):
-        return set()
-    runs = rows["attack"] + "/" + rows["preset"].astype(str)
-    per_checkpoint = runs.groupby([rows["prune_id"], rows["cr"]]).agg(set)
-    return set.intersection(*per_checkpoint)
-
-
 def method_robustness(
     attack: pd.DataFrame, samples: pd.DataFrame, where: dict, confidence: float = 0.95
 ) -> pd.DataFrame:
