@@ -700,17 +700,43 @@ def run_title(stage) -> str:
     return f"{attack} on {model}, {method}, CR {p['cr']:g}{source}"
 
 
+def rerun_command(stage) -> str:
+    """The command that runs ``stage`` again, as a user types it after the README's setup: its
+    parameters that differ from the defaults, each as ``-p name=value`` (YAML, quoted for the shell)."""
+    import shlex
+
+    import yaml
+
+    def value(v: Any) -> str:
+        return yaml.safe_dump(v, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+
+    flat = {name: v for part in stage.canonical().values() for name, v in part.items()}
+    args = " ".join(f"-p {shlex.quote(f'{name}={value(v)}')}" for name, v in flat.items())
+    return f".venv/bin/python -m prunerob stage {stage.kind} {args}".strip()
+
+
+RERUN_NOTE = "Run it again:"
+
+
 def set_run_title(nb, stage) -> bool:
     """Give an executed (or to be executed) stage notebook its run's title, with the stage id, as its
-    first heading; True where the heading changed."""
+    first heading, and under it the command that runs it again (change a ``-p`` value to run it with
+    other parameters); True where the cell changed."""
     cell = nb.cells[0]
     if cell.cell_type != "markdown" or not cell.source.startswith("# "):
         return False
-    first, _, rest = cell.source.partition("\n")
-    new = f"# {run_title(stage)} ({stage.id})"
-    if first == new:
+    _, _, rest = cell.source.partition("\n")
+    rest = rest.lstrip("\n")
+    if rest.startswith(RERUN_NOTE):  # the note of an earlier title: replaced
+        rest = rest.partition("\n\n")[2]
+    note = (
+        f"{RERUN_NOTE} `{rerun_command(stage)}` (its upstream checkpoints must exist: `.venv/bin/python -m "
+        "prunerob sweep` re-makes them; change a `-p` value to run it with other parameters)."
+    )
+    new = f"# {run_title(stage)} ({stage.id})\n\n{note}" + (f"\n\n{rest}" if rest else "")
+    if cell.source == new:
         return False
-    cell.source = new + ("\n" + rest if rest else "")
+    cell.source = new
     return True
 
 
