@@ -48,12 +48,22 @@ def worst_case_samples(samples: pd.DataFrame, eps_grid: dict[str, list[float]] |
     return per_sample.merge(meta, on="prune_id", how="left")
 
 
-def scenario_lines(worst: pd.DataFrame, prune: pd.DataFrame) -> pd.DataFrame:
-    """Robust accuracy (``worst``: rows of ``evaluate.worst_case``) beside the clean accuracy on the
-    full test set of the same checkpoint (``prune``: the prune table), one row per (model, CR,
-    norm, eps) with ``clean`` and ``robust``; eps 0 is left out (it is the clean accuracy)."""
-    clean = prune.rename(columns={"stage_id": "prune_id", "clean_acc": "clean"})
-    lines = worst[worst["eps"] > 0].merge(clean[["prune_id", "cr", "clean", *MODEL_KEYS]], on=["prune_id", "cr"])
+def scenario_lines(worst: pd.DataFrame, prune: pd.DataFrame, samples: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Robust accuracy (``worst``: rows of ``evaluate.worst_case``) beside the clean accuracy of the
+    same checkpoint, one row per (model, CR, norm, eps) with ``clean`` and ``robust``; eps 0 is left
+    out (it is the clean accuracy).  With ``samples`` (the per-sample rows the worst case came from),
+    ``clean`` is the accuracy on the very images attacked, per checkpoint and norm, so that acc(p)
+    mixes two numbers measured on one set of images; without, the prune table's accuracy on the full
+    test set.  ``clean_full`` is always the latter."""
+    full = prune.rename(columns={"stage_id": "prune_id", "clean_acc": "clean_full"})
+    lines = worst[worst["eps"] > 0].merge(full[["prune_id", "cr", "clean_full", *MODEL_KEYS]], on=["prune_id", "cr"])
+    if samples is None:
+        lines = lines.assign(clean=lines["clean_full"])
+    else:
+        seen = samples.drop_duplicates(["prune_id", "cr", "norm", "sample"])
+        right = (seen["clean_pred"] == seen["label"]).rename("clean")
+        clean = right.groupby([seen["prune_id"], seen["cr"], seen["norm"]]).mean().reset_index()
+        lines = lines.merge(clean, on=["prune_id", "cr", "norm"], how="left")
     return lines.rename(columns={"robust_acc": "robust"})
 
 

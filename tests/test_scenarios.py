@@ -129,3 +129,25 @@ def test_sweet_spots_pairs_each_seed_with_its_own_dense_model():
     assert spot["n_seeds"] == 2 and spot["diff"] == 0 and spot["verdict"] == "no clear difference"
     ci = scenarios.robust_with_ci(per_sample)
     assert set(ci["n_seeds"]) == {2} and ((ci["low"] <= ci["robust_acc"]) & (ci["robust_acc"] <= ci["high"])).all()
+
+
+def test_scenario_lines_take_clean_accuracy_from_the_attacked_images():
+    # the full test set reads 0.99, but 2 of the 4 attacked images are misclassified: acc(p) must mix
+    # numbers measured on one set of images
+    prune = pd.DataFrame([{**META, "stage_id": "prune-a", "cr": 1.0, "clean_acc": 0.99}])
+    worst = pd.DataFrame({"prune_id": "prune-a", "cr": 1.0, "norm": "L2", "eps": [0.5, 1.0], "robust_acc": [0.5, 0.25]})
+    samples = pd.DataFrame(
+        {
+            "prune_id": "prune-a",
+            "cr": 1.0,
+            "norm": "L2",
+            # two attacks on the same four images: each image counts once
+            "sample": [0, 1, 2, 3] * 2,
+            "label": [1, 2, 3, 4] * 2,
+            "clean_pred": [1, 2, 0, 0] * 2,
+        }
+    )
+    lines = scenarios.scenario_lines(worst, prune, samples)
+    assert lines["clean"].tolist() == [0.5, 0.5] and lines["clean_full"].tolist() == [0.99, 0.99]
+    assert lines["robust"].tolist() == [0.5, 0.25]
+    assert scenarios.scenario_lines(worst, prune)["clean"].tolist() == [0.99, 0.99]
