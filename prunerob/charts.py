@@ -26,6 +26,13 @@ HEADLINE = {
 }
 
 
+def whole_tables() -> None:
+    """A chapter's tables shown whole: every row and column, cells never cut with '...' (pandas cuts
+    a table of over 60 rows to 10 by default)."""
+    for option in ("display.max_rows", "display.max_columns", "display.max_colwidth"):
+        pd.set_option(option, None)
+
+
 def pick(frame: pd.DataFrame, **where) -> pd.DataFrame:
     """The rows of ``frame`` that match ``HEADLINE`` updated with ``where``; a value of None drops
     that key (``pick(prune, structure=None, scope=None, criterion=None)``: every method of the
