@@ -469,3 +469,35 @@ def test_a_minimal_attack_skips_samples_the_model_already_gets_wrong(trained_cnn
     alone = ev.attack_curve(trained_cnn, x[~wrong], y[~wrong], spec, (1, 28, 28)).samples["distance"].to_numpy()
     assert np.allclose(s.loc[~wrong, "distance"].to_numpy(), alone)
     assert res.checks.set_index("check")["passed"].all(), res.checks
+
+
+def test_a_fixed_attack_attacks_only_the_samples_still_robust(trained_cnn, samples, monkeypatch):
+    """Each budget's run is handed only the samples correct on the clean input and unbroken at the
+    smaller budgets (and the unbounded check only those unbroken at the largest); the others carry
+    the candidate that broke them, which is verified again inside the larger ball."""
+    x, y = samples
+    x, y = x[:80], y[:80].clone()
+    y[:10] = (trained_cnn(x[:10]).argmax(1) + 1) % 10  # ten labels the model gets wrong
+    info = attacks.ATTACKS["linf_pgd"]
+    seen = []
+
+    def spy(model, xb, yb, eps, **params):
+        seen.append((eps, len(xb)))
+        return info.run(model, xb, yb, eps, **params)
+
+    monkeypatch.setitem(attacks.ATTACKS, "linf_pgd", type(info)(**{**info.__dict__, "run": spy}))
+    spec = AttackSpec(attack="linf_pgd", eps=(8 / 255, 32 / 255, 64 / 255), n_samples=80, attack_batch_size=200)
+    res = ev.attack_curve(trained_cnn, x, y, spec, (1, 28, 28))
+    curve = res.curve.sort_values("eps").reset_index(drop=True)
+    handed = [n for _, n in seen]
+    # eps 0 gets the clean-correct samples, each later budget (and the unbounded check after the
+    # last) the survivors of the one before it; a run with no survivor left is not started
+    survivors = [round(curve["robust_acc"].iloc[0] * 80), *(round(a * 80) for a in curve["robust_acc"])]
+    assert survivors[0] <= 70 and survivors[-1] < survivors[0]
+    assert handed == [n for n in survivors if n]
+    s = res.samples
+    assert s["valid"].all()  # every candidate, carried ones too, inside its ball and the box
+    top = s[(s["eps"] == s["eps"].max()) & (s["clean_pred"] == s["label"])]
+    assert (top["success"] == (top["adv_pred"] != top["label"])).all() and top["success"].any()
+    assert (top.loc[top["success"], "distance"] <= 64 / 255 + 1e-6).all()
+    assert res.checks.set_index("check")["passed"].all(), res.checks

@@ -100,11 +100,11 @@ METHODS = {
 
 
 def test_the_cpu_profile_is_the_issues_grid_on_a_two_core_budget():
-    """CNN and MLP on MNIST: every method at CR 1..64; the CNN's global magnitude unstructured attacked
-    on every CR (fixed and minimal per norm); every MLP method attacked on every CR with the new
-    default minimal attacks and APGD in Linf (the dense model once) and fixed checks of another family
-    in L2 and L0 at CR 4, 16, 64 (every CR of the headline method); the original's CNN re-made; ResNet8 on Fashion-MNIST
-    reduced. The short fine-tuning budget is what fits two cores (README)."""
+    """CNN and MLP on MNIST: every method at CR 1..64, every method of both (seed 0) attacked on every
+    CR with the default minimal attacks and APGD in Linf (the dense model once) and fixed checks of
+    another family in L2 and L0 at CR 4, 16, 64 (every CR of the headline method, and the original's
+    PGD presets on the CNN's); the original's CNN re-made; ResNet8 on Fashion-MNIST reduced. The short
+    fine-tuning budget is what fits two cores (README)."""
     stages = sweep.expand(sweep.load_profile("cpu"))
     prune = [s for s in stages if s.kind == "prune"]
     by_model = {}
@@ -141,20 +141,22 @@ def test_the_cpu_profile_is_the_issues_grid_on_a_two_core_budget():
             and s.attack.attack_output == output
         )
 
-    for name in ("linf_apgd", "l2_apgd", "l0_pgd", "linf_fmn", "l2_ddn", "l0_pgd_min"):
+    for name in ("linf_pgd", "l2_pgd"):  # the original's presets, on the CNN's headline method only
         assert crs("cnn", headline, name) == every, name
-    # every MLP method attacked: the default minimal attacks and APGD in Linf on every pruned CR (the
+        assert all(crs("cnn", m, name) == [] for m in cnn - {headline}) and crs("mlp", headline, name) == []
+    # every method attacked: the default minimal attacks and APGD in Linf on every pruned CR (the
     # dense model once, under the headline method), the L2 and L0 fixed checks at CR 4, 16, 64
-    assert {
-        (s.prune.structure, s.prune.scope, s.prune.criterion)
-        for s in stages
-        if s.kind == "attack" and s.model.arch == "mlp"
-    } == mlp
-    for method in mlp:
-        for name in ("linf_fmn", "l2_ensemble", "l0_ensemble", "linf_apgd"):
-            assert crs("mlp", method, name) == (every if method == headline else pruned), (method, name)
-        for name in ("l2_apgd", "l0_pgd"):
-            assert crs("mlp", method, name) == (every if method == headline else checks), (method, name)
+    for arch, methods in (("cnn", cnn), ("mlp", mlp)):
+        assert {
+            (s.prune.structure, s.prune.scope, s.prune.criterion)
+            for s in stages
+            if s.kind == "attack" and s.model.arch == arch and s.train.seed == 0
+        } == methods
+        for method in methods:
+            for name in ("linf_fmn", "l2_ensemble", "l0_ensemble", "linf_apgd"):
+                assert crs(arch, method, name) == (every if method == headline else pruned), (arch, method, name)
+            for name in ("l2_apgd", "l0_pgd"):
+                assert crs(arch, method, name) == (every if method == headline else checks), (arch, method, name)
     for name, output in (
         ("linf_fmn", "logits"),
         ("l2_ensemble", "logits"),
@@ -221,8 +223,12 @@ def test_the_full_profile_compares_pgd_training_at_the_cpu_budget_on_the_cpu_pro
         std = [s for s in picked if s.train.training == "standard"]
         pgd = [s for s in picked if s.train.training == "pgd"]
         assert std and pgd, only
-        # the cpu profile's models (ResNet8 faces one more attack here: APGD, the fixed Linf check)
-        assert {s.id for s in std if s.kind != "attack" or s.model.arch == "cnn"} <= cpu_ids, only
+        # the cpu profile's models; the attacks the PGD-trained model faces run on the standard one too
+        # (ResNet8: APGD, the fixed Linf check; the CNN: DDN and PGD_0-min, the components of the cpu
+        # profile's ensembles), the rest are the cpu profile's
+        assert {s.id for s in std if s.kind != "attack"} <= cpu_ids, only
+        extra_std = {s.params()["attack"] for s in std if s.kind == "attack" and s.id not in cpu_ids}
+        assert extra_std == ({"linf_apgd"} if only["arch"] == "resnet8" else {"l2_ddn", "l0_pgd_min"}), only
         assert {s.id for s in pgd}.isdisjoint(cpu_ids), only  # the cpu profile has no adversarial training
         assert all(s.train.adv_eps == 0.1 and s.train.adv_steps == 10 for s in pgd)
         runs = {
