@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="NAME=VALUE",
         help="run only the profile's stages with this parameter value (and what they need); "
-        "repeat to narrow, e.g. --only arch=mlp --only training=standard",
+        "repeat to narrow, e.g. --only arch=mlp --only training=standard; kind=train|prune|attack "
+        "selects a stage kind (--only kind=prune: the checkpoints, no attack)",
     )
 
     st = sub.add_parser("stage", help="run one stage notebook with parameters (as papermill would)")

@@ -165,19 +165,24 @@ def _expand_entry(entry: dict[str, Any], stages: dict[str, Any]) -> None:
 
 def select(all_stages: list, only: dict[str, Any]) -> list:
     """The stages whose parameters have every value in ``only`` (e.g. ``{"arch": "mlp"}``), with the
-    upstream stages they need; an unknown parameter name or a value no stage has is an error."""
+    upstream stages they need; ``kind`` (train, prune, attack) selects by stage kind.  An unknown
+    parameter name or a value no stage has is an error."""
     if not only:
         return all_stages
-    names = {name for s in all_stages for name in s.params()}
+
+    def params(s) -> dict[str, Any]:
+        return {"kind": s.kind, **s.params()}
+
+    names = {name for s in all_stages for name in params(s)}
     for name, value in only.items():
         if name not in names:
             raise SpecError(f"--only {name}=...: unknown parameter; valid: {', '.join(sorted(names))}")
-        seen = sorted({str(s.params()[name]) for s in all_stages if name in s.params()})
-        if not any(s.params().get(name) == value for s in all_stages if name in s.params()):
+        seen = sorted({str(params(s)[name]) for s in all_stages if name in params(s)})
+        if not any(params(s).get(name) == value for s in all_stages if name in params(s)):
             raise SpecError(f"--only {name}={value!r}: no stage of the profile has it; values there: {', '.join(seen)}")
     keep: dict[str, Any] = {}
     for s in all_stages:
-        if all(name in s.params() and s.params()[name] == value for name, value in only.items()):
+        if all(name in params(s) and params(s)[name] == value for name, value in only.items()):
             up = s
             while up is not None:
                 keep.setdefault(up.id, up)

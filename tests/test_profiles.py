@@ -78,6 +78,11 @@ def test_only_selects_a_slice_with_the_stages_it_needs():
     )
     prune_stage = next(s for s in adv if s.kind == "prune")
     assert Counter(s.kind for s in adv) == Counter({"train": 1, "prune": 1, "attack": len(prune_stage.prune.crs)})
+    # kind selects a stage kind: the CNN's checkpoints without their attacks
+    ckpts = sweep.select(stages, {"arch": "cnn", "seed": 0, "kind": "prune"})
+    assert Counter(s.kind for s in ckpts) == Counter({"train": 1, "prune": 12})
+    with pytest.raises(sweep.SpecError, match="--only kind='tune': no stage .* values there: attack, prune, train"):
+        sweep.select(stages, {"kind": "tune"})
     with pytest.raises(sweep.SpecError, match="--only archh=...: unknown parameter; valid: .*arch"):
         sweep.select(stages, {"archh": "mlp"})
     with pytest.raises(
