@@ -715,6 +715,70 @@ def methods_by_structure(
 STRUCTURE_ORDER = {"unstructured": 0, "kernel": 1, "filter": 2}
 
 
+def methods_beside_original(frame: pd.DataFrame, title: str = "", initial_eps: str | None = None) -> alt.HConcatChart:
+    """Robust accuracy vs CR per pruning method, ours (solid, circles) beside the original's (dashed,
+    triangles), one panel per structure, one colour per scope and criterion, at the budget picked in
+    the dropdown; bands: ours' 95 % band, the original's range over runs. ``frame``: rows of
+    ``reference.methods_robust_vs_original`` for one norm. Click a legend entry to highlight a
+    method; hover for numbers and the attack behind each line."""
+    frame, order = _with_eps_label(frame[frame["eps"] > 0])
+    frame = frame.assign(panel=frame["structure"], line=frame["scope"] + " " + frame["criterion"])
+    frame = frame[["panel", "line", "method", "source", "what", "cr", "epsilon", "robust_acc", "low", "high", "n_runs"]]
+    picker = _eps_picker(order, name="eps_beside", initial=initial_eps)
+    pick = alt.selection_point(fields=["line"], bind="legend")
+    colour, _ = _scope_criterion_style(frame)
+    sources = ["reproduced", "original"]
+    dash = alt.StrokeDash(
+        "source:N", title="study", scale=alt.Scale(domain=sources, range=[[1, 0], [6, 3]]), legend=None
+    )
+    shape = alt.Shape(
+        "source:N",
+        title="study",
+        scale=alt.Scale(domain=sources, range=["circle", "triangle-up"]),
+        legend=alt.Legend(labelFontSize=12, titleFontSize=12, orient="bottom", symbolFillColor="#555"),
+    )
+    y = alt.Y("robust_acc:Q", axis=alt.Axis(format=".0%", title="robust accuracy"), scale=alt.Scale(domain=[0, 1]))
+    tooltip = [
+        alt.Tooltip("method:N"),
+        alt.Tooltip("source:N", title="study"),
+        alt.Tooltip("epsilon:N", title="budget"),
+        alt.Tooltip("cr:Q", title="CR"),
+        alt.Tooltip("robust_acc:Q", format=".3f", title="robust accuracy"),
+        alt.Tooltip("low:Q", format=".3f", title="band low"),
+        alt.Tooltip("high:Q", format=".3f", title="band high"),
+        alt.Tooltip("n_runs:Q", title="runs (ours: seeds)"),
+        alt.Tooltip("what:N", title="attack"),
+    ]
+    panels = []
+    for i, panel in enumerate(sorted(frame["panel"].unique(), key=lambda p: STRUCTURE_ORDER.get(p, 9))):
+        base = (
+            alt.Chart(frame[frame["panel"] == panel])
+            .transform_filter(alt.datum.epsilon == picker)
+            .encode(x=_cr_axis(), color=colour, detail="source:N")
+        )
+        band = base.mark_area(opacity=0.1).encode(
+            y="low:Q", y2="high:Q", opacity=alt.condition(pick, alt.value(0.12), alt.value(0.02))
+        )
+        lines = base.mark_line(strokeWidth=2.5).encode(
+            y=y, strokeDash=dash, opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12))
+        )
+        points = base.mark_point(size=50, filled=True).encode(
+            y=y, shape=shape, opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)), tooltip=tooltip
+        )
+        panels.append(
+            alt.layer(band, lines.add_params(pick) if i == 0 else lines, points).properties(
+                width=250, height=260, title=panel
+            )
+        )
+    return (
+        alt.hconcat(*panels)
+        .add_params(picker)
+        .properties(title=title or "robust accuracy vs compression rate: every method, ours beside the original's")
+        .configure_axis(labelFontSize=12, titleFontSize=12)
+        .configure_title(fontSize=14)
+    )
+
+
 def _scope_criterion_style(frame: pd.DataFrame) -> tuple[alt.Color, Any]:
     """One colour per scope and criterion (the same in every panel and chart), dotted for random."""
     colour = alt.Color(

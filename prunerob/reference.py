@@ -362,6 +362,47 @@ def robust_vs_original(
     return pd.concat(parts, ignore_index=True)[cols]
 
 
+def methods_robust_vs_original(curves: pd.DataFrame, summary: pd.DataFrame, norm: str) -> pd.DataFrame:
+    """Robust accuracy vs CR for every method the original ran, ours beside theirs, in one norm and
+    at every budget both studies ran, counted by one rule: a sample is robust at eps when the attack
+    found no example within eps (d > eps, the threat model's rule, where the original's minimal
+    attacks give distances; its Linf PGD-40 is a fixed-budget attack, where the rule does not
+    arise). Long format, one row per method, source, CR and eps, with ``low``/``high`` (ours: the
+    band of ``report.method_robustness``; the original's: its range over complete runs), ``n_runs``
+    (ours: seeds) and ``what`` (the attack behind the line).
+
+    ``curves``: ``report.method_robustness`` rows of one model (structured methods that also pruned
+    dense neurons are left out: the original's left dense layers dense); ``summary``:
+    :func:`per_cr` rows of the original's matching model."""
+    cols = [*METHOD_KEYS, "method", "source", "what", "cr", "eps", "norm", "robust_acc", "low", "high", "n_runs"]
+    theirs = summary[
+        (summary["norm"] == norm) & (summary["attack"] != "clean") & summary["rule"].isin(["", "threat_model"])
+    ]
+    mine = curves[(curves["norm"] == norm) & (curves["eps"] > 0)] if len(curves) else curves
+    if len(mine) and "prune_dense_neurons" in mine:
+        mine = mine[~mine["prune_dense_neurons"].astype(bool)]
+    if not len(mine) or not len(theirs):
+        return pd.DataFrame(columns=cols)
+    shared = set(_eps_key(mine["eps"])) & set(_eps_key(theirs["eps"]))
+    methods = theirs[["structure", "scope", "criterion"]].drop_duplicates()
+    mine = mine[_eps_key(mine["eps"]).isin(shared)].merge(methods, on=["structure", "scope", "criterion"])
+    theirs = theirs[_eps_key(theirs["eps"]).isin(shared)]
+    if not len(mine):
+        return pd.DataFrame(columns=cols)
+    what = ATTACK_NAMES.get(theirs["attack"].iloc[0], theirs["attack"].iloc[0])
+    mine = mine.assign(
+        dataset=theirs["dataset"].iloc[0],
+        arch=theirs["arch"].iloc[0],
+        source="reproduced",
+        what="worst case over " + mine["attacks"].astype(str),
+        n_runs=mine["n_seeds"],
+    )
+    theirs = theirs.assign(source="original", what=what + (f", {RULES['threat_model']}" if norm != "Linf" else ""))
+    out = pd.concat([mine, theirs], ignore_index=True)
+    out["method"] = _label(out)
+    return out[cols].sort_values(["structure", "scope", "criterion", "source", "eps", "cr"]).reset_index(drop=True)
+
+
 def gaps(frame: pd.DataFrame, ours: str, original: str) -> pd.DataFrame:
     """Per CR and epsilon: one of our lines (source ``ours``) minus one of the original's (source
     ``original``) in a :func:`robust_vs_original` frame, and whether ours lies inside the original's

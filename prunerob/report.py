@@ -424,6 +424,56 @@ def replica_sentence(frame: pd.DataFrame, eps: float, crs=(16.0, 32.0)) -> str:
     return f"Linf {budget(eps, 'Linf')}, " + (", ".join(parts) if parts else "no CR both sides ran")
 
 
+def beside_original(frame: pd.DataFrame, eps: float) -> dict:
+    """Ours beside the original's per method at one budget (rows of
+    ``reference.methods_robust_vs_original`` for one norm): ``table`` (one row per method: the mean
+    over CR 2-64 each study measured, ours minus theirs, and at how many CRs ours lies inside the
+    original's range over runs), the most benign method of each study by that mean, and a sentence
+    with the numbers. Only CRs both studies measured for a method count."""
+    at = frame[np.isclose(frame["eps"].astype(float), eps) & (frame["cr"] > 1)]
+    rows = []
+    for method, g in at.groupby("method"):
+        ours = g[g["source"] == "reproduced"].set_index("cr")
+        theirs = g[g["source"] == "original"].set_index("cr")
+        crs = sorted(set(ours.index) & set(theirs.index))
+        if not crs:
+            continue
+        o, t = ours.loc[crs, "robust_acc"], theirs.loc[crs, "robust_acc"]
+        inside = ((o >= theirs.loc[crs, "low"] - 1e-12) & (o <= theirs.loc[crs, "high"] + 1e-12)).sum()
+        rows.append(
+            {"method": method, "ours": o.mean(), "original": t.mean(), "diff": o.mean() - t.mean(),
+             "inside": int(inside), "crs": len(crs)}
+        )
+    table = pd.DataFrame(rows, columns=["method", "ours", "original", "diff", "inside", "crs"])
+    if not len(table):
+        return {"table": table, "sentence": "no method both studies attacked at this budget"}
+    norm = str(frame["norm"].iloc[0])
+    best_o = table.loc[table["ours"].idxmax()]
+    best_t = table.loc[table["original"].idxmax()]
+    agree = (
+        f"ours lies inside the original's range over runs at {int(table['inside'].sum())} of "
+        f"{int(table['crs'].sum())} points, and is {points(table['diff'].mean())} from it on average"
+    )
+    if len(table) == 1:
+        sentence = (
+            f"at {budget(eps, norm)}, only {best_t['method']} is measured by both so far: mean over CR 2{DASH}64 "
+            f"{pct(best_o['ours'])} here, {pct(best_t['original'])} in the original; {agree}"
+        )
+    else:
+        same = (
+            "ours agrees"
+            if best_o["method"] == best_t["method"]
+            else f"ours: {best_o['method']} ({pct(best_o['ours'])})"
+        )
+        sentence = (
+            f"at {budget(eps, norm)}, {len(table)} of the original's methods measured by both: the most benign "
+            f"(mean over CR 2{DASH}64) in the original is {best_t['method']} ({pct(best_t['original'])}), {same}; "
+            f"{agree}"
+        )
+    table = table.sort_values("original", ascending=False).reset_index(drop=True)
+    return {"table": table, "best_ours": best_o["method"], "best_original": best_t["method"], "sentence": sentence}
+
+
 def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
     """Indicators of attack failure (after Pintor et al. 2022) per model, method, CR and norm, from
     the white-box runs of the tables: ``violations`` (candidates an attack reported that failed

@@ -176,3 +176,73 @@ def test_the_reference_summary_uses_the_first_five_complete_runs_and_keeps_colla
     ]
     assert len(collapsed) and (collapsed["n_bounded"] > 0).all() and (collapsed["n_runs"] == 5).all()
     assert (collapsed["robust_acc"] <= collapsed["clean_acc"] + 1e-9).all()
+
+
+def _method_curves():
+    """report.method_robustness rows: two methods the original ran, one it did not (global random),
+    one with dense neurons (left out: the original's structured pruning left dense layers dense)."""
+    rows = []
+    for structure, scope, criterion, neurons, acc in (
+        ("unstructured", "global", "magnitude", False, 0.7),
+        ("filter", "local", "magnitude", False, 0.3),
+        ("unstructured", "global", "random", False, 0.1),
+        ("filter", "local", "magnitude", True, 0.2),
+    ):
+        for cr in (1.0, 2.0, 4.0):
+            for eps in (4.0, 5.0):
+                rows.append(
+                    {"structure": structure, "scope": scope, "criterion": criterion, "prune_dense_neurons": neurons,
+                     "cr": cr, "norm": "L0", "eps": eps, "robust_acc": acc, "low": acc - 0.05, "high": acc + 0.05,
+                     "n": 10, "n_seeds": 1, "attacks": "l0_ensemble"}
+                )
+    return pd.DataFrame(rows)
+
+
+def _method_ref():
+    rows = []
+    for structure, scope, criterion, acc in (
+        ("unstructured", "global", "magnitude", 0.5),
+        ("filter", "local", "magnitude", 0.6),
+    ):
+        for run, shift in ((0, 0.0), (1, 0.1)):
+            for cr in (1.0, 2.0):
+                base = {"dataset": "mnist", "arch": "cnn", "structure": structure, "scope": scope,
+                        "criterion": criterion, "run": run, "cr": cr, "clean_acc": 0.99, "n_prunable": 100,
+                        "n_kept": 100 / cr, "bounded": False}
+                rows.append({**base, "attack": "clean", "norm": "", "eps": 0.0, "rule": "", "robust_acc": 0.99})
+                for rule, a in (("original", acc + 0.1), ("threat_model", acc)):
+                    rows.append({**base, "attack": "l0_bb", "norm": "L0", "eps": 4.0, "rule": rule,
+                                 "robust_acc": a - shift})
+    return reference.per_cr(pd.DataFrame(rows))
+
+
+def test_methods_beside_the_original_count_by_one_rule_on_shared_budgets():
+    from prunerob import report
+
+    frame = reference.methods_robust_vs_original(_method_curves(), _method_ref(), "L0")
+    # the original's methods only, dense neurons left out, the budgets both ran, d > eps on both sides
+    assert set(frame["method"]) == {"global magnitude unstructured", "local magnitude filter"}
+    assert set(frame["eps"]) == {4.0}
+    theirs = frame[frame["source"] == "original"]
+    assert theirs["what"].str.contains("d > eps").all() and set(theirs["n_runs"]) == {2}
+    assert theirs.set_index(["method", "cr"])["robust_acc"].to_dict() == pytest.approx(
+        {("global magnitude unstructured", c): 0.45 for c in (1.0, 2.0)}
+        | {("local magnitude filter", c): 0.55 for c in (1.0, 2.0)}
+    )
+    mine = frame[frame["source"] == "reproduced"]
+    assert sorted(mine["cr"].unique()) == [1.0, 2.0, 4.0] and (mine["what"] == "worst case over l0_ensemble").all()
+    found = report.beside_original(frame, 4.0)
+    t = found["table"].set_index("method")
+    # CR 2 is the only pruned CR both measured: ours 0.7 vs 0.45 (outside [0.4, 0.5]), 0.3 vs 0.55
+    assert t.loc["global magnitude unstructured", "diff"] == pytest.approx(0.25)
+    assert t.loc["local magnitude filter", "diff"] == pytest.approx(-0.25)
+    assert t["crs"].tolist() == [1, 1] and t["inside"].sum() == 0
+    assert found["best_original"] == "local magnitude filter" and found["best_ours"] == "global magnitude unstructured"
+    assert "inside the original's range over runs at 0 of 2 points" in found["sentence"]
+    assert "local magnitude filter (55.0 %)" in found["sentence"]
+    one = report.beside_original(frame[frame["method"] == "local magnitude filter"], 4.0)["sentence"]
+    assert "only local magnitude filter is measured by both" in one and "30.0 % here, 55.0 % in the original" in one
+    assert len(reference.methods_robust_vs_original(_method_curves(), _method_ref(), "L2")) == 0
+    params = _bound_params(charts.methods_beside_original(frame, initial_eps="4").to_dict())
+    assert next(p for p in params if p["name"] == "eps_beside")["bind"]["options"] == ["4"]
+    assert any(p.get("bind") == "legend" for p in params)
