@@ -441,15 +441,21 @@ def beside_original(frame: pd.DataFrame, eps: float) -> dict:
         o, t = ours.loc[crs, "robust_acc"], theirs.loc[crs, "robust_acc"]
         inside = ((o >= theirs.loc[crs, "low"] - 1e-12) & (o <= theirs.loc[crs, "high"] + 1e-12)).sum()
         rows.append(
-            {"method": method, "ours": o.mean(), "original": t.mean(), "diff": o.mean() - t.mean(),
-             "inside": int(inside), "crs": len(crs)}
+            {
+                "method": method,
+                "ours": o.mean(),
+                "original": t.mean(),
+                "diff": o.mean() - t.mean(),
+                "inside": int(inside),
+                "crs": len(crs),
+            }
         )
     table = pd.DataFrame(rows, columns=["method", "ours", "original", "diff", "inside", "crs"])
     if not len(table):
         return {"table": table, "sentence": "no method both studies attacked at this budget"}
     norm = str(frame["norm"].iloc[0])
-    best_o = table.loc[table["ours"].idxmax()]
-    best_t = table.loc[table["original"].idxmax()]
+    best_o = table.iloc[int(np.argmax(table["ours"].to_numpy()))]
+    best_t = table.iloc[int(np.argmax(table["original"].to_numpy()))]
     agree = (
         f"ours lies inside the original's range over runs at {int(table['inside'].sum())} of "
         f"{int(table['crs'].sum())} points, and is {points(table['diff'].mean())} from it on average"

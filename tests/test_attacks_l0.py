@@ -59,6 +59,7 @@ def _distance(res):
     return res.samples.set_index("sample")["distance"]
 
 
+@pytest.mark.slow
 def test_sigma_zero_candidates_verify(runs):
     res = runs["l0_sigma_zero"]
     assert res.checks.set_index("check")["passed"].all(), res.checks  # incl. no violations, breaks all
@@ -97,6 +98,7 @@ def test_sigma_zero_counts_pixels_not_channels(mnist):
     assert (ev.distances(x, adv, "L0")[broken] == per_pixel[broken]).all()
 
 
+@pytest.mark.slow
 def test_sigma_zero_is_no_weaker_than_pgd0_min(runs):
     sz = runs["l0_sigma_zero"].curve.set_index("eps")["robust_acc"]
     pgd = runs["l0_pgd_min"].curve.set_index("eps")["robust_acc"]
@@ -104,6 +106,7 @@ def test_sigma_zero_is_no_weaker_than_pgd0_min(runs):
         assert sz[eps] <= pgd[eps] + 0.03, (eps, sz[eps], pgd[eps])
 
 
+@pytest.mark.slow
 def test_ensemble_is_never_weaker_than_its_components(runs):
     ens = runs["l0_ensemble"]
     assert ens.checks.set_index("check")["passed"].all(), ens.checks
@@ -129,6 +132,7 @@ def test_ensemble_is_never_weaker_than_its_components(runs):
         assert (e <= c + tol).all(), (name, e.to_dict(), c.to_dict())
 
 
+@pytest.mark.slow
 def test_source_attack_names_the_component(runs):
     s = runs["l0_ensemble"].samples
     assert s["source_attack"].map(type).eq(str).all()
@@ -160,6 +164,7 @@ def test_a_run_that_names_the_wrong_number_of_sources_fails(trained_cnn, mnist, 
         _run(trained_cnn, x, y, "l0_pgd_min")
 
 
+@pytest.mark.slow
 def test_l2_ensemble_is_the_smaller_of_its_components(trained_cnn, mnist, monkeypatch):
     """The selection logic, with the components' cheap presets (DDN at 100 steps instead of 1,000)."""
     x, y = mnist.eval_subset(40)

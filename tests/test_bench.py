@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from prunerob import bench
 
 
@@ -23,6 +25,7 @@ def test_prune_bench_times_every_method_and_records_the_machine(tmp_path):
     assert "cr" in bench.summarize_prune(records) or "2" in bench.summarize_prune(records)
 
 
+@pytest.mark.slow
 def test_attack_bench_compares_sets_per_norm_and_measures_throughput(trained_cnn, mnist):
     from prunerob.spec import AttackSpec
 
@@ -45,6 +48,7 @@ def test_attack_bench_compares_sets_per_norm_and_measures_throughput(trained_cnn
     assert tp["bare_images_per_s"] > 0 and 0 < tp["ratio"] < 10
 
 
+@pytest.mark.slow
 def test_attack_bench_alternates_rounds_and_keeps_each_norms_best_seconds(mnist, monkeypatch):
     """``rounds``: the sets run in turn (default, original, default, ...), seconds are each norm's best
     round.  The bookkeeping only: an untrained CNN, and each attack's result computed once."""

@@ -102,7 +102,7 @@ def test_distances_per_norm():
         ("linf_fmn", (2 / 255, 8 / 255, 32 / 255)),
         ("l2_ddn", (0.5, 1.0, 2.0)),
         ("l0_fmn", (1, 4, 16)),
-        ("l0_pgd_min", (1, 4, 16)),
+        pytest.param("l0_pgd_min", (1, 4, 16), marks=pytest.mark.slow),
     ],
 )
 def test_minimal_attacks_give_verified_curves(trained_cnn, samples, attack, eps):
@@ -124,6 +124,7 @@ def test_minimal_attacks_give_verified_curves(trained_cnn, samples, attack, eps)
         assert curve.set_index("eps").loc[e, "robust_acc"] == pytest.approx((s["distance"] > e).mean())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first_k", [8, 1000])  # 1000: more than the image's 784 pixels, clamped
 def test_l0_pgd_min_search_start_changes_the_cost_not_the_distances(trained_cnn, samples, first_k):
     from prunerob.attacks import _l0_pgd_min
@@ -289,6 +290,7 @@ def test_l0_projection_keeps_at_most_k_pixels_inside_the_box():
     assert (_project_l0_box(d, small, torch.tensor([2])) != 0).flatten().tolist() == [False, True, True, False]
 
 
+@pytest.mark.slow
 def test_fixed_l0_attack_stays_within_its_pixel_budget(trained_cnn, samples):
     x, y = samples
     spec = AttackSpec(attack="l0_pgd", eps=(1, 4, 16), n_samples=100, attack_batch_size=100)
@@ -332,6 +334,7 @@ def test_transfer_from_the_model_itself_equals_the_white_box_attack(trained_cnn,
     )
 
 
+@pytest.mark.slow
 def test_transfer_examples_are_verified_on_the_target(trained_cnn, samples):
     import copy
 

@@ -191,9 +191,21 @@ def _method_curves():
         for cr in (1.0, 2.0, 4.0):
             for eps in (4.0, 5.0):
                 rows.append(
-                    {"structure": structure, "scope": scope, "criterion": criterion, "prune_dense_neurons": neurons,
-                     "cr": cr, "norm": "L0", "eps": eps, "robust_acc": acc, "low": acc - 0.05, "high": acc + 0.05,
-                     "n": 10, "n_seeds": 1, "attacks": "l0_ensemble"}
+                    {
+                        "structure": structure,
+                        "scope": scope,
+                        "criterion": criterion,
+                        "prune_dense_neurons": neurons,
+                        "cr": cr,
+                        "norm": "L0",
+                        "eps": eps,
+                        "robust_acc": acc,
+                        "low": acc - 0.05,
+                        "high": acc + 0.05,
+                        "n": 10,
+                        "n_seeds": 1,
+                        "attacks": "l0_ensemble",
+                    }
                 )
     return pd.DataFrame(rows)
 
@@ -206,13 +218,24 @@ def _method_ref():
     ):
         for run, shift in ((0, 0.0), (1, 0.1)):
             for cr in (1.0, 2.0):
-                base = {"dataset": "mnist", "arch": "cnn", "structure": structure, "scope": scope,
-                        "criterion": criterion, "run": run, "cr": cr, "clean_acc": 0.99, "n_prunable": 100,
-                        "n_kept": 100 / cr, "bounded": False}
+                base = {
+                    "dataset": "mnist",
+                    "arch": "cnn",
+                    "structure": structure,
+                    "scope": scope,
+                    "criterion": criterion,
+                    "run": run,
+                    "cr": cr,
+                    "clean_acc": 0.99,
+                    "n_prunable": 100,
+                    "n_kept": 100 / cr,
+                    "bounded": False,
+                }
                 rows.append({**base, "attack": "clean", "norm": "", "eps": 0.0, "rule": "", "robust_acc": 0.99})
                 for rule, a in (("original", acc + 0.1), ("threat_model", acc)):
-                    rows.append({**base, "attack": "l0_bb", "norm": "L0", "eps": 4.0, "rule": rule,
-                                 "robust_acc": a - shift})
+                    rows.append(
+                        {**base, "attack": "l0_bb", "norm": "L0", "eps": 4.0, "rule": rule, "robust_acc": a - shift}
+                    )
     return reference.per_cr(pd.DataFrame(rows))
 
 

@@ -6,9 +6,18 @@ from prunerob.spec import TrainSpec
 from prunerob.train import augment, evaluate, fit, select_device
 
 
-def test_cnn_learns_real_mnist_to_95_percent_in_one_epoch(trained_cnn, mnist):
+@pytest.mark.slow
+def test_cnn_learns_real_mnist_to_97_percent_in_one_epoch(mnist):
+    from conftest import _train_cnn
+
+    model = _train_cnn(mnist, n_train=len(mnist.train_x), max_epochs=1)
+    _, acc = evaluate(model, mnist.test_x, mnist.test_y)
+    assert acc >= 0.97
+
+
+def test_the_tests_cnn_learns_real_mnist_to_94_percent(trained_cnn, mnist):
     _, acc = evaluate(trained_cnn, mnist.test_x, mnist.test_y)
-    assert acc >= 0.95
+    assert acc >= 0.94
 
 
 def test_early_stopping_restores_the_best_weights(mnist):
