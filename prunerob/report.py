@@ -149,6 +149,39 @@ def formatted(table: pd.DataFrame, marks: pd.DataFrame | None = None) -> pd.Data
     return out
 
 
+def readable(table: pd.DataFrame, fmt: str | dict = "{:.3f}", caption: str | None = None):
+    """A table styled for reading: compression rates as '4' (an index level or column level named
+    ``cr``), budgets as the charts write them (a level named ``eps``, read with the ``norm`` level
+    beside it: 2/255, 8 px, 1.5; renamed ``budget``), values with ``fmt`` (a format or one per
+    column), missing cells as an en dash. The order of rows and columns is kept (numeric, as the
+    pivot left it)."""
+
+    def relabel(index: pd.Index) -> pd.Index:
+        names = list(index.names)
+        if isinstance(index, pd.MultiIndex):
+            tuples = [list(t) for t in index]
+        else:
+            tuples = [[v] for v in index]
+        for row in tuples:
+            for i, name in enumerate(names):
+                if name == "cr" and isinstance(row[i], (int, float, np.number)):
+                    row[i] = f"{float(row[i]):g}"
+                elif name == "eps" and "norm" in names:
+                    row[i] = budget(float(row[i]), str(row[names.index("norm")]))
+        names = ["CR" if n == "cr" else "budget" if n == "eps" and "norm" in names else n for n in names]
+        if isinstance(index, pd.MultiIndex):
+            return pd.MultiIndex.from_tuples([tuple(t) for t in tuples], names=names)
+        return pd.Index([t[0] for t in tuples], name=names[0])
+
+    out = table.copy()
+    out.index = relabel(out.index)
+    out.columns = relabel(out.columns)
+    if isinstance(fmt, dict):
+        fmt = {("CR" if k == "cr" else k): v for k, v in fmt.items() if k in table.columns}
+    styler = out.style.format(fmt, na_rep=DASH)
+    return styler.set_caption(caption) if caption else styler
+
+
 def collapse_cr(prune: pd.DataFrame, method: str, threshold: float = 0.5) -> float | None:
     """The first CR at which ``method``'s clean accuracy (mean over seeds) falls below
     ``threshold``; None where it never does."""

@@ -489,3 +489,23 @@ def test_coverage_by_model_states_seeds_and_images_per_model():
     mixed = rows.assign(n=[1000, 500, 1000, 1000, 500])
     assert report.coverage_by_model(mixed).startswith("cnn on mnist: 3 seeds, 500 to 1000 images;")
     assert report.coverage_by_model(rows.iloc[:0]) == "no attack results"
+
+
+def test_readable_tables_label_crs_and_budgets_as_the_charts_do_and_show_missing_cells_as_a_dash():
+    rows = [
+        {"norm": n, "eps": e, "method": m, "cr": cr, "robust_acc": 0.5 + cr / 1000}
+        for n, e in (("L0", 4.0), ("L2", 0.5), ("L2", 1.0), ("Linf", 8 / 255))
+        for m in ("a", "b")
+        for cr in (1.0, 2.0, 16.0)
+        if not (m == "b" and cr == 16.0 and n == "L0")  # one missing cell
+    ]
+    table = pd.DataFrame(rows).pivot_table(index=["norm", "eps"], columns=["method", "cr"], values="robust_acc")
+    html = report.readable(table, caption="robust accuracy").to_html()
+    out = report.readable(table).data
+    assert out.index.names == ["norm", "budget"] and out.columns.names == ["method", "CR"]
+    assert out.index.tolist() == [("L0", "4 px"), ("L2", "0.5"), ("L2", "1"), ("Linf", "8/255")]  # numeric order
+    assert out.columns.tolist() == [("a", "1"), ("a", "2"), ("a", "16"), ("b", "1"), ("b", "2"), ("b", "16")]
+    assert "0.516" in html and report.DASH in html and "nan" not in html.lower() and "robust accuracy" in html
+    assert "1.000000" not in html and "0.031373" not in html
+    flat = report.readable(pd.DataFrame({"kept": [1.0, 0.5]}, index=pd.Index([1.0, 2.0], name="cr")), {"kept": "{:.4f}"})
+    assert flat.data.index.tolist() == ["1", "2"] and "0.5000" in flat.to_html()
