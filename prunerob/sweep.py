@@ -281,7 +281,12 @@ def plan(all_stages: list, remade: dict[str, str] | None = None) -> list:
             return
         done = results.stage_done(PRIMARY_TABLE[stage.kind], stage.id)
         if done and not for_checkpoint:
-            return
+            problem = _upstream_changed(stage)
+            if problem is None:
+                return
+            if remade is not None:
+                remade[stage.id] = problem
+            done = False
         if done:
             problem = _checkpoint_problem(stage)
             if problem is None:
@@ -295,6 +300,49 @@ def plan(all_stages: list, remade: dict[str, str] | None = None) -> list:
     for s in all_stages:
         need(s, False)
     return [s for s in all_stages if s.id in todo] + [s for s in todo.values() if s.id not in by_id]
+
+
+def used_fingerprints(stage) -> dict | None:
+    """The fingerprints of the upstream checkpoints recorded in a finished stage's own table, keyed as
+    :func:`recorded_fingerprints` keys them (a prune stage: its dense model's under None; an attack
+    stage: the attacked checkpoint's and a transfer source's under their CRs); None where the table
+    is missing or predates fingerprints."""
+    if not hasattr(stage, "upstream"):
+        return None
+    frame = results.read_table_file(results.table_path(PRIMARY_TABLE[stage.kind], stage.id))
+    if frame is None or not len(frame):
+        return None
+    if stage.kind == "prune":
+        shas = frame["dense_sha"].dropna().unique() if "dense_sha" in frame else []
+        return {None: shas[0]} if len(shas) == 1 else None
+    out: dict = {}
+    for key, column in (
+        (float(stage.checkpoint.cr), "checkpoint_sha"),
+        (float(stage.checkpoint.source_cr or stage.checkpoint.cr), "source_sha"),
+    ):
+        shas = frame[column].dropna().unique() if column in frame else []
+        if len(shas) != 1:
+            return None
+        out.setdefault(key, shas[0])
+    return out
+
+
+def _upstream_changed(stage) -> str | None:
+    """Why a finished stage's result no longer belongs to the checkpoints its upstream stage's table
+    now records (that stage was re-made since, with other weights), or None: it still does, or a
+    fingerprint is unknown on either side (a table from before fingerprints keeps its result)."""
+    used = used_fingerprints(stage)
+    now = recorded_fingerprints(stage.upstream) if used is not None else None
+    if used is None or now is None:
+        return None
+    for key, sha in used.items():
+        if key in now and now[key] != sha:
+            where = "the dense model" if key is None else f"CR {key:g}"
+            return (
+                f"its result was computed on {where} of {stage.upstream.id} with fingerprint {sha}, "
+                f"which that stage has re-made since as {now[key]}"
+            )
+    return None
 
 
 def recheck(all_stages: list, todo: list) -> list:

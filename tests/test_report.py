@@ -507,5 +507,7 @@ def test_readable_tables_label_crs_and_budgets_as_the_charts_do_and_show_missing
     assert out.columns.tolist() == [("a", "1"), ("a", "2"), ("a", "16"), ("b", "1"), ("b", "2"), ("b", "16")]
     assert "0.516" in html and report.DASH in html and "nan" not in html.lower() and "robust accuracy" in html
     assert "1.000000" not in html and "0.031373" not in html
-    flat = report.readable(pd.DataFrame({"kept": [1.0, 0.5]}, index=pd.Index([1.0, 2.0], name="cr")), {"kept": "{:.4f}"})
+    flat = report.readable(
+        pd.DataFrame({"kept": [1.0, 0.5]}, index=pd.Index([1.0, 2.0], name="cr")), {"kept": "{:.4f}"}
+    )
     assert flat.data.index.tolist() == ["1", "2"] and "0.5000" in flat.to_html()

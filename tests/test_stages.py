@@ -1,5 +1,6 @@
 """Stage bodies on real MNIST (small): cumulative vs one-shot schedules, checkpoints, missing upstream."""
 
+import pandas as pd
 import pytest
 import torch
 
@@ -214,3 +215,25 @@ def test_a_checkpoint_with_other_weights_than_its_table_recorded_is_refused_and_
         r"stage first: python -m prunerob stage prune -p 'n_train=500'",
     ):
         stages.check_upstream(attack)
+
+
+def test_a_result_computed_on_a_checkpoint_that_was_re_made_since_with_other_weights_runs_again(trained):
+    """A prune table records its dense model's fingerprint; once the train stage's table records
+    another (the train stage was re-made in an earlier sweep, say with other weights), the prune
+    stage is planned again, with the reason, even when the sweep that plans it runs no train stage."""
+    from prunerob import results, sweep
+
+    stages.run_prune(trained, device="cpu", progress=False)
+    upstream = trained.upstream
+    assert sweep.plan([upstream, trained]) == []
+    assert sweep.used_fingerprints(trained) == sweep.recorded_fingerprints(upstream)
+    # the prune stage's result was computed on another dense model than the one the train stage's
+    # table (and checkpoint) now holds
+    pruned = results.read_table_file(results.table_path("prune", trained.id))
+    results.write_table(pruned.assign(dense_sha="0" * 16), "prune", trained.id)
+    why: dict = {}
+    assert [s.id for s in sweep.plan([upstream, trained], why)] == [trained.id]
+    assert "fingerprint 0000000000000000, which that stage has re-made since as" in why[trained.id]
+    # a table from before fingerprints keeps its result: nothing says it belongs to another checkpoint
+    results.write_table(pruned.assign(dense_sha=pd.Series([None] * len(pruned), dtype="str")), "prune", trained.id)
+    assert sweep.plan([upstream, trained]) == []
