@@ -312,18 +312,22 @@ def used_fingerprints(stage) -> dict | None:
     frame = results.read_table_file(results.table_path(PRIMARY_TABLE[stage.kind], stage.id))
     if frame is None or not len(frame):
         return None
+
+    def shas(column: str) -> list[str]:
+        return [str(v) for v in frame[column].dropna().unique()] if column in frame else []
+
     if stage.kind == "prune":
-        shas = frame["dense_sha"].dropna().unique() if "dense_sha" in frame else []
-        return {None: shas[0]} if len(shas) == 1 else None
+        dense = shas("dense_sha")
+        return {None: dense[0]} if len(dense) == 1 else None
     out: dict = {}
     for key, column in (
         (float(stage.checkpoint.cr), "checkpoint_sha"),
         (float(stage.checkpoint.source_cr or stage.checkpoint.cr), "source_sha"),
     ):
-        shas = frame[column].dropna().unique() if column in frame else []
-        if len(shas) != 1:
+        found = shas(column)
+        if len(found) != 1:
             return None
-        out.setdefault(key, shas[0])
+        out.setdefault(key, found[0])
     return out
 
 
