@@ -166,8 +166,8 @@ def readable(table: pd.DataFrame, fmt: str | dict = "{:.3f}", caption: str | Non
             for i, name in enumerate(names):
                 if name == "cr" and isinstance(row[i], (int, float, np.number)):
                     row[i] = f"{float(row[i]):g}"
-                elif name == "eps" and "norm" in names:
-                    row[i] = budget(float(row[i]), str(row[names.index("norm")]))
+                elif name == "eps" and "norm" in names and isinstance(row[i], (int, float, np.number)):
+                    row[i] = budget(float(row[i]), str(row[names.index("norm")]))  # a label stays as it is
         names = ["CR" if n == "cr" else "budget" if n == "eps" and "norm" in names else n for n in names]
         if isinstance(index, pd.MultiIndex):
             return pd.MultiIndex.from_tuples([tuple(t) for t in tuples], names=names)
