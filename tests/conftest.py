@@ -60,7 +60,7 @@ N_TRAIN, EPOCHS = 12000, 2
 
 @pytest.fixture(scope="session")
 def trained_cnn(mnist, request):
-    """A CNN trained for two epochs on the first 12,000 real MNIST training images (about 96 % test
+    """A CNN trained for two epochs on the first 12,000 real MNIST training images (about 95 % test
     accuracy): what the attack and verification tests need, made in seconds. Cached between runs in
     pytest's cache folder, keyed by the code and torch version that made it (a fresh clone trains it)."""
     key = hashlib.sha256(
