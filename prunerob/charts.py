@@ -728,14 +728,13 @@ def methods_beside_original(frame: pd.DataFrame, title: str = "", initial_eps: s
     pick = alt.selection_point(fields=["line"], bind="legend")
     colour, _ = _scope_criterion_style(frame)
     sources = ["reproduced", "original"]
+    study = alt.Legend(labelFontSize=12, titleFontSize=12, orient="bottom", labelLimit=0, titleLimit=0)
+    # one legend for both channels (the same field and title): a dashed line with a triangle, a solid one with a circle
     dash = alt.StrokeDash(
-        "source:N", title="study", scale=alt.Scale(domain=sources, range=[[1, 0], [6, 3]]), legend=None
+        "source:N", title="study", scale=alt.Scale(domain=sources, range=[[1, 0], [6, 3]]), legend=study
     )
     shape = alt.Shape(
-        "source:N",
-        title="study",
-        scale=alt.Scale(domain=sources, range=["circle", "triangle-up"]),
-        legend=alt.Legend(labelFontSize=12, titleFontSize=12, orient="bottom", symbolFillColor="#555"),
+        "source:N", title="study", scale=alt.Scale(domain=sources, range=["circle", "triangle-up"]), legend=study
     )
     y = alt.Y("robust_acc:Q", axis=alt.Axis(format=".0%", title="robust accuracy"), scale=alt.Scale(domain=[0, 1]))
     tooltip = [
@@ -786,7 +785,9 @@ def _scope_criterion_style(frame: pd.DataFrame) -> tuple[alt.Color, Any]:
         title="scope and criterion (click to select)",
         sort=[line for line in SCOPE_CRITERION if line in set(frame["line"])],
         scale=alt.Scale(domain=SCOPE_CRITERION, range=SCOPE_CRITERION_COLOURS),
-        legend=alt.Legend(symbolOpacity=1, labelFontSize=12, titleFontSize=12, orient="bottom"),
+        legend=alt.Legend(
+            symbolOpacity=1, labelFontSize=12, titleFontSize=12, orient="bottom", labelLimit=0, titleLimit=0
+        ),
     )
     dash = alt.condition("indexof(datum.line, 'random') >= 0", alt.value([2, 2]), alt.value([1, 0]))
     return colour, dash
