@@ -495,7 +495,7 @@ def beside_original(frame: pd.DataFrame, eps: float) -> dict:
     )
     if len(table) == 1:
         sentence = (
-            f"at {budget(eps, norm)}, only {best_t['method']} is measured by both so far: mean over CR 2{DASH}64 "
+            f"at {norm} {budget(eps, norm)}, only {best_t['method']} is measured by both so far: mean over CR 2{DASH}64 "
             f"{pct(best_o['ours'])} here, {pct(best_t['original'])} in the original; {agree}"
         )
     else:
@@ -505,7 +505,7 @@ def beside_original(frame: pd.DataFrame, eps: float) -> dict:
             else f"ours: {best_o['method']} ({pct(best_o['ours'])})"
         )
         sentence = (
-            f"at {budget(eps, norm)}, {len(table)} of the original's methods measured by both: the most benign "
+            f"at {norm} {budget(eps, norm)}, {len(table)} of the original's methods measured by both: the most benign "
             f"(mean over CR 2{DASH}64) in the original is {best_t['method']} ({pct(best_t['original'])}), {same}; "
             f"{agree}"
         )
