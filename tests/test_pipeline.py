@@ -195,9 +195,13 @@ def test_results_on_a_re_made_checkpoint_run_again_unless_it_came_out_the_same(s
     results.table_path("attack", on[1].id).unlink()  # a result to compute: it needs the prune stage again
     table.loc[table["cr"] == 2, "checkpoint_sha"] = "0" * 16  # CR 2's result was measured on another checkpoint
     results.write_table(table, "prune", prune.id)
-    todo = sweep.plan(all_stages)
-    assert {s.id for s in todo} == {prune.id, on[1].id}
-    assert {s.id for s in sweep.recheck(all_stages, todo)} == {on[2].id, on[4].id}
+    remade: dict[str, str] = {}
+    todo = sweep.plan(all_stages, remade)
+    # CR 2's result records another checkpoint than the prune table now holds: it runs again at once
+    assert {s.id for s in todo} == {prune.id, on[1].id, on[2].id}
+    assert "re-made since as " + "0" * 16 in remade[on[2].id]
+    # CR 4's checkpoint is re-made: its result waits and runs again only if the weights come out other
+    assert {s.id for s in sweep.recheck(all_stages, todo)} == {on[4].id}
 
     summary = sweep.run("smoke", progress=False)
     assert sorted(summary.done) == sorted([prune.id, on[1].id, on[2].id]) and not summary.failed

