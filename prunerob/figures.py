@@ -18,13 +18,17 @@ dropdown, a legend selection) show their initial state in the static files.
 
 from __future__ import annotations
 
+import functools
+import html
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import altair as alt
 
-from prunerob import results
+from prunerob import results, sweep
+from prunerob.spec import SpecError
 
 PNG_SCALE = 2  # twice the on-screen size: sharp on slides and high-density screens
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -65,15 +69,128 @@ def offline_menu(chart: alt.TopLevelMixin, name: str) -> alt.TopLevelMixin:
     return chart.properties(usermeta={**meta, "embedOptions": options})
 
 
-def glue_figure(name: str, chart: alt.TopLevelMixin, folder: Path | None = None) -> alt.TopLevelMixin:
+def glue_figure(
+    name: str,
+    chart: alt.TopLevelMixin,
+    folder: Path | None = None,
+    only: dict[str, Any] | None = None,
+    profile: str | None = None,
+) -> alt.TopLevelMixin:
     """Glue ``chart`` under ``name`` for a ``{glue:figure}`` and write its SVG and PNG; its menu
-    offers only what works offline and names the saved file after the figure."""
+    offers only what works offline and names the saved file after the figure.  Also glues
+    ``<name>-remake`` (for ``{glue:md}`` in the caption): the commands that re-make the figure's
+    runs, from ``only`` (the stage parameters it shows, as ``--only`` takes them) or else from what
+    its data pins down, in ``profile`` or else the first book profile that has such stages."""
+    from IPython.display import Markdown
     from myst_nb import glue
 
     chart = offline_menu(chart, name)
     save_figure(chart, name, folder)
     glue(name, chart, display=False)
+    rows = [only] if only is not None else chart_rows(chart)
+    glue(f"{name}-remake", Markdown(remake_text(remake(rows, profile))), display=False)
     return chart
+
+
+# the stage parameters a figure's data can pin down, in the order a command names them
+_PINNED = ("dataset", "arch", "training", "seed", "structure", "scope", "criterion", "attack")
+
+
+def chart_rows(chart: alt.TopLevelMixin) -> list[dict]:
+    """Every data row a chart draws (its inline datasets, whatever the layering)."""
+    spec = chart.to_dict()
+    rows: list[dict] = [r for values in spec.get("datasets", {}).values() for r in values if isinstance(r, dict)]
+
+    def inline(node: Any) -> None:
+        if isinstance(node, dict):
+            values = node.get("data", {}).get("values") if isinstance(node.get("data"), dict) else None
+            rows.extend(r for r in values or [] if isinstance(r, dict))
+            for child in node.values():
+                inline(child)
+        elif isinstance(node, list):
+            for child in node:
+                inline(child)
+
+    inline({k: v for k, v in spec.items() if k != "datasets"})
+    return rows
+
+
+def _pinned(rows: list[dict]) -> dict[str, Any]:
+    """The stage parameters with one value over all of a figure's rows (``--only`` filters); a
+    single row (a figure's declared parameters) keeps its other parameters too."""
+    only: dict[str, Any] = {k: v for k, v in rows[0].items() if k not in _PINNED} if len(rows) == 1 else {}
+    for name in _PINNED:
+        values = {r[name] for r in rows if r.get(name) is not None}
+        if len(values) != 1 or not all(name in r for r in rows):
+            continue
+        value = values.pop()
+        if name == "training":  # the tables write "pgd (eps 0.1)" for training=pgd, adv_eps=0.1
+            match = re.fullmatch(r"(\w+) \(eps ([0-9.]+)\)", str(value))
+            if match:
+                only["training"], only["adv_eps"] = match[1], float(match[2])
+                continue
+        only[name] = int(value) if name == "seed" else value
+    return only
+
+
+@functools.cache
+def _profile_stages(profile: str) -> tuple:
+    return tuple(sweep.expand(sweep.load_profile(profile)))
+
+
+def remake(rows: list[dict], profile: str | None = None) -> dict[str, Any]:
+    """How to re-make a figure drawn from ``rows``: the book profile whose stages it shows (or
+    ``profile``), the ``--only`` filters its data pins down (``only``), the sweep command, the
+    command that runs one of its stages with other parameters, and the words that find its runs in
+    the run index."""
+    only = _pinned(rows) if rows else {}
+    if profile is None:
+        profile = sweep.book_profile()
+        for name in sweep.book_profiles():
+            try:
+                if sweep.select(list(_profile_stages(name)), only):
+                    profile = name
+                    break
+            except SpecError:
+                continue
+    flags = "".join(f" --only {k}={v}" for k, v in only.items())
+    try:
+        chosen = sweep.select(list(_profile_stages(profile)), only)
+    except SpecError:
+        chosen = []
+    kind = only.get("kind") or ("attack" if any("eps" in r for r in rows) or "attack" in only else "prune")
+    example = next((st for st in chosen if st.kind == kind), chosen[-1] if chosen else None)
+    explicit = {k: v for k, v in only.items() if k != "kind"}
+    for part in example.canonical().values() if example else ():
+        explicit.update(part)
+    if example is not None and example.kind == "attack":
+        explicit.setdefault("cr", example.checkpoint.cr)
+    args = "".join(f" -p {k}={_arg(v)}" for k, v in explicit.items())
+    return {
+        "profile": profile,
+        "only": only,
+        "sweep": f".venv/bin/python -m prunerob sweep --profile {profile}{flags}",
+        "stage": f".venv/bin/python -m prunerob stage {example.kind if example else kind}{args} -p <name>=<value>",
+        "query": " ".join(str(only[k]) for k in ("dataset", "arch", "attack") if k in only),
+    }
+
+
+def _arg(value: Any) -> str:
+    """A parameter value as ``-p name=value`` takes it (lists without spaces)."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_arg(v) for v in value) + "]"
+    return str(value)
+
+
+def remake_text(how: dict[str, Any]) -> str:
+    """The caption sentence (markdown) that says how to re-make a figure (:func:`remake`) and links
+    its runs in the run index."""
+    href = "runs_index.html" + (f"#q={html.escape(how['query'].replace(' ', '+'))}" if how["query"] else "")
+    return (
+        f"Its runs: `{how['sweep']}` computes those missing (every one, with `PRUNEROB_RESULTS` "
+        f"pointed at an empty folder), then `make book` draws it again; one run with another parameter: "
+        f'`{how["stage"]}`; <a href="{href}">its runs in the run index</a>.'
+    )
 
 
 def download_links(name: str) -> str:

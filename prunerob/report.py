@@ -250,13 +250,27 @@ def coverage(curves: pd.DataFrame, attack: pd.DataFrame) -> str:
     )
     if seeds.max() == 1:
         seed_text += " (one seed: the bands are the images' sampling noise only)"
-    attacks = sorted({a.split("/")[0] for runs in curves["attacks"].unique() for a in runs.split("+")})
+    ran: dict[str, set] = {}
+    # which attacks ran on a method: its pruned checkpoints (CR 1, the dense model, is every method's)
+    pruned = curves[curves["cr"] > crs[0]] if len(crs) > 1 else curves
+    for method, runs in zip(pruned["method"], pruned["attacks"]):
+        for a in str(runs).split("+"):
+            ran.setdefault(a.split("/")[0], set()).add(method)
     n = int(curves["n"].min())
-    n_methods = curves["method"].nunique()
+    n_methods = pruned["method"].nunique()
+    everywhere = sorted(a for a, on in ran.items() if len(on) == n_methods)
+    some = sorted((a, len(on)) for a, on in ran.items() if len(on) < n_methods)
+    attacks = (
+        f"attacks {', '.join(everywhere)}"
+        if not some
+        else (
+            f"attacks on every method: {', '.join(everywhere) or 'none'}; on some methods only: "
+            + ", ".join(f"{a} ({k} of {n_methods})" for a, k in some)
+        )
+    )
     return (
         f"{n_methods} method{'s' if n_methods > 1 else ''} at CR {crs[0]:g} to {crs[-1]:g}, {seed_text}, "
-        f"the first {n} test images, "
-        f"attacks {', '.join(attacks)}"
+        f"the first {n} test images, {attacks}"
     )
 
 

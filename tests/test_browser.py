@@ -127,3 +127,24 @@ def test_epsilon_dropdown_redraws_the_chart(html_dir):
         )
         page.close()
         assert report.page_errors == [] and report.external_requests == []
+
+
+def test_a_figures_run_link_opens_the_run_index_filtered_to_its_runs(html_dir):
+    """Every figure caption links its runs; following the link shows the run index with the
+    figure's words in the filter and only the rows that have them."""
+    with browser.serve_directory(html_dir) as base, browser.launch_chromium() as chromium:
+        report = browser.PageReport(page=SLICE, url=base + SLICE)
+        page = browser.open_page(chromium, report.url, report)
+        link = page.locator("figure a[href^='runs_index.html#q=']").first
+        words = link.get_attribute("href").split("#q=", 1)[1].replace("+", " ")
+        assert "Its runs:" in page.locator("figure").first.inner_text()
+        link.click()
+        page.wait_for_url("**/runs_index.html#q=*")
+        box = page.locator("#run-filter")
+        assert box.input_value() == words
+        rows = page.locator("#run-index tbody tr")
+        shown = [rows.nth(i) for i in range(rows.count()) if rows.nth(i).is_visible()]
+        assert 0 < len(shown) < rows.count()
+        assert all(all(w in row.inner_text().lower() for w in words.lower().split()) for row in shown)
+        page.close()
+        assert report.page_errors == [] and report.external_requests == []

@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import altair as alt
 import pandas as pd
 import pytest
 
@@ -51,6 +52,7 @@ def test_every_book_figure_is_cited_and_links_its_files():
             figures_seen += 1
             assert f"{{numref}}`{label}`" in text, f"{name}: figure {label} is never cited with numref"
             assert figures.download_links(key) in caption, f"{name}: caption of {label} lacks its SVG/PNG links"
+            assert f"{{glue:md}}`{key}-remake`" in caption, f"{name}: caption of {label} lacks its re-make commands"
     assert figures_seen >= 10
 
 
@@ -62,3 +64,50 @@ def test_a_figure_menu_offers_only_what_works_offline_and_saves_under_the_figure
     assert menu["renderer"] == "canvas"  # a chart's own embed options are kept
     html = figures.offline_menu(charts.placeholder("x"), "fig-x").to_html()
     assert '"downloadFileName": "fig-x"' in html and '"editor": false' in html
+
+
+@pytest.mark.parametrize(
+    "only",
+    [
+        {"kind": "attack", "dataset": "mnist", "arch": "mlp", "training": "standard"},
+        {"kind": "attack", **charts.HEADLINE, "attack": "linf_pgd"},
+        {"kind": "prune", "arch": "cnn", "training": "pgd (eps 0.1)"},
+    ],
+)
+def test_a_figures_commands_re_make_its_stages_and_run_one_with_other_parameters(only):
+    """The caption's sweep command selects the figure's stages (and only stages of that kind or
+    upstream of them); its stage command, typed as written, is a stage of that selection; the run
+    index link carries the figure's words."""
+    import shlex
+
+    from prunerob import cli, spec, sweep
+
+    how = figures.remake([only])
+    words = shlex.split(how["sweep"])
+    assert words[:4] == [".venv/bin/python", "-m", "prunerob", "sweep"] and words[5] == how["profile"]
+    filters = dict(cli._param(w) for w in words[7::2])
+    assert filters == {k: v for k, v in how["only"].items()}
+    chosen = sweep.select(sweep.expand(sweep.load_profile(how["profile"])), filters)
+    assert any(s.kind == only["kind"] for s in chosen)
+    stage_words = shlex.split(how["stage"].replace(" -p <name>=<value>", ""))
+    kind, params = stage_words[4], dict(cli._param(w) for w in stage_words[6::2])
+    assert kind == only["kind"]
+    assert spec.stage_from_params(kind, params).id in {s.id for s in chosen}
+    assert all(str(how["only"][k]) in how["query"].split() for k in ("dataset", "arch", "attack") if k in how["only"])
+    text = figures.remake_text(how)
+    assert how["sweep"] in text and how["stage"] in text and 'href="runs_index.html' in text
+
+
+def test_a_figure_without_declared_parameters_takes_them_from_its_data():
+    frame = pd.DataFrame(
+        {
+            "arch": ["mlp", "mlp"],
+            "dataset": ["mnist", "mnist"],
+            "seed": [0, 0],
+            "cr": [1, 2],
+            "robust_acc": [0.9, 0.8],
+            "eps": [0.1, 0.1],
+        }
+    )
+    chart = alt.Chart(frame).mark_line().encode(x="cr", y="robust_acc")
+    assert figures.remake(figures.chart_rows(chart))["only"] == {"dataset": "mnist", "arch": "mlp", "seed": 0}

@@ -192,8 +192,13 @@ def test_coverage_says_one_seed_and_the_images_and_attacks():
     curves = report.method_robustness(attack, samples, MODEL)
     text = report.coverage(curves, attack)
     assert "3 methods" in text and "1 seed" in text and "one seed" in text and f"first {N} test images" in text
-    assert "l2_ddn" in text
+    assert "l2_ddn" in text and "some methods only" not in text
     assert report.coverage(curves.iloc[:0], attack) == "no method of this model was attacked"
+    # an attack that ran on some methods only is named with how many: no method is claimed to face it
+    first = curves["method"].iloc[0]
+    extra = curves.assign(attacks=curves["attacks"].where(curves["method"] != first, curves["attacks"] + "+l2_apgd"))
+    partial = report.coverage(extra, attack)
+    assert "attacks on every method: l2_ddn" in partial and "on some methods only: l2_apgd (1 of 3)" in partial
 
 
 def test_collapse_cr_is_the_first_cr_below_half():

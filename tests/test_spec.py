@@ -169,7 +169,9 @@ def test_attack_stage_ids_of_the_committed_profiles_are_unchanged():
     assert not orphans, f"{len(orphans)} committed attack tables belong to no stage of a profile: {orphans[:3]}"
     assert {s.attack.attack for s in stages["full"]} >= {"linf_pgd", "l2_ddn", "l0_pgd_min"}
     missing = [s.id for s in stages["full"] if s.id not in _committed_attack_tables()]
-    assert not missing, f"{len(missing)} of {len(stages['full'])} full-profile attack stages lack a table: {missing[:3]}"
+    assert not missing, (
+        f"{len(missing)} of {len(stages['full'])} full-profile attack stages lack a table: {missing[:3]}"
+    )
 
 
 def test_the_cpu_profiles_missing_attack_tables_are_only_the_cnn_methods_still_being_attacked():
@@ -184,6 +186,10 @@ def test_the_cpu_profiles_missing_attack_tables_are_only_the_cnn_methods_still_b
     elsewhere = [
         s.id
         for s in missing
-        if s.model.arch != "cnn" or s.train.seed != 0 or (s.prune.structure, s.prune.scope, s.prune.criterion) == headline
+        if s.model.arch != "cnn"
+        or s.train.seed != 0
+        or (s.prune.structure, s.prune.scope, s.prune.criterion) == headline
     ]
-    assert not elsewhere, f"{len(elsewhere)} attack stages outside the pending CNN methods lack a table: {elsewhere[:3]}"
+    assert not elsewhere, (
+        f"{len(elsewhere)} attack stages outside the pending CNN methods lack a table: {elsewhere[:3]}"
+    )
