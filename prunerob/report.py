@@ -130,7 +130,8 @@ def ranking(curves: pd.DataFrame, norm: str, eps: float) -> pd.DataFrame:
     rows = curves[(curves["norm"] == norm) & np.isclose(curves["eps"], eps)]
     table = rows.pivot_table(index="method", columns="cr", values="robust_acc")
     pruned = [c for c in table.columns if _num(c) > 1]
-    table["mean CR 2-64"] = table[pruned].mean(axis=1) if pruned else np.nan
+    # a method not yet attacked at every pruned CR has no mean (an en dash): it is not ranked
+    table["mean CR 2-64"] = table[pruned].mean(axis=1, skipna=False) if pruned else np.nan
     return table.sort_values("mean CR 2-64", ascending=False)
 
 
@@ -199,18 +200,23 @@ def method_findings(curves: pd.DataFrame, prune: pd.DataFrame, norm: str, eps: f
     table = ranking(curves, norm, eps)
     dense_rows = curves[(curves["norm"] == norm) & np.isclose(curves["eps"], eps) & (curves["cr"] == 1)]
     dense = float(dense_rows["robust_acc"].mean()) if len(dense_rows) else float("nan")
-    best, worst = table.index[0], table.index[-1]
     key = "mean CR 2-64"
-    if len(table) > 1:
+    ranked = table[table[key].notna()]
+    if not len(ranked):
+        ranked = table
+    best, worst = ranked.index[0], ranked.index[-1]
+    unranked = len(table) - len(ranked) if ranked is not table else 0
+    if len(ranked) > 1:
         sentence = (
             f"at {norm} {budget(eps, norm)} (the dense model: {pct(dense)}), {best} keeps the most robust "
             f"accuracy over CR 2 to 64 ({pct(table.loc[best, key])} on average) and {worst} the least "
             f"({pct(table.loc[worst, key])})"
+            + (f", of the {len(ranked)} methods attacked at every CR ({unranked} more are not yet)" if unranked else "")
         )
     else:
         sentence = (
-            f"at {norm} {budget(eps, norm)} (the dense model: {pct(dense)}), {best}, the only method attacked, "
-            f"keeps {pct(table.loc[best, key])} on average over CR 2 to 64"
+            f"at {norm} {budget(eps, norm)} (the dense model: {pct(dense)}), {best}, the only method attacked"
+            f"{' at every CR so far' if unranked else ''}, keeps {pct(table.loc[best, key])} on average over CR 2 to 64"
         )
     marks = None
     if "tripped" in curves:

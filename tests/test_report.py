@@ -165,6 +165,17 @@ def test_ranking_and_findings_name_the_best_and_worst_method_with_their_numbers(
     assert "global magnitude unstructured" in found["sentence"] and "100.0 %" in found["sentence"]
 
 
+def test_a_method_not_yet_attacked_at_every_cr_is_not_ranked_and_the_sentence_says_so():
+    attack, samples = _tables(_grid())
+    curves = report.method_robustness(attack, samples, MODEL)
+    partial = curves[~((curves["method"] == "global magnitude unstructured") & (curves["cr"] == 2))]
+    table = report.ranking(partial, "L2", 1.0)
+    assert pd.isna(table.loc["global magnitude unstructured", "mean CR 2-64"])
+    found = report.method_findings(partial, None, "L2", 1.0)
+    assert found["best"] == "local random unstructured" and found["worst"] != "global magnitude unstructured"
+    assert "(1 more are not yet)" in found["sentence"] and "(–)" not in found["sentence"]
+
+
 def test_dense_budget_is_where_the_dense_model_is_nearest_half():
     curves = pd.DataFrame(
         {"norm": "L2", "cr": [1, 1, 1, 2], "eps": [0.5, 1.0, 2.0, 1.0], "robust_acc": [0.9, 0.55, 0.1, 0.5]}
