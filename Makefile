@@ -1,7 +1,8 @@
 # prunerob: two commands (see README.md)
 #   make book   set up, run the default study profile (skipping finished stages), build the book
 #   make test   set up, lint (ruff, mypy), run every test (fast, slow and browser) that needs no GPU
-# Other targets: make study [PROFILE=name], make venv, make system-deps, make clean-book.
+# Other targets: make study [PROFILE=name], make book-only (the book from the committed tables, no
+# sweep: what CI builds), make venv, make system-deps, make clean-book.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,7 +14,7 @@ WORKERS ?= 2
 TCMALLOC := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4))
 RUN := LD_PRELOAD=$(TCMALLOC) PYTHONUNBUFFERED=1
 
-.PHONY: book study test lint venv system-deps clean-book
+.PHONY: book book-only study test lint venv system-deps clean-book
 
 venv: $(VENV)/.installed
 
@@ -37,7 +38,9 @@ system-deps:
 study: venv system-deps
 	$(RUN) $(PY) -m prunerob sweep --profile $(PROFILE) --workers $(WORKERS)
 
-book: study
+book: study book-only
+
+book-only: venv system-deps
 	$(VENV)/bin/jupyter-book build -W -n --keep-going .
 	@echo "the book is in _build/html/index.html"
 

@@ -92,6 +92,7 @@ def _valid(table="sweeps"):
     return results.conform(pd.DataFrame([row]), table)
 
 
+@pytest.mark.slow  # reads every committed table (about a minute): make test runs it
 def test_every_committed_table_file_matches_its_schema():
     root = results.ROOT / "book" / "results"
     bad = {}

@@ -176,7 +176,7 @@ def test_attack_stage_ids_of_the_committed_profiles_are_unchanged():
 
 def test_the_cpu_profiles_missing_attack_tables_are_only_the_cnn_methods_still_being_attacked():
     """The cpu profile attacks every pruning method; the CNN's (seed 0) methods other than global
-    magnitude unstructured pruning are still being computed (README, "Where the recompute stands").
+    magnitude unstructured pruning are still being computed (README: the `cpu` profile's recompute status).
     Every other attack stage, the headline method's on every seed included, has its table."""
     from prunerob import sweep
 
