@@ -144,20 +144,16 @@ def remake(rows: list[dict], profile: str | None = None) -> dict[str, Any]:
     command that runs one of its stages with other parameters, and the words that find its runs in
     the run index."""
     only = _pinned(rows) if rows else {}
-    if profile is None:
-        profile = sweep.book_profile()
-        for name in sweep.book_profiles():
-            try:
-                if sweep.select(list(_profile_stages(name)), only):
-                    profile = name
-                    break
-            except SpecError:
-                continue
+
+    def stages_of(name: str) -> list:
+        try:
+            return sweep.select(list(_profile_stages(name)), only)
+        except SpecError:  # a filter no stage of that profile has
+            return []
+
+    candidates = [profile] if profile is not None else list(sweep.book_profiles())
+    profile, chosen = next(((name, found) for name in candidates if (found := stages_of(name))), (candidates[0], []))
     flags = "".join(f" --only {k}={v}" for k, v in only.items())
-    try:
-        chosen = sweep.select(list(_profile_stages(profile)), only)
-    except SpecError:
-        chosen = []
     kind = only.get("kind") or ("attack" if any("eps" in r for r in rows) or "attack" in only else "prune")
     example = next((st for st in chosen if st.kind == kind), chosen[-1] if chosen else None)
     explicit = {k: v for k, v in only.items() if k != "kind"}
