@@ -129,11 +129,11 @@ def _pinned(rows: list[dict]) -> dict[str, Any]:
         if len(values) != 1 or not all(name in r for r in rows):
             continue
         value = values.pop()
-        if name == "training":  # the tables write "pgd (eps 0.1)" for training=pgd, adv_eps=0.1
-            match = re.fullmatch(r"(\w+) \(eps ([0-9.]+)\)", str(value))
-            if match:
-                only["training"], only["adv_eps"] = match[1], float(match[2])
-                continue
+        if name == "training":  # the tables write stages.training_label: "pgd (eps 0.1)", ...
+            from prunerob.stages import training_params  # torch: only where a figure is re-made
+
+            only.update(training_params(str(value)))
+            continue
         only[name] = int(value) if name == "seed" else value
     return only
 
