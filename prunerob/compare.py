@@ -10,6 +10,7 @@ noise; a seed that faced fewer attacks limits every seed to the attacks they all
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from prunerob import evaluate, stats
@@ -22,7 +23,10 @@ def rows_of(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
     missing = [k for k in where if k not in frame]
     if missing:
         raise KeyError(f"no column {', '.join(missing)} in the table; columns: {', '.join(frame.columns)}")
-    return frame[(frame[list(where)] == pd.Series(where)).all(axis=1)]
+    keep = np.ones(len(frame), dtype=bool)
+    for column, value in where.items():  # column by column: a frame-wide == copies every row
+        keep &= (frame[column] == value).fillna(False).to_numpy(dtype=bool)
+    return frame[keep]
 
 
 def _runs(frame: pd.DataFrame) -> pd.Series:

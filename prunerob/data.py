@@ -13,6 +13,7 @@ folder.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 from collections.abc import Callable
@@ -144,7 +145,7 @@ def load_split(name: str, train: bool, root: Path | None = None) -> tuple[torch.
     ds = info(name)
     root = Path(root) if root is not None else data_root()
     try:
-        return ds.load(root, train, False)
+        return _read_split(name, train, root)
     except (RuntimeError, FileNotFoundError):
         pass  # not there yet: try torchvision's download
     existed = _folders(root)
@@ -159,6 +160,13 @@ def load_split(name: str, train: bool, root: Path | None = None) -> tuple[torch.
             f"data set {name!r} is not in {root} and could not be downloaded ({type(exc).__name__}: {why}); "
             f"put torchvision's files for {name!r} under {root}, or set PRUNEROB_DATA to a folder that holds them"
         ) from None
+
+
+@functools.lru_cache(maxsize=4)
+def _read_split(name: str, train: bool, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split already on disk, read once per process (a stage loads its data more than once, and
+    parsing MNIST's files takes seconds); callers slice it and never write into it."""
+    return info(name).load(root, train, False)
 
 
 def check_available(name: str, root: Path | None = None) -> None:
@@ -221,4 +229,7 @@ def load(spec: DataSpec, root: Path | None = None) -> Splits:
     fit_x, fit_y = train_x[:n_fit], train_y[:n_fit]
     if spec.n_train:
         fit_x, fit_y = fit_x[: spec.n_train], fit_y[: spec.n_train]
-    return Splits(spec.dataset, fit_x, fit_y, train_x[n_fit:], train_y[n_fit:], test_x, test_y)
+    val_x, val_y = train_x[n_fit:], train_y[n_fit:]
+    if spec.n_eval:
+        val_x, val_y, test_x, test_y = (t[: spec.n_eval] for t in (val_x, val_y, test_x, test_y))
+    return Splits(spec.dataset, fit_x, fit_y, val_x, val_y, test_x, test_y)

@@ -360,15 +360,6 @@ def sanity_checks(
     return pd.DataFrame(rows)
 
 
-def _robust_at(group: pd.DataFrame, kind: str, eps: float) -> pd.Series:
-    """Per sample (indexed by sample): robust at ``eps`` according to one attack's rows."""
-    if kind == "minimal":
-        return group.set_index("sample")["distance"] > eps
-    budgets = sorted(b for b in group["eps"].unique() if b <= eps + 1e-12)
-    # a verified example found inside a smaller ball also lies inside the larger one
-    return ~group[group["eps"] == budgets[-1]].set_index("sample")["broken"].astype(bool)
-
-
 def white_box(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows of white-box attacks."""
     return frame[frame["scenario"] == "white-box"]
@@ -377,7 +368,11 @@ def white_box(frame: pd.DataFrame) -> pd.DataFrame:
 def attack_runs(frame: pd.DataFrame) -> pd.Series:
     """A name per attack run: the attack, and for a transfer attack the CR it was crafted on."""
     transfer = frame["scenario"] == "transfer"
-    return frame["attack"].where(~transfer, frame["attack"] + " from CR " + frame["source_cr"].map("{:g}".format))
+    if not transfer.any():
+        return frame["attack"]
+    source = frame.loc[transfer, "source_cr"]
+    label = source.map({cr: f"{cr:g}" for cr in source.unique()})  # a dict maps a million rows at once
+    return frame["attack"].where(~transfer, frame["attack"] + " from CR " + label.reindex(frame.index))
 
 
 def worst_case_samples(samples: pd.DataFrame, eps_grid: dict[str, list[float]] | None = None) -> pd.DataFrame:
@@ -388,35 +383,47 @@ def worst_case_samples(samples: pd.DataFrame, eps_grid: dict[str, list[float]] |
     if not len(samples):  # no attack results (yet): a frame without the table's columns
         return pd.DataFrame(columns=["prune_id", "cr", "norm", "eps", "sample", "robust", "attacks"])
     parts = []
-    samples = samples.assign(run=attack_runs(samples))
+    needed = ["prune_id", "cr", "norm", "kind", "sample", "eps", "broken", "distance"]
+    # grouping copies every column the frame holds (a fixed attack's rows need no distance)
+    samples = samples[[c for c in needed if c in samples]].assign(run=attack_runs(samples))
     for (prune_id, cr, norm), group in samples.groupby(["prune_id", "cr", "norm"]):
-        grid = (eps_grid or {}).get(cast(str, norm)) or sorted(group["eps"].dropna().unique())
-        by_attack = [(cast(str, kind), rows) for (_, kind), rows in group.groupby(["run", "kind"])]
-        names = "+".join(sorted(group["run"].unique()))
-        for eps in grid:
-            robust = None
-            for kind, rows in by_attack:
-                r = _robust_at(rows, kind, float(eps))
-                if robust is not None:
-                    # a sample one run did not attack (transfer runs attack fewer images) is not broken
-                    # by that run; aligning with NaN would have counted it as broken
-                    robust, r = robust.align(r, fill_value=True)
-                    r = robust.astype(bool) & r.astype(bool)
-                robust = r
-            assert robust is not None  # each group has at least one run (a sample table row has run and kind)
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "prune_id": prune_id,
-                        "cr": cr,
-                        "norm": norm,
-                        "eps": float(eps),
-                        "sample": robust.index.to_numpy(),
-                        "robust": robust.to_numpy(bool),
-                        "attacks": names,
-                    }
+        grid = np.asarray((eps_grid or {}).get(cast(str, norm)) or sorted(group["eps"].dropna().unique()), float)
+        ids = np.unique(group["sample"].to_numpy())
+        # robust[i, j]: sample ids[i] at budget grid[j]; a sample one run did not attack (transfer
+        # runs attack fewer images) is not broken by that run
+        robust = np.ones((len(ids), len(grid)), dtype=bool)
+        for (run, kind), rows in group.groupby(["run", "kind"]):
+            at = np.searchsorted(ids, rows["sample"].to_numpy())
+            if kind == "minimal":
+                np.logical_and.at(robust, at, rows["distance"].to_numpy(float)[:, None] > grid[None, :])
+                continue
+            # a verified example found inside a smaller ball also lies inside the larger one: at each
+            # budget of the grid, a fixed run counts at the largest budget it ran that is not larger
+            ran, broken = rows["eps"].to_numpy(float), rows["broken"].to_numpy(bool)
+            budgets = np.unique(ran)
+            pick = np.searchsorted(budgets, grid + 1e-12, side="right") - 1
+            if (pick < 0).any():
+                raise ValueError(
+                    f"{run} ({norm}) ran at {budgets.tolist()}, nothing at or below {grid[pick < 0].min():g}: "
+                    "a fixed attack has no result below its smallest budget"
                 )
+            for j, budget in enumerate(budgets[pick]):
+                mine = ran == budget
+                np.logical_and.at(robust[:, j], at[mine], ~broken[mine])
+        names = "+".join(sorted(group["run"].unique()))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "prune_id": prune_id,
+                    "cr": cr,
+                    "norm": norm,
+                    "eps": np.repeat(grid, len(ids)),
+                    "sample": np.tile(ids, len(grid)),
+                    "robust": robust.T.ravel(),
+                    "attacks": names,
+                }
             )
+        )
     if not parts:
         return pd.DataFrame(columns=["prune_id", "cr", "norm", "eps", "sample", "robust", "attacks"])
     return pd.concat(parts, ignore_index=True)
@@ -529,29 +536,26 @@ def fixed_minimal_agreement(attack_rows: pd.DataFrame, tolerance: float = 0.05) 
     fixed attack (the original's PGD presets) shows its gap; ``strongest`` marks the row of the
     strongest fixed attack, whose gap decides ``agree`` for the whole group.
     """
-    rows = []
-    for (prune_id, cr, norm), group in white_box(attack_rows).groupby(["prune_id", "cr", "norm"]):
-        fixed = group[group["kind"] == "fixed"]
-        minimal = group[group["kind"] == "minimal"]
-        for fe, f_at in fixed.groupby("eps"):
-            accs = f_at.groupby("attack")["robust_acc"].first().sort_index()
-            best_attack, best_acc = accs.idxmin(), float(accs.min())
-            for ma, m in minimal[minimal["eps"] == fe].groupby("attack"):
-                m_acc = float(m["robust_acc"].iloc[0])
-                for fa, f_acc in accs.items():
-                    rows.append(
-                        {
-                            "prune_id": prune_id,
-                            "cr": cr,
-                            "norm": norm,
-                            "eps": fe,
-                            "fixed": fa,
-                            "minimal": ma,
-                            "fixed_acc": float(f_acc),
-                            "minimal_acc": m_acc,
-                            "gap": float(f_acc) - m_acc,
-                            "strongest": fa == best_attack,
-                            "agree": abs(best_acc - m_acc) <= tolerance,
-                        }
-                    )
-    return pd.DataFrame(rows)
+    keys = ["prune_id", "cr", "norm", "eps"]
+    columns = [*keys, "fixed", "minimal", "fixed_acc", "minimal_acc", "gap", "strongest", "agree"]
+    rows = white_box(attack_rows)
+    per_attack = lambda kind: (
+        rows[rows["kind"] == kind].groupby([*keys, "attack"], sort=True)["robust_acc"].first().reset_index()
+    )
+    fixed, minimal = per_attack("fixed"), per_attack("minimal")
+    if not len(fixed) or not len(minimal):
+        return pd.DataFrame(columns=columns)
+    # the strongest fixed attack at each budget: the lowest robust accuracy, the first by name on a tie
+    best = fixed.loc[fixed.groupby(keys, sort=False)["robust_acc"].idxmin()]
+    fixed = fixed.merge(best.rename(columns={"attack": "best", "robust_acc": "best_acc"}), on=keys)
+    pairs = fixed.rename(columns={"attack": "fixed", "robust_acc": "fixed_acc"}).merge(
+        minimal.rename(columns={"attack": "minimal", "robust_acc": "minimal_acc"}), on=keys
+    )
+    pairs = pairs.assign(
+        fixed_acc=pairs["fixed_acc"].astype(float),
+        minimal_acc=pairs["minimal_acc"].astype(float),
+        gap=pairs["fixed_acc"].astype(float) - pairs["minimal_acc"].astype(float),
+        strongest=pairs["fixed"] == pairs["best"],
+        agree=(pairs["best_acc"] - pairs["minimal_acc"]).abs() <= tolerance,
+    )
+    return pairs.sort_values([*keys, "minimal", "fixed"], kind="stable")[columns].reset_index(drop=True)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import altair as alt
+from altair.utils._importers import import_vl_convert, vl_version_for_vl_convert  # what chart.save uses
 
 from prunerob import results, sweep
 from prunerob.spec import SpecError
@@ -45,13 +46,17 @@ def save_figure(chart: alt.TopLevelMixin, name: str, folder: Path | None = None)
     folder = Path(folder) if folder is not None else figures_dir()
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"svg": folder / f"{name}.svg", "png": folder / f"{name}.png"}
+    # vl-convert renders the spec (no browser, no network), as altair's chart.save does; the spec is
+    # built (and validated) once for both formats: building it is most of a save's time
+    vlc, version = import_vl_convert(), vl_version_for_vl_convert()
+    spec = chart.to_dict(context={"pre_transform": False})
+    render = {
+        "svg": lambda: vlc.vegalite_to_svg(spec, vl_version=version).encode(),
+        "png": lambda: vlc.vegalite_to_png(spec, vl_version=version, scale=PNG_SCALE, ppi=72),
+    }
     for fmt, path in paths.items():
         tmp = path.with_name(path.name + ".tmp")
-        # altair hands the spec to vl-convert (no browser, no network)
-        if fmt == "png":
-            chart.save(str(tmp), format="png", scale_factor=PNG_SCALE)
-        else:
-            chart.save(str(tmp), format="svg")
+        tmp.write_bytes(render[fmt]())
         tmp.replace(path)
     return paths
 
@@ -124,11 +129,11 @@ def _pinned(rows: list[dict]) -> dict[str, Any]:
         if len(values) != 1 or not all(name in r for r in rows):
             continue
         value = values.pop()
-        if name == "training":  # the tables write "pgd (eps 0.1)" for training=pgd, adv_eps=0.1
-            match = re.fullmatch(r"(\w+) \(eps ([0-9.]+)\)", str(value))
-            if match:
-                only["training"], only["adv_eps"] = match[1], float(match[2])
-                continue
+        if name == "training":  # the tables write stages.training_label: "pgd (eps 0.1)", ...
+            from prunerob.stages import training_params  # torch: only where a figure is re-made
+
+            only.update(training_params(str(value)))
+            continue
         only[name] = int(value) if name == "seed" else value
     return only
 

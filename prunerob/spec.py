@@ -149,12 +149,15 @@ class DataSpec(_Spec):
     """Which data set, and how it is split.
 
     The original held out the last 10 % of the training split for validation (Keras'
-    ``validation_split``); ``n_train`` subsamples the remaining training images (smoke runs only).
+    ``validation_split``); ``n_train`` subsamples the remaining training images, ``n_eval`` the
+    validation and test images (smoke runs and tests only: clean accuracy is then on ``n_eval``
+    test images, and an attack's ``n_samples`` may not exceed it).
     """
 
     dataset: str = "mnist"
     val_fraction: float = 0.1
     n_train: int = 0  # 0: all
+    n_eval: int = 0  # 0: all; N: the first N validation and the first N test images
 
     def validate(self) -> None:
         _choice("dataset", self.dataset, DATASETS)
@@ -162,6 +165,11 @@ class DataSpec(_Spec):
         if not self.val_fraction < 1:
             raise SpecError(f"val_fraction={self.val_fraction!r} must be < 1")
         _positive("n_train", self.n_train, integer=True, allow_zero=True)
+        _positive("n_eval", self.n_eval, integer=True, allow_zero=True)
+        if self.n_eval > TEST_SIZES[self.dataset]:
+            raise invalid(
+                "n_eval", self.n_eval, f"0 .. {TEST_SIZES[self.dataset]}", why=f"{self.dataset} has fewer test images"
+            )
 
 
 @dataclass(frozen=True)
@@ -466,13 +474,14 @@ class AttackStage(_Stage):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        size = TEST_SIZES[self.data.dataset]
+        size = self.data.n_eval or TEST_SIZES[self.data.dataset]
         if self.attack.n_samples > size:
             raise invalid(
                 "n_samples",
                 self.attack.n_samples,
                 f"1 .. {size}",
-                why=f"exceeds the {size} test images of {self.data.dataset}",
+                why=f"exceeds the {size} test images of {self.data.dataset}"
+                + (f" (n_eval={self.data.n_eval})" if self.data.n_eval else ""),
             )
         if self.checkpoint.cr not in self.prune.crs:
             raise SpecError(

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -276,6 +277,21 @@ def training_label(stage) -> str:
     ):
         label += f", {stage.prune.finetune_training} fine-tuning"
     return label
+
+
+def training_params(label: str) -> dict[str, Any]:
+    """The stage parameters a :func:`training_label` was written from: "pgd (eps 0.1), standard
+    fine-tuning" gives ``{"training": "pgd", "adv_eps": 0.1, "finetune_training": "standard"}``;
+    a label not of that form is taken as the training's name."""
+    match = re.fullmatch(r"(\w+)(?: \(eps ([0-9.eE+-]+)\))?(?:, (\w+) fine-tuning)?", label)
+    if match is None:
+        return {"training": label}
+    out: dict[str, Any] = {"training": match[1]}
+    if match[2] is not None:
+        out["adv_eps"] = float(match[2])
+    if match[3] is not None:
+        out["finetune_training"] = match[3]
+    return out
 
 
 def finetune_spec(stage: PruneStage):

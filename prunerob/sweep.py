@@ -170,19 +170,17 @@ def select(all_stages: list, only: dict[str, Any]) -> list:
     if not only:
         return all_stages
 
-    def params(s) -> dict[str, Any]:
-        return {"kind": s.kind, **s.params()}
-
-    names = {name for s in all_stages for name in params(s)}
+    rows = [{"kind": s.kind, **s.params()} for s in all_stages]  # once: a stage's params is a walk
+    names = {name for row in rows for name in row}
     for name, value in only.items():
         if name not in names:
             raise SpecError(f"--only {name}=...: unknown parameter; valid: {', '.join(sorted(names))}")
-        seen = sorted({str(params(s)[name]) for s in all_stages if name in params(s)})
-        if not any(params(s).get(name) == value for s in all_stages if name in params(s)):
+        if not any(name in row and row[name] == value for row in rows):
+            seen = sorted({str(row[name]) for row in rows if name in row})
             raise SpecError(f"--only {name}={value!r}: no stage of the profile has it; values there: {', '.join(seen)}")
     keep: dict[str, Any] = {}
-    for s in all_stages:
-        if all(name in params(s) and params(s)[name] == value for name, value in only.items()):
+    for s, row in zip(all_stages, rows):
+        if all(name in row and row[name] == value for name, value in only.items()):
             up = s
             while up is not None:
                 keep.setdefault(up.id, up)

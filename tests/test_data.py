@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from prunerob import data
-from prunerob.spec import DataSpec
+from prunerob.spec import AttackStage, DataSpec, SpecError
 
 
 def test_mnist_splits_are_the_originals(mnist):
@@ -34,6 +34,16 @@ def test_fashion_mnist_loads_real_files():
 def test_n_train_subsamples_training_only():
     s = data.load(DataSpec(dataset="mnist", n_train=500))
     assert len(s.train_y) == 500 and len(s.val_y) == 6000 and len(s.test_y) == 10000
+
+
+def test_n_eval_keeps_the_first_validation_and_test_images_and_bounds_the_attacks_samples():
+    full, s = data.load(DataSpec(dataset="mnist")), data.load(DataSpec(dataset="mnist", n_eval=300))
+    assert len(s.train_y) == 54000 and len(s.val_y) == 300 and len(s.test_y) == 300
+    assert torch.equal(s.val_x, full.val_x[:300]) and torch.equal(s.test_x, full.test_x[:300])
+    with pytest.raises(SpecError, match=r"n_samples=500.*exceeds the 300 test images of mnist \(n_eval=300\)"):
+        AttackStage.from_params(n_eval=300, n_samples=500)
+    with pytest.raises(SpecError, match=r"n_eval=20000.*0 \.\. 10000"):
+        DataSpec(dataset="mnist", n_eval=20000)
 
 
 def test_missing_data_names_the_data_set_and_the_folder(tmp_path, monkeypatch):

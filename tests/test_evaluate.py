@@ -21,13 +21,13 @@ def samples(mnist):
 @pytest.fixture(scope="module")
 def pgd_result(trained_cnn, samples):
     x, y = samples
-    return ev.attack_curve(trained_cnn, x, y, AttackSpec(eps=EPS, n_samples=200), (1, 28, 28))
+    return ev.attack_curve(trained_cnn, x[:100], y[:100], AttackSpec(eps=EPS, n_samples=100), (1, 28, 28))
 
 
 def test_curve_starts_at_clean_accuracy_and_falls(pgd_result, trained_cnn, samples):
     x, y = samples
     curve = pgd_result.curve.sort_values("eps")
-    clean = (trained_cnn(x).argmax(1) == y).float().mean().item()
+    clean = (trained_cnn(x[:100]).argmax(1) == y[:100]).float().mean().item()
     assert curve["eps"].iloc[0] == 0 and curve["robust_acc"].iloc[0] == pytest.approx(clean)
     assert np.all(np.diff(curve["robust_acc"]) <= 0)
     assert curve["robust_acc"].iloc[-1] < 0.5 * clean  # 64/255 breaks a naturally trained CNN
@@ -58,10 +58,11 @@ class Rounding(nn.Module):
         return torch.round(x * 4) / 4
 
 
+@pytest.mark.slow  # a real attack on the trained CNN: seconds to tens of seconds
 def test_gradient_masking_trips_the_sanity_checks(trained_cnn, samples):
     x, y = samples
     masked = nn.Sequential(Rounding(), trained_cnn).eval()
-    res = ev.attack_curve(masked, x[:100], y[:100], AttackSpec(eps=(8 / 255,), n_samples=100), (1, 28, 28))
+    res = ev.attack_curve(masked, x[:40], y[:40], AttackSpec(eps=(8 / 255,), n_samples=40), (1, 28, 28))
     checks = res.checks.set_index("check")
     assert not checks.loc["unbounded_breaks_all", "passed"]
     assert not res.checks["passed"].all()
@@ -99,16 +100,16 @@ def test_distances_per_norm():
 @pytest.mark.parametrize(
     "attack, eps",
     [
-        ("linf_fmn", (2 / 255, 8 / 255, 32 / 255)),
-        ("l2_ddn", (0.5, 1.0, 2.0)),
-        ("l0_fmn", (1, 4, 16)),
+        pytest.param("linf_fmn", (2 / 255, 8 / 255, 32 / 255), marks=pytest.mark.slow),
+        pytest.param("l2_ddn", (0.5, 1.0, 2.0), marks=pytest.mark.slow),
+        pytest.param("l0_fmn", (1, 4, 16), marks=pytest.mark.slow),
         pytest.param("l0_pgd_min", (1, 4, 16), marks=pytest.mark.slow),
     ],
 )
 def test_minimal_attacks_give_verified_curves(trained_cnn, samples, attack, eps):
     x, y = samples
-    spec = AttackSpec(attack=attack, eps=eps, n_samples=100, attack_batch_size=100)
-    res = ev.attack_curve(trained_cnn, x[:100], y[:100], spec, (1, 28, 28))
+    spec = AttackSpec(attack=attack, eps=eps, n_samples=40, attack_batch_size=40)
+    res = ev.attack_curve(trained_cnn, x[:40], y[:40], spec, (1, 28, 28))
     curve = res.curve.sort_values("eps")
     assert res.checks.set_index("check")["passed"].all(), res.checks
     assert np.all(np.diff(curve["robust_acc"]) <= 0)
@@ -323,11 +324,12 @@ def test_min_distance_is_the_smallest_verified_distance_over_attacks():
     assert md.tolist() == [4.0, np.inf, 0.0]
 
 
+@pytest.mark.slow  # a real attack on the trained CNN: seconds to tens of seconds
 def test_transfer_from_the_model_itself_equals_the_white_box_attack(trained_cnn, samples):
     x, y = samples
-    spec = AttackSpec(attack="linf_pgd", eps=(8 / 255, 32 / 255), n_samples=60, attack_batch_size=60)
-    white = ev.attack_curve(trained_cnn, x[:60], y[:60], spec, (1, 28, 28))
-    same = ev.attack_curve(trained_cnn, x[:60], y[:60], spec, (1, 28, 28), source=trained_cnn)
+    spec = AttackSpec(attack="linf_pgd", eps=(8 / 255, 32 / 255), n_samples=30, attack_batch_size=30)
+    white = ev.attack_curve(trained_cnn, x[:30], y[:30], spec, (1, 28, 28))
+    same = ev.attack_curve(trained_cnn, x[:30], y[:30], spec, (1, 28, 28), source=trained_cnn)
     assert white.curve["robust_acc"].tolist() == same.curve["robust_acc"].tolist()
     assert "unbounded_breaks_all" in set(white.checks["check"]) and "unbounded_breaks_all" not in set(
         same.checks["check"]
@@ -449,11 +451,12 @@ def test_dense_curve_gives_the_seeds_of_one_checkpoint_one_grid():
     assert at[0] < at[1]  # the seed with the larger distances is more robust at the same budget
 
 
+@pytest.mark.slow  # a real attack on the trained CNN: seconds to tens of seconds
 def test_a_minimal_attack_skips_samples_the_model_already_gets_wrong(trained_cnn, samples, monkeypatch):
     """A misclassified sample has distance 0 whatever the attack returns: it is never handed to the
     attack, and the other samples' distances are those of a run on them alone."""
     x, y = samples
-    x, y = x[:60], y[:60].clone()
+    x, y = x[:30], y[:30].clone()
     y[:10] = (trained_cnn(x[:10]).argmax(1) + 1) % 10  # ten labels the model gets wrong
     info = attacks.ATTACKS["l2_ddn"]
     seen = []
@@ -463,7 +466,7 @@ def test_a_minimal_attack_skips_samples_the_model_already_gets_wrong(trained_cnn
         return info.run(model, xb, yb, **params)
 
     monkeypatch.setitem(attacks.ATTACKS, "l2_ddn", type(info)(**{**info.__dict__, "run": spy}))
-    spec = AttackSpec(attack="l2_ddn", eps=(0.5, 1.0), n_samples=60, attack_batch_size=100)
+    spec = AttackSpec(attack="l2_ddn", eps=(0.5, 1.0), n_samples=30, attack_batch_size=100)
     res = ev.attack_curve(trained_cnn, x, y, spec, (1, 28, 28))
     wrong = (trained_cnn(x).argmax(1) != y).numpy()
     assert sum(seen) == int((~wrong).sum()) and wrong[:10].all()
@@ -474,12 +477,13 @@ def test_a_minimal_attack_skips_samples_the_model_already_gets_wrong(trained_cnn
     assert res.checks.set_index("check")["passed"].all(), res.checks
 
 
+@pytest.mark.slow  # a real attack on the trained CNN: seconds to tens of seconds
 def test_a_fixed_attack_attacks_only_the_samples_still_robust(trained_cnn, samples, monkeypatch):
     """Each budget's run is handed only the samples correct on the clean input and unbroken at the
     smaller budgets (and the unbounded check only those unbroken at the largest); the others carry
     the candidate that broke them, which is verified again inside the larger ball."""
     x, y = samples
-    x, y = x[:80], y[:80].clone()
+    x, y = x[:40], y[:40].clone()
     y[:10] = (trained_cnn(x[:10]).argmax(1) + 1) % 10  # ten labels the model gets wrong
     info = attacks.ATTACKS["linf_pgd"]
     seen = []
@@ -489,14 +493,14 @@ def test_a_fixed_attack_attacks_only_the_samples_still_robust(trained_cnn, sampl
         return info.run(model, xb, yb, eps, **params)
 
     monkeypatch.setitem(attacks.ATTACKS, "linf_pgd", type(info)(**{**info.__dict__, "run": spy}))
-    spec = AttackSpec(attack="linf_pgd", eps=(8 / 255, 32 / 255, 64 / 255), n_samples=80, attack_batch_size=200)
+    spec = AttackSpec(attack="linf_pgd", eps=(8 / 255, 32 / 255, 64 / 255), n_samples=40, attack_batch_size=200)
     res = ev.attack_curve(trained_cnn, x, y, spec, (1, 28, 28))
     curve = res.curve.sort_values("eps").reset_index(drop=True)
     handed = [n for _, n in seen]
     # eps 0 gets the clean-correct samples, each later budget (and the unbounded check after the
     # last) the survivors of the one before it; a run with no survivor left is not started
-    survivors = [round(curve["robust_acc"].iloc[0] * 80), *(round(a * 80) for a in curve["robust_acc"])]
-    assert survivors[0] <= 70 and survivors[-1] < survivors[0]
+    survivors = [round(curve["robust_acc"].iloc[0] * 40), *(round(a * 40) for a in curve["robust_acc"])]
+    assert survivors[0] <= 30 and survivors[-1] < survivors[0]
     assert handed == [n for n in survivors if n]
     s = res.samples
     assert s["valid"].all()  # every candidate, carried ones too, inside its ball and the box

@@ -111,3 +111,24 @@ def test_a_figure_without_declared_parameters_takes_them_from_its_data():
     )
     chart = alt.Chart(frame).mark_line().encode(x="cr", y="robust_acc")
     assert figures.remake(figures.chart_rows(chart))["only"] == {"dataset": "mnist", "arch": "mlp", "seed": 0}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"training": "standard"},
+        {"training": "pgd", "adv_eps": 0.1},
+        {"training": "pgd", "adv_eps": 0.3, "finetune_training": "standard"},
+    ],
+)
+def test_a_tables_training_label_reads_back_as_the_parameters_that_wrote_it(params):
+    from prunerob.spec import PruneStage
+    from prunerob.stages import training_label, training_params
+
+    label = training_label(PruneStage.from_params(**params))
+    back = training_params(label)
+    assert {k: v for k, v in back.items() if k != "adv_eps"} == {
+        k: v for k, v in params.items() if k != "adv_eps" and not (k == "finetune_training" and v == params["training"])
+    }
+    if "(eps" in label:
+        assert back["adv_eps"] == params["adv_eps"]

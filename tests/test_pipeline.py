@@ -96,7 +96,7 @@ def test_a_sweep_that_ran_stages_leaves_a_record_of_its_wall_time(smoke_study):
 def test_a_lost_checkpoint_is_recomputed_when_needed(smoke_study):
     from prunerob import stages
 
-    stage = TrainStage.from_params(n_train=2000, max_epochs=1)
+    stage = TrainStage.from_params(n_train=2000, n_eval=1000, max_epochs=1)
     all_stages = sweep.expand(sweep.load_profile("smoke"))
     assert sweep.plan(all_stages) == []
     ckpt = stages.train_checkpoint(stage)

@@ -74,8 +74,11 @@ def _prune(model: nn.Module, cr: float, **method) -> tuple[dict[str, torch.Tenso
 
 # Dense-neuron pruning matters on the CNN (96 % dense weights); ResNet8's one dense layer is
 # 0.2 % of its weights, so there it runs once per structure and scope.
+# ResNet8's cases take seconds each (sorting 1.2 M weights per CR): the slow tier runs them.
 SCHEDULE_CASES = [
-    (arch, structure, scope, criterion, dense_neurons)
+    pytest.param(
+        arch, structure, scope, criterion, dense_neurons, marks=[pytest.mark.slow] if arch == "resnet8" else []
+    )
     for arch in ("cnn", "resnet8")
     for structure, scope, criterion in COMBOS
     for dense_neurons in (False, True)

@@ -157,6 +157,23 @@ def test_reading_a_file_that_does_not_match_names_it_and_the_migration(out_dirs)
             read()
 
 
+def test_collect_reads_its_cache_only_while_no_file_changed(out_dirs):
+    first = _valid()
+    results.write_table(first, "sweeps", "a")
+    pd.testing.assert_frame_equal(results.collect("sweeps"), first)
+    cached = list((out_dirs["artifacts"] / "cache").glob("collect-sweeps-*.parquet"))
+    assert len(cached) == 1
+    pd.testing.assert_frame_equal(results.collect("sweeps"), first)  # from the cache
+    second = first.assign(done=7, seconds=2.5)
+    results.write_table(second, "sweeps", "b")  # a new stage
+    assert results.collect("sweeps")["done"].tolist() == [first["done"].iloc[0], 7]
+    results.write_table(second.assign(done=9), "sweeps", "a")  # a stage's file rewritten
+    assert results.collect("sweeps")["done"].tolist() == [9, 7]
+    results.table_path("sweeps", "b").unlink()  # a stage's file removed
+    assert results.collect("sweeps")["done"].tolist() == [9]
+    assert len(list((out_dirs["artifacts"] / "cache").glob("collect-sweeps-*.parquet"))) == 1
+
+
 def test_collect_of_a_table_without_files_has_its_columns():
     frame = results.empty("attack")
     assert frame.columns.tolist() == results.columns("attack") and not len(frame)

@@ -10,7 +10,9 @@ from prunerob.spec import AttackStage, PruneStage
 
 @pytest.fixture
 def trained(out_dirs):
-    stage = PruneStage.from_params(n_train=500, max_epochs=1, crs=[1, 2, 4], criterion="random", finetune_max_epochs=1)
+    stage = PruneStage.from_params(
+        n_train=500, n_eval=500, max_epochs=1, crs=[1, 2, 4], criterion="random", finetune_max_epochs=1
+    )
     stages.run_train(stage.upstream, device="cpu", progress=False)
     return stage
 
@@ -148,7 +150,7 @@ def test_a_train_stage_gives_the_same_weights_whatever_the_thread_count(out_dirs
     two cores give each one thread, one worker gives two): each stage fixes the count and records it."""
     from prunerob.spec import TrainStage
 
-    stage = TrainStage.from_params(arch="cnn", n_train=1500, max_epochs=1, batch_size=64)
+    stage = TrainStage.from_params(arch="cnn", n_train=1500, n_eval=500, max_epochs=1, batch_size=64)
     before = torch.get_num_threads()
     shas = []
     try:
@@ -169,7 +171,7 @@ def test_the_original_cnn_is_attacked_on_its_logits_and_once_the_original_way_on
     the tables record; predictions, and so clean accuracy, are the same either way."""
     from prunerob.spec import AttackStage, PruneStage, TrainStage
 
-    common = dict(arch="cnn_original", n_train=1000, max_epochs=1)
+    common = dict(arch="cnn_original", n_train=1000, n_eval=500, max_epochs=1)
     stages.run_train(TrainStage.from_params(**common), device="cpu", progress=False)
     stages.run_prune(PruneStage.from_params(**common, crs=[1, 4], finetune_max_epochs=0), device="cpu", progress=False)
     runs = {}
@@ -189,7 +191,7 @@ def test_the_original_cnn_is_attacked_on_its_logits_and_once_the_original_way_on
     assert (
         "attack_output"
         not in AttackStage.from_params(
-            **common, crs=[1, 4], finetune_max_epochs=0, cr=4, attack="linf_pgd"
+            **common, crs=[1, 4], finetune_max_epochs=0, cr=4, attack="linf_pgd", n_samples=100
         ).canonical()["attack"]
     )
     assert logits["stage_id"].iloc[0] != softmax["stage_id"].iloc[0]
@@ -208,11 +210,11 @@ def test_a_checkpoint_with_other_weights_than_its_table_recorded_is_refused_and_
     torch.save(blob, path)  # loadable, right stage and CR, wrong weights
     assert "is not the checkpoint its table recorded" in stages.checkpoint_problem(trained, 2)
     assert list(stages._finished_steps(trained)) == [1]
-    attack = AttackStage.from_params(**{**trained.params(), "cr": 2})
+    attack = AttackStage.from_params(**{**trained.params(), "cr": 2, "n_samples": 500})
     with pytest.raises(
         stages.MissingUpstream,
         match=rf"CR 2 checkpoint of prune stage {trained.id}: .* run that "
-        r"stage first: python -m prunerob stage prune -p 'n_train=500'",
+        r"stage first: python -m prunerob stage prune -p 'n_train=500' -p 'n_eval=500'",
     ):
         stages.check_upstream(attack)
 
