@@ -191,7 +191,7 @@ def collapse_cr(prune: pd.DataFrame, method: str, threshold: float = 0.5) -> flo
     return float(below["cr"].iloc[0]) if len(below) else None
 
 
-def method_findings(curves: pd.DataFrame, prune: pd.DataFrame, norm: str, eps: float | None = None) -> dict:
+def method_findings(curves: pd.DataFrame, norm: str, eps: float | None = None) -> dict:
     """The comparison at one budget (default: :func:`dense_budget`) in numbers and one sentence:
     ``eps``, ``best``/``worst`` (method labels by the mean over CR 2-64), ``best_mean``,
     ``worst_mean``, ``dense`` (robust accuracy at CR 1), ``spread`` (best minus worst mean), the
@@ -238,6 +238,58 @@ def method_findings(curves: pd.DataFrame, prune: pd.DataFrame, norm: str, eps: f
         "spread": float(table.loc[best, key] - table.loc[worst, key]),
         "table": table,
         "sentence": sentence,
+    }
+
+
+def method_answers(
+    prune: pd.DataFrame,
+    attack: pd.DataFrame,
+    samples: pd.DataFrame,
+    models: dict[str, dict],
+    norms: tuple[str, ...] = ("Linf", "L2", "L0"),
+) -> dict[str, str]:
+    """The study's method question answered per model (``models``: a name, e.g. "CNN", to its
+    columns), as the intro says it: ``methods`` (per model, per norm, the method that keeps the most
+    robustness and the one that keeps the least, or that too few methods were attacked yet) and
+    ``norms`` (per model, whether one method is best in every norm)."""
+    said, best = [], {}
+    for name, where in models.items():
+        curves, n_all = method_robustness(attack, samples, where), len(methods(prune, where))
+        n = curves["method"].nunique() if len(curves) else 0
+        if n < 2:
+            said.append(f"for the {name}, not yet measured ({n} of its {n_all} methods attacked)")
+            continue
+        found = {
+            norm: method_findings(curves[curves["norm"] == norm], norm)
+            for norm in norms
+            if (curves["norm"] == norm).any()
+        }
+        best[name] = found
+        seeds = int(curves["n_seeds"].max())
+        said.append(
+            f"for the {name} ({n} methods, {'one seed' if seeds == 1 else f'up to {seeds} seeds'}): "
+            + "; ".join(f["sentence"] for f in found.values())
+        )
+    text = "; ".join(said)
+    by_norm = []
+    for name, found in best.items():
+        winners = {f["best"] for f in found.values()}
+        if len(found) == 1:
+            by_norm.append(f"for the {name}, only {next(iter(found))} is measured so far")
+        elif len(winners) == 1:
+            by_norm.append(
+                f"for the {name}, the same method keeps the most robustness in all "
+                f"{ {2: 'two', 3: 'three'}.get(len(found), len(found)) } norms ({winners.pop()})"
+            )
+        else:
+            by_norm.append(
+                f"for the {name}, the best method differs by norm ("
+                + ", ".join(f"{norm}: {f['best']}" for norm, f in found.items())
+                + ")"
+            )
+    return {
+        "methods": text[:1].upper() + text[1:],
+        "norms": "; ".join(by_norm) or "not measured yet (no model has several methods attacked)",
     }
 
 

@@ -159,7 +159,7 @@ def test_ranking_and_findings_name_the_best_and_worst_method_with_their_numbers(
         "global magnitude filter + dense neurons",
     ]
     assert table.loc["local random unstructured", "mean CR 2-64"] == pytest.approx(0.4)
-    found = report.method_findings(curves, None, "L2", 1.0)
+    found = report.method_findings(curves, "L2", 1.0)
     assert found["best"] == "global magnitude unstructured" and found["best_mean"] == 1.0
     assert found["dense"] == 1.0 and found["spread"] == pytest.approx(1.0 - found["worst_mean"])
     assert "global magnitude unstructured" in found["sentence"] and "100.0 %" in found["sentence"]
@@ -171,7 +171,7 @@ def test_a_method_not_yet_attacked_at_every_cr_is_not_ranked_and_the_sentence_sa
     partial = curves[~((curves["method"] == "global magnitude unstructured") & (curves["cr"] == 2))]
     table = report.ranking(partial, "L2", 1.0)
     assert pd.isna(table.loc["global magnitude unstructured", "mean CR 2-64"])
-    found = report.method_findings(partial, None, "L2", 1.0)
+    found = report.method_findings(partial, "L2", 1.0)
     assert found["best"] == "local random unstructured" and found["worst"] != "global magnitude unstructured"
     assert "(1 more are not yet)" in found["sentence"] and "(–)" not in found["sentence"]
 
@@ -461,7 +461,7 @@ def test_a_tripped_cell_is_marked_in_the_table_and_said_in_the_sentence():
     attack, samples = _tables(_grid())
     curves = report.method_robustness(attack, samples, MODEL)
     ind = pd.DataFrame([{"method": "local random unstructured", "cr": 4, "norm": "L2", "tripped": True, "why": "x"}])
-    found = report.method_findings(report.mark_tripped(curves, ind), None, "L2", 1.0)
+    found = report.method_findings(report.mark_tripped(curves, ind), "L2", 1.0)
     out = report.formatted(found["table"], found["marks"])
     assert out.loc["local random unstructured", "CR 4"] == "20.0 % " + report.MARK
     assert out.loc["local random unstructured", "CR 2"] == "60.0 %"
@@ -483,7 +483,7 @@ def test_a_method_within_two_points_of_the_best_is_a_tie_not_a_verdict():
 def test_one_attacked_method_is_described_as_the_only_one():
     attack, samples = _tables({k: v for k, v in _grid().items() if k[0] == GM})
     curves = report.method_robustness(attack, samples, MODEL)
-    found = report.method_findings(curves, None, "L2", 1.0)
+    found = report.method_findings(curves, "L2", 1.0)
     assert "the only method attacked" in found["sentence"] and "the least" not in found["sentence"]
     assert report.coverage(curves, attack).startswith("1 method at CR 1 to 4")
 
@@ -527,3 +527,19 @@ def test_readable_tables_label_crs_and_budgets_as_the_charts_do_and_show_missing
         pd.DataFrame({"kept": [1.0, 0.5]}, index=pd.Index([1.0, 2.0], name="cr")), {"kept": "{:.4f}"}
     )
     assert flat.data.index.tolist() == ["1", "2"] and "0.5000" in flat.to_html()
+
+
+def test_method_answers_name_the_best_method_per_model_and_say_what_is_not_measured():
+    attack, samples = _tables(_grid())
+    other = {**MODEL, "arch": "cnn"}  # no rows: not measured
+    answers = report.method_answers(attack, attack, samples, {"MLP": MODEL, "CNN": other})
+    assert answers["methods"].startswith("For the MLP (3 methods, one seed): at L2 1 ")
+    assert "global magnitude unstructured keeps the most robust accuracy" in answers["methods"]
+    assert "for the CNN, not yet measured (0 of its 0 methods attacked)" in answers["methods"]
+    assert answers["norms"] == "for the MLP, only L2 is measured so far"
+    both = pd.concat([attack, attack.assign(norm="Linf")]), pd.concat([samples, samples.assign(norm="Linf")])
+    assert report.method_answers(attack, *both, {"MLP": MODEL})["norms"] == (
+        "for the MLP, the same method keeps the most robustness in all two norms (global magnitude unstructured)"
+    )
+    none = report.method_answers(attack, attack, samples, {"CNN": other})
+    assert none["norms"] == "not measured yet (no model has several methods attacked)"
