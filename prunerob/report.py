@@ -293,6 +293,67 @@ def method_answers(
     }
 
 
+def clean_two_trainings(prune: pd.DataFrame, standard: str, adversarial: str, column: str = "training") -> str | None:
+    """Clean test accuracy of a standard and an adversarially trained model under pruning, in one
+    sentence: both at CR 1 with the difference, and at the largest CR both reach; None unless
+    ``prune`` holds rows of both (``column`` tells them apart: ``standard`` and ``adversarial``)."""
+    if not len(prune) or not {standard, adversarial} <= set(prune[column]):
+        return None
+    at = prune.pivot_table(index="cr", columns=column, values="clean_acc")
+    top = at.dropna().index.max()  # the largest CR both reach
+    std, adv = at[standard], at[adversarial]
+    return (
+        f"standard training reaches {std.loc[1]:.2%} on the test set and PGD training {adv.loc[1]:.2%} "
+        f"({100 * (adv.loc[1] - std.loc[1]):+.2f} points for the adversarial training); at CR {top:g} they "
+        f"keep {std.loc[top]:.2%} and {adv.loc[top]:.2%}"
+    )
+
+
+def attack_health(rows: pd.DataFrame) -> dict[str, Any]:
+    """How far one model's attack results can be trusted, from its white-box attack rows: ``agree``
+    ("k of n" budgets and checkpoints where the strongest fixed attack and a minimal attack agree
+    within 5 points), ``gap`` (the largest such gap, in points), ``checks`` ("k of n" runs passing
+    every sanity check), ``violations`` (adversarial examples that failed verification) and
+    ``disagree`` (the disagreements in a sentence, naming the weaker attack)."""
+    rows = evaluate.white_box(rows)
+    if not len(rows):
+        return {
+            "agree": "none",
+            "gap": "n/a",
+            "checks": "none",
+            "violations": 0,
+            "disagree": "There is no disagreement.",
+        }
+    agreement = evaluate.fixed_minimal_agreement(rows)
+    strongest = agreement[agreement["strongest"]] if len(agreement) else agreement
+    off = strongest[~strongest["agree"]] if len(strongest) else strongest
+    parts = []
+    weak_side = off.assign(weak=off["gap"].map(lambda g: "minimal" if g < 0 else "fixed")) if len(off) else off
+    for (norm, weak_kind), group in weak_side.groupby(["norm", "weak"]) if len(off) else ():
+        weak = sorted(set(group["minimal"] if weak_kind == "minimal" else group["fixed"]))
+        strong = sorted(set(group["fixed"] if weak_kind == "minimal" else group["minimal"]))
+        crs = ", ".join(f"{c:g}" for c in sorted(group["cr"].unique()))
+        parts.append(
+            f"{len(group)} in {norm} at budgets {group['eps'].min():g} to {group['eps'].max():g} (CR {crs}), where "
+            f"{' and '.join(weak)} left up to {group['gap'].abs().max():.1%} more images standing than "
+            f"{' and '.join(strong)}"
+        )
+    checks = rows.groupby("stage_id")["all_checks_passed"].first()
+    return {
+        "agree": f"{int(strongest['agree'].sum())} of {len(strongest)}" if len(strongest) else "none",
+        "gap": f"{100 * strongest['gap'].abs().max():.1f} points" if len(strongest) else "n/a",
+        "checks": f"{int(checks.sum())} of {len(checks)}",
+        "violations": int(rows["violations"].sum()),
+        "disagree": (
+            "The disagreements: " + "; ".join(parts) + ". There the weaker attack is the one that fails on this "
+            "model, and the per-sample worst case takes the stronger one's result, so the charts are not raised "
+            "by it; the weak attack's own numbers would overstate robustness."
+        )
+        if parts
+        else "There is no disagreement.",
+    }
+
+
 def coverage(curves: pd.DataFrame, attack: pd.DataFrame) -> str:
     """What the method comparison of one model rests on, computed: methods, CRs, seeds, images and
     attacks, e.g. '8 methods at CR 1-64, 1 seed (one seed: no seed band), 1000 images, attacks

@@ -543,3 +543,41 @@ def test_method_answers_name_the_best_method_per_model_and_say_what_is_not_measu
     )
     none = report.method_answers(attack, attack, samples, {"CNN": other})
     assert none["norms"] == "not measured yet (no model has several methods attacked)"
+
+
+def test_clean_two_trainings_compares_both_at_cr_1_and_at_the_largest_cr_both_reach():
+    prune = pd.DataFrame(
+        {
+            "training": ["standard"] * 3 + ["pgd"] * 2,
+            "cr": [1.0, 4.0, 16.0, 1.0, 4.0],
+            "clean_acc": [0.99, 0.98, 0.90, 0.97, 0.96],
+        }
+    )
+    assert report.clean_two_trainings(prune, "standard", "pgd") == (
+        "standard training reaches 99.00% on the test set and PGD training 97.00% (-2.00 points for the "
+        "adversarial training); at CR 4 they keep 98.00% and 96.00%"
+    )
+    assert report.clean_two_trainings(prune[prune["training"] == "pgd"], "standard", "pgd") is None
+
+
+def test_attack_health_counts_agreement_checks_and_names_the_weaker_attack():
+    def row(attack, kind, eps, acc, stage, passed=True):
+        return dict(scenario="white-box", prune_id="p", cr=4.0, norm="L2", kind=kind, eps=eps, attack=attack,
+                    robust_acc=acc, stage_id=stage, all_checks_passed=passed, violations=0)  # fmt: skip
+
+    rows = pd.DataFrame(
+        [
+            row("l2_apgd", "fixed", 1.0, 0.40, "a"),
+            row("l2_ddn", "minimal", 1.0, 0.42, "b", passed=False),
+            row("l2_apgd", "fixed", 2.0, 0.10, "a"),
+            row("l2_ddn", "minimal", 2.0, 0.30, "b", passed=False),
+        ]
+    )
+    health = report.attack_health(rows)
+    assert health["agree"] == "1 of 2" and health["gap"] == "20.0 points"
+    assert health["checks"] == "1 of 2" and health["violations"] == 0
+    assert (
+        "1 in L2 at budgets 2 to 2 (CR 4), where l2_ddn left up to 20.0% more images standing than l2_apgd"
+        in (health["disagree"])
+    )
+    assert report.attack_health(rows.iloc[:0])["agree"] == "none"
