@@ -354,6 +354,67 @@ def attack_health(rows: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def extra_attacks(per_seed: pd.DataFrame, samples: pd.DataFrame, attack: pd.DataFrame) -> str:
+    """What the attacks only some seeds faced add, in a sentence: per norm, each such seed's worst
+    case over all its attacks against its worst case over the attacks every seed faced
+    (``per_seed``: :func:`compare.worst_case_per_seed` rows)."""
+    alone = evaluate.on_own_grids(evaluate.worst_case, evaluate.white_box(samples), attack)
+    gap = per_seed.merge(alone, on=["prune_id", "cr", "norm", "eps"], suffixes=("", "_all"))
+    gap = gap[gap["attacks"] != gap["attacks_all"]]
+
+    def extra(g: pd.DataFrame) -> str:
+        return ", ".join(sorted(set(g["attacks_all"].iloc[0].split("+")) - set(g["attacks"].iloc[0].split("+"))))
+
+    return (
+        "; ".join(
+            f"in {norm}, seed {', '.join(map(str, sorted(g['seed'].unique())))} also faced {extra(g)}, which would "
+            f"lower its robust accuracy by at most {(g['robust_acc'] - g['robust_acc_all']).max() * 100:.1f} points "
+            f"(by {(g['robust_acc'] - g['robust_acc_all']).mean() * 100:.1f} on average over its CRs and budgets)"
+            for norm, g in gap.groupby("norm")
+        )
+        or "every seed faced the same attacks"
+    )
+
+
+def attack_bench(blob: dict) -> tuple[dict[str, Any], pd.DataFrame]:
+    """``benchmarks/attacks.json`` (``python -m prunerob bench attacks``) as the robustness chapter
+    shows it: its numbers by glue name, and per norm the default set beside the original's."""
+    b = blob["records"][0]
+    machine = blob["machine"]
+    numbers = {
+        "bench-n": b["n_samples"],
+        "bench-machine": f"{machine['cpu_count']} CPU cores" + (f", {machine['cuda']}" if machine.get("cuda") else ""),
+        "bench-default-s": f"{sum(v['seconds'] for v in b['default'].values()):.0f}",
+        "bench-original-s": f"{sum(v['seconds'] for v in b['original'].values()):.0f}",
+        "bench-speedup": f"{b['speedup']:.0f}",
+        "bench-throughput": f"{b['throughput']['ratio']:.2f}",
+        "bench-batch": b["throughput"]["batch_size"],
+    }
+
+    def named(v: dict) -> str:
+        return " + ".join(f"{a} ({p})" for a, p in zip(v["attacks"], v.get("presets", [""] * len(v["attacks"]))))
+
+    rows = []
+    for norm in ("Linf", "L2", "L0"):
+        d, o = b["default"][norm], b["original"][norm]
+        rows.append(
+            {
+                "norm": norm,
+                "default set": named(d),
+                "original": named(o),
+                "seconds (default)": round(d["seconds"], 1),
+                "seconds (original)": round(o["seconds"], 1),
+                "median distance (default)": d["median_distance"],
+                "median distance (original)": o["median_distance"],
+                "largest robust-accuracy excess": round(
+                    max(d["robust_acc"][e] - o["robust_acc"][e] for e in d["robust_acc"]), 3
+                ),
+                "no weaker": all(b["no_weaker"][norm].values()),
+            }
+        )
+    return numbers, pd.DataFrame(rows).set_index("norm")
+
+
 def coverage(curves: pd.DataFrame, attack: pd.DataFrame) -> str:
     """What the method comparison of one model rests on, computed: methods, CRs, seeds, images and
     attacks, e.g. '8 methods at CR 1-64, 1 seed (one seed: no seed band), 1000 images, attacks

@@ -581,3 +581,17 @@ def test_attack_health_counts_agreement_checks_and_names_the_weaker_attack():
         in (health["disagree"])
     )
     assert report.attack_health(rows.iloc[:0])["agree"] == "none"
+
+
+def test_attack_bench_reads_the_committed_benchmark_per_norm():
+    import json
+
+    from prunerob import results
+
+    blob = json.loads((results.ROOT / "benchmarks" / "attacks.json").read_text())
+    numbers, table = report.attack_bench(blob)
+    record = blob["records"][0]
+    assert list(table.index) == ["Linf", "L2", "L0"]
+    assert numbers["bench-default-s"] == f"{sum(v['seconds'] for v in record['default'].values()):.0f}"
+    assert numbers["bench-n"] == record["n_samples"] and numbers["bench-speedup"] == f"{record['speedup']:.0f}"
+    assert table.loc["L2", "seconds (original)"] == round(record["original"]["L2"]["seconds"], 1)
