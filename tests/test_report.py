@@ -595,3 +595,24 @@ def test_attack_bench_reads_the_committed_benchmark_per_norm():
     assert numbers["bench-default-s"] == f"{sum(v['seconds'] for v in record['default'].values()):.0f}"
     assert numbers["bench-n"] == record["n_samples"] and numbers["bench-speedup"] == f"{record['speedup']:.0f}"
     assert table.loc["L2", "seconds (original)"] == round(record["original"]["L2"]["seconds"], 1)
+
+
+def test_clean_phrases_name_the_dense_model_and_each_method_at_the_largest_cr():
+    prune = pd.DataFrame(
+        {
+            "structure": ["unstructured"] * 4 + ["filter"] * 2,
+            "scope": ["global"] * 6,
+            "criterion": ["magnitude"] * 6,
+            "prune_dense_neurons": [False] * 6,
+            "cr": [1.0, 64.0, 1.0, 64.0, 1.0, 64.0],
+            "clean_acc": [0.98, 0.97, 0.98, 0.97, 0.98, 0.50],
+        }
+    ).drop_duplicates(["structure", "cr"])
+    assert report.clean_per_method(prune) == (
+        "dense 98.00%; at CR 64 global magnitude filter 50.00%, global magnitude unstructured 97.00%"
+    )
+    assert report.clean_extremes(prune, "MLP") == (
+        "the dense MLP reaches 98.00%; at CR 64 the best method (global magnitude unstructured) keeps 97.00% "
+        "and the worst (global magnitude filter) 50.00%"
+    )
+    assert report.clean_per_method(prune.iloc[:0]) is None and report.clean_extremes(prune.iloc[:0], "MLP") is None
