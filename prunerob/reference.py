@@ -288,6 +288,78 @@ def methods_vs_original(
     )
 
 
+def clean_beside_original(methods: pd.DataFrame, ours_label: str, conv_weights: int) -> dict:
+    """The clean-accuracy and kept-weight comparison of :func:`methods_vs_original`'s rows, as the
+    original chapter states it: ``mine`` and ``theirs`` (wide, indexed by method and CR), ``collapse``
+    (per method, the first CR with clean accuracy below 50 % in each study) and ``glue`` (the
+    chapter's numbers by glue name, formatted; "(not in this profile)" where the profile lacks a
+    method).  ``conv_weights``: the CNN's convolution weights (global structured pruning acts on
+    them only)."""
+    wide = methods.pivot_table(
+        index=["method", "cr"],
+        columns="source",
+        values=["clean_acc", "clean_low", "clean_high", "n_kept", "n_kept_low", "n_kept_high"],
+    )
+    theirs_label = next(s for s in methods["source"].unique() if s != ours_label)
+    mine = cast(pd.DataFrame, wide.xs(ours_label, axis=1, level="source"))
+    theirs = cast(pd.DataFrame, wide.xs(theirs_label, axis=1, level="source"))
+    inside = (mine["clean_acc"] >= theirs["clean_low"] - 1e-12) & (mine["clean_acc"] <= theirs["clean_high"] + 1e-12)
+    dense = wide.xs(1.0, level="cr")
+
+    first = methods[methods["clean_acc"] < 0.5].groupby(["method", "source"])["cr"].min()
+    keys = pd.MultiIndex.from_frame(methods[["method", "source"]].drop_duplicates())
+    collapse = (
+        first.reindex(keys)
+        .map(lambda cr: "none up to 64" if pd.isna(cr) else f"{cr:g}")
+        .unstack("source")
+        .sort_index()[[ours_label, theirs_label]]
+    )
+    n_prunable = int(methods["n_prunable"].iloc[0])
+    # kept weights: every method but local random unstructured (the original's defect) hits the same counts
+    same = [m for m in mine.index.get_level_values("method").unique() if m != "local random unstructured"]
+    kept_gap = (mine["n_kept"] - theirs["n_kept"]).abs()
+
+    def num(frame: pd.DataFrame, method: str, cr: float, column: str) -> float:
+        try:
+            return float(cast(float, frame.loc[(method, cr), column]))
+        except KeyError:  # the profile lacks the method (e.g. smoke)
+            return float("nan")
+
+    lr, gk, gf = "local random unstructured", "global magnitude kernel", "global magnitude filter"
+    values: list[tuple[str, float, str]] = [
+        ("orig-lr-theirs-64", num(theirs, lr, 64.0, "n_kept"), ",.0f"),
+        ("orig-lr-theirs-64-share", num(theirs, lr, 64.0, "n_kept") / n_prunable, ".2%"),
+        ("orig-lr-ours-64", num(mine, lr, 64.0, "n_kept"), ",.0f"),
+        ("orig-target-64", round(n_prunable / 64), ","),
+        ("orig-lr-clean-64-ours", num(mine, lr, 64.0, "clean_acc"), ".1%"),
+        ("orig-lr-clean-64-theirs", num(theirs, lr, 64.0, "clean_acc"), ".1%"),
+        ("orig-conv-weights", conv_weights, ",.0f"),
+        ("orig-dense-weights", n_prunable - conv_weights, ",.0f"),
+        ("orig-gk-theirs-2-conv", (n_prunable - num(theirs, gk, 2.0, "n_kept")) / conv_weights, ".0%"),
+        ("orig-gk-ours-2-conv", (n_prunable - num(mine, gk, 2.0, "n_kept")) / conv_weights, ".0%"),
+        ("orig-gk-clean-2-ours", num(mine, gk, 2.0, "clean_acc"), ".1%"),
+        ("orig-gk-clean-2-theirs", num(theirs, gk, 2.0, "clean_acc"), ".1%"),
+        ("orig-gf-clean-2-ours", num(mine, gf, 2.0, "clean_acc"), ".1%"),
+        ("orig-gf-clean-2-theirs", num(theirs, gf, 2.0, "clean_acc"), ".1%"),
+    ]
+    glue: dict[str, object] = {
+        "orig-clean-points": len(mine),
+        "orig-clean-inside": int(inside.sum()),
+        "orig-clean-above": int((mine["clean_acc"] > theirs["clean_high"] + 1e-12).sum()),
+        "orig-clean-below": int((mine["clean_acc"] < theirs["clean_low"] - 1e-12).sum()),
+        "orig-dense-ours": f"{dense['clean_acc'][ours_label].mean():.2%}",
+        "orig-dense-theirs": f"{dense['clean_acc'][theirs_label].mean():.2%}",
+        "orig-dense-range": f"{dense['clean_low'][theirs_label].min():.2%} to "
+        f"{dense['clean_high'][theirs_label].max():.2%}",
+        "orig-collapse-agree": int((collapse[ours_label] == collapse[theirs_label]).sum()),
+        "orig-kept-same-max": f"{kept_gap.loc[same].max():,.0f}",
+        "orig-kept-same-n": len(same),
+        "orig-n-prunable": f"{n_prunable:,}",
+        **{key: "(not in this profile)" if pd.isna(v) else format(v, spec) for key, v, spec in values},
+    }
+    return {"mine": mine, "theirs": theirs, "collapse": collapse, "glue": glue}
+
+
 def _label(frame: pd.DataFrame) -> pd.Series:
     return frame["scope"] + " " + frame["criterion"] + " " + frame["structure"]
 

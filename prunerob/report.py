@@ -191,7 +191,7 @@ def collapse_cr(prune: pd.DataFrame, method: str, threshold: float = 0.5) -> flo
     return float(below["cr"].iloc[0]) if len(below) else None
 
 
-def method_findings(curves: pd.DataFrame, prune: pd.DataFrame, norm: str, eps: float | None = None) -> dict:
+def method_findings(curves: pd.DataFrame, norm: str, eps: float | None = None) -> dict:
     """The comparison at one budget (default: :func:`dense_budget`) in numbers and one sentence:
     ``eps``, ``best``/``worst`` (method labels by the mean over CR 2-64), ``best_mean``,
     ``worst_mean``, ``dense`` (robust accuracy at CR 1), ``spread`` (best minus worst mean), the
@@ -239,6 +239,204 @@ def method_findings(curves: pd.DataFrame, prune: pd.DataFrame, norm: str, eps: f
         "table": table,
         "sentence": sentence,
     }
+
+
+def method_answers(
+    prune: pd.DataFrame,
+    attack: pd.DataFrame,
+    samples: pd.DataFrame,
+    models: dict[str, dict],
+    norms: tuple[str, ...] = ("Linf", "L2", "L0"),
+) -> dict[str, str]:
+    """The study's method question answered per model (``models``: a name, e.g. "CNN", to its
+    columns), as the intro says it: ``methods`` (per model, per norm, the method that keeps the most
+    robustness and the one that keeps the least, or that too few methods were attacked yet) and
+    ``norms`` (per model, whether one method is best in every norm)."""
+    said, best = [], {}
+    for name, where in models.items():
+        curves, n_all = method_robustness(attack, samples, where), len(methods(prune, where))
+        n = curves["method"].nunique() if len(curves) else 0
+        if n < 2:
+            said.append(f"for the {name}, not yet measured ({n} of its {n_all} methods attacked)")
+            continue
+        found = {
+            norm: method_findings(curves[curves["norm"] == norm], norm)
+            for norm in norms
+            if (curves["norm"] == norm).any()
+        }
+        best[name] = found
+        seeds = int(curves["n_seeds"].max())
+        said.append(
+            f"for the {name} ({n} methods, {'one seed' if seeds == 1 else f'up to {seeds} seeds'}): "
+            + "; ".join(f["sentence"] for f in found.values())
+        )
+    text = "; ".join(said)
+    by_norm = []
+    for name, found in best.items():
+        winners = {f["best"] for f in found.values()}
+        if len(found) == 1:
+            by_norm.append(f"for the {name}, only {next(iter(found))} is measured so far")
+        elif len(winners) == 1:
+            by_norm.append(
+                f"for the {name}, the same method keeps the most robustness in all "
+                f"{ {2: 'two', 3: 'three'}.get(len(found), len(found)) } norms ({winners.pop()})"
+            )
+        else:
+            by_norm.append(
+                f"for the {name}, the best method differs by norm ("
+                + ", ".join(f"{norm}: {f['best']}" for norm, f in found.items())
+                + ")"
+            )
+    return {
+        "methods": text[:1].upper() + text[1:],
+        "norms": "; ".join(by_norm) or "not measured yet (no model has several methods attacked)",
+    }
+
+
+def clean_two_trainings(prune: pd.DataFrame, standard: str, adversarial: str, column: str = "training") -> str | None:
+    """Clean test accuracy of a standard and an adversarially trained model under pruning, in one
+    sentence: both at CR 1 with the difference, and at the largest CR both reach; None unless
+    ``prune`` holds rows of both (``column`` tells them apart: ``standard`` and ``adversarial``)."""
+    if not len(prune) or not {standard, adversarial} <= set(prune[column]):
+        return None
+    at = prune.pivot_table(index="cr", columns=column, values="clean_acc")
+    top = at.dropna().index.max()  # the largest CR both reach
+    std, adv = at[standard], at[adversarial]
+    return (
+        f"standard training reaches {std.loc[1]:.2%} on the test set and PGD training {adv.loc[1]:.2%} "
+        f"({100 * (adv.loc[1] - std.loc[1]):+.2f} points for the adversarial training); at CR {top:g} they "
+        f"keep {std.loc[top]:.2%} and {adv.loc[top]:.2%}"
+    )
+
+
+def attack_health(rows: pd.DataFrame) -> dict[str, Any]:
+    """How far one model's attack results can be trusted, from its white-box attack rows: ``agree``
+    ("k of n" budgets and checkpoints where the strongest fixed attack and a minimal attack agree
+    within 5 points), ``gap`` (the largest such gap, in points), ``checks`` ("k of n" runs passing
+    every sanity check), ``violations`` (adversarial examples that failed verification) and
+    ``disagree`` (the disagreements in a sentence, naming the weaker attack)."""
+    rows = evaluate.white_box(rows)
+    if not len(rows):
+        return {
+            "agree": "none",
+            "gap": "n/a",
+            "checks": "none",
+            "violations": 0,
+            "disagree": "There is no disagreement.",
+        }
+    agreement = evaluate.fixed_minimal_agreement(rows)
+    strongest = agreement[agreement["strongest"]] if len(agreement) else agreement
+    off = strongest[~strongest["agree"]] if len(strongest) else strongest
+    parts = []
+    weak_side = off.assign(weak=off["gap"].map(lambda g: "minimal" if g < 0 else "fixed")) if len(off) else off
+    for (norm, weak_kind), group in weak_side.groupby(["norm", "weak"]) if len(off) else ():
+        weak = sorted(set(group["minimal"] if weak_kind == "minimal" else group["fixed"]))
+        strong = sorted(set(group["fixed"] if weak_kind == "minimal" else group["minimal"]))
+        crs = ", ".join(f"{c:g}" for c in sorted(group["cr"].unique()))
+        parts.append(
+            f"{len(group)} in {norm} at budgets {group['eps'].min():g} to {group['eps'].max():g} (CR {crs}), where "
+            f"{' and '.join(weak)} left up to {group['gap'].abs().max():.1%} more images standing than "
+            f"{' and '.join(strong)}"
+        )
+    checks = rows.groupby("stage_id")["all_checks_passed"].first()
+    return {
+        "agree": f"{int(strongest['agree'].sum())} of {len(strongest)}" if len(strongest) else "none",
+        "gap": f"{100 * strongest['gap'].abs().max():.1f} points" if len(strongest) else "n/a",
+        "checks": f"{int(checks.sum())} of {len(checks)}",
+        "violations": int(rows["violations"].sum()),
+        "disagree": (
+            "The disagreements: " + "; ".join(parts) + ". There the weaker attack is the one that fails on this "
+            "model, and the per-sample worst case takes the stronger one's result, so the charts are not raised "
+            "by it; the weak attack's own numbers would overstate robustness."
+        )
+        if parts
+        else "There is no disagreement.",
+    }
+
+
+def extra_attacks(per_seed: pd.DataFrame, samples: pd.DataFrame, attack: pd.DataFrame) -> str:
+    """What the attacks only some seeds faced add, in a sentence: per norm, each such seed's worst
+    case over all its attacks against its worst case over the attacks every seed faced
+    (``per_seed``: :func:`compare.worst_case_per_seed` rows)."""
+    alone = evaluate.on_own_grids(evaluate.worst_case, evaluate.white_box(samples), attack)
+    gap = per_seed.merge(alone, on=["prune_id", "cr", "norm", "eps"], suffixes=("", "_all"))
+    gap = gap[gap["attacks"] != gap["attacks_all"]]
+
+    def extra(g: pd.DataFrame) -> str:
+        return ", ".join(sorted(set(g["attacks_all"].iloc[0].split("+")) - set(g["attacks"].iloc[0].split("+"))))
+
+    return (
+        "; ".join(
+            f"in {norm}, seed {', '.join(map(str, sorted(g['seed'].unique())))} also faced {extra(g)}, which would "
+            f"lower its robust accuracy by at most {(g['robust_acc'] - g['robust_acc_all']).max() * 100:.1f} points "
+            f"(by {(g['robust_acc'] - g['robust_acc_all']).mean() * 100:.1f} on average over its CRs and budgets)"
+            for norm, g in gap.groupby("norm")
+        )
+        or "every seed faced the same attacks"
+    )
+
+
+def attack_bench(blob: dict) -> tuple[dict[str, Any], pd.DataFrame]:
+    """``benchmarks/attacks.json`` (``python -m prunerob bench attacks``) as the robustness chapter
+    shows it: its numbers by glue name, and per norm the default set beside the original's."""
+    b = blob["records"][0]
+    machine = blob["machine"]
+    numbers = {
+        "bench-n": b["n_samples"],
+        "bench-machine": f"{machine['cpu_count']} CPU cores" + (f", {machine['cuda']}" if machine.get("cuda") else ""),
+        "bench-default-s": f"{sum(v['seconds'] for v in b['default'].values()):.0f}",
+        "bench-original-s": f"{sum(v['seconds'] for v in b['original'].values()):.0f}",
+        "bench-speedup": f"{b['speedup']:.0f}",
+        "bench-throughput": f"{b['throughput']['ratio']:.2f}",
+        "bench-batch": b["throughput"]["batch_size"],
+    }
+
+    def named(v: dict) -> str:
+        return " + ".join(f"{a} ({p})" for a, p in zip(v["attacks"], v.get("presets", [""] * len(v["attacks"]))))
+
+    rows = []
+    for norm in ("Linf", "L2", "L0"):
+        d, o = b["default"][norm], b["original"][norm]
+        rows.append(
+            {
+                "norm": norm,
+                "default set": named(d),
+                "original": named(o),
+                "seconds (default)": round(d["seconds"], 1),
+                "seconds (original)": round(o["seconds"], 1),
+                "median distance (default)": d["median_distance"],
+                "median distance (original)": o["median_distance"],
+                "largest robust-accuracy excess": round(
+                    max(d["robust_acc"][e] - o["robust_acc"][e] for e in d["robust_acc"]), 3
+                ),
+                "no weaker": all(b["no_weaker"][norm].values()),
+            }
+        )
+    return numbers, pd.DataFrame(rows).set_index("norm")
+
+
+def clean_per_method(prune: pd.DataFrame) -> str | None:
+    """One model's clean accuracy in a phrase: dense, then every method's at the largest CR
+    ("dense 90.79%; at CR 64 global magnitude unstructured 90.47%, ..."); None without rows."""
+    if not len(prune):
+        return None
+    at = prune.assign(method=charts.method_label(prune)).pivot_table(index="cr", columns="method", values="clean_acc")
+    top = at.index.max()
+    return f"dense {at.loc[1].iloc[0]:.2%}; at CR {top:g} " + ", ".join(f"{m} {v:.2%}" for m, v in at.loc[top].items())
+
+
+def clean_extremes(prune: pd.DataFrame, model: str) -> str | None:
+    """The dense ``model``'s clean accuracy and, at the largest CR, the methods that keep the most
+    and the least of it; None without rows."""
+    if not len(prune):
+        return None
+    dense = prune[prune["cr"] == 1]["clean_acc"].iloc[0]
+    top = prune[prune["cr"] == prune["cr"].max()].assign(method=charts.method_label)
+    best, worst = top.loc[top["clean_acc"].idxmax()], top.loc[top["clean_acc"].idxmin()]
+    return (
+        f"the dense {model} reaches {dense:.2%}; at CR {best['cr']:g} the best method ({best['method']}) keeps "
+        f"{best['clean_acc']:.2%} and the worst ({worst['method']}) {worst['clean_acc']:.2%}"
+    )
 
 
 def coverage(curves: pd.DataFrame, attack: pd.DataFrame) -> str:

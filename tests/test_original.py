@@ -269,3 +269,27 @@ def test_methods_beside_the_original_count_by_one_rule_on_shared_budgets():
     params = _bound_params(charts.methods_beside_original(frame, initial_eps="4").to_dict())
     assert next(p for p in params if p["name"] == "eps_beside")["bind"]["options"] == ["4"]
     assert any(p.get("bind") == "legend" for p in params)
+
+
+def test_clean_beside_original_counts_points_inside_the_runs_range_and_the_collapse_cr():
+    rows = []
+    for source, accs in (("ours", {1.0: 0.99, 2.0: 0.95, 64.0: 0.40}), ("orig", {1.0: 0.98, 2.0: 0.97, 64.0: 0.20})):
+        for cr, acc in accs.items():
+            rows.append(
+                dict(method="global magnitude unstructured", cr=cr, source=source, clean_acc=acc,
+                     clean_low=acc - 0.01, clean_high=acc + 0.01, n_kept=1000 / cr, n_kept_low=1000 / cr,
+                     n_kept_high=1000 / cr, n_prunable=1000)
+            )  # fmt: skip
+    got = reference.clean_beside_original(pd.DataFrame(rows), "ours", conv_weights=40)
+    g = got["glue"]
+    # ours at CR 1 (0.99) is inside the original's [0.97, 0.99]; CR 2 (0.95) below; CR 64 (0.40) above
+    assert (g["orig-clean-points"], g["orig-clean-inside"], g["orig-clean-below"], g["orig-clean-above"]) == (
+        3,
+        1,
+        1,
+        1,
+    )
+    assert g["orig-dense-ours"] == "99.00%" and g["orig-dense-range"] == "97.00% to 99.00%"
+    assert got["collapse"].loc["global magnitude unstructured"].tolist() == ["64", "64"]
+    assert g["orig-collapse-agree"] == 1 and g["orig-kept-same-max"] == "0"
+    assert g["orig-dense-weights"] == "960" and g["orig-lr-ours-64"] == "(not in this profile)"

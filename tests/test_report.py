@@ -159,7 +159,7 @@ def test_ranking_and_findings_name_the_best_and_worst_method_with_their_numbers(
         "global magnitude filter + dense neurons",
     ]
     assert table.loc["local random unstructured", "mean CR 2-64"] == pytest.approx(0.4)
-    found = report.method_findings(curves, None, "L2", 1.0)
+    found = report.method_findings(curves, "L2", 1.0)
     assert found["best"] == "global magnitude unstructured" and found["best_mean"] == 1.0
     assert found["dense"] == 1.0 and found["spread"] == pytest.approx(1.0 - found["worst_mean"])
     assert "global magnitude unstructured" in found["sentence"] and "100.0 %" in found["sentence"]
@@ -171,7 +171,7 @@ def test_a_method_not_yet_attacked_at_every_cr_is_not_ranked_and_the_sentence_sa
     partial = curves[~((curves["method"] == "global magnitude unstructured") & (curves["cr"] == 2))]
     table = report.ranking(partial, "L2", 1.0)
     assert pd.isna(table.loc["global magnitude unstructured", "mean CR 2-64"])
-    found = report.method_findings(partial, None, "L2", 1.0)
+    found = report.method_findings(partial, "L2", 1.0)
     assert found["best"] == "local random unstructured" and found["worst"] != "global magnitude unstructured"
     assert "(1 more are not yet)" in found["sentence"] and "(–)" not in found["sentence"]
 
@@ -461,7 +461,7 @@ def test_a_tripped_cell_is_marked_in_the_table_and_said_in_the_sentence():
     attack, samples = _tables(_grid())
     curves = report.method_robustness(attack, samples, MODEL)
     ind = pd.DataFrame([{"method": "local random unstructured", "cr": 4, "norm": "L2", "tripped": True, "why": "x"}])
-    found = report.method_findings(report.mark_tripped(curves, ind), None, "L2", 1.0)
+    found = report.method_findings(report.mark_tripped(curves, ind), "L2", 1.0)
     out = report.formatted(found["table"], found["marks"])
     assert out.loc["local random unstructured", "CR 4"] == "20.0 % " + report.MARK
     assert out.loc["local random unstructured", "CR 2"] == "60.0 %"
@@ -483,7 +483,7 @@ def test_a_method_within_two_points_of_the_best_is_a_tie_not_a_verdict():
 def test_one_attacked_method_is_described_as_the_only_one():
     attack, samples = _tables({k: v for k, v in _grid().items() if k[0] == GM})
     curves = report.method_robustness(attack, samples, MODEL)
-    found = report.method_findings(curves, None, "L2", 1.0)
+    found = report.method_findings(curves, "L2", 1.0)
     assert "the only method attacked" in found["sentence"] and "the least" not in found["sentence"]
     assert report.coverage(curves, attack).startswith("1 method at CR 1 to 4")
 
@@ -527,3 +527,92 @@ def test_readable_tables_label_crs_and_budgets_as_the_charts_do_and_show_missing
         pd.DataFrame({"kept": [1.0, 0.5]}, index=pd.Index([1.0, 2.0], name="cr")), {"kept": "{:.4f}"}
     )
     assert flat.data.index.tolist() == ["1", "2"] and "0.5000" in flat.to_html()
+
+
+def test_method_answers_name_the_best_method_per_model_and_say_what_is_not_measured():
+    attack, samples = _tables(_grid())
+    other = {**MODEL, "arch": "cnn"}  # no rows: not measured
+    answers = report.method_answers(attack, attack, samples, {"MLP": MODEL, "CNN": other})
+    assert answers["methods"].startswith("For the MLP (3 methods, one seed): at L2 1 ")
+    assert "global magnitude unstructured keeps the most robust accuracy" in answers["methods"]
+    assert "for the CNN, not yet measured (0 of its 0 methods attacked)" in answers["methods"]
+    assert answers["norms"] == "for the MLP, only L2 is measured so far"
+    both = pd.concat([attack, attack.assign(norm="Linf")]), pd.concat([samples, samples.assign(norm="Linf")])
+    assert report.method_answers(attack, *both, {"MLP": MODEL})["norms"] == (
+        "for the MLP, the same method keeps the most robustness in all two norms (global magnitude unstructured)"
+    )
+    none = report.method_answers(attack, attack, samples, {"CNN": other})
+    assert none["norms"] == "not measured yet (no model has several methods attacked)"
+
+
+def test_clean_two_trainings_compares_both_at_cr_1_and_at_the_largest_cr_both_reach():
+    prune = pd.DataFrame(
+        {
+            "training": ["standard"] * 3 + ["pgd"] * 2,
+            "cr": [1.0, 4.0, 16.0, 1.0, 4.0],
+            "clean_acc": [0.99, 0.98, 0.90, 0.97, 0.96],
+        }
+    )
+    assert report.clean_two_trainings(prune, "standard", "pgd") == (
+        "standard training reaches 99.00% on the test set and PGD training 97.00% (-2.00 points for the "
+        "adversarial training); at CR 4 they keep 98.00% and 96.00%"
+    )
+    assert report.clean_two_trainings(prune[prune["training"] == "pgd"], "standard", "pgd") is None
+
+
+def test_attack_health_counts_agreement_checks_and_names_the_weaker_attack():
+    def row(attack, kind, eps, acc, stage, passed=True):
+        return dict(scenario="white-box", prune_id="p", cr=4.0, norm="L2", kind=kind, eps=eps, attack=attack,
+                    robust_acc=acc, stage_id=stage, all_checks_passed=passed, violations=0)  # fmt: skip
+
+    rows = pd.DataFrame(
+        [
+            row("l2_apgd", "fixed", 1.0, 0.40, "a"),
+            row("l2_ddn", "minimal", 1.0, 0.42, "b", passed=False),
+            row("l2_apgd", "fixed", 2.0, 0.10, "a"),
+            row("l2_ddn", "minimal", 2.0, 0.30, "b", passed=False),
+        ]
+    )
+    health = report.attack_health(rows)
+    assert health["agree"] == "1 of 2" and health["gap"] == "20.0 points"
+    assert health["checks"] == "1 of 2" and health["violations"] == 0
+    assert (
+        "1 in L2 at budgets 2 to 2 (CR 4), where l2_ddn left up to 20.0% more images standing than l2_apgd"
+        in (health["disagree"])
+    )
+    assert report.attack_health(rows.iloc[:0])["agree"] == "none"
+
+
+def test_attack_bench_reads_the_committed_benchmark_per_norm():
+    import json
+
+    from prunerob import results
+
+    blob = json.loads((results.ROOT / "benchmarks" / "attacks.json").read_text())
+    numbers, table = report.attack_bench(blob)
+    record = blob["records"][0]
+    assert list(table.index) == ["Linf", "L2", "L0"]
+    assert numbers["bench-default-s"] == f"{sum(v['seconds'] for v in record['default'].values()):.0f}"
+    assert numbers["bench-n"] == record["n_samples"] and numbers["bench-speedup"] == f"{record['speedup']:.0f}"
+    assert table.loc["L2", "seconds (original)"] == round(record["original"]["L2"]["seconds"], 1)
+
+
+def test_clean_phrases_name_the_dense_model_and_each_method_at_the_largest_cr():
+    prune = pd.DataFrame(
+        {
+            "structure": ["unstructured"] * 4 + ["filter"] * 2,
+            "scope": ["global"] * 6,
+            "criterion": ["magnitude"] * 6,
+            "prune_dense_neurons": [False] * 6,
+            "cr": [1.0, 64.0, 1.0, 64.0, 1.0, 64.0],
+            "clean_acc": [0.98, 0.97, 0.98, 0.97, 0.98, 0.50],
+        }
+    ).drop_duplicates(["structure", "cr"])
+    assert report.clean_per_method(prune) == (
+        "dense 98.00%; at CR 64 global magnitude filter 50.00%, global magnitude unstructured 97.00%"
+    )
+    assert report.clean_extremes(prune, "MLP") == (
+        "the dense MLP reaches 98.00%; at CR 64 the best method (global magnitude unstructured) keeps 97.00% "
+        "and the worst (global magnitude filter) 50.00%"
+    )
+    assert report.clean_per_method(prune.iloc[:0]) is None and report.clean_extremes(prune.iloc[:0], "MLP") is None
