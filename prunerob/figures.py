@@ -50,13 +50,13 @@ def save_figure(chart: alt.TopLevelMixin, name: str, folder: Path | None = None)
     # built (and validated) once for both formats: building it is most of a save's time
     vlc, version = import_vl_convert(), vl_version_for_vl_convert()
     spec = chart.to_dict(context={"pre_transform": False})
-    render = {
-        "svg": lambda: vlc.vegalite_to_svg(spec, vl_version=version).encode(),
-        "png": lambda: vlc.vegalite_to_png(spec, vl_version=version, scale=PNG_SCALE, ppi=72),
+    rendered = {
+        "svg": vlc.vegalite_to_svg(spec, vl_version=version).encode(),
+        "png": vlc.vegalite_to_png(spec, vl_version=version, scale=PNG_SCALE, ppi=72),
     }
     for fmt, path in paths.items():
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(render[fmt]())
+        tmp.write_bytes(rendered[fmt])
         tmp.replace(path)
     return paths
 
