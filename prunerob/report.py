@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prunerob import charts, compare, evaluate
+from prunerob import charts, compare, evaluate, reference
 
 METHOD_KEYS = ["structure", "scope", "criterion", "prune_dense_neurons"]
 STRUCTURES = ("unstructured", "kernel", "filter")
@@ -902,3 +902,121 @@ def pruning_effect(worst: pd.DataFrame, norm: str, crs=(2.0, 4.0, 16.0, 64.0), e
         "uncertain": uncertain,
         "sentence": sentence,
     }
+
+
+ORIGINAL_SETTINGS = {  # how each norm is put beside the original (reference.robust_vs_original)
+    "Linf": {"same_attack": "linf_pgd"},  # the original's attack run here too, and our worst case
+    "L2": {"rules": ("original",)},  # continuous distances: both rules give the same numbers
+    "L0": {"original_rule_minimal": True},  # pixel budgets: each rule on both sides
+}
+
+
+def _describe_gaps(g: pd.DataFrame) -> str:
+    return (
+        f"ours minus the original's mean is {g['diff'].mean():+.3f} on average over the {len(g)} "
+        f"(compression rate, budget) points both ran (from {g['diff'].min():+.3f} to {g['diff'].max():+.3f}), "
+        f"and ours lies inside the original's range over runs at {int(g['inside'].sum())} of them"
+    )
+
+
+def original_robust(worst: pd.DataFrame, attack: pd.DataFrame, summary: pd.DataFrame, profile: str) -> dict:
+    """The headline method's robust accuracy beside the original's, per norm, as the original
+    chapter states it.  ``worst``: ``compare.worst_case_per_seed`` rows; ``attack``: our attack rows
+    of the headline slice; ``summary``: ``reference.per_cr`` rows of the original's matching model.
+
+    Returns ``compared`` (norm -> ``reference.robust_vs_original`` frame, only norms with results
+    on both sides), ``initial`` (norm -> the middle budget's label, the chart's first choice),
+    ``glue`` (the chapter's sentences and numbers by glue name), ``gaps`` (ours minus theirs per
+    pair of lines that count alike, CR in columns; None without results) and ``bb`` (the original's
+    Brendel-Bethge L0 table by rule, shown while ours has no L0 results; else None)."""
+    compared: dict[str, pd.DataFrame] = {}
+    for norm, settings in ORIGINAL_SETTINGS.items():
+        frame = reference.robust_vs_original(worst, attack, summary, norm, **settings)  # type: ignore[arg-type]
+        if len(frame):
+            compared[norm] = frame
+    sources = {norm: list(f["source"].unique()) for norm, f in compared.items()}
+    initial = {}
+    for norm, frame in compared.items():
+        labels = [charts.eps_label(e, n) for e, n in sorted(set(zip(frame["eps"], frame["norm"])))]
+        initial[norm] = labels[len(labels) // 2]
+
+    def gap(norm: str, ours_contains: str, theirs_contains: str) -> pd.DataFrame | None:
+        pick = {
+            side: next((s for s in sources.get(norm, []) if s.startswith(side) and text in s), None)
+            for side, text in (("reproduced", ours_contains), ("original", theirs_contains))
+        }
+        if pick["reproduced"] and pick["original"]:
+            return reference.gaps(compared[norm], pick["reproduced"], pick["original"])
+        return None
+
+    g_same, g_worst, g_l2 = gap("Linf", "alone", ""), gap("Linf", "worst case", ""), gap("L2", "worst case", "")
+    glue: dict[str, object] = {
+        "orig-linf-same": _describe_gaps(g_same)
+        if g_same is not None
+        else "there are no Linf PGD results to compare yet",
+        "orig-linf-worst": f"{g_worst['diff'].mean():+.3f}" if g_worst is not None else "(no results)",
+        "orig-l2": _describe_gaps(g_l2) if g_l2 is not None else "there are no L2 results to compare yet",
+        "orig-l2-below": f"{int((g_l2['diff'] < 0).sum())} of {len(g_l2)}" if g_l2 is not None else "none",
+    }
+    # the original's two counting rules on its own distances: how far apart they are
+    cw = summary[summary["attack"] == "l2_cw"].pivot_table(index=["cr", "eps"], columns="rule", values="robust_acc")
+    glue["orig-l2-rule-gap"] = f"{(cw['original'] - cw['threat_model']).abs().max():.3f}"
+    bb = summary[summary["attack"] == "l0_bb"]
+    bb_dense = bb.pivot_table(index=["cr", "eps"], columns="rule", values="robust_acc").loc[1.0]
+    at = bb_dense.index[(bb_dense["original"] - bb_dense["threat_model"]).abs().argmax()]
+    glue["orig-l0-rule-eps"] = f"{at:g}"
+    glue["orig-l0-rule-orig"] = f"{bb_dense.loc[at, 'original']:.1%}"
+    glue["orig-l0-rule-threat"] = f"{bb_dense.loc[at, 'threat_model']:.1%}"
+    glue["orig-l0-crs"] = ", ".join(f"{c:g}" for c in sorted(bb["cr"].unique()))
+    if "L0" in compared:
+        g_t, g_o = gap("L0", "worst case", "d > eps"), gap("L0", "d ≥ eps", "d ≥ eps")
+        text = "Under the threat-model rule on both sides, " + _describe_gaps(g_t) + "." if g_t is not None else ""
+        if g_o is not None:
+            text += " Under the original's rule on both sides (our minimal attack alone), " + _describe_gaps(g_o) + "."
+    else:
+        text = (
+            f"This study's L0 attacks have no results in profile {profile} yet, so the "
+            "chart shows a placeholder for now; the original's numbers are in the table below."
+        )
+    glue["orig-l0"] = text
+
+    tables = []
+    for norm, frame in compared.items():
+        rule_of = frame.groupby("source")["rule"].first()
+        for ours in [s for s in sources[norm] if s.startswith("reproduced")]:
+            for theirs in [s for s in sources[norm] if s.startswith("original")]:
+                if norm == "L0" and rule_of[ours] != rule_of[theirs]:
+                    continue  # like with like: one rule on both sides
+                g = reference.gaps(frame, ours, theirs)
+                tables.append(g.assign(budget=[budget(e, norm) for e in g["eps"]], pair=f"{ours} minus {theirs}"))
+    gaps = None
+    if tables:
+        gaps = pd.concat(tables).pivot_table(index=["pair", "budget"], columns="cr", values="diff", sort=False)
+        gaps.columns = [f"CR {c:g}" for c in gaps.columns]
+    bb_table = None
+    if "L0" not in compared:
+        bb_table = bb.assign(rule=bb["rule"].map(reference.RULES)).pivot_table(
+            index=["rule", "eps"], columns="cr", values="robust_acc"
+        )
+        bb_table.columns = [f"CR {c:g}" for c in bb_table.columns]
+        bb_table.index = bb_table.index.set_levels([f"{e:g} px" for e in bb_table.index.levels[1]], level=1)
+    return {"compared": compared, "initial": initial, "glue": glue, "gaps": gaps, "bb": bb_table}
+
+
+def side_by_side(mine: pd.DataFrame, theirs: pd.DataFrame, value: str, low: str, high: str, fmt: str) -> pd.DataFrame:
+    """One column of ours beside the original's mean [min, max], per method (rows) and CR
+    (columns, ours then theirs at each CR); ``mine``/``theirs`` as
+    ``reference.clean_beside_original`` returns them (indexed by method and CR)."""
+    t = pd.DataFrame(
+        {
+            "reproduced": mine[value].map(fmt.format),
+            "original": [
+                f"{fmt.format(m)} [{fmt.format(lo)}, {fmt.format(hi)}]"
+                for m, lo, hi in zip(theirs[value], theirs[low], theirs[high])
+            ],
+        },
+        index=mine.index,
+    ).unstack("cr")
+    t.columns = [f"{src} CR {cr:g}" for src, cr in t.columns]
+    crs = sorted(mine.index.get_level_values("cr").unique())
+    return t[[f"{src} CR {cr:g}" for cr in crs for src in ("reproduced", "original")]]

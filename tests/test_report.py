@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunerob import charts, report
+from prunerob import charts, reference, report
 
 MODEL = {"dataset": "mnist", "arch": "mlp", "training": "standard"}
 N = 10  # images per checkpoint
@@ -616,3 +616,93 @@ def test_clean_phrases_name_the_dense_model_and_each_method_at_the_largest_cr():
         "and the worst (global magnitude filter) 50.00%"
     )
     assert report.clean_per_method(prune.iloc[:0]) is None and report.clean_extremes(prune.iloc[:0], "MLP") is None
+
+
+def _original_summary():
+    """The original's per-CR summary for one method: Linf PGD at 0.1, C&W L2 and Brendel-Bethge L0
+    under both counting rules, two CRs, five runs each."""
+    rows = []
+    for cr in (1.0, 2.0):
+        rows.append({"attack": "linf_pgd", "norm": "Linf", "eps": 0.1, "rule": "", "cr": cr, "robust_acc": 0.5})
+        for rule, value in (("original", 0.6), ("threat_model", 0.55)):
+            rows.append({"attack": "l2_cw", "norm": "L2", "eps": 1.0, "rule": rule, "cr": cr, "robust_acc": value})
+        for eps in (2.0, 4.0):  # the original's rule counts more samples robust, most at 2 px
+            for rule, value in (("original", 0.9), ("threat_model", 0.7 if eps == 2.0 else 0.85)):
+                rows.append({"attack": "l0_bb", "norm": "L0", "eps": eps, "rule": rule, "cr": cr, "robust_acc": value})
+    frame = pd.DataFrame(rows)
+    return frame.assign(low=frame["robust_acc"] - 0.05, high=frame["robust_acc"] + 0.05, n_runs=5)
+
+
+def test_original_robust_compares_like_with_like_and_says_so():
+    summary = _original_summary()
+    worst = pd.DataFrame(
+        [
+            {"cr": cr, "norm": norm, "eps": eps, "robust_acc": acc, "attacks": atk, "seed": 0}
+            for cr in (1.0, 2.0)
+            for norm, eps, acc, atk in (("Linf", 0.1, 0.52, "linf_fmn+linf_apgd"), ("L2", 1.0, 0.4, "l2_ddn"))
+        ]
+    )
+    attack = pd.DataFrame(
+        [
+            {"cr": cr, "norm": "Linf", "eps": 0.1, "attack": "linf_pgd", "kind": "fixed", "robust_acc": 0.6}
+            for cr in (1.0, 2.0)
+        ]
+    ).assign(robust_acc_original_rule=np.nan)
+    out = report.original_robust(worst, attack, summary, "cpu")
+    assert set(out["compared"]) == {"Linf", "L2"}  # no L0 results of ours: no L0 frame
+    g = out["glue"]
+    # Linf: our PGD alone is 0.6 vs their 0.5 at both CRs (outside their range [0.45, 0.55])
+    assert g["orig-linf-same"].startswith("ours minus the original's mean is +0.100 on average over the 2 ")
+    assert g["orig-linf-same"].endswith("inside the original's range over runs at 0 of them")
+    assert g["orig-linf-worst"] == "+0.020"
+    # L2 compares with the original's own rule only (C&W at 0.6): 0.4 - 0.6 at both CRs
+    assert "-0.200 on average" in g["orig-l2"] and g["orig-l2-below"] == "2 of 2"
+    assert g["orig-l2-rule-gap"] == "0.050"
+    # the dense model's largest gap between the original's two L0 rules: 0.9 vs 0.7 at 2 px
+    assert (g["orig-l0-rule-eps"], g["orig-l0-rule-orig"], g["orig-l0-rule-threat"]) == ("2", "90.0%", "70.0%")
+    assert g["orig-l0-crs"] == "1, 2" and "no results in profile cpu yet" in g["orig-l0"]
+    assert out["bb"] is not None and list(out["bb"].columns) == ["CR 1", "CR 2"]
+    assert out["bb"].loc[(reference.RULES["threat_model"], "2 px"), "CR 2"] == pytest.approx(0.7)
+    gaps = out["gaps"]
+    pair = next(p for p in gaps.index.get_level_values("pair") if "linf_pgd alone" in p)
+    assert gaps.xs(pair, level="pair")["CR 2"].iloc[0] == pytest.approx(0.1)
+    assert out["initial"] == {"Linf": charts.eps_label(0.1, "Linf"), "L2": "1"}
+
+
+def test_original_robust_counts_l0_by_one_rule_on_both_sides():
+    summary = _original_summary()
+    worst = pd.DataFrame(
+        [
+            {"cr": 1.0, "norm": "L0", "eps": eps, "robust_acc": 0.6, "attacks": "l0_pgd_min", "seed": 0}
+            for eps in (2.0, 4.0)
+        ]
+    )
+    attack = pd.DataFrame(
+        [
+            {"cr": 1.0, "norm": "L0", "eps": eps, "attack": "l0_pgd_min", "kind": "minimal", "robust_acc": 0.6}
+            for eps in (2.0, 4.0)
+        ]
+    ).assign(robust_acc_original_rule=0.8)
+    out = report.original_robust(worst, attack, summary, "cpu")
+    assert out["bb"] is None and set(out["compared"]) == {"L0"}
+    pairs = set(out["gaps"].index.get_level_values("pair"))
+    # ours by d > eps only against theirs by d > eps, ours by d >= eps only against theirs by d >= eps
+    assert all(("d ≥ eps" in p.split(" minus ")[0]) == ("d ≥ eps" in p.split(" minus ")[1]) for p in pairs)
+    assert len(pairs) == 2
+    text = out["glue"]["orig-l0"]
+    assert text.startswith("Under the threat-model rule on both sides, ours minus the original's mean is -0.175")
+    assert (
+        "Under the original's rule on both sides (our minimal attack alone), ours minus the original's mean is -0.100"
+        in text
+    )
+
+
+def test_side_by_side_puts_ours_then_the_originals_range_at_each_cr():
+    index = pd.MultiIndex.from_tuples([("m", 1.0), ("m", 2.0)], names=["method", "cr"])
+    mine = pd.DataFrame({"clean_acc": [0.99, 0.98]}, index=index)
+    theirs = pd.DataFrame(
+        {"clean_acc": [0.97, 0.96], "clean_low": [0.9, 0.91], "clean_high": [0.99, 0.995]}, index=index
+    )
+    t = report.side_by_side(mine, theirs, "clean_acc", "clean_low", "clean_high", "{:.2f}")
+    assert list(t.columns) == ["reproduced CR 1", "original CR 1", "reproduced CR 2", "original CR 2"]
+    assert t.loc["m"].tolist() == ["0.99", "0.97 [0.90, 0.99]", "0.98", "0.96 [0.91, 0.99]"]
