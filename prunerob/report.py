@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prunerob import charts, compare, evaluate, reference
+from prunerob import charts, compare, evaluate, reference, scenarios
 
 METHOD_KEYS = ["structure", "scope", "criterion", "prune_dense_neurons"]
 STRUCTURES = ("unstructured", "kernel", "filter")
@@ -1020,3 +1020,124 @@ def side_by_side(mine: pd.DataFrame, theirs: pd.DataFrame, value: str, low: str,
     t.columns = [f"{src} CR {cr:g}" for src, cr in t.columns]
     crs = sorted(mine.index.get_level_values("cr").unique())
     return t[[f"{src} CR {cr:g}" for cr in crs for src in ("reproduced", "original")]]
+
+
+_NORM_ORDER = {"Linf": 0, "L2": 1, "L0": 2}
+
+
+def _norm_sorted(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    return frame.sort_values(by, key=lambda c: c.map(_NORM_ORDER) if c.name == "norm" else c)
+
+
+def _p_ranges(rows: pd.DataFrame, what=lambda r: f"CR {r.candidate:g}") -> str:
+    return "; ".join(f"{what(r)} for p in [{r.p_from:.3f}, {r.p_to:.3f}]" for r in rows.itertuples())
+
+
+def scenario_study(attack: pd.DataFrame, prune: pd.DataFrame, samples: pd.DataFrame) -> dict[str, Any]:
+    """The scenario chapter's answers: with a share p of adversarial inputs, which CR (and, per data
+    set, which model and method) gives the best accuracy acc(p) = (1 - p) clean + p robust.
+
+    Every attacked model counts, each on the budgets it was attacked at, its seeds on the attacks
+    all of them faced and averaged.  Returns ``glue`` (the chapter's numbers by glue name), the
+    headline model and method (``main_model``, ``main_method``; without headline results the one
+    with the most), ``acc`` (its acc(p) lines, ``scenarios.accuracy_over_p``), ``initial`` (norm ->
+    the budget label its chart opens on: where the dense model is nearest 50 % robust) and three
+    tables: ``best`` (best CR by range of p, per model, method, norm and budget), ``detail`` (each
+    range with its accuracies) and ``across`` (the best model, method and CR per data set)."""
+    samples, attack = evaluate.common_runs_only(samples, attack, scenarios.METHOD_KEYS)
+    worst = evaluate.on_own_grids(evaluate.worst_case, samples, attack)
+    lines = scenarios.scenario_lines(worst, prune, samples)
+    lines = lines.assign(method=charts.method_label(lines), model=charts.model_label(lines))
+    headline = charts.pick(lines)
+    keys = ["dataset", "model", "method", "cr", "norm", "eps"]
+    lines = lines.groupby(keys, as_index=False)[["clean", "robust"]].mean()  # mean over seeds
+    glue: dict[str, object] = {
+        "scen-models": "; ".join(sorted(lines["model"].unique())),
+        "scen-n-models": int(lines["model"].nunique()),
+        "scen-methods": ", ".join(sorted(lines["method"].unique())),
+        "scen-coverage": coverage_by_model(attack),
+    }
+    # per model and method: which CR is best on which interval of p (ties: the higher CR)
+    best = scenarios.best_ranges(lines, ["model", "method", "norm", "eps"], candidate="cr", prefer="cr")
+    best["budget"] = [budget(e, n) for e, n in zip(best["eps"], best["norm"])]
+    main_model, main_method = (
+        headline[["model", "method"]].iloc[0] if len(headline) else lines.groupby(["model", "method"]).size().idxmax()
+    )
+    main = lines[(lines["model"] == main_model) & (lines["method"] == main_method)]
+    glue["scen-main"] = f"{main_method} pruning of {main_model}"
+    clean = main.drop_duplicates("cr").set_index("cr")["clean"]
+    mild = clean[clean.index <= 16]
+    glue["scen-clean-spread"] = f"{100 * (mild.max() - mild.min()):.2f}"
+    glue["scen-dense-clean"] = f"{clean.loc[clean.index.min()]:.2%}"
+    initial = {}
+    for norm in _NORM_ORDER:
+        dense = main[(main["norm"] == norm) & (main["cr"] == main["cr"].min())]
+        if not len(dense):
+            glue[f"scen-mid-{norm}"] = "no results"
+            continue
+        mid = dense[dense["eps"] == charts.middle_eps(dense, "robust")].iloc[0]
+        initial[norm] = charts.eps_label(mid["eps"], norm)
+        at_mid = best[
+            (best["model"] == main_model)
+            & (best["method"] == main_method)
+            & (best["norm"] == norm)
+            & (best["eps"] == mid["eps"])
+        ]
+        glue[f"scen-mid-{norm}"] = (
+            f"at {budget(mid['eps'], norm)} (where the dense model is {mid['robust']:.0%} robust): {_p_ranges(at_mid)}"
+        )
+    # how often is the dense model best for some p, and for the adversarial end (p = 1)?
+    last = best[best["p_to"] == 1]
+    glue["scen-n-budgets"] = len(last)
+    glue["scen-n-dense-at-1"] = int((last["candidate"] == 1).sum())
+    glue["scen-n-dense-anywhere"] = int(
+        best[best["candidate"] == 1].groupby(["model", "method", "norm", "eps"]).ngroups
+    )
+
+    table = (
+        best.groupby(["model", "method", "norm", "eps", "budget"], sort=False)
+        .apply(_p_ranges, include_groups=False)
+        .rename("best CR by range of p")
+        .reset_index()
+    )
+    table = _norm_sorted(table, ["model", "method", "norm", "eps"]).drop(columns="eps")
+    detail = _norm_sorted(best, ["model", "method", "norm", "eps", "p_from"])
+    detail = detail.assign(CR=detail["candidate"])[
+        ["model", "method", "norm", "budget", "CR", "p_from", "p_to", "acc_from", "acc_to", "clean", "robust"]
+    ]
+
+    # across models and methods of one data set: which (model,) method and CR is best; the model is
+    # named only where the data set has several attacked models
+    pairs = lines[["dataset", "model", "method"]].drop_duplicates()
+    several = lines["dataset"].map(pairs.groupby("dataset")["model"].nunique() > 1)
+    choice = lines["method"].where(~several, lines["model"] + ", " + lines["method"])
+    candidates = lines.assign(candidate=choice + " @ CR " + lines["cr"].map("{:g}".format))
+    across = scenarios.best_ranges(candidates, ["dataset", "norm", "eps"], candidate="candidate", prefer="cr")
+    across["budget"] = [budget(e, n) for e, n in zip(across["eps"], across["norm"])]
+    across = (
+        across.groupby(["dataset", "norm", "eps", "budget"], sort=False)
+        .apply(lambda rows: _p_ranges(rows, lambda r: r.candidate), include_groups=False)
+        .rename("best choice by range of p")
+        .reset_index()
+    )
+    across = (
+        _norm_sorted(across, ["dataset", "norm", "eps"]).drop(columns="eps").rename(columns={"dataset": "data set"})
+    )
+    named = sorted(pairs["model"] + ", " + pairs["method"])
+    glue["scen-across-text"] = (
+        f"So far every data set has one attacked model and method ({', '.join(named)}), "
+        "so the table below repeats the one above; it will compare them as soon as more are attacked."
+        if (pairs.groupby("dataset").size() == 1).all()
+        else f"So far {len(pairs)} (model, method) pairs have attack results: "
+        f"{'; '.join(named)}. A model without results at a budget is no candidate there."
+    )
+    return {
+        "glue": glue,
+        "main_model": main_model,
+        "main_method": main_method,
+        "acc": scenarios.accuracy_over_p(main),
+        "initial": initial,
+        "best": table.set_index(["model", "method", "norm", "budget"]),
+        "detail": detail.set_index(["model", "method", "norm", "budget"]),
+        "across": across.set_index(["data set", "norm", "budget"]),
+    }

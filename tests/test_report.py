@@ -706,3 +706,33 @@ def test_side_by_side_puts_ours_then_the_originals_range_at_each_cr():
     t = report.side_by_side(mine, theirs, "clean_acc", "clean_low", "clean_high", "{:.2f}")
     assert list(t.columns) == ["reproduced CR 1", "original CR 1", "reproduced CR 2", "original CR 2"]
     assert t.loc["m"].tolist() == ["0.99", "0.97 [0.90, 0.99]", "0.98", "0.96 [0.91, 0.99]"]
+
+
+def test_scenario_study_names_the_best_cr_per_share_of_attacks():
+    grid = {k: v for k, v in _grid().items() if k[0] != FILTER}
+    attack, samples = _tables(grid)
+    attack = attack.assign(n=N)
+    samples = samples.assign(label=samples["sample"] % 10, clean_pred=samples["sample"] % 10)  # all right
+    prune = (
+        attack.drop_duplicates(["prune_id", "cr"])
+        .rename(columns={"prune_id": "stage_id"})
+        .assign(clean_acc=0.99, schedule="one-shot")
+    )
+    study = report.scenario_study(attack, prune, samples)
+    g = study["glue"]
+    assert g["scen-main"] == "global magnitude unstructured pruning of mlp on mnist" and g["scen-n-models"] == 1
+    # clean accuracy of the attacked images (all right), not the prune table's 0.99
+    assert g["scen-dense-clean"] == "100.00%" and g["scen-clean-spread"] == "0.00"
+    # global magnitude: robust at L2 1 at every CR, so the tie goes to the smallest model, for every p
+    assert g["scen-mid-L2"] == "at 1 (where the dense model is 100% robust): CR 4 for p in [0.000, 1.000]"
+    assert g["scen-mid-Linf"] == g["scen-mid-L0"] == "no results" and set(study["initial"]) == {"L2"}
+    best = study["best"]["best CR by range of p"]
+    # local random loses robustness with CR (100 %, 60 %, 20 % at L2 1): the dense model wins for p > 0
+    assert best.loc[("mlp on mnist", "local random unstructured", "L2", "1")] == "CR 1 for p in [0.000, 1.000]"
+    # at L2 2 nothing is robust anywhere: a tie, the smallest model
+    assert best.loc[("mlp on mnist", "local random unstructured", "L2", "2")] == "CR 4 for p in [0.000, 1.000]"
+    assert (g["scen-n-budgets"], g["scen-n-dense-at-1"], g["scen-n-dense-anywhere"]) == (4, 1, 1)
+    across = study["across"]["best choice by range of p"]
+    assert across.loc[("mnist", "L2", "1")] == "global magnitude unstructured @ CR 4 for p in [0.000, 1.000]"
+    acc = study["acc"]
+    assert set(acc["cr"]) == {1, 2, 4} and set(acc["norm"]) == {"L2"}
