@@ -1141,3 +1141,55 @@ def scenario_study(attack: pd.DataFrame, prune: pd.DataFrame, samples: pd.DataFr
         "detail": detail.set_index(["model", "method", "norm", "budget"]),
         "across": across.set_index(["data set", "norm", "budget"]),
     }
+
+
+def headline_robustness(
+    attack: pd.DataFrame, prune: pd.DataFrame, samples: pd.DataFrame, checks: pd.DataFrame, model: dict | None = None
+) -> dict:
+    """The robustness chapter's numbers for one model and method (its rows of the attack, prune,
+    samples and checks tables, every seed): ``worst`` (per CR, norm and budget, the mean over seeds
+    of the per-sample worst case over the attacks every seed faced, with its band, ``attacks`` and
+    the checkpoint's ``sparsity``), ``prune`` (the prune rows averaged over seeds), ``dense`` (each
+    minimal attack's accuracy-vs-budget curve, mean over seeds), ``agreement``
+    (``evaluate.fixed_minimal_agreement``), ``attacks`` (norm -> the attacks of its worst case, in
+    words) and ``glue`` (the chapter's numbers by glue name)."""
+    prune = compare.prune_over_seeds(prune)
+    per_seed = compare.worst_case_per_seed(attack, samples, {"model": model or charts.HEADLINE})
+    worst = compare.mean_over_seeds(per_seed, ["cr", "norm", "eps", "attacks"])
+    worst = worst.merge(prune[["cr", "sparsity"]], on="cr")
+    dense = evaluate.dense_curve(samples)
+    dense = compare.mean_over_seeds(dense, ["attack", "norm", "cr", "eps"]) if len(dense) else dense
+    agreement = evaluate.fixed_minimal_agreement(attack)
+    seeds = sorted(per_seed["seed"].unique())
+    decisive = agreement[agreement["strongest"]] if len(agreement) else agreement
+    weak = agreement[~agreement["strongest"]] if len(agreement) else agreement
+    glue = {
+        "rob-seeds": f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))})",
+        # what the attacks only some seeds faced add (negative: the extra attacks found more)
+        "rob-extra-attacks": extra_attacks(per_seed, samples, attack),
+        "rob-violations": int(attack["violations"].sum()),
+        "rob-checks": f"{int(checks['passed'].sum())} of {len(checks)}",
+        "rob-agree": f"{int(decisive['agree'].sum())} of {len(decisive)}" if len(decisive) else "no",
+        "rob-weak-fixed": ", ".join(
+            f"{a} by up to {g * 100:.0f} points" for a, g in weak.groupby("fixed")["gap"].max().items()
+        )
+        if len(weak)
+        else "none",
+    }
+    return {
+        "worst": worst,
+        "prune": prune,
+        "dense": dense,
+        "agreement": agreement,
+        "attacks": worst.groupby("norm")["attacks"].first().str.replace("+", ", "),
+        "glue": glue,
+    }
+
+
+def agreement_table(agreement: pd.DataFrame) -> pd.DataFrame:
+    """``evaluate.fixed_minimal_agreement`` rows as a table: fixed minus minimal robust accuracy per
+    norm, pair of attacks and budget (as the charts write it), CRs in columns."""
+    t = agreement.assign(eps=[charts.eps_label(e, n) for e, n in zip(agreement["eps"], agreement["norm"])])
+    t = t.pivot_table(index=["norm", "fixed", "minimal", "eps"], columns="cr", values="gap", sort=False)
+    t.columns = [f"CR {c:g}" for c in t.columns]
+    return t

@@ -736,3 +736,40 @@ def test_scenario_study_names_the_best_cr_per_share_of_attacks():
     assert across.loc[("mnist", "L2", "1")] == "global magnitude unstructured @ CR 4 for p in [0.000, 1.000]"
     acc = study["acc"]
     assert set(acc["cr"]) == {1, 2, 4} and set(acc["norm"]) == {"L2"}
+
+
+def test_headline_robustness_averages_seeds_and_reports_attack_agreement():
+    # two seeds, one method; at CR 4 APGD broke samples 0-4 that DDN left standing at L2 1
+    grid = {k: v for k, v in _grid().items() if k[0] == GM}
+    attack, samples = _tables(
+        grid, fixed_at={(GM, cr): set(range(5)) if cr == 4 else set() for cr in (1, 2, 4)}, seeds=(0, 1)
+    )
+    attack = attack.assign(n=N, violations=0)
+    run = lambda f: f["prune_id"] + "/" + f["attack"] + "/" + f["cr"].astype(str)  # noqa: E731
+    attack, samples = attack.assign(stage_id=run), samples.assign(stage_id=run)
+    prune = attack.drop_duplicates(["prune_id", "cr"]).assign(
+        clean_acc=0.99,
+        kept=lambda f: 1 / f["cr"],
+        sparsity=lambda f: 1 - 1 / f["cr"],
+        n_kept=100 / attack["cr"],
+        layers_removed=0,
+        finetune_epochs=1,
+        n_prunable=100,
+        schedule="one-shot",
+    )
+    checks = pd.DataFrame({"passed": [True, True, False]})
+    model = {**MODEL, **_method(*GM)}
+    rob = report.headline_robustness(attack, prune, samples, checks, model)
+    worst = rob["worst"][rob["worst"]["eps"] == 1.0].set_index("cr")
+    assert worst["robust_acc"].to_dict() == {1: 1.0, 2: 1.0, 4: 0.5}  # the worst case over both attacks
+    assert (worst["n_seeds"] == 2).all() and worst.loc[4, "sparsity"] == pytest.approx(0.75)
+    assert rob["attacks"]["L2"] == "l2_apgd, l2_ddn"
+    g = rob["glue"]
+    assert g["rob-seeds"] == "2 seeds (0, 1)" and g["rob-checks"] == "2 of 3" and g["rob-violations"] == 0
+    # fixed vs minimal per checkpoint and budget: at L2 1 they disagree at CR 4 only
+    decisive = rob["agreement"][rob["agreement"]["strongest"]]
+    assert g["rob-agree"] == f"{int(decisive['agree'].sum())} of {len(decisive)}" and not decisive["agree"].all()
+    at_1 = decisive[decisive["eps"] == 1.0]
+    assert set(at_1.loc[~at_1["agree"], "cr"]) == {4}
+    table = report.agreement_table(rob["agreement"])
+    assert table.loc[("L2", "l2_apgd", "l2_ddn", "1"), "CR 4"] == pytest.approx(-0.5)
