@@ -1193,3 +1193,67 @@ def agreement_table(agreement: pd.DataFrame) -> pd.DataFrame:
     t = t.pivot_table(index=["norm", "fixed", "minimal", "eps"], columns="cr", values="gap", sort=False)
     t.columns = [f"CR {c:g}" for c in t.columns]
     return t
+
+
+NORMS = ("Linf", "L2", "L0")
+
+
+def trainings_compared(
+    groups: dict[int | None, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]],
+    model: dict,
+    trainings: dict[str, str],
+    names: tuple[str, str] = ("standard model", "PGD-trained one"),
+) -> dict[str, Any]:
+    """Two trainings of one model and pruning method side by side (the adversarial chapter).
+
+    ``groups``: fine-tuning epochs per pruning step (None: a single recipe) -> that recipe's attack,
+    samples, prune and train rows; ``model``: the model's and method's column values but the
+    training; ``trainings``: training value -> its label (standard first, then the adversarial one).
+    A line is labelled '<training label>, <epochs> epochs per step' (the label alone for None).
+
+    Returns ``worst`` (``compare.worst_case_by_model`` rows of every line, with ``budget``),
+    ``prune`` (the two models' prune rows with ``method`` and ``budget``), ``attack`` and ``train``
+    (every group's rows), ``contrast`` (norm -> (the budget of the first recipe that has both
+    models, the sentences of ``compare.norm_comparison`` per recipe), or None without results) and
+    ``clean`` (``clean_two_trainings`` per recipe in one sentence, or None)."""
+
+    def label(training: str, budget: int | None) -> str:
+        return trainings[training] if budget is None else f"{trainings[training]}, {budget} epochs per step"
+
+    def per_recipe(text: str, budget: int | None) -> str:
+        return text if budget is None else f"with up to {budget} fine-tuning epochs per step, {text}"
+
+    worst_parts, prune_parts, attack_parts, train_parts = [], [], [], []
+    for budget, (attack, samples, prune, train) in groups.items():
+        models = {label(t, budget): dict(model, training=t) for t in trainings}
+        tag = {} if budget is None else {"budget": budget}
+        worst_parts.append(compare.worst_case_by_model(attack, samples, models).assign(**tag))
+        prune_parts += [compare.rows_of(prune, where).assign(method=lab, **tag) for lab, where in models.items()]
+        attack_parts.append(attack)
+        train_parts.append(train.assign(**tag))
+    worst = pd.concat([w for w in worst_parts if len(w)] or [worst_parts[0]], ignore_index=True)
+    prune = pd.concat(prune_parts, ignore_index=True)
+    standard, adversarial = trainings
+    recipes = sorted(groups, key=lambda b: (b is None, b or 0))
+    contrast: dict[str, tuple[float, str] | None] = {}
+    for norm in NORMS:
+        found = [
+            (budget, compare.norm_comparison(worst, norm, label(standard, budget), label(adversarial, budget), names))
+            for budget in recipes
+        ]
+        hits = [(budget, f) for budget, f in found if f is not None]
+        contrast[norm] = (hits[0][1][0], "; ".join(per_recipe(f[1], b) for b, f in hits)) if hits else None
+    clean = []
+    for budget in recipes:
+        rows = prune[prune["budget"] == budget] if budget is not None and len(prune) else prune
+        text = clean_two_trainings(rows, standard, adversarial)
+        if text:
+            clean.append(per_recipe(text, budget))
+    return {
+        "worst": worst,
+        "prune": prune,
+        "attack": pd.concat(attack_parts, ignore_index=True),
+        "train": pd.concat(train_parts, ignore_index=True),
+        "contrast": contrast,
+        "clean": "; ".join(clean) if clean else None,
+    }

@@ -773,3 +773,37 @@ def test_headline_robustness_averages_seeds_and_reports_attack_agreement():
     assert set(at_1.loc[~at_1["agree"], "cr"]) == {4}
     table = report.agreement_table(rob["agreement"])
     assert table.loc[("L2", "l2_apgd", "l2_ddn", "1"), "CR 4"] == pytest.approx(-0.5)
+
+
+def test_trainings_compared_puts_two_trainings_side_by_side_per_recipe():
+    gm = {k: v for k, v in _grid().items() if k[0] == GM}
+    std_attack, std_samples = _tables(gm)
+    weak = {k: (v if k[1] == 1 else np.r_[np.full(N // 2, 1.5), np.full(N - N // 2, 0.5)]) for k, v in gm.items()}
+    pgd_attack, pgd_samples = (f.assign(training="pgd (eps 0.1)") for f in _tables(weak))
+    attack = pd.concat([std_attack, pgd_attack], ignore_index=True).assign(n=N)
+    samples = pd.concat([std_samples, pgd_samples], ignore_index=True)
+    prune = attack.drop_duplicates(["training", "cr"]).assign(
+        clean_acc=lambda f: np.where(f["training"] == "standard", 0.99, 0.98) - f["cr"] / 1000
+    )
+    train = pd.DataFrame({"training": ["standard", "pgd (eps 0.1)"], "epochs": [10, 20]})
+    labels = {"standard": "standard training", "pgd (eps 0.1)": "PGD training (eps 0.1)"}
+    got = report.trainings_compared(
+        {3: (attack, samples, prune, train)}, {**MODEL, **_method(*GM)} | {"training": None}, labels
+    )
+    assert set(got["worst"]["method"]) == {
+        "standard training, 3 epochs per step",
+        "PGD training (eps 0.1), 3 epochs per step",
+    }
+    assert (got["worst"]["budget"] == 3).all() and (got["train"]["budget"] == 3).all()
+    assert got["contrast"]["Linf"] is None and got["contrast"]["L0"] is None
+    eps, text = got["contrast"]["L2"]
+    # the budget where the standard (reference) model's dense line is nearest 50 %, here the first
+    assert (eps, text) == (
+        1.0,
+        "with up to 3 fine-tuning epochs per step, at L2 1 the standard model keeps 100.0% of the images dense "
+        "and 100.0% at CR 4; the PGD-trained one 100.0% dense and 50.0% at CR 4 (its best CR: 1, 100.0%)",
+    )
+    assert got["clean"] == (
+        "with up to 3 fine-tuning epochs per step, standard training reaches 98.90% on the test set and PGD "
+        "training 97.90% (-1.00 points for the adversarial training); at CR 4 they keep 98.60% and 97.60%"
+    )
