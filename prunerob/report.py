@@ -1257,3 +1257,89 @@ def trainings_compared(
         "contrast": contrast,
         "clean": "; ".join(clean) if clean else None,
     }
+
+
+def method_study(
+    attack: pd.DataFrame, samples: pd.DataFrame, prune: pd.DataFrame, indicators: pd.DataFrame, where: dict
+) -> dict[str, Any]:
+    """Every pruning method of one model (``where``: its column values) compared, per norm, as the
+    methods chapter shows it: ``curves`` (``method_robustness``, results with a tripped failure
+    indicator marked), ``prune`` (its prune rows averaged over seeds), ``coverage`` (what the
+    comparison rests on, and the methods pruned but not attacked) and ``norms`` (norm -> ``curves``
+    of the norm, ``eps`` (the budget of ``method_findings``), ``sentence``, ``table`` (formatted,
+    with marks) and ``claims`` (``original_claims``); a norm without results is absent)."""
+    curves = mark_tripped(method_robustness(attack, samples, where), indicators)
+    rows = compare.prune_over_seeds(compare.rows_of(prune, where))
+    missing = unattacked_methods(prune, attack, where)
+    text = coverage(curves, attack)
+    if missing:
+        text += f"; pruned but not attacked in this profile: {len(missing)} method(s) ({', '.join(missing)})"
+    norms = {}
+    for norm in NORMS:
+        c = curves[curves["norm"] == norm]
+        if not len(c):
+            continue
+        found = method_findings(c, norm)
+        norms[norm] = {
+            "curves": c,
+            "eps": found["eps"],
+            "sentence": found["sentence"],
+            "table": formatted(found["table"], found["marks"]),
+            "claims": original_claims(c, rows, norm),
+        }
+    return {"curves": curves, "prune": rows, "coverage": text, "norms": norms}
+
+
+def claims_table(studies: dict[str, dict]) -> pd.DataFrame:
+    """The original's claims checked per model (``method_study`` results by model key) and norm:
+    ``holds`` (yes, no, or an en dash where the data cannot tell) and its ``evidence``."""
+    parts = [n["claims"].assign(model=m, norm=norm) for m, s in studies.items() for norm, n in s["norms"].items()]
+    if not parts:
+        return pd.DataFrame(columns=["holds", "evidence"])
+    t = pd.concat(parts, ignore_index=True)
+    t["holds"] = t["holds"].map({True: "yes", False: "no"}).fillna(DASH)
+    return t.set_index(["model", "norm", "claim"])[["holds", "evidence"]]
+
+
+def nearest_budget(budgets, target: float) -> float:
+    """The budget of ``budgets`` nearest ``target`` (e.g. the dense model's 50 % point)."""
+    return min(sorted(budgets), key=lambda e: abs(e - target))
+
+
+def replica_budget(replica: pd.DataFrame) -> float:
+    """The Linf budget :func:`replica_linf`'s chart opens on: 16/255 where it ran (the budget at
+    which the original's faster collapse shows), else the middle one."""
+    budgets = sorted(replica.loc[replica["eps"] > 0, "eps"].unique())
+    return next((e for e in budgets if abs(e * 255 - 16) < 1e-6), budgets[len(budgets) // 2])
+
+
+def cross_family_table(attack: pd.DataFrame, models: dict[str, dict]) -> pd.DataFrame:
+    """:func:`cross_family` per model (key -> column values), with the largest gaps each way in
+    points as one column."""
+    cross = pd.concat([cross_family(compare.rows_of(attack, w)).assign(model=k) for k, w in models.items()])
+    if not len(cross):
+        return cross
+    cross["largest gaps (points)"] = [
+        f"{lo * 100:+.1f} / {hi * 100:+.1f}" for lo, hi in zip(cross["min_gap"], cross["max_gap"])
+    ]
+    return cross.set_index(["model", "norm", "minimal", "fixed"]).drop(columns=["min_gap", "max_gap"])
+
+
+def indicator_summary(indicators: pd.DataFrame, archs) -> dict[str, Any]:
+    """:func:`failure_indicators` rows of some architectures in words and tables: ``sentence`` (how
+    many results tripped an indicator), ``tripped`` (those, with why) and ``sources`` (per
+    architecture and norm, the most common split of the worst case among the attacks)."""
+    shown = indicators[indicators["arch"].isin(list(archs))]
+    tripped = shown[shown["tripped"]]
+    sources = (
+        shown[~shown["tripped"]]
+        .groupby(["arch", "norm"])["sources"]
+        .agg(lambda s: s.value_counts().index[0] if len(s) else "")
+        .rename("most common split of the worst case (share of samples per attack)")
+        .to_frame()
+    )
+    return {
+        "sentence": f"**{len(tripped)} of {len(shown)}** (model, method, CR, norm) results tripped an indicator.",
+        "tripped": tripped.set_index(["arch", "method", "norm", "cr"])[["why"]],
+        "sources": sources,
+    }

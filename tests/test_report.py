@@ -807,3 +807,51 @@ def test_trainings_compared_puts_two_trainings_side_by_side_per_recipe():
         "with up to 3 fine-tuning epochs per step, standard training reaches 98.90% on the test set and PGD "
         "training 97.90% (-1.00 points for the adversarial training); at CR 4 they keep 98.60% and 97.60%"
     )
+
+
+def test_method_study_gives_each_norm_its_sentence_table_and_claims_and_names_unattacked_methods():
+    attack, samples = _tables(_grid())
+    attack = attack.assign(n=N)
+    prune = pd.DataFrame(
+        [
+            {**MODEL, **_method(*k), "seed": 0, "schedule": "one-shot", "cr": c, "clean_acc": 0.98}
+            for k in (GM, LR, FILTER, ("kernel", "local", "random"))
+            for c in (1, 2, 4)
+        ]
+    ).assign(kept=1.0, sparsity=0.0, n_kept=1, layers_removed=0, finetune_epochs=1, n_prunable=1)
+    ind = pd.DataFrame([{"method": "local random unstructured", "cr": 4, "norm": "L2", "tripped": True, "why": "x"}])
+    study = report.method_study(attack, samples, prune, ind, MODEL)
+    assert set(study["norms"]) == {"L2"}  # only L2 was attacked
+    l2 = study["norms"]["L2"]
+    assert l2["sentence"] == report.method_findings(l2["curves"], "L2")["sentence"]
+    assert report.MARK in l2["table"].to_string()  # the tripped cell is marked
+    assert "pruned but not attacked in this profile: 1 method(s) (local random kernel)" in study["coverage"]
+    assert set(study["prune"]["cr"]) == {1, 2, 4} and (study["prune"]["n_seeds"] == 1).all()
+    claims = report.claims_table({"mlp": study})
+    assert claims.index.names == ["model", "norm", "claim"] and set(claims["holds"]) <= {"yes", "no", report.DASH}
+    assert claims.loc[("mlp", "L2", "filter pruning collapses first"), "holds"] == "no"  # nothing collapses
+    assert not len(report.claims_table({"mlp": {**study, "norms": {}}}))
+
+
+def test_budget_pickers_take_the_nearest_and_the_replicas_16_of_255():
+    assert report.nearest_budget([0.5, 1.0, 2.0], 1.2) == 1.0
+    replica = pd.DataFrame({"eps": [0.0, 8 / 255, 16 / 255, 32 / 255]})
+    assert report.replica_budget(replica) == pytest.approx(16 / 255)
+    assert report.replica_budget(pd.DataFrame({"eps": [0.0, 0.1, 0.2, 0.3]})) == pytest.approx(0.2)
+
+
+def test_cross_family_table_and_indicator_summary_per_model():
+    attack, samples, checks = _indicator_tables()
+    ind = report.failure_indicators(attack, samples, checks)
+    health = report.indicator_summary(ind, ["mlp"])
+    assert health["sentence"] == "**1 of 2** (model, method, CR, norm) results tripped an indicator."
+    assert list(health["tripped"].index.get_level_values("cr")) == [4]
+    assert "l0_pgd_min 56%" in health["sources"].iloc[0, 0]
+    rows = [
+        {"prune_id": "p", "cr": 4, "norm": "L2", "eps": 1.0, "attack": a, "kind": k, "robust_acc": acc}
+        for a, k, acc in (("l2_ensemble", "minimal", 0.55), ("l2_apgd", "fixed", 0.5))
+    ]
+    frame = pd.DataFrame(rows).assign(scenario="white-box", **MODEL)
+    table = report.cross_family_table(frame, {"mlp": MODEL, "cnn": {**MODEL, "arch": "cnn"}})
+    assert list(table.index) == [("mlp", "L2", "l2_ensemble", "l2_apgd")]
+    assert table.iloc[0]["largest gaps (points)"] == "-5.0 / -5.0"
