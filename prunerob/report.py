@@ -1343,3 +1343,131 @@ def indicator_summary(indicators: pd.DataFrame, archs) -> dict[str, Any]:
         "tripped": tripped.set_index(["arch", "method", "norm", "cr"])[["why"]],
         "sources": sources,
     }
+
+
+def highest_safe_cr(spots: pd.DataFrame) -> pd.DataFrame:
+    """Per method, norm and budget of ``scenarios.sweet_spots`` rows: ``up_to``, the highest CR up
+    to which no compression rate is clearly less robust than the dense model (1 when CR 2 already
+    is)."""
+    keep = []
+    for (method, norm, eps), rows in spots.groupby(["method", "norm", "eps"]):
+        rows = rows.sort_values("cr")
+        lost = rows[rows["verdict"] == "less robust"]
+        safe = rows[rows["cr"] < lost["cr"].min()] if len(lost) else rows
+        keep.append({"method": method, "norm": norm, "eps": eps, "up_to": safe["cr"].max() if len(safe) else 1.0})
+    return pd.DataFrame(keep, columns=["method", "norm", "eps", "up_to"])
+
+
+SWEET_MARK = {"more robust": " ▲", "less robust": " ▼", "no clear difference": ""}
+
+
+def sweet_spot_study(attack: pd.DataFrame, samples: pd.DataFrame, confidence: float = 0.95, **boot) -> dict[str, Any]:
+    """Which pruned models are clearly more (or less) robust than their dense model: every attacked
+    model, each on the budgets it was attacked at, its seeds on the attacks all of them faced
+    (``scenarios.sweet_spots`` with ``boot``: n_boot, seed).  Returns ``spots`` (one row per model,
+    method, CR, norm and budget with ``verdict``; ``method`` names the model too where several were
+    attacked), ``glue`` (the chapter's numbers), ``table`` (pruned minus dense in points with ▲/▼,
+    CRs in columns) and ``more`` (the clearly more robust ones with their intervals)."""
+    samples, attack = evaluate.common_runs_only(samples, attack, scenarios.METHOD_KEYS)
+    per_sample = evaluate.on_own_grids(scenarios.worst_case_samples, samples, attack)
+    spots = scenarios.sweet_spots(per_sample, confidence=confidence, **boot)
+    spots = spots.assign(model=charts.model_label(spots))
+    several = spots["model"].nunique() > 1
+    spots = spots.assign(method=(spots["model"] + ", " if several else "") + charts.method_label(spots))
+    named = spots["method"].nunique() > 1  # name the method (with its model) only when several were attacked
+
+    def describe(rows: pd.DataFrame) -> str:
+        return (
+            "; ".join(
+                f"{r.norm} at {budget(r.eps, r.norm)}, CR {r.cr:g}{f' ({r.method})' if named else ''}: "
+                f"{100 * r.diff:+.1f} points [{100 * r.low:+.1f}, {100 * r.high:+.1f}]"
+                for r in rows.itertuples()
+            )
+            or "none"
+        )
+
+    counts = spots["verdict"].value_counts()
+    # pairs where both models got every image right or every image wrong can never differ
+    testable = spots[~((spots["dense"].isin([0.0, 1.0])) & (spots["pruned"] == spots["dense"]))]
+    more = spots[spots["verdict"] == "more robust"].sort_values(["model", "norm", "eps", "cr"])
+    glue: dict[str, object] = {
+        "ss-models": "; ".join(sorted(charts.model_label(per_sample).unique())),
+        "ss-methods": ", ".join(sorted(charts.method_label(spots).unique())),
+        "ss-coverage": coverage_by_model(attack),
+        "ss-n": len(spots),
+        **{
+            f"ss-n-{key}": int(counts.get(verdict, 0))
+            for verdict, key in (("more robust", "more"), ("less robust", "less"), ("no clear difference", "unclear"))
+        },
+        "ss-n-testable": len(testable),
+        "ss-expected-false": f"{(1 - confidence) * len(testable):.0f}",
+        "ss-more-list": describe(more),
+        "ss-best": describe(more.sort_values("low", ascending=False).head(1)),
+    }
+    keep = highest_safe_cr(spots)
+    for norm in NORMS:
+        k = keep[(keep["norm"] == norm) & (keep["eps"] > 0)]
+        glue[f"ss-keep-{norm}"] = (
+            "; ".join(
+                (f"{method}: " if named else "")
+                + ", ".join(f"CR {c:g} at {budget(e, norm)}" for e, c in zip(m["eps"], m["up_to"]))
+                for method, m in k.groupby("method")
+            )
+            or "no results"
+        )
+    cells = spots.assign(
+        budget=[budget(e, n) for e, n in zip(spots["eps"], spots["norm"])],
+        cell=[f"{100 * d:+.1f}{SWEET_MARK[v]}" for d, v in zip(spots["diff"], spots["verdict"])],
+    )
+    cells = _norm_sorted(cells, ["method", "norm", "eps"])
+    table = cells.pivot_table(
+        index=["method", "norm", "budget"], columns="cr", values="cell", aggfunc="first", sort=False
+    )
+    table.columns = [f"CR {c:g}" for c in table.columns]
+    shown = more.assign(budget=[budget(e, n) for e, n in zip(more["eps"], more["norm"])])
+    shown = shown[["method", "norm", "budget", "cr", "dense", "pruned", "diff", "low", "high", "n", "n_seeds"]]
+    return {
+        "spots": spots,
+        "glue": glue,
+        "table": table.fillna(DASH),
+        "more": shown.set_index(["method", "norm", "budget", "cr"]),
+    }
+
+
+def lines_table(worst: pd.DataFrame, columns="cr") -> pd.DataFrame:
+    """Robust accuracy of ``compare.worst_case_by_model`` rows per norm and budget (rows) and
+    ``columns`` (e.g. ["method", "cr"]); empty without rows. Budget 0 (clean) is left out."""
+    if not len(worst):
+        return pd.DataFrame()
+    return worst[worst["eps"] > 0].pivot_table(index=["norm", "eps"], columns=columns, values="robust_acc")
+
+
+def lines_coverage(worst: pd.DataFrame) -> dict[str, object]:
+    """What ``compare.worst_case_by_model`` lines rest on: ``n`` (images per checkpoint), ``seeds``
+    (per line, its seeds in words) and ``attacks`` (every attack behind any line)."""
+    if not len(worst):
+        return {"n": 0, "seeds": "no seeds", "attacks": "(none)"}
+    seeds = worst.groupby("method")["n_seeds"].max()
+    return {
+        "n": int(worst["n"].max()),
+        "seeds": "; ".join(
+            f"the {m}'s lines are the mean over {n} seeds" if n > 1 else f"the {m} ran one seed"
+            for m, n in seeds.items()
+        ),
+        "attacks": ", ".join(sorted(worst["attacks"].str.split("+").explode().unique())),
+    }
+
+
+def one_model_text(worst: pd.DataFrame, label: str) -> str | None:
+    """One model's robust accuracy per norm at the budget ``compare.summary_at`` picks, at every
+    CR, in one sentence ('Linf 8/255: 90.0% at CR 1, ...'); None without results."""
+    texts = []
+    for norm in NORMS:
+        rows = worst[(worst["norm"] == norm) & (worst["eps"] > 0)] if len(worst) else worst
+        if len(rows):
+            eps, at = compare.summary_at(worst, norm, label)
+            texts.append(
+                f"{norm} {charts.eps_label(eps, norm)}{' pixels' if norm == 'L0' else ''}: "
+                + ", ".join(f"{v:.1%} at CR {cr:g}" for cr, v in at[label].items())
+            )
+    return "; ".join(texts) if texts else None

@@ -855,3 +855,80 @@ def test_cross_family_table_and_indicator_summary_per_model():
     table = report.cross_family_table(frame, {"mlp": MODEL, "cnn": {**MODEL, "arch": "cnn"}})
     assert list(table.index) == [("mlp", "L2", "l2_ensemble", "l2_apgd")]
     assert table.iloc[0]["largest gaps (points)"] == "-5.0 / -5.0"
+
+
+def test_highest_safe_cr_stops_below_the_first_clearly_less_robust_cr():
+    spots = pd.DataFrame(
+        [
+            {"method": "m", "norm": "L2", "eps": 1.0, "cr": cr, "verdict": v}
+            for cr, v in (
+                (2, "no clear difference"),
+                (4, "more robust"),
+                (8, "less robust"),
+                (16, "no clear difference"),
+            )
+        ]
+        + [{"method": "m", "norm": "L2", "eps": 2.0, "cr": 2, "verdict": "less robust"}]
+        + [{"method": "m", "norm": "L0", "eps": 4.0, "cr": cr, "verdict": "no clear difference"} for cr in (2, 4)]
+    )
+    keep = report.highest_safe_cr(spots).set_index(["norm", "eps"])["up_to"]
+    assert keep.to_dict() == {("L0", 4.0): 4, ("L2", 1.0): 4, ("L2", 2.0): 1.0}
+
+
+def test_sweet_spot_study_counts_verdicts_and_names_the_clearly_more_robust():
+    more = ("kernel", "local", "magnitude")
+    grid = {k: v for k, v in _grid().items() if k[0] != FILTER}
+    grid.update({(more, cr): np.full(N, 0.5 if cr == 1 else 1.5) for cr in (1, 2, 4)})  # pruning helps at L2 1
+    attack, samples = _tables(grid)
+    attack = attack.assign(n=N, schedule="one-shot")
+    samples = samples.assign(schedule="one-shot", label=0, clean_pred=0)
+    study = report.sweet_spot_study(attack, samples, 0.95, n_boot=200, seed=0)
+    g = study["glue"]
+    assert (g["ss-n"], g["ss-n-more"], g["ss-n-less"], g["ss-n-unclear"]) == (12, 2, 2, 8)
+    assert g["ss-more-list"].startswith("L2 at 1, CR 2 (local magnitude kernel): +100.0 points [")
+    assert g["ss-keep-L2"].startswith("global magnitude unstructured: CR 4 at 1, CR 4 at 2; local magnitude kernel:")
+    assert "local random unstructured: CR 1 at 1, CR 4 at 2" in g["ss-keep-L2"] and g["ss-keep-L0"] == "no results"
+    table = study["table"]
+    assert table.loc[("local random unstructured", "L2", "1"), "CR 4"] == "-80.0 ▼"
+    assert table.loc[("local magnitude kernel", "L2", "1"), "CR 2"] == "+100.0 ▲"
+    assert list(study["more"].index.get_level_values("cr")) == [2, 4]
+
+
+def _lines():
+    """compare.worst_case_by_model-like rows: two models, Linf at 4/255 and 8/255, CR 1 and 4."""
+    rows = []
+    for method, seeds, attacks in (("CNN", 3, "linf_apgd+linf_fmn"), ("MLP", 1, "linf_fmn")):
+        for cr in (1, 4):
+            for eps, acc in ((0.0, 0.99), (4 / 255, 0.8), (8 / 255, 0.45 if cr == 1 else 0.3)):
+                rows.append(
+                    {
+                        "method": method,
+                        "cr": cr,
+                        "norm": "Linf",
+                        "eps": eps,
+                        "robust_acc": acc - (0.1 if method == "MLP" else 0),
+                        "n": 1000 if method == "CNN" else 500,
+                        "n_seeds": seeds,
+                        "attacks": attacks,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_lines_table_coverage_and_one_model_text():
+    worst = _lines()
+    table = report.lines_table(worst, ["method", "cr"])
+    assert list(table.index) == [("Linf", 4 / 255), ("Linf", 8 / 255)]  # no clean row
+    assert table.loc[("Linf", 8 / 255), ("MLP", 4)] == pytest.approx(0.2)
+    assert not len(report.lines_table(worst.iloc[:0]))
+    cov = report.lines_coverage(worst)
+    assert cov == {
+        "n": 1000,
+        "seeds": "the CNN's lines are the mean over 3 seeds; the MLP ran one seed",
+        "attacks": "linf_apgd, linf_fmn",
+    }
+    assert report.lines_coverage(worst.iloc[:0])["attacks"] == "(none)"
+    cnn = worst[worst["method"] == "CNN"]
+    # the budget where the dense CNN is nearest 50 %: 8/255 (45 %)
+    assert report.one_model_text(cnn, "CNN") == "Linf 8/255: 45.0% at CR 1, 30.0% at CR 4"
+    assert report.one_model_text(cnn.iloc[:0], "CNN") is None
