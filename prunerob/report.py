@@ -1471,3 +1471,193 @@ def one_model_text(worst: pd.DataFrame, label: str) -> str | None:
                 + ", ".join(f"{v:.1%} at CR {cr:g}" for cr, v in at[label].items())
             )
     return "; ".join(texts) if texts else None
+
+
+def hours(seconds: float) -> str:
+    """'2 h 5 min'."""
+    minutes = seconds / 60
+    return f"{minutes // 60:.0f} h {minutes % 60:.0f} min"
+
+
+def from_nothing(sweeps: pd.DataFrame, profile: str, n_stages: int) -> str:
+    """How long the profile took from nothing, from the sweep records: the last clean sweep that ran
+    all ``n_stages`` stages, or, where the profile grew, the sum of the clean sweeps that each ran
+    exactly what the ones before had not (a sweep of a slice, ``--only``, or with failures does not
+    count)."""
+
+    def how(row) -> str:
+        return f"{row['workers']:.0f} local workers" if row["scheduler"] == "local" else "a Dask cluster"
+
+    ours = (
+        sweeps[
+            (sweeps["profile"] == profile) & (sweeps["failed"] == 0) & (sweeps["blocked"] == 0) & (sweeps["only"] == "")
+        ]
+        if len(sweeps)
+        else sweeps
+    )
+    complete = ours[(ours["skipped"] == 0) & (ours["done"] == n_stages)] if len(ours) else ours
+    if len(complete):
+        last = complete.sort_values("started_at").iloc[-1]
+        return (
+            f"{hours(last['seconds'])} for {last['done']} stages ({how(last)} on a machine with "
+            f"{last['cpu_count']} cores, --device {last['device']}; started {last['started_at']}, code "
+            f"{last['code_version']})"
+        )
+    parts = ours.sort_values("started_at") if len(ours) else ours
+    if (
+        len(parts)
+        and parts["done"].sum() == n_stages
+        and (parts["skipped"] == parts["done"].cumsum().shift(fill_value=0)).all()
+    ):
+        # the profile grew: its stages ran in several sweeps, each skipping exactly what the ones before had done
+        return (
+            f"{hours(parts['seconds'].sum())} for its {n_stages} stages, run in {len(parts)} sweeps as the profile grew ("
+            + "; ".join(
+                f"{hours(r['seconds'])} for {r['done']} stages, {how(r)} on {r['cpu_count']} cores, "
+                f"started {r['started_at']}, code {r['code_version']}"
+                for _, r in parts.iterrows()
+            )
+            + ")"
+        )
+    return f"none recorded yet for profile {profile}"
+
+
+def versions_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per stage kind (``tables``: kind -> its rows), how many stages ran with each code, torch,
+    attack library and device."""
+    rows = []
+    for kind, frame in tables.items():
+        if len(frame):
+            cols = [c for c in ("code_version", "torch_version", "library", "library_version", "device") if c in frame]
+            rows.append(
+                frame.groupby(cols, dropna=False).agg(stages=("stage_id", "nunique")).reset_index().assign(stage=kind)
+            )
+    return pd.concat(rows, ignore_index=True).set_index("stage") if rows else pd.DataFrame()
+
+
+def fingerprint_sentence(agreement: pd.DataFrame) -> str:
+    """``results.fingerprint_agreement`` in one sentence."""
+    fingerprinted = agreement["runs"] - agreement["unknown"]
+    return (
+        f"of {int(agreement['runs'].sum())} links from a result to its checkpoint, {int(fingerprinted.sum())} are "
+        f"fingerprinted on both sides, and {int(agreement['same'].sum())} of those match "
+        f"({int(agreement['different'].sum())} differ); the other {int(agreement['unknown'].sum())} were computed "
+        "before tables recorded fingerprints, so no table can tell."
+    )
+
+
+def sweeps_table(sweeps: pd.DataFrame, profiles) -> pd.DataFrame | None:
+    """The sweep records of some profiles, oldest first, minutes rounded; None without any."""
+    shown = sweeps[sweeps["profile"].isin(list(profiles))] if len(sweeps) else sweeps
+    if not len(shown):
+        return None
+    cols = ["profile", "started_at", "minutes", "done", "failed", "blocked", "skipped", "workers", "scheduler"]
+    return (
+        shown.assign(minutes=(shown["seconds"] / 60).round(1))[[*cols, "device", "cpu_count", "only", "code_version"]]
+        .sort_values("started_at")
+        .set_index(["profile", "started_at"])
+    )
+
+
+def per_method(frame: pd.DataFrame, values: str) -> pd.DataFrame:
+    """Per model and method (rows), the mean over seeds of ``values`` per CR (columns 'CR 4')."""
+    t = frame.pivot_table(index=["model", "method"], columns="cr", values=values, aggfunc="mean").sort_index()
+    t.columns = [f"CR {c:g}" for c in t.columns]
+    return t
+
+
+def pruning_accuracy(prune: pd.DataFrame) -> dict[str, str]:
+    """How exactly the pruning hit its targets, from prune rows (every model and method): the
+    largest deviation of an unstructured method from round(W / CR) kept weights (in weights), of a
+    global structured method from its unit count (in units), and global magnitude filter pruning's
+    mean kept fraction of the weights at CR 64."""
+    unstructured = prune[prune["structure"] == "unstructured"]
+    off = ((unstructured["kept"] - unstructured["target_kept"]).abs() * unstructured["n_prunable"]).max()
+    structured = prune[(prune["structure"] != "unstructured") & (prune["scope"] == "global") & prune["n_units"].notna()]
+    unit_target = structured["n_units"] - ((1 - 1 / structured["cr"]) * structured["n_units"]).round()
+    gf = charts.pick(prune, structure="filter", scope="global", criterion="magnitude")
+    gf64 = gf.loc[gf["cr"] == 64, "kept"]
+    return {
+        "pruning-unstructured-max-dev": f"{off:.1f}",
+        "pruning-units-max-dev": f"{(structured['n_units_kept'] - unit_target).abs().max():.0f}",
+        "pruning-gf-kept-64": f"{gf64.mean():.1%}" if len(gf64) else "(no run)",
+    }
+
+
+def layers_removed(prune: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+    """:func:`per_method` of the layers each method removed entirely, the model labelled with its
+    number of prunable layers (counted on the first CR's per-layer rows of one of its stages).
+    ``prune`` carries ``model`` and ``method`` labels."""
+    per_layer = layers[layers["layer"] != "total"].merge(prune[["stage_id", "cr", "model"]], on=["stage_id", "cr"])
+    first = per_layer.groupby("model")["stage_id"].transform("min") == per_layer["stage_id"]
+    n_layers = per_layer[first & (per_layer["cr"] == per_layer["cr"].min())].groupby("model")["layer"].nunique()
+    removed = per_method(prune, "layers_removed")
+    removed.index = removed.index.set_levels(
+        [f"{m} (of {n_layers.get(m, '?')} layers)" for m in removed.index.levels[0]], level=0
+    )
+    return removed
+
+
+def cr_over_all_parameters(prune: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+    """:func:`per_method` of the compression rate over all parameters (dense layers, biases and
+    every other parameter counted), from the per-layer table's totals."""
+    totals = layers[layers["layer"] == "total"].merge(
+        prune[["stage_id", "cr", "method", "model"]], on=["stage_id", "cr"]
+    )
+    return per_method(totals.assign(cr_all=totals["n_params"] / totals["n_params_kept"]), "cr_all")
+
+
+def storage(prune: pd.DataFrame) -> pd.DataFrame:
+    """Mean stored size in KiB per CR of one model's checkpoints: dense, values + indices (COO) and
+    values + bitmask."""
+    size = prune.groupby("cr")[["bytes_dense", "bytes_coo", "bytes_bitmask"]].mean() / 1024
+    size.columns = ["dense", "values + indices", "values + bitmask"]
+    size.index = [f"CR {c:g}" for c in size.index]
+    return size.round(1)
+
+
+def linf_slice(attack: pd.DataFrame, prune: pd.DataFrame, checks: pd.DataFrame) -> dict[str, Any]:
+    """The Linf PGD-40 slice of one model and method (its attack, prune and checks rows): ``attack``
+    (per CR and budget, the mean over the seeds PGD-40 attacked, with violations and sparsity),
+    ``prune`` (those seeds' prune rows averaged), ``glue`` (the chapter's numbers) and ``table``
+    (per CR: kept weights, clean accuracy, fine-tuning epochs and robust accuracy per budget)."""
+    attack = attack[attack["attack"] == "linf_pgd"]
+    # the seeds PGD-40 attacked (other seeds faced the minimal attacks only)
+    seeds = sorted(attack["seed"].unique())
+    prune = compare.prune_over_seeds(prune[prune["seed"].isin(seeds)])
+    attack = (
+        compare.mean_over_seeds(attack, ["cr", "norm", "eps", "attack"])
+        .merge(attack.groupby("cr", as_index=False)["violations"].sum(), on="cr")
+        .merge(prune[["cr", "sparsity"]], on="cr")
+    )
+    dense = prune[prune["cr"] == 1].iloc[0]
+    budgets = attack[attack["eps"] > 0]["eps"].sort_values().unique()
+    mid = budgets[len(budgets) // 2]
+    at_mid = attack[attack["eps"] == mid].set_index("cr")["robust_acc"]
+    glue: dict[str, object] = {
+        "slice-seeds": f"seed {seeds[0]}" if len(seeds) == 1 else f"the mean over seeds {', '.join(map(str, seeds))}",
+        "slice-n": int(attack["n"].iloc[0]),
+        "slice-clean-cr1": f"{dense['clean_acc']:.2%}",
+        "slice-max-cr": f"{prune['cr'].max():g}",
+        "slice-clean-maxcr": f"{prune.loc[prune['cr'].idxmax(), 'clean_acc']:.2%}",
+        "slice-mid-eps": charts.eps_label(mid, "Linf"),
+        "slice-mid-cr1": f"{at_mid.loc[1.0]:.1%}",
+        "slice-mid-best-cr": f"{at_mid.idxmax():g}",
+        "slice-mid-best": f"{at_mid.max():.1%}",
+        "slice-violations": int(attack.drop_duplicates("cr")["violations"].sum()),
+        "slice-checks-passed": f"{int(checks['passed'].sum())} of {len(checks)}",
+    }
+    wide = attack.assign(eps=[charts.eps_label(e, "Linf") for e in attack["eps"]]).pivot_table(
+        index="cr", columns="eps", values="robust_acc", sort=False
+    )
+    wide = wide[[c for c in wide.columns if c != "0"]]
+    table = prune.set_index("cr")[["kept", "n_kept", "clean_acc", "finetune_epochs"]].join(wide)
+    table.index = pd.Index([f"{c:g}" for c in table.index], name="CR")
+    return {"attack": attack, "prune": prune, "glue": glue, "table": table, "budgets": list(wide.columns)}
+
+
+def gap_to_original(attack: pd.DataFrame, ref: pd.DataFrame) -> pd.Series:
+    """|ours - the original's mean| per CR and budget where both ran (``attack``: our rows with
+    ``robust_acc`` per CR and eps; ``ref``: the original's rows of the same attack)."""
+    ours = attack[attack["eps"] > 0].groupby(["cr", "eps"])["robust_acc"].mean()
+    return (ours - ref.groupby(["cr", "eps"])["robust_acc"].mean()).abs()

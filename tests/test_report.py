@@ -932,3 +932,52 @@ def test_lines_table_coverage_and_one_model_text():
     # the budget where the dense CNN is nearest 50 %: 8/255 (45 %)
     assert report.one_model_text(cnn, "CNN") == "Linf 8/255: 45.0% at CR 1, 30.0% at CR 4"
     assert report.one_model_text(cnn.iloc[:0], "CNN") is None
+
+
+def _sweep_record(started, done, skipped=0, seconds=3600.0, only="", failed=0, profile="cpu"):
+    return {
+        "profile": profile,
+        "started_at": started,
+        "done": done,
+        "skipped": skipped,
+        "failed": failed,
+        "blocked": 0,
+        "only": only,
+        "seconds": seconds,
+        "workers": 2,
+        "scheduler": "local",
+        "cpu_count": 2,
+        "device": "cpu",
+        "code_version": "abc",
+    }
+
+
+def test_from_nothing_takes_a_complete_sweep_or_the_sum_of_sweeps_that_grew_the_profile():
+    assert report.hours(3 * 3600 + 5 * 60) == "3 h 5 min"
+    one = pd.DataFrame([_sweep_record("2026-01-01", 10, seconds=7200.0)])
+    assert report.from_nothing(one, "cpu", 10).startswith(
+        "2 h 0 min for 10 stages (2 local workers on a machine with 2 cores"
+    )
+    grew = pd.DataFrame(
+        [
+            _sweep_record("2026-01-01", 6, seconds=1800.0),
+            _sweep_record("2026-01-02", 4, skipped=6, seconds=1200.0),
+            _sweep_record("2026-01-03", 2, only="arch=mlp"),  # a slice does not count
+        ]
+    )
+    assert report.from_nothing(grew, "cpu", 10).startswith("0 h 50 min for its 10 stages, run in 2 sweeps")
+    # a sweep that re-ran what an earlier one had done does not add up to "from nothing"
+    rerun = pd.DataFrame([_sweep_record("2026-01-01", 6), _sweep_record("2026-01-02", 4, skipped=2)])
+    assert report.from_nothing(rerun, "cpu", 10) == "none recorded yet for profile cpu"
+    table = report.sweeps_table(grew, ["cpu"])
+    assert list(table["minutes"]) == [30.0, 20.0, 60.0] and report.sweeps_table(grew, ["full"]) is None
+
+
+def test_versions_table_and_fingerprint_sentence():
+    train = pd.DataFrame({"stage_id": ["t1", "t2"], "code_version": ["a", "b"], "torch_version": "2", "device": "cpu"})
+    table = report.versions_table({"train": train, "prune": train.iloc[:0]})
+    assert list(table.index) == ["train", "train"] and list(table["stages"]) == [1, 1]
+    agreement = pd.DataFrame({"runs": [5, 3], "unknown": [1, 0], "same": [4, 2], "different": [0, 1]})
+    assert report.fingerprint_sentence(agreement).startswith(
+        "of 8 links from a result to its checkpoint, 7 are fingerprinted on both sides, and 6 of those match (1 differ)"
+    )
