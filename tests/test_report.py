@@ -981,3 +981,104 @@ def test_versions_table_and_fingerprint_sentence():
     assert report.fingerprint_sentence(agreement).startswith(
         "of 8 links from a result to its checkpoint, 7 are fingerprinted on both sides, and 6 of those match (1 differ)"
     )
+
+
+def _prune_rows():
+    """Prune rows of one model: global magnitude unstructured and global magnitude filter, CR 1-4, two seeds."""
+    rows = []
+    for seed in (0, 1):
+        for structure in ("unstructured", "filter"):
+            for cr in (1, 2, 4):
+                rows.append(
+                    {
+                        **MODEL,
+                        "structure": structure,
+                        "scope": "global",
+                        "criterion": "magnitude",
+                        "prune_dense_neurons": False,
+                        "schedule": "one-shot",
+                        "seed": seed,
+                        "stage_id": f"prune-{structure}-{seed}",
+                        "cr": cr,
+                        "clean_acc": 0.99 - cr / 100 - seed / 1000,
+                        "kept": 1 / cr + (0.001 if structure == "unstructured" and cr == 4 else 0),
+                        "target_kept": 1 / cr,
+                        "n_prunable": 1000,
+                        "n_units": 10.0 if structure == "filter" else np.nan,
+                        "n_units_kept": {1: 10, 2: 5, 4: 2}[cr] if structure == "filter" else np.nan,
+                        "layers_removed": 1 if cr == 4 and structure == "filter" else 0,
+                        "sparsity": 1 - 1 / cr,
+                        "n_kept": 1000 / cr,
+                        "finetune_epochs": 2,
+                        "bytes_dense": 4096,
+                        "bytes_coo": 8192 / cr,
+                        "bytes_bitmask": 4096 / cr + 128,
+                    }
+                )
+    frame = pd.DataFrame(rows)
+    return frame.assign(method=charts.method_label(frame), model=charts.model_label(frame))
+
+
+def test_pruning_tables_per_method_and_how_exactly_the_targets_were_hit():
+    prune = _prune_rows()
+    acc = report.pruning_accuracy(prune)
+    # one weight off at CR 4 (0.001 of 1000); filter CR 4 keeps 2 of 10 units where round(10 - 7.5) = 2 is due
+    assert acc == {
+        "pruning-unstructured-max-dev": "1.0",
+        "pruning-units-max-dev": "0",
+        "pruning-gf-kept-64": "(no run)",
+    }
+    t = report.per_method(prune, "clean_acc")
+    assert list(t.columns) == ["CR 1", "CR 2", "CR 4"]
+    assert t.loc[("mlp on mnist", "global magnitude unstructured"), "CR 2"] == pytest.approx(0.9695)  # mean over seeds
+    layers = pd.DataFrame(
+        [
+            {"stage_id": sid, "cr": cr, "layer": layer, "n_params": 1100, "n_params_kept": 100 + 1000 / cr}
+            for sid in ("prune-unstructured-0", "prune-filter-0")
+            for cr in (1, 2, 4)
+            for layer in ("fc1", "fc2", "total")
+        ]
+    )
+    removed = report.layers_removed(prune[prune["seed"] == 0], layers)
+    assert removed.index.levels[0].tolist() == ["mlp on mnist (of 2 layers)"]
+    assert removed.loc[("mlp on mnist (of 2 layers)", "global magnitude filter"), "CR 4"] == 1
+    cr_all = report.cr_over_all_parameters(prune[prune["seed"] == 0], layers)
+    assert cr_all.loc[("mlp on mnist", "global magnitude filter"), "CR 4"] == pytest.approx(1100 / 350)
+    size = report.storage(prune[prune["structure"] == "unstructured"])
+    assert size.loc["CR 4"].tolist() == [4.0, 2.0, 1.1]
+
+
+def test_linf_slice_averages_the_seeds_pgd_attacked_and_tables_every_cr():
+    prune = _prune_rows()
+    prune = prune[prune["structure"] == "unstructured"]
+    attack = pd.DataFrame(
+        [
+            {
+                "attack": "linf_pgd",
+                "seed": 0,
+                "cr": cr,
+                "norm": "Linf",
+                "eps": eps,
+                "robust_acc": {0.0: 0.99, 8 / 255: 0.8, 16 / 255: 0.5 + cr / 100, 32 / 255: 0.1}[eps],
+                "n": 1000,
+                "violations": 0,
+            }
+            for cr in (1, 2, 4)
+            for eps in (0.0, 8 / 255, 16 / 255, 32 / 255)
+        ]
+    )
+    checks = pd.DataFrame({"passed": [True, True]})
+    pgd = report.linf_slice(attack, prune, checks)
+    g = pgd["glue"]
+    assert g["slice-seeds"] == "seed 0" and g["slice-n"] == 1000 and g["slice-clean-cr1"] == "98.00%"
+    assert (g["slice-mid-eps"], g["slice-mid-cr1"], g["slice-mid-best-cr"], g["slice-mid-best"]) == (
+        "16/255",
+        "51.0%",
+        "4",
+        "54.0%",
+    )
+    assert g["slice-checks-passed"] == "2 of 2" and g["slice-max-cr"] == "4"
+    assert list(pgd["table"].index) == ["1", "2", "4"] and pgd["budgets"] == ["8/255", "16/255", "32/255"]
+    ref = pd.DataFrame({"cr": [1, 1], "eps": [16 / 255, 16 / 255], "robust_acc": [0.4, 0.5]})
+    gap = report.gap_to_original(pgd["attack"], ref).dropna()
+    assert gap.to_dict() == {(1, 16 / 255): pytest.approx(0.06)}
