@@ -15,7 +15,7 @@ indicator tripped are marked (``failure_indicators``).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -963,10 +963,10 @@ def original_robust(worst: pd.DataFrame, attack: pd.DataFrame, summary: pd.DataF
     glue["orig-l2-rule-gap"] = f"{(cw['original'] - cw['threat_model']).abs().max():.3f}"
     bb = summary[summary["attack"] == "l0_bb"]
     bb_dense = bb.pivot_table(index=["cr", "eps"], columns="rule", values="robust_acc").loc[1.0]
-    at = bb_dense.index[(bb_dense["original"] - bb_dense["threat_model"]).abs().argmax()]
+    at = float((bb_dense["original"] - bb_dense["threat_model"]).abs().idxmax())  # type: ignore[arg-type]  # the first largest gap
     glue["orig-l0-rule-eps"] = f"{at:g}"
-    glue["orig-l0-rule-orig"] = f"{bb_dense.loc[at, 'original']:.1%}"
-    glue["orig-l0-rule-threat"] = f"{bb_dense.loc[at, 'threat_model']:.1%}"
+    glue["orig-l0-rule-orig"] = f"{bb_dense['original'][at]:.1%}"
+    glue["orig-l0-rule-threat"] = f"{bb_dense['threat_model'][at]:.1%}"
     glue["orig-l0-crs"] = ", ".join(f"{c:g}" for c in sorted(bb["cr"].unique()))
     if "L0" in compared:
         g_t, g_o = gap("L0", "worst case", "d > eps"), gap("L0", "d ≥ eps", "d ≥ eps")
@@ -999,7 +999,8 @@ def original_robust(worst: pd.DataFrame, attack: pd.DataFrame, summary: pd.DataF
             index=["rule", "eps"], columns="cr", values="robust_acc"
         )
         bb_table.columns = [f"CR {c:g}" for c in bb_table.columns]
-        bb_table.index = bb_table.index.set_levels([f"{e:g} px" for e in bb_table.index.levels[1]], level=1)
+        index = cast(pd.MultiIndex, bb_table.index)
+        bb_table.index = index.set_levels([f"{e:g} px" for e in index.levels[1]], level=1)
     return {"compared": compared, "initial": initial, "glue": glue, "gaps": gaps, "bb": bb_table}
 
 
@@ -1007,17 +1008,20 @@ def side_by_side(mine: pd.DataFrame, theirs: pd.DataFrame, value: str, low: str,
     """One column of ours beside the original's mean [min, max], per method (rows) and CR
     (columns, ours then theirs at each CR); ``mine``/``theirs`` as
     ``reference.clean_beside_original`` returns them (indexed by method and CR)."""
-    t = pd.DataFrame(
-        {
-            "reproduced": mine[value].map(fmt.format),
-            "original": [
-                f"{fmt.format(m)} [{fmt.format(lo)}, {fmt.format(hi)}]"
-                for m, lo, hi in zip(theirs[value], theirs[low], theirs[high])
-            ],
-        },
-        index=mine.index,
-    ).unstack("cr")
-    t.columns = [f"{src} CR {cr:g}" for src, cr in t.columns]
+    t = cast(
+        pd.DataFrame,
+        pd.DataFrame(
+            {
+                "reproduced": mine[value].map(fmt.format),
+                "original": [
+                    f"{fmt.format(m)} [{fmt.format(lo)}, {fmt.format(hi)}]"
+                    for m, lo, hi in zip(theirs[value], theirs[low], theirs[high])
+                ],
+            },
+            index=mine.index,
+        ).unstack("cr"),
+    )
+    t.columns = [f"{src} CR {cr:g}" for src, cr in cast(pd.MultiIndex, t.columns)]
     crs = sorted(mine.index.get_level_values("cr").unique())
     return t[[f"{src} CR {cr:g}" for cr in crs for src in ("reproduced", "original")]]
 
@@ -1060,8 +1064,11 @@ def scenario_study(attack: pd.DataFrame, prune: pd.DataFrame, samples: pd.DataFr
     # per model and method: which CR is best on which interval of p (ties: the higher CR)
     best = scenarios.best_ranges(lines, ["model", "method", "norm", "eps"], candidate="cr", prefer="cr")
     best["budget"] = [budget(e, n) for e, n in zip(best["eps"], best["norm"])]
-    main_model, main_method = (
-        headline[["model", "method"]].iloc[0] if len(headline) else lines.groupby(["model", "method"]).size().idxmax()
+    main_model, main_method = cast(
+        tuple[str, str],
+        tuple(headline[["model", "method"]].iloc[0])
+        if len(headline)
+        else lines.groupby(["model", "method"]).size().idxmax(),
     )
     main = lines[(lines["model"] == main_model) & (lines["method"] == main_method)]
     glue["scen-main"] = f"{main_method} pruning of {main_model}"
@@ -1094,11 +1101,10 @@ def scenario_study(attack: pd.DataFrame, prune: pd.DataFrame, samples: pd.DataFr
         best[best["candidate"] == 1].groupby(["model", "method", "norm", "eps"]).ngroups
     )
 
-    table = (
-        best.groupby(["model", "method", "norm", "eps", "budget"], sort=False)
-        .apply(_p_ranges, include_groups=False)
-        .rename("best CR by range of p")
-        .reset_index()
+    keys = ["model", "method", "norm", "eps", "budget"]
+    table = pd.DataFrame(
+        [(*key, _p_ranges(rows)) for key, rows in best.groupby(keys, sort=False)],
+        columns=[*keys, "best CR by range of p"],
     )
     table = _norm_sorted(table, ["model", "method", "norm", "eps"]).drop(columns="eps")
     detail = _norm_sorted(best, ["model", "method", "norm", "eps", "p_from"])
@@ -1114,11 +1120,10 @@ def scenario_study(attack: pd.DataFrame, prune: pd.DataFrame, samples: pd.DataFr
     candidates = lines.assign(candidate=choice + " @ CR " + lines["cr"].map("{:g}".format))
     across = scenarios.best_ranges(candidates, ["dataset", "norm", "eps"], candidate="candidate", prefer="cr")
     across["budget"] = [budget(e, n) for e, n in zip(across["eps"], across["norm"])]
-    across = (
-        across.groupby(["dataset", "norm", "eps", "budget"], sort=False)
-        .apply(lambda rows: _p_ranges(rows, lambda r: r.candidate), include_groups=False)
-        .rename("best choice by range of p")
-        .reset_index()
+    keys = ["dataset", "norm", "eps", "budget"]
+    across = pd.DataFrame(
+        [(*key, _p_ranges(rows, lambda r: r.candidate)) for key, rows in across.groupby(keys, sort=False)],
+        columns=[*keys, "best choice by range of p"],
     )
     across = (
         _norm_sorted(across, ["dataset", "norm", "eps"]).drop(columns="eps").rename(columns={"dataset": "data set"})
@@ -1379,9 +1384,9 @@ def sweet_spot_study(attack: pd.DataFrame, samples: pd.DataFrame, confidence: fl
     def describe(rows: pd.DataFrame) -> str:
         return (
             "; ".join(
-                f"{r.norm} at {budget(r.eps, r.norm)}, CR {r.cr:g}{f' ({r.method})' if named else ''}: "
-                f"{100 * r.diff:+.1f} points [{100 * r.low:+.1f}, {100 * r.high:+.1f}]"
-                for r in rows.itertuples()
+                f"{r['norm']} at {budget(r['eps'], r['norm'])}, CR {r['cr']:g}{' (' + r['method'] + ')' if named else ''}: "
+                f"{100 * r['diff']:+.1f} points [{100 * r['low']:+.1f}, {100 * r['high']:+.1f}]"
+                for r in rows.to_dict("records")
             )
             or "none"
         )
@@ -1592,9 +1597,8 @@ def layers_removed(prune: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
     first = per_layer.groupby("model")["stage_id"].transform("min") == per_layer["stage_id"]
     n_layers = per_layer[first & (per_layer["cr"] == per_layer["cr"].min())].groupby("model")["layer"].nunique()
     removed = per_method(prune, "layers_removed")
-    removed.index = removed.index.set_levels(
-        [f"{m} (of {n_layers.get(m, '?')} layers)" for m in removed.index.levels[0]], level=0
-    )
+    index = cast(pd.MultiIndex, removed.index)
+    removed.index = index.set_levels([f"{m} (of {n_layers.get(m, '?')} layers)" for m in index.levels[0]], level=0)
     return removed
 
 
@@ -1639,7 +1643,7 @@ def linf_slice(attack: pd.DataFrame, prune: pd.DataFrame, checks: pd.DataFrame) 
         "slice-n": int(attack["n"].iloc[0]),
         "slice-clean-cr1": f"{dense['clean_acc']:.2%}",
         "slice-max-cr": f"{prune['cr'].max():g}",
-        "slice-clean-maxcr": f"{prune.loc[prune['cr'].idxmax(), 'clean_acc']:.2%}",
+        "slice-clean-maxcr": f"{prune.set_index('cr')['clean_acc'].sort_index().iloc[-1]:.2%}",
         "slice-mid-eps": charts.eps_label(mid, "Linf"),
         "slice-mid-cr1": f"{at_mid.loc[1.0]:.1%}",
         "slice-mid-best-cr": f"{at_mid.idxmax():g}",
