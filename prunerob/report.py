@@ -23,7 +23,6 @@ import pandas as pd
 from prunerob import charts, compare, evaluate
 
 METHOD_KEYS = ["structure", "scope", "criterion", "prune_dense_neurons"]
-STRUCTURES = ("unstructured", "kernel", "filter")
 DASH = "\u2013"  # a missing cell
 
 

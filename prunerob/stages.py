@@ -19,8 +19,8 @@ from typing import Any
 import pandas as pd
 import torch
 
+from prunerob import catalog, models, prune, results, zoo
 from prunerob import data as data_mod
-from prunerob import models, prune, results, zoo
 from prunerob.spec import AttackStage, PruneStage, TrainStage
 from prunerob.train import History, evaluate, fit, seed_everything, select_device
 
@@ -230,7 +230,7 @@ def check_upstream(stage) -> None:
 
 def new_model(arch: str, dataset: str) -> torch.nn.Module:
     """The architecture with fresh weights (for a RobustBench model: the zoo's, without its weights)."""
-    if zoo.is_zoo_arch(arch):
+    if catalog.is_zoo_arch(arch):
         return zoo.build(arch, dataset)
     info = data_mod.info(dataset)
     return models.build_model(arch, info.input_shape, info.num_classes, info.mean, info.std)
@@ -314,7 +314,7 @@ def run_train(stage: TrainStage, device: str = "auto", progress: bool = True) ->
 def _run_train(stage: TrainStage, dev: torch.device, progress: bool, threads: int) -> pd.DataFrame:
     info = data_mod.info(stage.data.dataset)
     splits = data_mod.load(stage.data).to(dev)
-    if zoo.is_zoo_arch(stage.model.arch):
+    if catalog.is_zoo_arch(stage.model.arch):
         model, hist = _load_zoo_model(stage, splits, dev)
     else:
         seed_everything(stage.train.seed)  # the initial weights belong to the seed too
