@@ -220,7 +220,7 @@ def kept_vs_cr(prune: pd.DataFrame, title: str = "") -> alt.LayerChart | alt.Fac
 
 
 def acc_vs_eps(curves: pd.DataFrame, norm: str, title: str = "") -> alt.Chart:
-    """Robust accuracy vs attack strength, one line per compression rate (from ``evaluate.dense_curve``
+    """Robust accuracy vs attack strength, one line per compression rate (from ``aggregate.dense_curve``
     or any rows with cr, eps, robust_acc; seed means with ``low``/``high`` get a band). Click the
     legend to pick compression rates."""
     frame = curves.assign(CR=[f"CR {c:g}" for c in curves["cr"]])

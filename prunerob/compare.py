@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from prunerob import evaluate, stats
+from prunerob import aggregate, stats
 
 
 def rows_of(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
@@ -45,7 +45,7 @@ def worst_case_per_seed(attack: pd.DataFrame, samples: pd.DataFrame, models: dic
     ``prune_id``, ``cr``, ``norm``, ``eps``, ``robust_acc``, ``n``, ``attacks``.  Empty when any
     model has no attack results."""
     cols = ["method", "seed", "prune_id", "cr", "norm", "eps", "robust_acc", "n", "attacks"]
-    attack, samples = evaluate.white_box(attack), evaluate.white_box(samples)
+    attack, samples = aggregate.white_box(attack), aggregate.white_box(samples)
     picked = {label: (rows_of(attack, where), rows_of(samples, where)) for label, where in models.items()}
     if not models or any(not len(a) or not len(s) for a, s in picked.values()):
         return pd.DataFrame(columns=cols)
@@ -53,7 +53,7 @@ def worst_case_per_seed(attack: pd.DataFrame, samples: pd.DataFrame, models: dic
     parts = []
     for label, (a, s) in picked.items():
         a, s = a[_runs(a).isin(common)], s[_runs(s).isin(common)]
-        worst = evaluate.worst_case(s, evaluate.eps_grids(a))
+        worst = aggregate.worst_case(s, aggregate.eps_grids(a))
         parts.append(worst.assign(method=label, seed=worst["prune_id"].map(_seed_of(s))))
     return pd.concat(parts, ignore_index=True)[cols]
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prunerob import charts, compare, evaluate
+from prunerob import aggregate, charts, compare
 
 METHOD_KEYS = ["structure", "scope", "criterion", "prune_dense_neurons"]
 DASH = "\u2013"  # a missing cell
@@ -314,7 +314,7 @@ def attack_health(rows: pd.DataFrame) -> dict[str, Any]:
     within 5 points), ``gap`` (the largest such gap, in points), ``checks`` ("k of n" runs passing
     every sanity check), ``violations`` (adversarial examples that failed verification) and
     ``disagree`` (the disagreements in a sentence, naming the weaker attack)."""
-    rows = evaluate.white_box(rows)
+    rows = aggregate.white_box(rows)
     if not len(rows):
         return {
             "agree": "none",
@@ -323,7 +323,7 @@ def attack_health(rows: pd.DataFrame) -> dict[str, Any]:
             "violations": 0,
             "disagree": "There is no disagreement.",
         }
-    agreement = evaluate.fixed_minimal_agreement(rows)
+    agreement = aggregate.fixed_minimal_agreement(rows)
     strongest = agreement[agreement["strongest"]] if len(agreement) else agreement
     off = strongest[~strongest["agree"]] if len(strongest) else strongest
     parts = []
@@ -357,7 +357,7 @@ def extra_attacks(per_seed: pd.DataFrame, samples: pd.DataFrame, attack: pd.Data
     """What the attacks only some seeds faced add, in a sentence: per norm, each such seed's worst
     case over all its attacks against its worst case over the attacks every seed faced
     (``per_seed``: :func:`compare.worst_case_per_seed` rows)."""
-    alone = evaluate.on_own_grids(evaluate.worst_case, evaluate.white_box(samples), attack)
+    alone = aggregate.on_own_grids(aggregate.worst_case, aggregate.white_box(samples), attack)
     gap = per_seed.merge(alone, on=["prune_id", "cr", "norm", "eps"], suffixes=("", "_all"))
     gap = gap[gap["attacks"] != gap["attacks_all"]]
 
@@ -521,7 +521,7 @@ def cross_family(attack: pd.DataFrame, tolerance: float = 0.02) -> pd.DataFrame:
     ``same_family`` (a pair that shares an algorithm, such as PGD_0 inside l0_ensemble, is weaker
     evidence of agreement)."""
     cols = ["norm", "minimal", "fixed", "same_family", "checks", "flagged", "minimal_weaker", "max_gap", "min_gap"]
-    agree = evaluate.fixed_minimal_agreement(attack)
+    agree = aggregate.fixed_minimal_agreement(attack)
     if not len(agree):
         return pd.DataFrame(columns=cols)
     agree = agree[agree["eps"] > 0]
@@ -753,13 +753,13 @@ def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.D
         "tripped",
         "why",
     ]
-    attack, samples = evaluate.white_box(attack), evaluate.white_box(samples)
+    attack, samples = aggregate.white_box(attack), aggregate.white_box(samples)
     if not len(attack):
         return pd.DataFrame(columns=cols)
     keys = ["dataset", "arch", "training", *METHOD_KEYS, "cr", "norm"]
     out = attack.groupby(keys, dropna=False).agg(violations=("violations", "sum")).reset_index()
     if len(checks):
-        unb = evaluate.white_box(checks)
+        unb = aggregate.white_box(checks)
         unb = unb[unb["check"] == "unbounded_breaks_all"]
         failed = unb.groupby(keys, dropna=False)["passed"].agg(lambda p: int((~p.astype(bool)).sum()))
         out = out.merge(failed.rename("unbounded_failed").reset_index(), on=keys, how="left")

@@ -684,11 +684,11 @@ def write_agreement(profile_name: str) -> None:
     """The cross-result check: fixed and minimal attacks of one norm on one checkpoint agree at each
     shared epsilon (a large gap means one of them is weak).  Derived from the attack tables of the
     profile's stages and rewritten after every sweep as ``checks_agreement/<profile>.parquet``."""
-    from prunerob import evaluate
+    from prunerob import aggregate
 
     attack = profile_results("attack", profile_name)
     if len(attack):
-        agreement = evaluate.fixed_minimal_agreement(attack).assign(profile=profile_name)
+        agreement = aggregate.fixed_minimal_agreement(attack).assign(profile=profile_name)
         results.write_table(results.conform(agreement, "checks_agreement"), "checks_agreement", profile_name)
 
 
