@@ -11,8 +11,9 @@ verified candidate over its component attacks; its run returns ``(candidates, so
 the samples table records, per sample, the component that gave the candidate (``source_attack``).
 
 Adapters only produce candidates.  Whether a candidate counts is decided in ``evaluate.py``, which
-checks every one (box, distance, prediction) with the model itself.  Attacks never normalize:
-models own their normalization and take inputs in [0, 1].
+checks every one (box, distance, prediction) with the model itself, measuring with ``distances`` and
+``inside_box`` (here, since the ensembles check their components' candidates the same way).  Attacks
+never normalize: models own their normalization and take inputs in [0, 1].
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from torch import nn
 
 from prunerob import catalog
 
+BOX_TOL = 1e-6
+
 
 @dataclass(frozen=True)
 class AttackInfo(catalog.Attack):
@@ -33,6 +36,23 @@ class AttackInfo(catalog.Attack):
     # fixed: (model, x, y, eps, **params); minimal: (model, x, y, **params).  Returns the candidates, or
     # (candidates, source names) where a run combines attacks (evaluate.py's source_attack column)
     run: Callable[..., torch.Tensor | tuple[torch.Tensor, list[str]]] = field(kw_only=True)
+
+
+def distances(x: torch.Tensor, adv: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-sample distance in ``norm``; L0 counts changed pixels (a pixel = all channels at one place)."""
+    d = (adv - x).flatten(2) if norm == "L0" else (adv - x).flatten(1)
+    if norm == "Linf":
+        return d.abs().amax(1)
+    if norm == "L2":
+        return d.norm(dim=1)
+    if norm == "L0":
+        return (d != 0).any(1).sum(1).float()
+    raise ValueError(f"unknown norm {norm!r}; valid: L0, L2, Linf")
+
+
+def inside_box(adv: torch.Tensor) -> torch.Tensor:
+    """Per sample: every value of the candidate inside [0, 1] (to within ``BOX_TOL``)."""
+    return (adv >= -BOX_TOL).flatten(1).all(1) & (adv <= 1 + BOX_TOL).flatten(1).all(1)
 
 
 def _pgd(torchattacks_class: str) -> Callable[..., torch.Tensor]:
@@ -292,12 +312,10 @@ def _l0_sigma_zero(
 def _verified(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cand: torch.Tensor, norm: str) -> torch.Tensor:
     """Per sample: the candidate's distance where it is a verified adversarial (in the box,
     misclassified on a re-run), inf elsewhere -- the checks of evaluate.py."""
-    from prunerob import evaluate as ev
-
     with torch.no_grad():
         wrong = model(cand).argmax(1) != y
-    dist = ev.distances(x, cand, norm)
-    return torch.where(wrong & ev.inside_box(cand), dist, torch.full_like(dist, float("inf")))
+    dist = distances(x, cand, norm)
+    return torch.where(wrong & inside_box(cand), dist, torch.full_like(dist, float("inf")))
 
 
 def _minimal_ensemble(name: str, norm: str) -> Callable[..., tuple[torch.Tensor, list[str]]]:

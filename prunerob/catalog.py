@@ -117,6 +117,15 @@ NORMS = ("L0", "L2", "Linf")
 KINDS = ("fixed", "minimal")
 
 
+def eps_label(eps: float, norm: str) -> str:
+    """Linf budgets read as k/255 (the convention of the literature); others as numbers."""
+    if norm == "Linf" and eps > 0:
+        steps = round(eps * 255, 3)
+        if abs(steps - eps * 255) < 1e-6:
+            return f"{steps:g}/255"
+    return f"{eps:g}"
+
+
 @dataclass(frozen=True)
 class Attack:
     """An attack's name and what is known about it without running it; ``attacks.ATTACKS`` adds the

@@ -12,6 +12,7 @@ import altair as alt
 import pandas as pd
 
 from prunerob import compare
+from prunerob.catalog import eps_label
 
 ACC_AXIS = alt.Axis(format=".0%", title="accuracy")
 
@@ -70,15 +71,6 @@ def model_label(frame: pd.DataFrame) -> pd.Series:
         r"^standard\b", "standard training", regex=True
     )
     return label.where(training == "standard", label + ", " + named)
-
-
-def eps_label(eps: float, norm: str) -> str:
-    """Linf budgets read as k/255 (the convention of the literature); others as numbers."""
-    if norm == "Linf" and eps > 0:
-        steps = round(eps * 255, 3)
-        if abs(steps - eps * 255) < 1e-6:
-            return f"{steps:g}/255"
-    return f"{eps:g}"
 
 
 def _cr_axis() -> alt.X:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from prunerob import aggregate, stats
+from prunerob.catalog import eps_label
 
 
 def rows_of(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
@@ -128,8 +129,6 @@ def norm_comparison(
     MLP 60.2% dense and 38.0% at CR 64 (its best CR: 4, 65.8%)', at the largest CR both models
     reach.  ``names`` are the two models' names in the sentence (default: their labels).  None when
     the norm lacks rows of either model."""
-    from prunerob.charts import eps_label
-
     rows = worst[worst["norm"] == norm] if len(worst) else worst
     if not len(rows) or not {reference, other} <= set(rows["method"]):
         return None

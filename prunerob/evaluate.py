@@ -35,30 +35,13 @@ import torch
 from torch import nn
 
 from prunerob import attacks as attack_registry
+from prunerob.attacks import distances, inside_box
 from prunerob.spec import AttackSpec
 from prunerob.train import predict
 
-BOX_TOL = 1e-6
 UNBOUNDED_MAX_ACC = 0.01
 EPS0_TOL = 1e-9
 MISCLASSIFIED = "misclassified"  # source_attack of a sample wrong without an attack
-
-
-def distances(x: torch.Tensor, adv: torch.Tensor, norm: str) -> torch.Tensor:
-    """Per-sample distance in ``norm``; L0 counts changed pixels (a pixel = all channels at one place)."""
-    d = (adv - x).flatten(2) if norm == "L0" else (adv - x).flatten(1)
-    if norm == "Linf":
-        return d.abs().amax(1)
-    if norm == "L2":
-        return d.norm(dim=1)
-    if norm == "L0":
-        return (d != 0).any(1).sum(1).float()
-    raise ValueError(f"unknown norm {norm!r}; valid: L0, L2, Linf")
-
-
-def inside_box(adv: torch.Tensor) -> torch.Tensor:
-    """Per sample: every value of the candidate inside [0, 1] (to within ``BOX_TOL``)."""
-    return (adv >= -BOX_TOL).flatten(1).all(1) & (adv <= 1 + BOX_TOL).flatten(1).all(1)
 
 
 def l0_channel_count(x: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:

@@ -172,9 +172,7 @@ def stage_command(stage) -> str:
 def recorded_sha(stage, cr: float | None = None) -> str | None:
     """The fingerprint a train stage's table (``cr`` None) or a prune stage's table (at ``cr``)
     recorded for its checkpoint; None where the table is missing or predates fingerprints."""
-    from prunerob.sweep import recorded_fingerprints
-
-    return (recorded_fingerprints(stage) or {}).get(None if cr is None else float(cr))
+    return (results.recorded_fingerprints(stage) or {}).get(None if cr is None else float(cr))
 
 
 def _verified(stage, cr: float | None, device: torch.device | str = "cpu") -> tuple[torch.nn.Module | None, str | None]:
