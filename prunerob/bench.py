@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from prunerob import models, prune, results
+from prunerob import aggregate, models, prune, results
 from prunerob.spec import CRITERIA, DEFAULT_CRS, SCOPES, STRUCTURES
 
 BENCH_DIR = results.ROOT / "benchmarks"
@@ -209,8 +209,8 @@ def bench_attacks(model, x, y, input_shape, batch_size: int = 500, sets: dict | 
                     continue
                 samples = pd.concat(frames, ignore_index=True)
                 grid = sorted({0.0, *map(float, specs[0].eps)})
-                worst = ev.worst_case(samples, {norm: grid})
-                dist = ev.min_distance(samples)["distance"]
+                worst = aggregate.worst_case(samples, {norm: grid})
+                dist = aggregate.min_distance(samples)["distance"]
                 out.setdefault(name, {})[norm] = {
                     "attacks": [s.attack for s in specs],
                     "presets": [s.preset or next(iter(attacks.get(s.attack).presets)) for s in specs],

@@ -20,10 +20,9 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from prunerob import charts, compare, evaluate, reference, scenarios
+from prunerob import aggregate, charts, compare, reference, scenarios
 
 METHOD_KEYS = ["structure", "scope", "criterion", "prune_dense_neurons"]
-STRUCTURES = ("unstructured", "kernel", "filter")
 DASH = "\u2013"  # a missing cell
 
 
@@ -315,7 +314,7 @@ def attack_health(rows: pd.DataFrame) -> dict[str, Any]:
     within 5 points), ``gap`` (the largest such gap, in points), ``checks`` ("k of n" runs passing
     every sanity check), ``violations`` (adversarial examples that failed verification) and
     ``disagree`` (the disagreements in a sentence, naming the weaker attack)."""
-    rows = evaluate.white_box(rows)
+    rows = aggregate.white_box(rows)
     if not len(rows):
         return {
             "agree": "none",
@@ -324,7 +323,7 @@ def attack_health(rows: pd.DataFrame) -> dict[str, Any]:
             "violations": 0,
             "disagree": "There is no disagreement.",
         }
-    agreement = evaluate.fixed_minimal_agreement(rows)
+    agreement = aggregate.fixed_minimal_agreement(rows)
     strongest = agreement[agreement["strongest"]] if len(agreement) else agreement
     off = strongest[~strongest["agree"]] if len(strongest) else strongest
     parts = []
@@ -358,7 +357,7 @@ def extra_attacks(per_seed: pd.DataFrame, samples: pd.DataFrame, attack: pd.Data
     """What the attacks only some seeds faced add, in a sentence: per norm, each such seed's worst
     case over all its attacks against its worst case over the attacks every seed faced
     (``per_seed``: :func:`compare.worst_case_per_seed` rows)."""
-    alone = evaluate.on_own_grids(evaluate.worst_case, evaluate.white_box(samples), attack)
+    alone = aggregate.on_own_grids(aggregate.worst_case, aggregate.white_box(samples), attack)
     gap = per_seed.merge(alone, on=["prune_id", "cr", "norm", "eps"], suffixes=("", "_all"))
     gap = gap[gap["attacks"] != gap["attacks_all"]]
 
@@ -522,7 +521,7 @@ def cross_family(attack: pd.DataFrame, tolerance: float = 0.02) -> pd.DataFrame:
     ``same_family`` (a pair that shares an algorithm, such as PGD_0 inside l0_ensemble, is weaker
     evidence of agreement)."""
     cols = ["norm", "minimal", "fixed", "same_family", "checks", "flagged", "minimal_weaker", "max_gap", "min_gap"]
-    agree = evaluate.fixed_minimal_agreement(attack)
+    agree = aggregate.fixed_minimal_agreement(attack)
     if not len(agree):
         return pd.DataFrame(columns=cols)
     agree = agree[agree["eps"] > 0]
@@ -754,13 +753,13 @@ def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.D
         "tripped",
         "why",
     ]
-    attack, samples = evaluate.white_box(attack), evaluate.white_box(samples)
+    attack, samples = aggregate.white_box(attack), aggregate.white_box(samples)
     if not len(attack):
         return pd.DataFrame(columns=cols)
     keys = ["dataset", "arch", "training", *METHOD_KEYS, "cr", "norm"]
     out = attack.groupby(keys, dropna=False).agg(violations=("violations", "sum")).reset_index()
     if len(checks):
-        unb = evaluate.white_box(checks)
+        unb = aggregate.white_box(checks)
         unb = unb[unb["check"] == "unbounded_breaks_all"]
         failed = unb.groupby(keys, dropna=False)["passed"].agg(lambda p: int((~p.astype(bool)).sum()))
         out = out.merge(failed.rename("unbounded_failed").reset_index(), on=keys, how="left")
@@ -1048,8 +1047,8 @@ def scenario_study(attack: pd.DataFrame, prune: pd.DataFrame, samples: pd.DataFr
     the budget label its chart opens on: where the dense model is nearest 50 % robust) and three
     tables: ``best`` (best CR by range of p, per model, method, norm and budget), ``detail`` (each
     range with its accuracies) and ``across`` (the best model, method and CR per data set)."""
-    samples, attack = evaluate.common_runs_only(samples, attack, scenarios.METHOD_KEYS)
-    worst = evaluate.on_own_grids(evaluate.worst_case, samples, attack)
+    samples, attack = aggregate.common_runs_only(samples, attack, scenarios.METHOD_KEYS)
+    worst = aggregate.on_own_grids(aggregate.worst_case, samples, attack)
     lines = scenarios.scenario_lines(worst, prune, samples)
     lines = lines.assign(method=charts.method_label(lines), model=charts.model_label(lines))
     headline = charts.pick(lines)
@@ -1156,15 +1155,15 @@ def headline_robustness(
     of the per-sample worst case over the attacks every seed faced, with its band, ``attacks`` and
     the checkpoint's ``sparsity``), ``prune`` (the prune rows averaged over seeds), ``dense`` (each
     minimal attack's accuracy-vs-budget curve, mean over seeds), ``agreement``
-    (``evaluate.fixed_minimal_agreement``), ``attacks`` (norm -> the attacks of its worst case, in
+    (``aggregate.fixed_minimal_agreement``), ``attacks`` (norm -> the attacks of its worst case, in
     words) and ``glue`` (the chapter's numbers by glue name)."""
     prune = compare.prune_over_seeds(prune)
     per_seed = compare.worst_case_per_seed(attack, samples, {"model": model or charts.HEADLINE})
     worst = compare.mean_over_seeds(per_seed, ["cr", "norm", "eps", "attacks"])
     worst = worst.merge(prune[["cr", "sparsity"]], on="cr")
-    dense = evaluate.dense_curve(samples)
+    dense = aggregate.dense_curve(samples)
     dense = compare.mean_over_seeds(dense, ["attack", "norm", "cr", "eps"]) if len(dense) else dense
-    agreement = evaluate.fixed_minimal_agreement(attack)
+    agreement = aggregate.fixed_minimal_agreement(attack)
     seeds = sorted(per_seed["seed"].unique())
     decisive = agreement[agreement["strongest"]] if len(agreement) else agreement
     weak = agreement[~agreement["strongest"]] if len(agreement) else agreement
@@ -1192,7 +1191,7 @@ def headline_robustness(
 
 
 def agreement_table(agreement: pd.DataFrame) -> pd.DataFrame:
-    """``evaluate.fixed_minimal_agreement`` rows as a table: fixed minus minimal robust accuracy per
+    """``aggregate.fixed_minimal_agreement`` rows as a table: fixed minus minimal robust accuracy per
     norm, pair of attacks and budget (as the charts write it), CRs in columns."""
     t = agreement.assign(eps=[charts.eps_label(e, n) for e, n in zip(agreement["eps"], agreement["norm"])])
     t = t.pivot_table(index=["norm", "fixed", "minimal", "eps"], columns="cr", values="gap", sort=False)
@@ -1373,8 +1372,8 @@ def sweet_spot_study(attack: pd.DataFrame, samples: pd.DataFrame, confidence: fl
     method, CR, norm and budget with ``verdict``; ``method`` names the model too where several were
     attacked), ``glue`` (the chapter's numbers), ``table`` (pruned minus dense in points with ▲/▼,
     CRs in columns) and ``more`` (the clearly more robust ones with their intervals)."""
-    samples, attack = evaluate.common_runs_only(samples, attack, scenarios.METHOD_KEYS)
-    per_sample = evaluate.on_own_grids(scenarios.worst_case_samples, samples, attack)
+    samples, attack = aggregate.common_runs_only(samples, attack, scenarios.METHOD_KEYS)
+    per_sample = aggregate.on_own_grids(scenarios.worst_case_samples, samples, attack)
     spots = scenarios.sweet_spots(per_sample, confidence=confidence, **boot)
     spots = spots.assign(model=charts.model_label(spots))
     several = spots["model"].nunique() > 1

@@ -310,6 +310,21 @@ def stage_done(table: str, stage_id: str) -> bool:
     return read_table_file(table_path(table, stage_id)) is not None
 
 
+# The table whose file marks a stage of each kind as finished (written last).
+PRIMARY_TABLE = {"train": "train", "prune": "prune", "attack": "attack"}
+
+
+def recorded_fingerprints(stage) -> dict | None:
+    """The checkpoint fingerprints in a train or prune stage's table: ``{cr: sha}`` (a train stage's
+    under ``None``); None where the table is missing or predates fingerprints."""
+    frame = read_table_file(table_path(PRIMARY_TABLE[stage.kind], stage.id))
+    if frame is None or not len(frame) or frame["checkpoint_sha"].isna().any():
+        return None
+    if stage.kind == "train":
+        return {None: frame["checkpoint_sha"].iloc[0]}
+    return dict(zip(frame["cr"].astype(float), frame["checkpoint_sha"]))
+
+
 def empty(table: str) -> pd.DataFrame:
     """No rows, the table's columns and dtypes."""
     return pd.DataFrame({c.name: pd.Series(dtype=c.dtype) for c in schema(table)})

@@ -39,6 +39,7 @@ from typing import Any
 import yaml
 
 from prunerob import results
+from prunerob.results import PRIMARY_TABLE, recorded_fingerprints
 from prunerob.spec import AttackStage, PruneStage, SpecError, invalid
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
@@ -46,7 +47,6 @@ EXPERIMENTS_DIR = results.ROOT / "book" / "experiments"
 LIST_PARAMS = {"crs", "eps", "on_crs"}
 KERNEL_START_TRIES = 3
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
-PRIMARY_TABLE = {"train": "train", "prune": "prune", "attack": "attack"}
 
 
 PROFILE_KEYS = ("description", "grid")
@@ -362,17 +362,6 @@ def recheck(all_stages: list, todo: list) -> list:
     return out
 
 
-def recorded_fingerprints(stage) -> dict | None:
-    """The checkpoint fingerprints in a train or prune stage's table: ``{cr: sha}`` (a train stage's
-    under ``None``); None where the table is missing or predates fingerprints."""
-    frame = results.read_table_file(results.table_path(PRIMARY_TABLE[stage.kind], stage.id))
-    if frame is None or not len(frame) or frame["checkpoint_sha"].isna().any():
-        return None
-    if stage.kind == "train":
-        return {None: frame["checkpoint_sha"].iloc[0]}
-    return dict(zip(frame["cr"].astype(float), frame["checkpoint_sha"]))
-
-
 def _checkpoints_used(stage) -> list:
     """The keys of :func:`recorded_fingerprints` of the upstream checkpoints ``stage`` read."""
     if stage.kind == "prune":
@@ -684,11 +673,11 @@ def write_agreement(profile_name: str) -> None:
     """The cross-result check: fixed and minimal attacks of one norm on one checkpoint agree at each
     shared epsilon (a large gap means one of them is weak).  Derived from the attack tables of the
     profile's stages and rewritten after every sweep as ``checks_agreement/<profile>.parquet``."""
-    from prunerob import evaluate
+    from prunerob import aggregate
 
     attack = profile_results("attack", profile_name)
     if len(attack):
-        agreement = evaluate.fixed_minimal_agreement(attack).assign(profile=profile_name)
+        agreement = aggregate.fixed_minimal_agreement(attack).assign(profile=profile_name)
         results.write_table(results.conform(agreement, "checks_agreement"), "checks_agreement", profile_name)
 
 
