@@ -15,12 +15,13 @@ indicator tripped are marked (``failure_indicators``).
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
-from prunerob import aggregate, charts, compare, reference, scenarios
+from prunerob import aggregate, catalog, charts, compare, reference, scenarios, spec
 
 METHOD_KEYS = ["structure", "scope", "criterion", "prune_dense_neurons"]
 DASH = "\u2013"  # a missing cell
@@ -1664,3 +1665,129 @@ def gap_to_original(attack: pd.DataFrame, ref: pd.DataFrame) -> pd.Series:
     ``robust_acc`` per CR and eps; ``ref``: the original's rows of the same attack)."""
     ours = attack[attack["eps"] > 0].groupby(["cr", "eps"])["robust_acc"].mean()
     return (ours - ref.groupby(["cr", "eps"])["robust_acc"].mean()).abs()
+
+
+def datasets_table(ran) -> pd.DataFrame:
+    """Every data set of the catalog with its static facts and whether the book's results hold it
+    (``ran``: the (dataset, arch) pairs that were trained)."""
+    return pd.DataFrame(
+        [
+            {
+                "data set": d.name,
+                "input shape (C, H, W)": str(d.input_shape),
+                "classes": d.num_classes,
+                "mean": ", ".join(f"{m:.4f}" for m in d.mean),
+                "std": ", ".join(f"{s:.4f}" for s in d.std),
+                "training recipe": "large (augmentation, longer patience)" if d.large else "small",
+                "license": d.license,
+                "in the book's results": "yes" if any(ds == d.name for ds, _ in ran) else "no",
+            }
+            for d in catalog.DATASETS.values()
+        ]
+    ).set_index("data set")
+
+
+def _models_by_method(frame: pd.DataFrame) -> dict[tuple, str]:
+    """(structure, scope, criterion) -> the models it ran on, e.g. 'cnn on mnist; mlp on mnist'."""
+    if not len(frame):
+        return {}
+    frame = frame.assign(model=charts.model_label(frame))
+    keys = ["structure", "scope", "criterion"]
+    return {tuple(key): "; ".join(sorted(rows["model"].unique())) for key, rows in frame.groupby(keys)}
+
+
+def methods_table(prune: pd.DataFrame, attack: pd.DataFrame, original: pd.DataFrame) -> pd.DataFrame:
+    """Every pruning method of the catalog: whether the original ran it, and the models it pruned
+    and attacked here."""
+    keys = ["structure", "scope", "criterion"]
+    theirs = set(map(tuple, original[keys].drop_duplicates().to_numpy())) if len(original) else set()
+    pruned, attacked = _models_by_method(prune), _models_by_method(attack)
+    return pd.DataFrame(
+        [
+            {
+                "structure": s,
+                "scope": sc,
+                "criterion": c,
+                "in the original": "yes" if (s, sc, c) in theirs else "no",
+                "pruned here": pruned.get((s, sc, c), "no"),
+                "attacked here": attacked.get((s, sc, c), "no"),
+            }
+            for s in catalog.STRUCTURES
+            for sc in catalog.SCOPES
+            for c in catalog.CRITERIA
+        ]
+    ).set_index(keys)
+
+
+def attacks_table(used) -> pd.DataFrame:
+    """Every attack of the catalog: norm, kind, library, presets, reference, whether the book's
+    results use it (``used``: attack names) and what it is."""
+    return pd.DataFrame(
+        [
+            {
+                "attack": a.name,
+                "norm": a.norm,
+                "kind": a.kind,
+                "library": a.library,
+                "presets": ", ".join(a.presets),
+                "reference": a.reference,
+                "in the book's results": "yes" if a.name in used else "no",
+                "what it is": a.description,
+            }
+            for a in catalog.ATTACKS.values()
+        ]
+    ).set_index("attack")
+
+
+def presets_table() -> pd.DataFrame:
+    """Every preset of every attack with its parameters; the first preset of an attack is its default."""
+
+    def show(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    return pd.DataFrame(
+        [
+            {
+                "attack": a.name,
+                "preset": preset,
+                "default": "yes" if i == 0 else "",
+                "parameters": ", ".join(f"{k} = {show(v)}" for k, v in params.items()),
+            }
+            for a in catalog.ATTACKS.values()
+            for i, (preset, params) in enumerate(a.presets.items())
+        ]
+    ).set_index(["attack", "preset"])
+
+
+def stage_defaults_table() -> pd.DataFrame:
+    """Every parameter of an attack stage (and the stages upstream of it) with its default."""
+    rows = []
+    for stage_part, cls in spec.AttackStage.PARTS.items():
+        for f in fields(cls):
+            value = getattr(cls(), f.name)
+            if isinstance(value, tuple):
+                value = ", ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in value)
+            rows.append({"part": stage_part, "parameter": f.name, "default": str(value) if value != "" else "(empty)"})
+    return pd.DataFrame(rows).set_index(["part", "parameter"])
+
+
+def attack_coverage_table(attack: pd.DataFrame) -> pd.DataFrame | None:
+    """Per model, norm, attack and preset: the budgets, CRs, images and seeds of the results; None
+    without attack results."""
+    if not len(attack):
+        return None
+    return (
+        attack.assign(model=charts.model_label(attack))
+        .groupby(["model", "norm", "attack", "preset"])
+        .agg(
+            eps=(
+                "eps",
+                lambda e: ", ".join(
+                    charts.eps_label(v, attack.loc[e.index[0], "norm"]) for v in sorted(e.unique()) if v > 0
+                ),
+            ),
+            crs=("cr", lambda c: ", ".join(f"{v:g}" for v in sorted(c.unique()))),
+            images=("n", "max"),
+            seeds=("seed", "nunique"),
+        )
+    )

@@ -68,3 +68,15 @@ def test_specs_accept_exactly_the_catalog_names():
         spec.ModelSpec(arch=name)
     for name in catalog.ATTACKS:
         spec.AttackSpec(attack=name)
+
+
+def test_every_attacks_reference_is_in_the_books_bibliography():
+    """The setup chapter cites each attack by its reference key: a key missing from
+    book/references.bib would break the book's build with an unresolved citation."""
+    import re
+    from pathlib import Path
+
+    bib = (Path(__file__).resolve().parents[1] / "book" / "references.bib").read_text()
+    keys = set(re.findall(r"^@\w+\{([^,]+),", bib, re.M))
+    missing = {a.reference for a in catalog.ATTACKS.values()} - keys
+    assert not missing, f"attack references missing from book/references.bib: {sorted(missing)}"

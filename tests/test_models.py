@@ -236,3 +236,17 @@ def test_the_original_cnn_is_layer_for_layer_the_authors_tensorflow_model() -> N
         probs = SoftmaxOutput(model)(x)
     torch.testing.assert_close(probs.sum(1), torch.ones(len(x)))
     assert torch.equal(probs.argmax(1), logits.argmax(1))
+
+
+def test_prunable_weights_table_counts_every_architecture_on_every_data_set_and_marks_pairs():
+    from prunerob import catalog, models
+
+    table = models.prunable_weights_table(
+        {"original": {("mnist", "cnn")}, "results": {("mnist", "cnn"), ("mnist", "mlp")}}
+    )
+    assert list(table.index) == list(catalog.ARCHS)
+    cell = table.loc["cnn", ("prunable weights per data set", "mnist")]
+    expected = models.count_prunable(models.build_model("cnn", (1, 28, 28)))
+    assert cell == f"{expected:,} (original, results)"
+    assert table.loc["mlp", ("prunable weights per data set", "mnist")].endswith("(results)")
+    assert table.loc["cnn", ("", "description")]

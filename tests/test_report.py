@@ -1082,3 +1082,30 @@ def test_linf_slice_averages_the_seeds_pgd_attacked_and_tables_every_cr():
     ref = pd.DataFrame({"cr": [1, 1], "eps": [16 / 255, 16 / 255], "robust_acc": [0.4, 0.5]})
     gap = report.gap_to_original(pgd["attack"], ref).dropna()
     assert gap.to_dict() == {(1, 16 / 255): pytest.approx(0.06)}
+
+
+def test_setup_tables_list_the_catalog_and_mark_what_ran():
+    from prunerob import catalog
+
+    ds = report.datasets_table({("mnist", "cnn")})
+    assert list(ds.index) == list(catalog.DATASETS) and ds.loc["mnist", "in the book's results"] == "yes"
+    assert ds.loc["cifar10", "in the book's results"] == "no" and ds.loc["mnist", "classes"] == 10
+    attack, _ = _tables(_grid())
+    prune = attack.drop_duplicates(["structure", "scope", "criterion"])
+    original = pd.DataFrame([_method(*GM)])
+    methods = report.methods_table(prune, attack.iloc[:0], original)
+    assert len(methods) == len(catalog.STRUCTURES) * len(catalog.SCOPES) * len(catalog.CRITERIA)
+    row = methods.loc[GM]
+    assert (row["in the original"], row["pruned here"], row["attacked here"]) == ("yes", "mlp on mnist", "no")
+    assert methods.loc[("kernel", "local", "random"), "pruned here"] == "no"
+    attacks_t = report.attacks_table({"l2_ddn"})
+    assert set(attacks_t.index) == set(catalog.ATTACKS) and attacks_t.loc["l2_ddn", "in the book's results"] == "yes"
+    presets = report.presets_table()
+    defaults = presets[presets["default"] == "yes"].index.get_level_values("attack")
+    assert sorted(defaults) == sorted(catalog.ATTACKS)  # one default (the first preset) per attack
+    stage = report.stage_defaults_table()
+    assert {"data", "model", "train", "prune", "attack"} <= set(stage.index.get_level_values("part"))
+    cover = report.attack_coverage_table(attack.assign(n=N))
+    assert cover.loc[("mlp on mnist", "L2", "l2_ddn", "default"), "eps"] == "1, 2"
+    assert cover.loc[("mlp on mnist", "L2", "l2_ddn", "default"), "crs"] == "1, 2, 4"
+    assert report.attack_coverage_table(attack.iloc[:0]) is None
