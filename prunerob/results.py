@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLES = ("train", "history", "prune", "layers", "attack", "samples", "checks", "checks_agreement", "sweeps")
+TABLES = ("train", "history", "prune", "layers", "attack", "samples", "checks", "sweeps")
 
 
 # --- schema ----------------------------------------------------------------------------------
@@ -103,11 +103,6 @@ SCHEMAS: dict[str, tuple[Column, ...]] = {
     ),
     "checks": _cols(
         f"check:str value:float64 expected:float64 passed:bool eps:float64? {_ATTACK_RUN} schema_version:int64"
-    ),
-    "checks_agreement": _cols(
-        "prune_id:str cr:float64 norm:str eps:float64 fixed:str minimal:str fixed_acc:float64 "
-        "minimal_acc:float64 gap:float64 strongest:bool agree:bool profile:str "
-        "schema_version:int64"
     ),
     "sweeps": _cols(
         "profile:str started_at:str seconds:float64 done:int64 failed:int64 blocked:int64 "

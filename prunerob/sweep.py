@@ -565,8 +565,6 @@ def run(
             close()
     try:
         summary.seconds = time.perf_counter() - start
-        if not summary.interrupted:
-            write_agreement(profile_name)
         if todo:  # a sweep with nothing to run leaves no record (the book's build must not change the tree)
             summary.record = write_sweep_record(
                 profile_name, summary, started_at, workers=workers, scheduler=scheduler, device=device, only=only
@@ -667,18 +665,6 @@ class _Interrupt:
             close()
         except Exception:  # noqa: BLE001 - a pool whose workers were killed is broken; nothing to close
             pass
-
-
-def write_agreement(profile_name: str) -> None:
-    """The cross-result check: fixed and minimal attacks of one norm on one checkpoint agree at each
-    shared epsilon (a large gap means one of them is weak).  Derived from the attack tables of the
-    profile's stages and rewritten after every sweep as ``checks_agreement/<profile>.parquet``."""
-    from prunerob import aggregate
-
-    attack = profile_results("attack", profile_name)
-    if len(attack):
-        agreement = aggregate.fixed_minimal_agreement(attack).assign(profile=profile_name)
-        results.write_table(results.conform(agreement, "checks_agreement"), "checks_agreement", profile_name)
 
 
 def write_sweep_record(
