@@ -23,6 +23,7 @@ Ctrl-C stops the sweep cleanly (see :func:`run`).
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import functools
 import itertools
@@ -528,11 +529,7 @@ def run(
                 else:
                     still.append(st)
             waiting = still
-            done_now = [fut for fut in running if fut.done()]
-            if not done_now:
-                time.sleep(0.2)
-                continue
-            for fut in done_now:
+            for fut in _first_done(running, STOP_CHECK_S):
                 st = running.pop(fut)
                 count += 1
                 try:
@@ -870,6 +867,27 @@ def _remove_stale_temporaries() -> None:
             for path in folder.rglob(".*.tmp*"):
                 if _is_stale(path, now):
                     path.unlink(missing_ok=True)
+
+
+STOP_CHECK_S = 1.0  # the longest a Ctrl-C waits for the scheduling loop to notice it
+
+
+def _first_done(running: dict, timeout: float) -> list:
+    """The futures of ``running`` that have finished, once at least one has (or after ``timeout``
+    seconds, so that the loop sees a Ctrl-C): the pool's or the Dask client's own wait, no polling."""
+    if not running:
+        return []
+    futures = list(running)
+    if isinstance(futures[0], concurrent.futures.Future):
+        done, _ = concurrent.futures.wait(futures, timeout=timeout, return_when=concurrent.futures.FIRST_COMPLETED)
+        return [f for f in futures if f in done]  # in submission order
+    from dask.distributed import wait as dask_wait
+
+    try:
+        dask_wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
+    except TimeoutError:
+        pass
+    return [f for f in futures if f.done()]
 
 
 def _executor(workers: int, scheduler: str | None):
