@@ -376,10 +376,27 @@ def extra_attacks(per_seed: pd.DataFrame, samples: pd.DataFrame, attack: pd.Data
     )
 
 
-def attack_bench(blob: dict) -> tuple[dict[str, Any], pd.DataFrame]:
+class AttackBench(tuple[dict[str, Any], pd.DataFrame]):
+    """``(numbers, table)`` of ``attack_bench``, unpacked as a pair, and ``checkpoints``: the
+    per-checkpoint, per-norm frame of ``attack_bench_checkpoints``."""
+
+    checkpoints: pd.DataFrame
+
+    def __new__(cls, numbers: dict[str, Any], table: pd.DataFrame, checkpoints: pd.DataFrame) -> AttackBench:
+        self = super().__new__(cls, (numbers, table))
+        self.checkpoints = checkpoints
+        return self
+
+
+def attack_bench(blob: dict) -> AttackBench:
     """``benchmarks/attacks.json`` (``python -m prunerob bench attacks``) as the robustness chapter
-    shows it: its numbers by glue name, and per norm the default set beside the original's."""
-    b = blob["records"][0]
+    shows it: its numbers by glue name, and per norm the default set beside the original's, both
+    from the first record that ran the two (the one record of a single-checkpoint run); and, as
+    ``.checkpoints``, every record per norm (``attack_bench_checkpoints``).  ValueError where no
+    record ran both the default and the original's set."""
+    b = next((r for r in blob["records"] if "default" in r and "original" in r), None)
+    if b is None:
+        raise ValueError("no record of the benchmark ran both the default and the original's attack set")
     machine = blob["machine"]
     numbers = {
         "bench-n": b["n_samples"],
@@ -391,17 +408,14 @@ def attack_bench(blob: dict) -> tuple[dict[str, Any], pd.DataFrame]:
         "bench-batch": b["throughput"]["batch_size"],
     }
 
-    def named(v: dict) -> str:
-        return " + ".join(f"{a} ({p})" for a, p in zip(v["attacks"], v.get("presets", [""] * len(v["attacks"]))))
-
     rows = []
     for norm in ("Linf", "L2", "L0"):
         d, o = b["default"][norm], b["original"][norm]
         rows.append(
             {
                 "norm": norm,
-                "default set": named(d),
-                "original": named(o),
+                "default set": _bench_set_name(d),
+                "original": _bench_set_name(o),
                 "seconds (default)": round(d["seconds"], 1),
                 "seconds (original)": round(o["seconds"], 1),
                 "median distance (default)": d["median_distance"],
@@ -412,7 +426,48 @@ def attack_bench(blob: dict) -> tuple[dict[str, Any], pd.DataFrame]:
                 "no weaker": all(b["no_weaker"][norm].values()),
             }
         )
-    return numbers, pd.DataFrame(rows).set_index("norm")
+    return AttackBench(numbers, pd.DataFrame(rows).set_index("norm"), attack_bench_checkpoints(blob))
+
+
+def _bench_set_name(v: dict) -> str:
+    return " + ".join(f"{a} ({p})" for a, p in zip(v["attacks"], v.get("presets", [""] * len(v["attacks"]))))
+
+
+def attack_bench_checkpoints(blob: dict) -> pd.DataFrame:
+    """Every record of ``benchmarks/attacks.json`` per norm, indexed by checkpoint and norm: the
+    images, each set's seconds (NaN where the set did not run), the whole three-norm ``speedup``
+    (the original's seconds over the default set's) and that norm's, and against the strongest set
+    the default set's largest robust-accuracy excess, the budget where it is largest and whether it
+    is at most 1 point (NaN / None where the strongest set did not run); the machine's 1-minute load
+    average before and after the record (NaN where not recorded)."""
+    rows = []
+    for i, r in enumerate(blob["records"]):
+        for norm in ("Linf", "L2", "L0"):
+            if norm not in r.get("default", {}):
+                continue
+            seconds = {s: r[s][norm]["seconds"] if norm in r.get(s, {}) else math.nan for s in _BENCH_SETS}
+            gap = r.get("default_vs_strongest", {}).get(norm)
+            rows.append(
+                {
+                    "checkpoint": r.get("checkpoint", f"record {i}"),
+                    "norm": norm,
+                    "n": r["n_samples"],
+                    **{f"seconds ({s})": round(v, 1) for s, v in seconds.items()},
+                    "speedup": r.get("speedup", math.nan),
+                    "speedup (norm)": seconds["original"] / seconds["default"],
+                    "largest excess over strongest": math.nan if gap is None else gap["largest_excess"],
+                    "at eps": math.nan if gap is None else float(gap["at_eps"]),
+                    "within 1 point": None if gap is None else gap["within_1_point"],
+                    "load before": (r.get("load_before") or [math.nan])[0],
+                    "load after": (r.get("load_after") or [math.nan])[0],
+                }
+            )
+    if not rows:
+        return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=["checkpoint", "norm"]))
+    return pd.DataFrame(rows).set_index(["checkpoint", "norm"])
+
+
+_BENCH_SETS = ("default", "strongest", "original")
 
 
 def clean_per_method(prune: pd.DataFrame) -> str | None:

@@ -1109,3 +1109,74 @@ def test_setup_tables_list_the_catalog_and_mark_what_ran():
     assert cover.loc[("mlp on mnist", "L2", "l2_ddn", "default"), "eps"] == "1, 2"
     assert cover.loc[("mlp on mnist", "L2", "l2_ddn", "default"), "crs"] == "1, 2, 4"
     assert report.attack_coverage_table(attack.iloc[:0]) is None
+
+
+def _bench_record(checkpoint, default_acc, strongest_acc, seconds, sets=("default", "strongest", "original")):
+    """A record of ``bench attacks`` per checkpoint (the new format): per set and norm seconds and
+    robust accuracy at eps 0 and 2."""
+    from prunerob import bench
+
+    record = {"checkpoint": checkpoint, "n_samples": 1000, "throughput": {"ratio": 0.9, "batch_size": 500}}
+    accs = {"default": default_acc, "strongest": strongest_acc, "original": strongest_acc}
+    for s in sets:
+        record[s] = {
+            norm: {
+                "attacks": [f"{norm.lower()}_x"],
+                "presets": ["strong"],
+                "seconds": seconds[s],
+                "robust_acc": {"0.0": 1.0, "2.0": accs[s]},
+                "median_distance": 1.0,
+                "checks_passed": True,
+            }
+            for norm in ("Linf", "L2", "L0")
+        }
+    if "original" in sets:
+        record["speedup"] = 3 * seconds["original"] / (3 * seconds["default"])
+        record["no_weaker"] = {n: {"robust_acc": True, "median_distance": True} for n in ("Linf", "L2", "L0")}
+    if "strongest" in sets:
+        gap = bench.default_vs_strongest(record["default"]["L0"]["robust_acc"], record["strongest"]["L0"]["robust_acc"])
+        record["default_vs_strongest"] = {n: gap for n in ("Linf", "L2", "L0")}
+    record["load_before"], record["load_after"] = [0.5, 0.4, 0.3], [2.1, 1.0, 0.5]
+    return record
+
+
+def test_attack_bench_reads_records_per_checkpoint_with_the_strongest_set():
+    blob = {
+        "machine": {"cpu_count": 2, "cuda": None},
+        "records": [
+            _bench_record("dense.pt", 0.53, 0.52, {"default": 10.0, "strongest": 500.0, "original": 250.0}),
+            _bench_record("cr16.pt", 0.60, 0.55, {"default": 20.0, "strongest": 600.0, "original": 300.0}),
+            _bench_record("cr64.pt", 0.7, 0.7, {"default": 5.0, "strongest": 50.0}, sets=("default", "strongest")),
+        ],
+    }
+    result = report.attack_bench(blob)
+    numbers, table = result  # unpacked as the robustness chapter does
+    assert numbers["bench-speedup"] == "25" and numbers["bench-default-s"] == "30" and numbers["bench-n"] == 1000
+    assert list(table.index) == ["Linf", "L2", "L0"] and table.loc["L0", "seconds (original)"] == 250.0
+    per = result.checkpoints
+    assert list(per.index.get_level_values("checkpoint").unique()) == ["dense.pt", "cr16.pt", "cr64.pt"]
+    assert len(per) == 9
+    dense, cr16, cr64 = per.loc[("dense.pt", "L2")], per.loc[("cr16.pt", "L0")], per.loc[("cr64.pt", "Linf")]
+    assert dense["largest excess over strongest"] == pytest.approx(0.01) and dense["within 1 point"]
+    assert dense["at eps"] == 2.0 and dense["speedup"] == 25.0 and dense["speedup (norm)"] == 25.0
+    assert cr16["largest excess over strongest"] == pytest.approx(0.05) and not cr16["within 1 point"]
+    assert cr16["seconds (strongest)"] == 600.0 and cr16["load before"] == 0.5 and cr16["load after"] == 2.1
+    assert np.isnan(cr64["speedup"]) and np.isnan(cr64["seconds (original)"]) and cr64["within 1 point"]
+    assert report.attack_bench_checkpoints(blob).equals(per)
+    # without any record of the original's set there is no chapter table, but the records still read
+    only = {**blob, "records": blob["records"][2:]}
+    with pytest.raises(ValueError, match="original"):
+        report.attack_bench(only)
+    assert len(report.attack_bench_checkpoints(only)) == 3
+
+
+def test_attack_bench_reads_the_old_single_record_format_per_checkpoint_too():
+    import json
+
+    from prunerob import results
+
+    blob = json.loads((results.ROOT / "benchmarks" / "attacks.json").read_text())
+    per = report.attack_bench(blob).checkpoints
+    assert list(per.index.get_level_values("norm")) == ["Linf", "L2", "L0"]
+    assert per["speedup"].iloc[0] == blob["records"][0]["speedup"]
+    assert per["largest excess over strongest"].isna().all() and per["seconds (strongest)"].isna().all()
