@@ -1,4 +1,5 @@
-"""Attack registry: norm-first names, two kinds, adapters over the attack libraries.
+"""Attack registry: the catalog's attacks (norm-first names, two kinds, presets: ``catalog.py``), each
+with its run function, adapters over the attack libraries.
 
 * ``fixed`` attacks take an epsilon and return one candidate per sample inside that ball; a curve
   needs one run per epsilon.
@@ -10,35 +11,48 @@ verified candidate over its component attacks; its run returns ``(candidates, so
 the samples table records, per sample, the component that gave the candidate (``source_attack``).
 
 Adapters only produce candidates.  Whether a candidate counts is decided in ``evaluate.py``, which
-checks every one (box, distance, prediction) with the model itself.  Attacks never normalize:
-models own their normalization and take inputs in [0, 1].
+checks every one (box, distance, prediction) with the model itself, measuring with ``distances`` and
+``inside_box`` (here, since the ensembles check their components' candidates the same way).  Attacks
+never normalize: models own their normalization and take inputs in [0, 1].
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import nn
 
-from prunerob.spec import SpecError
+from prunerob import catalog
+
+BOX_TOL = 1e-6
 
 
 @dataclass(frozen=True)
-class AttackInfo:
-    name: str
-    norm: str  # L0, L2 or Linf
-    kind: str  # fixed or minimal
-    library: str  # the python package doing the work (its version goes into every result row)
-    presets: dict[str, dict[str, Any]]
+class AttackInfo(catalog.Attack):
+    """A catalog attack (name, norm, kind, library, presets, ...) with the function that runs it."""
+
     # fixed: (model, x, y, eps, **params); minimal: (model, x, y, **params).  Returns the candidates, or
     # (candidates, source names) where a run combines attacks (evaluate.py's source_attack column)
-    run: Callable[..., torch.Tensor | tuple[torch.Tensor, list[str]]]
-    description: str = ""
-    reference: str = ""
-    params_doc: dict[str, str] = field(default_factory=dict)
+    run: Callable[..., torch.Tensor | tuple[torch.Tensor, list[str]]] = field(kw_only=True)
+
+
+def distances(x: torch.Tensor, adv: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-sample distance in ``norm``; L0 counts changed pixels (a pixel = all channels at one place)."""
+    d = (adv - x).flatten(2) if norm == "L0" else (adv - x).flatten(1)
+    if norm == "Linf":
+        return d.abs().amax(1)
+    if norm == "L2":
+        return d.norm(dim=1)
+    if norm == "L0":
+        return (d != 0).any(1).sum(1).float()
+    raise ValueError(f"unknown norm {norm!r}; valid: L0, L2, Linf")
+
+
+def inside_box(adv: torch.Tensor) -> torch.Tensor:
+    """Per sample: every value of the candidate inside [0, 1] (to within ``BOX_TOL``)."""
+    return (adv >= -BOX_TOL).flatten(1).all(1) & (adv <= 1 + BOX_TOL).flatten(1).all(1)
 
 
 def _pgd(torchattacks_class: str) -> Callable[..., torch.Tensor]:
@@ -298,12 +312,10 @@ def _l0_sigma_zero(
 def _verified(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cand: torch.Tensor, norm: str) -> torch.Tensor:
     """Per sample: the candidate's distance where it is a verified adversarial (in the box,
     misclassified on a re-run), inf elsewhere -- the checks of evaluate.py."""
-    from prunerob import evaluate as ev
-
     with torch.no_grad():
         wrong = model(cand).argmax(1) != y
-    dist = ev.distances(x, cand, norm)
-    return torch.where(wrong & ev.inside_box(cand), dist, torch.full_like(dist, float("inf")))
+    dist = distances(x, cand, norm)
+    return torch.where(wrong & inside_box(cand), dist, torch.full_like(dist, float("inf")))
 
 
 def _minimal_ensemble(name: str, norm: str) -> Callable[..., tuple[torch.Tensor, list[str]]]:
@@ -317,11 +329,10 @@ def _minimal_ensemble(name: str, norm: str) -> Callable[..., tuple[torch.Tensor,
         best_d = torch.full((len(x),), float("inf"), device=x.device)
         source = [name] * len(x)
         for attack, preset in components:
-            info = get(attack)
-            params = dict(info.presets[preset])
+            params = dict(catalog.attack(attack).presets[preset])
             if attack == "l0_pgd_min":
                 params["known"] = best_d
-            cand = info.run(model, x, y, **params)
+            cand = get(attack).run(model, x, y, **params)
             if isinstance(cand, tuple):
                 cand = cand[0]
             d = _verified(model, x, y, cand, norm)
@@ -352,224 +363,34 @@ def _apgd(norm: str) -> Callable[..., torch.Tensor]:
     return run
 
 
+# The function that runs each attack of the catalog (a test checks that they cover it exactly).
+RUNS: dict[str, Callable[..., torch.Tensor | tuple[torch.Tensor, list[str]]]] = {
+    "linf_pgd": _pgd("PGD"),
+    "linf_apgd": _apgd("Linf"),
+    "l2_pgd": _pgd("PGDL2"),
+    "l2_apgd": _apgd("L2"),
+    "linf_fmn": _foolbox_minimal("LInfFMNAttack"),
+    "l2_ddn": _foolbox_minimal("DDNAttack"),
+    "l2_ensemble": _minimal_ensemble("l2_ensemble", "L2"),
+    "l2_fmn": _foolbox_minimal("L2FMNAttack"),
+    "l2_cw": _foolbox_minimal("L2CarliniWagnerAttack"),
+    "l0_pgd": _l0_pgd,
+    "l0_pgd_min": _l0_pgd_min,
+    "l0_sigma_zero": _l0_sigma_zero,
+    "l0_ensemble": _minimal_ensemble("l0_ensemble", "L0"),
+    "l0_fmn": _foolbox_minimal("L0FMNAttack"),
+    "l0_bb": _foolbox_minimal("L0BrendelBethgeAttack"),
+}
+
+# The registry: every catalog attack with its run function, in the catalog's order.
 ATTACKS: dict[str, AttackInfo] = {
-    "linf_pgd": AttackInfo(
-        name="linf_pgd",
-        norm="Linf",
-        kind="fixed",
-        library="torchattacks",
-        run=_pgd("PGD"),
-        presets={
-            # Foolbox 3's LinfPGD defaults, which the original used: 40 steps of eps/30, random start.
-            "original": {"steps": 40, "rel_stepsize": 1 / 30, "random_start": True, "restarts": 1},
-            "strong": {"steps": 100, "rel_stepsize": 1 / 30, "random_start": True, "restarts": 5},
-        },
-        description="Projected gradient descent in the Linf ball (Madry et al. 2018)",
-        reference="madry2018",
-    ),
-    "linf_apgd": AttackInfo(
-        name="linf_apgd",
-        norm="Linf",
-        kind="fixed",
-        library="torchattacks",
-        run=_apgd("Linf"),
-        presets={
-            "default": {"steps": 100, "n_restarts": 1, "loss": "ce"},
-            "strong": {"steps": 100, "n_restarts": 5, "loss": "ce"},
-        },
-        description="Auto-PGD with cross-entropy loss (Croce and Hein 2020), the stronger Linf check",
-        reference="croce2020",
-    ),
-    "l2_pgd": AttackInfo(
-        name="l2_pgd",
-        norm="L2",
-        kind="fixed",
-        library="torchattacks",
-        run=_pgd("PGDL2"),
-        presets={
-            # Foolbox 3's L2PGD defaults: 50 steps of 0.025 * eps, random start.
-            "original": {"steps": 50, "rel_stepsize": 0.025, "random_start": True, "restarts": 1},
-            "strong": {"steps": 100, "rel_stepsize": 0.05, "random_start": True, "restarts": 5},
-        },
-        description="Projected gradient descent in the L2 ball (Madry et al. 2018)",
-        reference="madry2018",
-    ),
-    "l2_apgd": AttackInfo(
-        name="l2_apgd",
-        norm="L2",
-        kind="fixed",
-        library="torchattacks",
-        run=_apgd("L2"),
-        presets={
-            "default": {"steps": 100, "n_restarts": 1, "loss": "ce"},
-            "strong": {"steps": 100, "n_restarts": 5, "loss": "ce"},
-        },
-        description="Auto-PGD in the L2 ball with cross-entropy loss (Croce and Hein 2020), the stronger L2 check",
-        reference="croce2020",
-    ),
-    "linf_fmn": AttackInfo(
-        name="linf_fmn",
-        norm="Linf",
-        kind="minimal",
-        library="foolbox",
-        run=_foolbox_minimal("LInfFMNAttack"),
-        presets={"default": {"steps": 100}, "strong": {"steps": 500}},
-        description="Fast Minimum-Norm attack, Linf (Pintor et al. 2021): one run gives the whole curve",
-        reference="pintor2021",
-    ),
-    "l2_ddn": AttackInfo(
-        name="l2_ddn",
-        norm="L2",
-        kind="minimal",
-        library="foolbox",
-        run=_foolbox_minimal("DDNAttack"),
-        # steps1000 (l2_ensemble's DDN): on a small PGD-fine-tuned MNIST CNN (Linf 0.3, one pass over 6,000
-        # images; clean 0.67), 200 images, robust accuracy at L2 0.5 / 1 / 1.5 / 2 / 2.5 / 3: default
-        # .515 / .39 / .295 / .235 / .145 / .065, steps1000 .515 / .39 / .29 / .235 / .125 / .06,
-        # l2_apgd .51 / .39 / .295 / .225 / .145 / .07 (8.6 times default's seconds on a loaded machine)
-        presets={"default": {"steps": 100}, "strong": {"steps": 500}, "steps1000": {"steps": 1000}},
-        description="Decoupled Direction and Norm attack, L2 (Rony et al. 2019)",
-        reference="rony2019",
-    ),
-    "l2_ensemble": AttackInfo(
-        name="l2_ensemble",
-        norm="L2",
-        kind="minimal",
-        library="foolbox",
-        run=_minimal_ensemble("l2_ensemble", "L2"),
-        # fast (standard training): DDN at 100 steps. On the dense MNIST CNN (seed 0, first 200 test
-        # images, one thread) robust accuracy at L2 0.5 / 1 / 1.5 / 2 / 2.5: default (DDN 1000 steps)
-        # .91 / .705 / .28 / .04 / .005 in 33 s; its components at 100 steps: DDN .91 / .71 / .285 / .045
-        # / .005 (4.6 s), FMN-L2 1 / .86 / .83 / .475 / .12 (4.7 s). On adversarially trained models DDN
-        # needs its 1,000 steps (see l2_ddn): use default there.
-        presets={
-            "default": {"components": [["l2_ddn", "steps1000"], ["l2_fmn", "default"]]},
-            "fast": {"components": [["l2_ddn", "default"], ["l2_fmn", "default"]]},
-        },
-        description="Per sample, the smallest verified L2 adversarial over DDN and FMN-L2; the samples "
-        "table's source_attack names the component",
-        reference="rony2019",
-    ),
-    "l2_fmn": AttackInfo(
-        name="l2_fmn",
-        norm="L2",
-        kind="minimal",
-        library="foolbox",
-        run=_foolbox_minimal("L2FMNAttack"),
-        presets={"default": {"steps": 100}, "strong": {"steps": 500}},
-        description="Fast Minimum-Norm attack, L2 (Pintor et al. 2021)",
-        reference="pintor2021",
-    ),
-    "l2_cw": AttackInfo(
-        name="l2_cw",
-        norm="L2",
-        kind="minimal",
-        library="foolbox",
-        run=_foolbox_minimal("L2CarliniWagnerAttack"),
-        presets={
-            # the original's settings: loose distances (large step, large initial constant)
-            "original": {"binary_search_steps": 9, "steps": 5000, "stepsize": 1.0, "initial_const": 100.0},
-            "fast": {"binary_search_steps": 5, "steps": 200, "stepsize": 0.01, "initial_const": 1.0},
-        },
-        description="Carlini-Wagner L2 attack with a binary search over its constant (Carlini and Wagner 2017)",
-        reference="carlini2017",
-    ),
-    "l0_pgd": AttackInfo(
-        name="l0_pgd",
-        norm="L0",
-        kind="fixed",
-        library="prunerob",
-        run=_l0_pgd,
-        presets={
-            # step size from Croce and Hein's code (120000/255 with L1-normalized gradients); two runs of
-            # 50 steps (the second from a random start) beat one of 100 at the same cost on the dense
-            # MNIST CNN: robust accuracy at 4 / 8 / 12 pixels 0.81 / 0.39 / 0.06 against 0.84 / 0.42 / 0.09
-            "default": {"steps": 50, "step_size": 120000 / 255, "restarts": 2, "random_start": True},
-            "strong": {"steps": 100, "step_size": 120000 / 255, "restarts": 5, "random_start": True},
-        },
-        description="PGD in the L0 ball of changed pixels, projected onto the box (Croce and Hein 2019)",
-        reference="croce2019",
-    ),
-    "l0_pgd_min": AttackInfo(
-        name="l0_pgd_min",
-        norm="L0",
-        kind="minimal",
-        library="prunerob",
-        run=_l0_pgd_min,
-        # first_k 8: the search starts at 8 pixels, not 1 (the same distances in 0.56 of the model
-        # calls on the dense MNIST CNN: rounds at 1 and 3 pixels fail for almost every image)
-        presets={
-            "default": {"steps": 50, "step_size": 120000 / 255, "restarts": 2, "random_start": True, "first_k": 8}
-        },  # as l0_pgd's default
-        description="PGD_0 with a per-sample search over the number of pixels (from first_k, doubling, then "
-        "bisection): a minimal L0 attack as strong as PGD_0 at every budget it tried",
-        reference="croce2019",
-    ),
-    "l0_sigma_zero": AttackInfo(
-        name="l0_sigma_zero",
-        norm="L0",
-        kind="minimal",
-        library="prunerob",
-        run=_l0_sigma_zero,
-        presets={
-            # the reference code's lr, sigma, threshold and 0.01 threshold factor.  Steps measured on the
-            # first 300 MNIST test images against the CNN (1 epoch) pruned to CR 8 (global magnitude
-            # unstructured, not fine-tuned; clean 0.96), one CPU thread on a shared 2-core machine, robust
-            # accuracy at 2 / 4 / 8 / 16 px (seconds): 100 steps .90 / .74 / .34 / .05 (8 s), 200 steps
-            # .89 / .70 / .30 / .04 (17 s), 300 steps .89 / .69 / .28 / .03 (24 s), 500 steps
-            # .89 / .69 / .27 / .03 (57 s), 1000 steps .89 / .67 / .23 / .02 (150 s); l0_pgd_min (default)
-            # .90 / .71 / .30 / .04 (18 s).  500 steps: most of 1000's gain at 8 px for under half its
-            # time (about 3 minutes for 1,000 images on one thread)
-            "default": {"steps": 500, "lr": 1.0, "sigma": 1e-3, "threshold": 0.3, "threshold_factor": 0.01},
-            "strong": {"steps": 2000, "lr": 1.0, "sigma": 1e-3, "threshold": 0.3, "threshold_factor": 0.01},
-        },
-        description="sigma-zero (Cina et al. 2025): Adam on a smooth approximation of the number of changed "
-        "pixels plus a clipped difference of logits, with an adaptive per-sample threshold that "
-        "zeroes small changes; keeps the adversarial point with the fewest changed pixels",
-        reference="cina2025",
-    ),
-    "l0_ensemble": AttackInfo(
-        name="l0_ensemble",
-        norm="L0",
-        kind="minimal",
-        library="prunerob",
-        run=_minimal_ensemble("l0_ensemble", "L0"),
-        presets={"default": {"components": [["l0_sigma_zero", "default"], ["l0_pgd_min", "default"]]}},
-        description="Per sample, the fewest changed pixels of a verified adversarial example over sigma-zero "
-        "and PGD_0 with a budget search (run second, searching only below sigma-zero's distance); "
-        "the samples table's source_attack names the component",
-        reference="cina2025",
-    ),
-    "l0_fmn": AttackInfo(
-        name="l0_fmn",
-        norm="L0",
-        kind="minimal",
-        library="foolbox",
-        run=_foolbox_minimal("L0FMNAttack"),
-        presets={"default": {"steps": 100}, "strong": {"steps": 500}},
-        description="Fast Minimum-Norm attack, L0 (Pintor et al. 2021)",
-        reference="pintor2021",
-    ),
-    "l0_bb": AttackInfo(
-        name="l0_bb",
-        norm="L0",
-        kind="minimal",
-        library="foolbox",
-        run=_foolbox_minimal("L0BrendelBethgeAttack"),
-        presets={
-            # the original's settings, started from other evaluation images (Foolbox's DatasetAttack)
-            "original": {"binary_search_steps": 30, "steps": 500, "lr": 1e7, "init": "dataset"},
-            "fast": {"binary_search_steps": 10, "steps": 100, "lr": 1e7, "init": "dataset"},
-        },
-        description="Brendel-Bethge L0 attack (Brendel et al. 2019), the original's L0 attack; needs numba",
-        reference="brendel2019",
-    ),
+    name: AttackInfo(**{f.name: getattr(entry, f.name) for f in fields(entry)}, run=RUNS[name])
+    for name, entry in catalog.ATTACKS.items()
 }
 
 
 def get(name: str) -> AttackInfo:
-    if name not in ATTACKS:
-        raise SpecError(f"attack={name!r} is not valid; valid: {', '.join(ATTACKS)}")
+    catalog.attack(name)  # an unknown name raises SpecError listing the valid ones
     return ATTACKS[name]
 
 
@@ -577,17 +398,3 @@ def unbounded_eps(norm: str, input_shape: tuple[int, ...]) -> float:
     """A budget that covers the whole input box: any image is reachable, accuracy must collapse."""
     c, h, w = input_shape
     return {"Linf": 1.0, "L2": float((c * h * w) ** 0.5), "L0": float(h * w)}[norm]
-
-
-def preset_fingerprints() -> dict[str, str]:
-    """``attack/preset`` -> a hash of the preset's parameter values.  Attack stage ids hash the
-    preset's *name*, not its values, so a preset edited in place would let old results pass for new
-    ones; ``tests/presets.lock.json`` pins these fingerprints and a test fails on any change."""
-    import hashlib
-    import json
-
-    return {
-        f"{name}/{preset}": hashlib.sha256(json.dumps(params, sort_keys=True, default=repr).encode()).hexdigest()[:12]
-        for name, info in ATTACKS.items()
-        for preset, params in info.presets.items()
-    }

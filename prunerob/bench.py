@@ -2,9 +2,11 @@
 
     python -m prunerob bench prune [--arch vgg11]     time to compute and apply masks, every method and CR
     python -m prunerob bench attacks --checkpoint P   PGD throughput; default vs the original's attack set
+        [--checkpoint Q ...] [--sets default,strongest,original]   several models; the strongest set too
 
 Each JSON file holds the machine it ran on (cores, processor, torch and its threads), the command,
-and one record per measurement; compare ratios measured in one run, not across runs.
+and one record per measurement (``bench attacks``: per checkpoint, with the load averages before and
+after it); compare ratios measured in one run, not across runs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from prunerob import models, prune, results
+from prunerob import aggregate, models, prune, results
 from prunerob.spec import CRITERIA, DEFAULT_CRS, SCOPES, STRUCTURES
 
 BENCH_DIR = results.ROOT / "benchmarks"
@@ -141,18 +143,42 @@ def throughput(model, x, y, steps: int = 40, repeats: int = 7) -> dict:
     }
 
 
-# The default attack set against the original's, per norm.
+# The default attack set against the original's and the strongest the registry has, per norm.
 L2_EPS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 L0_EPS = (1, 2, 4, 8, 12, 16, 24, 32)
+# Each attack's strongest preset (the strongest set): "strong" where there is one; otherwise the one
+# with the most work.  Ensembles are left out: they only combine attacks that are in the set anyway.
+STRONGEST_PRESETS = {
+    "linf_pgd": "strong",  # 100 steps, 5 restarts
+    "linf_apgd": "strong",  # 100 steps, 5 restarts
+    "linf_fmn": "strong",  # 500 steps
+    "l2_pgd": "strong",  # 100 steps, 5 restarts
+    "l2_apgd": "strong",  # 100 steps, 5 restarts
+    # steps1000, not strong (500): the same algorithm (Foolbox's DDN) with twice the steps, its step
+    # size annealed and its radius adapted over 1,000 steps, keeping the smallest adversarial it saw;
+    # l2_ensemble's default uses it on adversarially trained models, where 100 steps fell short
+    "l2_ddn": "steps1000",
+    "l2_fmn": "strong",  # 500 steps
+    "l2_cw": "original",  # 9 binary search steps of 5,000 (fast: 5 of 200)
+    "l0_pgd": "strong",  # 100 steps, 5 restarts
+    "l0_pgd_min": "default",  # its only preset (PGD_0 at each budget is l0_pgd's job, at strong)
+    "l0_sigma_zero": "strong",  # 2,000 steps
+    "l0_fmn": "strong",  # 500 steps
+    "l0_bb": "original",  # the original's settings: 30 binary search steps of 500
+}
 
 
 def attack_sets() -> dict[str, dict[str, list]]:
     """The default set (one minimal attack per norm: one run gives the whole curve; in L2 and L0 a
-    per-sample ensemble of two) and the original's
-    (PGD-40 at each eps, C&W and Brendel-Bethge at its settings).  The ``cpu`` profile runs fixed-budget
-    checks beside the default set (APGD, PGD_0, the original's PGD presets); they are not part of it."""
+    per-sample ensemble of two), the original's (PGD-40 at each eps, C&W and Brendel-Bethge at its
+    settings) and the strongest (every attack of the norm in the registry, fixed and minimal, each at
+    its strongest preset: ``STRONGEST_PRESETS``; fixed ones at the default set's budgets).  The ``cpu``
+    profile runs fixed-budget checks beside the default set (APGD, PGD_0, the original's PGD
+    presets); they are not part of it."""
+    from prunerob import attacks
     from prunerob.spec import PAPER_LINF_EPS, AttackSpec
 
+    grids = {"Linf": PAPER_LINF_EPS, "L2": L2_EPS, "L0": L0_EPS}
     return {
         "default": {
             "Linf": [AttackSpec(attack="linf_fmn", preset="strong", eps=PAPER_LINF_EPS)],
@@ -164,23 +190,49 @@ def attack_sets() -> dict[str, dict[str, list]]:
             "L2": [AttackSpec(attack="l2_cw", eps=L2_EPS)],
             "L0": [AttackSpec(attack="l0_bb", eps=L0_EPS)],
         },
+        "strongest": {
+            norm: [
+                AttackSpec(attack=name, preset=preset, eps=grid)
+                for name, preset in STRONGEST_PRESETS.items()
+                if attacks.get(name).norm == norm
+            ]
+            for norm, grid in grids.items()
+        },
     }
 
 
-def bench_attacks(model, x, y, input_shape, batch_size: int = 500, sets: dict | None = None, rounds: int = 1) -> dict:
-    """(b) The whole three-norm evaluation with the default attack set against the original's (PGD-40
-    at each eps, C&W and Brendel-Bethge at their presets) on the same samples: seconds, robust accuracy
-    per eps (worst case over a set's attacks of a norm) and the median smallest verified distance.
+def bench_attacks(
+    model,
+    x,
+    y,
+    input_shape,
+    batch_size: int = 500,
+    sets: dict | None = None,
+    rounds: int = 1,
+    once: tuple[str, ...] = ("strongest",),
+) -> dict:
+    """(b) The whole three-norm evaluation with each attack set (``attack_sets()``: the default, the
+    original's, the strongest) on the same samples: seconds, robust accuracy per eps (worst case over
+    a set's attacks of a norm) and the median smallest verified distance.
 
     ``rounds`` > 1: the sets run in alternating rounds (default, original, default, ...) and each
     norm's seconds are the best over its rounds, so a slow spell of a shared machine does not land
-    on one set only; robust accuracies come from the first round (every run is seeded)."""
+    on one set only; robust accuracies come from the first round (every run is seeded).  The sets
+    named in ``once`` (the strongest, whose accuracy matters and not its time) run in the first
+    round only.
+
+    With the default and the original's set: ``speedup`` (the original's seconds over the default
+    set's, all three norms) and per norm ``no_weaker``.  With the default and the strongest set: per
+    norm ``default_vs_strongest``: the largest excess of the default set's robust accuracy over the
+    strongest set's at any budget, where, and whether it is at most 1 point (``within_1_point``)."""
     from prunerob import attacks
     from prunerob import evaluate as ev
 
     out: dict = {"n_samples": len(y), "batch_size": batch_size, "rounds": rounds}
     for round_ in range(rounds):
         for name, per_norm in (sets or attack_sets()).items():
+            if round_ and name in once:
+                continue
             for norm, specs in per_norm.items():
                 seconds, frames, passed = 0.0, [], True
                 for spec in specs:
@@ -209,8 +261,8 @@ def bench_attacks(model, x, y, input_shape, batch_size: int = 500, sets: dict | 
                     continue
                 samples = pd.concat(frames, ignore_index=True)
                 grid = sorted({0.0, *map(float, specs[0].eps)})
-                worst = ev.worst_case(samples, {norm: grid})
-                dist = ev.min_distance(samples)["distance"]
+                worst = aggregate.worst_case(samples, {norm: grid})
+                dist = aggregate.min_distance(samples)["distance"]
                 out.setdefault(name, {})[norm] = {
                     "attacks": [s.attack for s in specs],
                     "presets": [s.preset or next(iter(attacks.get(s.attack).presets)) for s in specs],
@@ -234,7 +286,26 @@ def bench_attacks(model, x, y, input_shape, batch_size: int = 500, sets: dict | 
             }
             for norm in out["default"]
         }
+    if {"default", "strongest"} <= set(out):
+        out["default_vs_strongest"] = {
+            norm: default_vs_strongest(out["default"][norm]["robust_acc"], out["strongest"][norm]["robust_acc"])
+            for norm in out["default"]
+            if norm in out["strongest"]
+        }
     return out
+
+
+def default_vs_strongest(default: dict, strongest: dict) -> dict:
+    """The default set's robust accuracy against the strongest set's over the budgets both have:
+    the largest excess (default - strongest; <= 0 where the default set is no weaker anywhere), the
+    budget where it is largest, and whether it is at most 1 point (with 1e-9 of rounding room: 10
+    images of 1,000 count as 1 point)."""
+    budgets = [e for e in default if e in strongest]
+    if not budgets:
+        raise ValueError(f"no budget in common: {list(default)} and {list(strongest)}")
+    excess = {e: default[e] - strongest[e] for e in budgets}
+    at = max(budgets, key=lambda e: excess[e])
+    return {"largest_excess": excess[at], "at_eps": at, "within_1_point": bool(excess[at] <= 0.01 + 1e-9)}
 
 
 def _resized(spec, n: int, batch_size: int):
@@ -243,24 +314,122 @@ def _resized(spec, n: int, batch_size: int):
     return AttackSpec(**{**spec.params(), "n_samples": n, "attack_batch_size": batch_size})
 
 
-def bench_attacks_on(checkpoint: Path, n: int, device: str = "auto", throughput_n: int = 500, rounds: int = 3) -> dict:
+def load() -> list[float] | None:
+    """The machine's load averages over 1, 5 and 15 minutes (runnable processes, this one included;
+    None where the system has none): what else ran beside a benchmark."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def choose_sets(names: str | list[str]) -> dict[str, dict[str, list]]:
+    """The attack sets named (``"default,original"`` or a list), in that order; SpecError naming the
+    valid ones for an unknown or repeated name."""
+    from prunerob.spec import invalid
+
+    valid = attack_sets()
+    chosen = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+    for name in chosen:
+        if name not in valid:
+            raise invalid("--sets", name, tuple(valid), why="is not an attack set")
+    if not chosen or len(set(chosen)) != len(chosen):
+        raise invalid("--sets", ",".join(chosen), tuple(valid), why="must name each set once")
+    return {name: valid[name] for name in chosen}
+
+
+def check_attack_bench(checkpoints: list[Path], n: int, rounds: int, throughput_n: int, device: str) -> None:
+    """The inputs of ``bench attacks``, checked before any attack runs (one line each, as the rest of
+    the CLI): at least one checkpoint, each readable (MissingUpstream otherwise) with a data set
+    that is here, ``n`` and ``throughput_n`` within its test set, ``rounds`` >= 1, a device that exists."""
+    from prunerob import catalog, data, stages
+    from prunerob.spec import SpecError, check_device, invalid
+
+    if not checkpoints:
+        raise SpecError("bench attacks needs --checkpoint PATH (a model saved by a train or prune stage)")
+    check_device(device)
+    for name, value in (("--n", n), ("--rounds", rounds), ("--throughput-n", throughput_n)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise invalid(name, value, why="must be an integer >= 1")
+    for path in checkpoints:
+        if not Path(path).is_file():
+            raise SpecError(f"--checkpoint {path}: no such file (a model saved by a train or prune stage)")
+        blob = stages._load_blob(Path(path))
+        if not isinstance(blob, dict) or "dataset" not in blob or "arch" not in blob:
+            raise SpecError(f"--checkpoint {path}: not a model saved by a train or prune stage")
+        known = catalog.DATASETS.get(blob["dataset"])
+        size = known.test_size if known is not None else None
+        for name, value in (("--n", n), ("--throughput-n", throughput_n)):
+            if size is not None and value > size:
+                raise invalid(name, value, why=f"is more than the {size} test images of {blob['dataset']} ({path})")
+        data.check_available(blob["dataset"])
+
+
+def bench_attacks_on(
+    checkpoint: Path,
+    n: int,
+    device: str = "auto",
+    throughput_n: int = 500,
+    rounds: int = 3,
+    sets: dict | None = None,
+) -> dict:
     """``throughput`` on the first ``throughput_n`` test images of the checkpoint's data set (one batch)
-    and ``bench_attacks`` on the first ``n`` (``rounds`` alternating rounds, best seconds of each)."""
+    and ``bench_attacks`` on the first ``n`` (``rounds`` alternating rounds, best seconds of each;
+    ``sets``: as ``choose_sets`` returns them, by default the default and the original's set).  ``load_before`` and ``load_after``: the
+    machine's load averages (``load()``) before and after."""
     from prunerob import data, stages
     from prunerob.train import select_device
 
+    load_before = load()
     dev = select_device(device)
     model = stages.load_model(checkpoint, dev)
     blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
     info = data.info(blob["dataset"])
     x, y = data.load_split(blob["dataset"], train=False)
     x, y = data.to_float(x[: max(n, throughput_n)]).to(dev), y[: max(n, throughput_n)].to(dev)
+    chosen = sets if sets is not None else choose_sets("default,original")
     return {
         "checkpoint": str(checkpoint),
         "device": dev.type,
+        "sets": list(chosen),
         "throughput": throughput(model, x[:throughput_n], y[:throughput_n]),
-        **bench_attacks(model, x[:n], y[:n], info.input_shape, rounds=rounds),
+        **bench_attacks(model, x[:n], y[:n], info.input_shape, sets=chosen, rounds=rounds),
+        "load_before": load_before,
+        "load_after": load(),
     }
+
+
+def bench_attacks_many(
+    checkpoints: list[Path],
+    n: int,
+    device: str = "auto",
+    throughput_n: int = 500,
+    rounds: int = 3,
+    sets: str = "default,original",
+    out: Path | None = None,
+    command: str = "",
+    echo=print,
+) -> Path:
+    """``bench_attacks_on`` for each checkpoint in turn, one record each, into one JSON file
+    (``benchmarks/attacks.json`` unless ``out``) written again after every checkpoint, so that a
+    long run stopped part way keeps the checkpoints it finished.  Inputs are checked first
+    (``check_attack_bench``, ``choose_sets``)."""
+    chosen = choose_sets(sets)
+    check_attack_bench(checkpoints, n, rounds, throughput_n, device)
+    records: list[dict] = []
+    path = out or BENCH_DIR / "attacks.json"
+    for checkpoint in checkpoints:
+        records.append(bench_attacks_on(Path(checkpoint), n, device, throughput_n, rounds, chosen))
+        path = write("attacks", records, command, out)
+        echo(json.dumps({"checkpoint": str(checkpoint), **summary(records[-1])}, indent=1))
+    return path
+
+
+def summary(record: dict) -> dict:
+    """What a record of ``bench_attacks_on`` says in short: throughput ratio, speedup, no_weaker and
+    default_vs_strongest, where the sets measured them."""
+    keys = ("throughput", "speedup", "no_weaker", "default_vs_strongest", "load_before", "load_after")
+    return {k: record[k] for k in keys if k in record}
 
 
 def bench_sweep(profile: str, workers: int = 2, grid_checkpoints: int = 73) -> list[dict]:

@@ -12,6 +12,7 @@ import altair as alt
 import pandas as pd
 
 from prunerob import compare
+from prunerob.catalog import eps_label
 
 ACC_AXIS = alt.Axis(format=".0%", title="accuracy")
 
@@ -70,15 +71,6 @@ def model_label(frame: pd.DataFrame) -> pd.Series:
         r"^standard\b", "standard training", regex=True
     )
     return label.where(training == "standard", label + ", " + named)
-
-
-def eps_label(eps: float, norm: str) -> str:
-    """Linf budgets read as k/255 (the convention of the literature); others as numbers."""
-    if norm == "Linf" and eps > 0:
-        steps = round(eps * 255, 3)
-        if abs(steps - eps * 255) < 1e-6:
-            return f"{steps:g}/255"
-    return f"{eps:g}"
 
 
 def _cr_axis() -> alt.X:
@@ -220,7 +212,7 @@ def kept_vs_cr(prune: pd.DataFrame, title: str = "") -> alt.LayerChart | alt.Fac
 
 
 def acc_vs_eps(curves: pd.DataFrame, norm: str, title: str = "") -> alt.Chart:
-    """Robust accuracy vs attack strength, one line per compression rate (from ``evaluate.dense_curve``
+    """Robust accuracy vs attack strength, one line per compression rate (from ``aggregate.dense_curve``
     or any rows with cr, eps, robust_acc; seed means with ``low``/``high`` get a band). Click the
     legend to pick compression rates."""
     frame = curves.assign(CR=[f"CR {c:g}" for c in curves["cr"]])

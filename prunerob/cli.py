@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
@@ -67,8 +66,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     bench.add_argument("--profile", default="cpu", help="sweep: the profile whose runs are read (default: cpu)")
     bench.add_argument("--arch", default="vgg11", help="prune: the architecture (3x32x32 input)")
-    bench.add_argument("--checkpoint", help="attacks: a saved model (artifacts/.../*.pt)")
+    bench.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        help="attacks: a saved model (artifacts/.../*.pt); repeat for several, one record each in one JSON",
+    )
     bench.add_argument("--n", type=int, default=100, help="attacks: number of test images (default 100)")
+    bench.add_argument(
+        "--sets",
+        default="default,original",
+        help="attacks: the attack sets to run, comma-separated, in this order each round: default, original, "
+        "strongest (every attack of a norm at its strongest preset; run in the first round only) "
+        "(default: default,original)",
+    )
     bench.add_argument(
         "--throughput-n",
         type=int,
@@ -79,11 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds",
         type=int,
         default=3,
-        help="attacks: alternating rounds of the default and the original's set; each "
-        "norm's seconds are its best round (default 3)",
+        help="attacks: alternating rounds of the sets (the strongest runs once); each "
+        "set's and norm's seconds are its best round (default 3)",
     )
     bench.add_argument("--device", default="auto")
-    bench.add_argument("--out", help="JSON file to write (default benchmarks/<what>_<arch>.json)")
+    bench.add_argument(
+        "--out", help="JSON file to write (default benchmarks/<what>_<arch>.json; attacks: benchmarks/attacks.json)"
+    )
 
     args = parser.parse_args(argv)
     try:
@@ -156,13 +169,16 @@ def main(argv: list[str] | None = None) -> int:
                             f"checkpoint, {r['projection']}: {r['projected_minutes']:.0f} min"
                         )
             else:
-                if not args.checkpoint:
-                    raise SpecError("bench attacks needs --checkpoint PATH (a model saved by a train or prune stage)")
-                result = bench_mod.bench_attacks_on(
-                    Path(args.checkpoint), args.n, args.device, args.throughput_n, args.rounds
+                path = bench_mod.bench_attacks_many(
+                    [Path(c) for c in args.checkpoint],
+                    args.n,
+                    args.device,
+                    args.throughput_n,
+                    args.rounds,
+                    args.sets,
+                    Path(args.out) if args.out else None,
+                    " ".join(sys.argv),
                 )
-                path = bench_mod.write("attacks", [result], " ".join(sys.argv), Path(args.out) if args.out else None)
-                print(json.dumps({k: result[k] for k in ("throughput", "speedup", "no_weaker")}, indent=1))
             print(f"wrote {path}")
             return 0
         if args.command == "profiles":

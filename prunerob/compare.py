@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from prunerob import evaluate, stats
+from prunerob import aggregate, stats
+from prunerob.catalog import eps_label
 
 
 def rows_of(frame: pd.DataFrame, where: dict) -> pd.DataFrame:
@@ -45,7 +46,7 @@ def worst_case_per_seed(attack: pd.DataFrame, samples: pd.DataFrame, models: dic
     ``prune_id``, ``cr``, ``norm``, ``eps``, ``robust_acc``, ``n``, ``attacks``.  Empty when any
     model has no attack results."""
     cols = ["method", "seed", "prune_id", "cr", "norm", "eps", "robust_acc", "n", "attacks"]
-    attack, samples = evaluate.white_box(attack), evaluate.white_box(samples)
+    attack, samples = aggregate.white_box(attack), aggregate.white_box(samples)
     picked = {label: (rows_of(attack, where), rows_of(samples, where)) for label, where in models.items()}
     if not models or any(not len(a) or not len(s) for a, s in picked.values()):
         return pd.DataFrame(columns=cols)
@@ -53,7 +54,7 @@ def worst_case_per_seed(attack: pd.DataFrame, samples: pd.DataFrame, models: dic
     parts = []
     for label, (a, s) in picked.items():
         a, s = a[_runs(a).isin(common)], s[_runs(s).isin(common)]
-        worst = evaluate.worst_case(s, evaluate.eps_grids(a))
+        worst = aggregate.worst_case(s, aggregate.eps_grids(a))
         parts.append(worst.assign(method=label, seed=worst["prune_id"].map(_seed_of(s))))
     return pd.concat(parts, ignore_index=True)[cols]
 
@@ -128,8 +129,6 @@ def norm_comparison(
     MLP 60.2% dense and 38.0% at CR 64 (its best CR: 4, 65.8%)', at the largest CR both models
     reach.  ``names`` are the two models' names in the sentence (default: their labels).  None when
     the norm lacks rows of either model."""
-    from prunerob.charts import eps_label
-
     rows = worst[worst["norm"] == norm] if len(worst) else worst
     if not len(rows) or not {reference, other} <= set(rows["method"]):
         return None

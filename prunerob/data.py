@@ -17,12 +17,14 @@ import functools
 import io
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from prunerob import catalog
+from prunerob.catalog import IMAGENETTE_SIZE
 from prunerob.spec import DataSpec
 
 
@@ -31,15 +33,10 @@ class DataError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    input_shape: tuple[int, int, int]
-    num_classes: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    large: bool  # CIFAR-size or bigger: augmentation and the longer-patience recipe
+class DatasetInfo(catalog.Dataset):
+    """A catalog data set with its loader."""
+
     load: Callable[[Path, bool, bool], tuple[torch.Tensor, torch.Tensor]]  # (root, train, download)
-    license: str
 
 
 def data_root() -> Path:
@@ -71,9 +68,6 @@ def _load_cifar10(root: Path, train: bool, download: bool):
     return cifar_arrays_to_tensors(ds.data, ds.targets)
 
 
-IMAGENETTE_SIZE = 224
-
-
 def _load_imagenette(root: Path, train: bool, download: bool):
     """Imagenette (320px version), every image resized to 224x224, cached as one tensor file."""
     import torchvision.datasets as tvd
@@ -97,40 +91,17 @@ def _load_imagenette(root: Path, train: bool, download: bool):
     return x, y
 
 
+# The loader of every data set of the catalog (a test checks that they cover it exactly).
+LOADERS: dict[str, Callable[[Path, bool, bool], tuple[torch.Tensor, torch.Tensor]]] = {
+    "mnist": _mnist_like("MNIST"),
+    "fashion_mnist": _mnist_like("FashionMNIST"),
+    "cifar10": _load_cifar10,
+    "imagenette": _load_imagenette,
+}
+
 DATASETS: dict[str, DatasetInfo] = {
-    "mnist": DatasetInfo(
-        "mnist",
-        (1, 28, 28),
-        10,
-        (0.1307,),
-        (0.3081,),
-        False,
-        _mnist_like("MNIST"),
-        "CC BY-SA 3.0 (LeCun, Cortes, Burges)",
-    ),
-    "fashion_mnist": DatasetInfo(
-        "fashion_mnist", (1, 28, 28), 10, (0.2860,), (0.3530,), False, _mnist_like("FashionMNIST"), "MIT (Zalando SE)"
-    ),
-    "cifar10": DatasetInfo(
-        "cifar10",
-        (3, 32, 32),
-        10,
-        (0.4914, 0.4822, 0.4465),
-        (0.2470, 0.2435, 0.2616),
-        True,
-        _load_cifar10,
-        "Krizhevsky 2009",
-    ),
-    "imagenette": DatasetInfo(
-        "imagenette",
-        (3, IMAGENETTE_SIZE, IMAGENETTE_SIZE),
-        10,
-        (0.485, 0.456, 0.406),
-        (0.229, 0.224, 0.225),
-        True,
-        _load_imagenette,
-        "Apache 2.0 (fast.ai); ImageNet subset",
-    ),
+    name: DatasetInfo(**{f.name: getattr(facts, f.name) for f in fields(facts)}, load=LOADERS[name])
+    for name, facts in catalog.DATASETS.items()
 }
 
 

@@ -21,8 +21,11 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Sequence
 
+import pandas as pd
 import torch
 from torch import nn
+
+from prunerob import catalog
 
 __all__ = [
     "ARCHITECTURES",
@@ -426,3 +429,26 @@ def count_prunable(model: nn.Module) -> int:
     """Number of prunable weights (zeros included): the ``weight`` of each prunable module."""
     # ``module.weight`` exists both before and after torch.nn.utils.prune reparametrizes it.
     return sum(module.weight.numel() for _, module in prunable_modules(model))
+
+
+def prunable_weights_table(marks: dict[str, set[tuple[str, str]]]) -> pd.DataFrame:
+    """Every architecture (rows) with the first line of its docstring and its prunable weights on
+    every data set of the catalog (columns; 'input too small' where it cannot take the input), each
+    count followed by the ``marks`` whose (dataset, arch) pairs hold it, e.g. '(original, results)'."""
+    rows = []
+    for arch, constructor in ARCHITECTURES.items():
+        row = {"architecture": arch, "description": (constructor.__doc__ or "").strip().splitlines()[0]}
+        for name, d in catalog.DATASETS.items():
+            try:
+                model = build_model(arch, d.input_shape, d.num_classes, d.mean, d.std)
+            except ValueError:
+                row[name] = "input too small"
+                continue
+            marked = [mark for mark, pairs in marks.items() if (name, arch) in pairs]
+            row[name] = f"{count_prunable(model):,}" + (f" ({', '.join(marked)})" if marked else "")
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("architecture")
+    table.columns = pd.MultiIndex.from_tuples(
+        [("", "description")] + [("prunable weights per data set", c) for c in table.columns[1:]]
+    )
+    return table

@@ -60,6 +60,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from prunerob.catalog import CRITERIA, SCOPES, STRUCTURES
 from prunerob.models import prunable_modules
 
 __all__ = [
@@ -77,10 +78,6 @@ __all__ = [
     "sparsity_report",
     "target_kept",
 ]
-
-STRUCTURES = ("unstructured", "kernel", "filter")
-SCOPES = ("global", "local")
-CRITERIA = ("magnitude", "random")
 
 
 class PruningTargetWarning(UserWarning):

@@ -381,7 +381,7 @@ def robust_vs_original(
     """Robust accuracy vs CR for one norm, the original's lines beside ours, long format with a
     ``source`` that names the attack and the rule every line uses.
 
-    ``worst``: ``evaluate.worst_case`` rows (ours, threat model: a sample is robust at eps only if
+    ``worst``: ``aggregate.worst_case`` rows (ours, threat model: a sample is robust at eps only if
     no attack of the norm found an example within eps); ``attack``: our attack table rows of the
     same slice (for ``same_attack``, our run of the original's attack, and, with
     ``original_rule_minimal``, our minimal attacks counted by the original's rule, d >= eps, from

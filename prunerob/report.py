@@ -15,15 +15,15 @@ indicator tripped are marked (``failure_indicators``).
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import fields
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
-from prunerob import charts, compare, evaluate
+from prunerob import aggregate, catalog, charts, compare, reference, scenarios, spec
 
 METHOD_KEYS = ["structure", "scope", "criterion", "prune_dense_neurons"]
-STRUCTURES = ("unstructured", "kernel", "filter")
 DASH = "\u2013"  # a missing cell
 
 
@@ -315,7 +315,7 @@ def attack_health(rows: pd.DataFrame) -> dict[str, Any]:
     within 5 points), ``gap`` (the largest such gap, in points), ``checks`` ("k of n" runs passing
     every sanity check), ``violations`` (adversarial examples that failed verification) and
     ``disagree`` (the disagreements in a sentence, naming the weaker attack)."""
-    rows = evaluate.white_box(rows)
+    rows = aggregate.white_box(rows)
     if not len(rows):
         return {
             "agree": "none",
@@ -324,7 +324,7 @@ def attack_health(rows: pd.DataFrame) -> dict[str, Any]:
             "violations": 0,
             "disagree": "There is no disagreement.",
         }
-    agreement = evaluate.fixed_minimal_agreement(rows)
+    agreement = aggregate.fixed_minimal_agreement(rows)
     strongest = agreement[agreement["strongest"]] if len(agreement) else agreement
     off = strongest[~strongest["agree"]] if len(strongest) else strongest
     parts = []
@@ -358,7 +358,7 @@ def extra_attacks(per_seed: pd.DataFrame, samples: pd.DataFrame, attack: pd.Data
     """What the attacks only some seeds faced add, in a sentence: per norm, each such seed's worst
     case over all its attacks against its worst case over the attacks every seed faced
     (``per_seed``: :func:`compare.worst_case_per_seed` rows)."""
-    alone = evaluate.on_own_grids(evaluate.worst_case, evaluate.white_box(samples), attack)
+    alone = aggregate.on_own_grids(aggregate.worst_case, aggregate.white_box(samples), attack)
     gap = per_seed.merge(alone, on=["prune_id", "cr", "norm", "eps"], suffixes=("", "_all"))
     gap = gap[gap["attacks"] != gap["attacks_all"]]
 
@@ -376,10 +376,27 @@ def extra_attacks(per_seed: pd.DataFrame, samples: pd.DataFrame, attack: pd.Data
     )
 
 
-def attack_bench(blob: dict) -> tuple[dict[str, Any], pd.DataFrame]:
+class AttackBench(tuple[dict[str, Any], pd.DataFrame]):
+    """``(numbers, table)`` of ``attack_bench``, unpacked as a pair, and ``checkpoints``: the
+    per-checkpoint, per-norm frame of ``attack_bench_checkpoints``."""
+
+    checkpoints: pd.DataFrame
+
+    def __new__(cls, numbers: dict[str, Any], table: pd.DataFrame, checkpoints: pd.DataFrame) -> AttackBench:
+        self = super().__new__(cls, (numbers, table))
+        self.checkpoints = checkpoints
+        return self
+
+
+def attack_bench(blob: dict) -> AttackBench:
     """``benchmarks/attacks.json`` (``python -m prunerob bench attacks``) as the robustness chapter
-    shows it: its numbers by glue name, and per norm the default set beside the original's."""
-    b = blob["records"][0]
+    shows it: its numbers by glue name, and per norm the default set beside the original's, both
+    from the first record that ran the two (the one record of a single-checkpoint run); and, as
+    ``.checkpoints``, every record per norm (``attack_bench_checkpoints``).  ValueError where no
+    record ran both the default and the original's set."""
+    b = next((r for r in blob["records"] if "default" in r and "original" in r), None)
+    if b is None:
+        raise ValueError("no record of the benchmark ran both the default and the original's attack set")
     machine = blob["machine"]
     numbers = {
         "bench-n": b["n_samples"],
@@ -391,17 +408,14 @@ def attack_bench(blob: dict) -> tuple[dict[str, Any], pd.DataFrame]:
         "bench-batch": b["throughput"]["batch_size"],
     }
 
-    def named(v: dict) -> str:
-        return " + ".join(f"{a} ({p})" for a, p in zip(v["attacks"], v.get("presets", [""] * len(v["attacks"]))))
-
     rows = []
     for norm in ("Linf", "L2", "L0"):
         d, o = b["default"][norm], b["original"][norm]
         rows.append(
             {
                 "norm": norm,
-                "default set": named(d),
-                "original": named(o),
+                "default set": _bench_set_name(d),
+                "original": _bench_set_name(o),
                 "seconds (default)": round(d["seconds"], 1),
                 "seconds (original)": round(o["seconds"], 1),
                 "median distance (default)": d["median_distance"],
@@ -412,7 +426,48 @@ def attack_bench(blob: dict) -> tuple[dict[str, Any], pd.DataFrame]:
                 "no weaker": all(b["no_weaker"][norm].values()),
             }
         )
-    return numbers, pd.DataFrame(rows).set_index("norm")
+    return AttackBench(numbers, pd.DataFrame(rows).set_index("norm"), attack_bench_checkpoints(blob))
+
+
+def _bench_set_name(v: dict) -> str:
+    return " + ".join(f"{a} ({p})" for a, p in zip(v["attacks"], v.get("presets", [""] * len(v["attacks"]))))
+
+
+def attack_bench_checkpoints(blob: dict) -> pd.DataFrame:
+    """Every record of ``benchmarks/attacks.json`` per norm, indexed by checkpoint and norm: the
+    images, each set's seconds (NaN where the set did not run), the whole three-norm ``speedup``
+    (the original's seconds over the default set's) and that norm's, and against the strongest set
+    the default set's largest robust-accuracy excess, the budget where it is largest and whether it
+    is at most 1 point (NaN / None where the strongest set did not run); the machine's 1-minute load
+    average before and after the record (NaN where not recorded)."""
+    rows = []
+    for i, r in enumerate(blob["records"]):
+        for norm in ("Linf", "L2", "L0"):
+            if norm not in r.get("default", {}):
+                continue
+            seconds = {s: r[s][norm]["seconds"] if norm in r.get(s, {}) else math.nan for s in _BENCH_SETS}
+            gap = r.get("default_vs_strongest", {}).get(norm)
+            rows.append(
+                {
+                    "checkpoint": r.get("checkpoint", f"record {i}"),
+                    "norm": norm,
+                    "n": r["n_samples"],
+                    **{f"seconds ({s})": round(v, 1) for s, v in seconds.items()},
+                    "speedup": r.get("speedup", math.nan),
+                    "speedup (norm)": seconds["original"] / seconds["default"],
+                    "largest excess over strongest": math.nan if gap is None else gap["largest_excess"],
+                    "at eps": math.nan if gap is None else float(gap["at_eps"]),
+                    "within 1 point": None if gap is None else gap["within_1_point"],
+                    "load before": (r.get("load_before") or [math.nan])[0],
+                    "load after": (r.get("load_after") or [math.nan])[0],
+                }
+            )
+    if not rows:
+        return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=["checkpoint", "norm"]))
+    return pd.DataFrame(rows).set_index(["checkpoint", "norm"])
+
+
+_BENCH_SETS = ("default", "strongest", "original")
 
 
 def clean_per_method(prune: pd.DataFrame) -> str | None:
@@ -522,7 +577,7 @@ def cross_family(attack: pd.DataFrame, tolerance: float = 0.02) -> pd.DataFrame:
     ``same_family`` (a pair that shares an algorithm, such as PGD_0 inside l0_ensemble, is weaker
     evidence of agreement)."""
     cols = ["norm", "minimal", "fixed", "same_family", "checks", "flagged", "minimal_weaker", "max_gap", "min_gap"]
-    agree = evaluate.fixed_minimal_agreement(attack)
+    agree = aggregate.fixed_minimal_agreement(attack)
     if not len(agree):
         return pd.DataFrame(columns=cols)
     agree = agree[agree["eps"] > 0]
@@ -754,13 +809,13 @@ def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.D
         "tripped",
         "why",
     ]
-    attack, samples = evaluate.white_box(attack), evaluate.white_box(samples)
+    attack, samples = aggregate.white_box(attack), aggregate.white_box(samples)
     if not len(attack):
         return pd.DataFrame(columns=cols)
     keys = ["dataset", "arch", "training", *METHOD_KEYS, "cr", "norm"]
     out = attack.groupby(keys, dropna=False).agg(violations=("violations", "sum")).reset_index()
     if len(checks):
-        unb = evaluate.white_box(checks)
+        unb = aggregate.white_box(checks)
         unb = unb[unb["check"] == "unbounded_breaks_all"]
         failed = unb.groupby(keys, dropna=False)["passed"].agg(lambda p: int((~p.astype(bool)).sum()))
         out = out.merge(failed.rename("unbounded_failed").reset_index(), on=keys, how="left")
@@ -902,3 +957,892 @@ def pruning_effect(worst: pd.DataFrame, norm: str, crs=(2.0, 4.0, 16.0, 64.0), e
         "uncertain": uncertain,
         "sentence": sentence,
     }
+
+
+ORIGINAL_SETTINGS = {  # how each norm is put beside the original (reference.robust_vs_original)
+    "Linf": {"same_attack": "linf_pgd"},  # the original's attack run here too, and our worst case
+    "L2": {"rules": ("original",)},  # continuous distances: both rules give the same numbers
+    "L0": {"original_rule_minimal": True},  # pixel budgets: each rule on both sides
+}
+
+
+def _describe_gaps(g: pd.DataFrame) -> str:
+    return (
+        f"ours minus the original's mean is {g['diff'].mean():+.3f} on average over the {len(g)} "
+        f"(compression rate, budget) points both ran (from {g['diff'].min():+.3f} to {g['diff'].max():+.3f}), "
+        f"and ours lies inside the original's range over runs at {int(g['inside'].sum())} of them"
+    )
+
+
+def original_robust(worst: pd.DataFrame, attack: pd.DataFrame, summary: pd.DataFrame, profile: str) -> dict:
+    """The headline method's robust accuracy beside the original's, per norm, as the original
+    chapter states it.  ``worst``: ``compare.worst_case_per_seed`` rows; ``attack``: our attack rows
+    of the headline slice; ``summary``: ``reference.per_cr`` rows of the original's matching model.
+
+    Returns ``compared`` (norm -> ``reference.robust_vs_original`` frame, only norms with results
+    on both sides), ``initial`` (norm -> the middle budget's label, the chart's first choice),
+    ``glue`` (the chapter's sentences and numbers by glue name), ``gaps`` (ours minus theirs per
+    pair of lines that count alike, CR in columns; None without results) and ``bb`` (the original's
+    Brendel-Bethge L0 table by rule, shown while ours has no L0 results; else None)."""
+    compared: dict[str, pd.DataFrame] = {}
+    for norm, settings in ORIGINAL_SETTINGS.items():
+        frame = reference.robust_vs_original(worst, attack, summary, norm, **settings)  # type: ignore[arg-type]
+        if len(frame):
+            compared[norm] = frame
+    sources = {norm: list(f["source"].unique()) for norm, f in compared.items()}
+    initial = {}
+    for norm, frame in compared.items():
+        labels = [charts.eps_label(e, n) for e, n in sorted(set(zip(frame["eps"], frame["norm"])))]
+        initial[norm] = labels[len(labels) // 2]
+
+    def gap(norm: str, ours_contains: str, theirs_contains: str) -> pd.DataFrame | None:
+        pick = {
+            side: next((s for s in sources.get(norm, []) if s.startswith(side) and text in s), None)
+            for side, text in (("reproduced", ours_contains), ("original", theirs_contains))
+        }
+        if pick["reproduced"] and pick["original"]:
+            return reference.gaps(compared[norm], pick["reproduced"], pick["original"])
+        return None
+
+    g_same, g_worst, g_l2 = gap("Linf", "alone", ""), gap("Linf", "worst case", ""), gap("L2", "worst case", "")
+    glue: dict[str, object] = {
+        "orig-linf-same": _describe_gaps(g_same)
+        if g_same is not None
+        else "there are no Linf PGD results to compare yet",
+        "orig-linf-worst": f"{g_worst['diff'].mean():+.3f}" if g_worst is not None else "(no results)",
+        "orig-l2": _describe_gaps(g_l2) if g_l2 is not None else "there are no L2 results to compare yet",
+        "orig-l2-below": f"{int((g_l2['diff'] < 0).sum())} of {len(g_l2)}" if g_l2 is not None else "none",
+    }
+    # the original's two counting rules on its own distances: how far apart they are
+    cw = summary[summary["attack"] == "l2_cw"].pivot_table(index=["cr", "eps"], columns="rule", values="robust_acc")
+    glue["orig-l2-rule-gap"] = f"{(cw['original'] - cw['threat_model']).abs().max():.3f}"
+    bb = summary[summary["attack"] == "l0_bb"]
+    bb_dense = bb.pivot_table(index=["cr", "eps"], columns="rule", values="robust_acc").loc[1.0]
+    at = float((bb_dense["original"] - bb_dense["threat_model"]).abs().idxmax())  # type: ignore[arg-type]  # the first largest gap
+    glue["orig-l0-rule-eps"] = f"{at:g}"
+    glue["orig-l0-rule-orig"] = f"{bb_dense['original'][at]:.1%}"
+    glue["orig-l0-rule-threat"] = f"{bb_dense['threat_model'][at]:.1%}"
+    glue["orig-l0-crs"] = ", ".join(f"{c:g}" for c in sorted(bb["cr"].unique()))
+    if "L0" in compared:
+        g_t, g_o = gap("L0", "worst case", "d > eps"), gap("L0", "d ≥ eps", "d ≥ eps")
+        text = "Under the threat-model rule on both sides, " + _describe_gaps(g_t) + "." if g_t is not None else ""
+        if g_o is not None:
+            text += " Under the original's rule on both sides (our minimal attack alone), " + _describe_gaps(g_o) + "."
+    else:
+        text = (
+            f"This study's L0 attacks have no results in profile {profile} yet, so the "
+            "chart shows a placeholder for now; the original's numbers are in the table below."
+        )
+    glue["orig-l0"] = text
+
+    tables = []
+    for norm, frame in compared.items():
+        rule_of = frame.groupby("source")["rule"].first()
+        for ours in [s for s in sources[norm] if s.startswith("reproduced")]:
+            for theirs in [s for s in sources[norm] if s.startswith("original")]:
+                if norm == "L0" and rule_of[ours] != rule_of[theirs]:
+                    continue  # like with like: one rule on both sides
+                g = reference.gaps(frame, ours, theirs)
+                tables.append(g.assign(budget=[budget(e, norm) for e in g["eps"]], pair=f"{ours} minus {theirs}"))
+    gaps = None
+    if tables:
+        gaps = pd.concat(tables).pivot_table(index=["pair", "budget"], columns="cr", values="diff", sort=False)
+        gaps.columns = [f"CR {c:g}" for c in gaps.columns]
+    bb_table = None
+    if "L0" not in compared:
+        bb_table = bb.assign(rule=bb["rule"].map(reference.RULES)).pivot_table(
+            index=["rule", "eps"], columns="cr", values="robust_acc"
+        )
+        bb_table.columns = [f"CR {c:g}" for c in bb_table.columns]
+        index = cast(pd.MultiIndex, bb_table.index)
+        bb_table.index = index.set_levels([f"{e:g} px" for e in index.levels[1]], level=1)
+    return {"compared": compared, "initial": initial, "glue": glue, "gaps": gaps, "bb": bb_table}
+
+
+def side_by_side(mine: pd.DataFrame, theirs: pd.DataFrame, value: str, low: str, high: str, fmt: str) -> pd.DataFrame:
+    """One column of ours beside the original's mean [min, max], per method (rows) and CR
+    (columns, ours then theirs at each CR); ``mine``/``theirs`` as
+    ``reference.clean_beside_original`` returns them (indexed by method and CR)."""
+    t = cast(
+        pd.DataFrame,
+        pd.DataFrame(
+            {
+                "reproduced": mine[value].map(fmt.format),
+                "original": [
+                    f"{fmt.format(m)} [{fmt.format(lo)}, {fmt.format(hi)}]"
+                    for m, lo, hi in zip(theirs[value], theirs[low], theirs[high])
+                ],
+            },
+            index=mine.index,
+        ).unstack("cr"),
+    )
+    t.columns = [f"{src} CR {cr:g}" for src, cr in cast(pd.MultiIndex, t.columns)]
+    crs = sorted(mine.index.get_level_values("cr").unique())
+    return t[[f"{src} CR {cr:g}" for cr in crs for src in ("reproduced", "original")]]
+
+
+_NORM_ORDER = {"Linf": 0, "L2": 1, "L0": 2}
+
+
+def _norm_sorted(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    return frame.sort_values(by, key=lambda c: c.map(_NORM_ORDER) if c.name == "norm" else c)
+
+
+def _p_ranges(rows: pd.DataFrame, what=lambda r: f"CR {r.candidate:g}") -> str:
+    return "; ".join(f"{what(r)} for p in [{r.p_from:.3f}, {r.p_to:.3f}]" for r in rows.itertuples())
+
+
+def scenario_study(attack: pd.DataFrame, prune: pd.DataFrame, samples: pd.DataFrame) -> dict[str, Any]:
+    """The scenario chapter's answers: with a share p of adversarial inputs, which CR (and, per data
+    set, which model and method) gives the best accuracy acc(p) = (1 - p) clean + p robust.
+
+    Every attacked model counts, each on the budgets it was attacked at, its seeds on the attacks
+    all of them faced and averaged.  Returns ``glue`` (the chapter's numbers by glue name), the
+    headline model and method (``main_model``, ``main_method``; without headline results the one
+    with the most), ``acc`` (its acc(p) lines, ``scenarios.accuracy_over_p``), ``initial`` (norm ->
+    the budget label its chart opens on: where the dense model is nearest 50 % robust) and three
+    tables: ``best`` (best CR by range of p, per model, method, norm and budget), ``detail`` (each
+    range with its accuracies) and ``across`` (the best model, method and CR per data set)."""
+    samples, attack = aggregate.common_runs_only(samples, attack, scenarios.METHOD_KEYS)
+    worst = aggregate.on_own_grids(aggregate.worst_case, samples, attack)
+    lines = scenarios.scenario_lines(worst, prune, samples)
+    lines = lines.assign(method=charts.method_label(lines), model=charts.model_label(lines))
+    headline = charts.pick(lines)
+    keys = ["dataset", "model", "method", "cr", "norm", "eps"]
+    lines = lines.groupby(keys, as_index=False)[["clean", "robust"]].mean()  # mean over seeds
+    glue: dict[str, object] = {
+        "scen-models": "; ".join(sorted(lines["model"].unique())),
+        "scen-n-models": int(lines["model"].nunique()),
+        "scen-methods": ", ".join(sorted(lines["method"].unique())),
+        "scen-coverage": coverage_by_model(attack),
+    }
+    # per model and method: which CR is best on which interval of p (ties: the higher CR)
+    best = scenarios.best_ranges(lines, ["model", "method", "norm", "eps"], candidate="cr", prefer="cr")
+    best["budget"] = [budget(e, n) for e, n in zip(best["eps"], best["norm"])]
+    main_model, main_method = cast(
+        tuple[str, str],
+        tuple(headline[["model", "method"]].iloc[0])
+        if len(headline)
+        else lines.groupby(["model", "method"]).size().idxmax(),
+    )
+    main = lines[(lines["model"] == main_model) & (lines["method"] == main_method)]
+    glue["scen-main"] = f"{main_method} pruning of {main_model}"
+    clean = main.drop_duplicates("cr").set_index("cr")["clean"]
+    mild = clean[clean.index <= 16]
+    glue["scen-clean-spread"] = f"{100 * (mild.max() - mild.min()):.2f}"
+    glue["scen-dense-clean"] = f"{clean.loc[clean.index.min()]:.2%}"
+    initial = {}
+    for norm in _NORM_ORDER:
+        dense = main[(main["norm"] == norm) & (main["cr"] == main["cr"].min())]
+        if not len(dense):
+            glue[f"scen-mid-{norm}"] = "no results"
+            continue
+        mid = dense[dense["eps"] == charts.middle_eps(dense, "robust")].iloc[0]
+        initial[norm] = charts.eps_label(mid["eps"], norm)
+        at_mid = best[
+            (best["model"] == main_model)
+            & (best["method"] == main_method)
+            & (best["norm"] == norm)
+            & (best["eps"] == mid["eps"])
+        ]
+        glue[f"scen-mid-{norm}"] = (
+            f"at {budget(mid['eps'], norm)} (where the dense model is {mid['robust']:.0%} robust): {_p_ranges(at_mid)}"
+        )
+    # how often is the dense model best for some p, and for the adversarial end (p = 1)?
+    last = best[best["p_to"] == 1]
+    glue["scen-n-budgets"] = len(last)
+    glue["scen-n-dense-at-1"] = int((last["candidate"] == 1).sum())
+    glue["scen-n-dense-anywhere"] = int(
+        best[best["candidate"] == 1].groupby(["model", "method", "norm", "eps"]).ngroups
+    )
+
+    keys = ["model", "method", "norm", "eps", "budget"]
+    table = pd.DataFrame(
+        [(*key, _p_ranges(rows)) for key, rows in best.groupby(keys, sort=False)],
+        columns=[*keys, "best CR by range of p"],
+    )
+    table = _norm_sorted(table, ["model", "method", "norm", "eps"]).drop(columns="eps")
+    detail = _norm_sorted(best, ["model", "method", "norm", "eps", "p_from"])
+    detail = detail.assign(CR=detail["candidate"])[
+        ["model", "method", "norm", "budget", "CR", "p_from", "p_to", "acc_from", "acc_to", "clean", "robust"]
+    ]
+
+    # across models and methods of one data set: which (model,) method and CR is best; the model is
+    # named only where the data set has several attacked models
+    pairs = lines[["dataset", "model", "method"]].drop_duplicates()
+    several = lines["dataset"].map(pairs.groupby("dataset")["model"].nunique() > 1)
+    choice = lines["method"].where(~several, lines["model"] + ", " + lines["method"])
+    candidates = lines.assign(candidate=choice + " @ CR " + lines["cr"].map("{:g}".format))
+    across = scenarios.best_ranges(candidates, ["dataset", "norm", "eps"], candidate="candidate", prefer="cr")
+    across["budget"] = [budget(e, n) for e, n in zip(across["eps"], across["norm"])]
+    keys = ["dataset", "norm", "eps", "budget"]
+    across = pd.DataFrame(
+        [(*key, _p_ranges(rows, lambda r: r.candidate)) for key, rows in across.groupby(keys, sort=False)],
+        columns=[*keys, "best choice by range of p"],
+    )
+    across = (
+        _norm_sorted(across, ["dataset", "norm", "eps"]).drop(columns="eps").rename(columns={"dataset": "data set"})
+    )
+    named = sorted(pairs["model"] + ", " + pairs["method"])
+    glue["scen-across-text"] = (
+        f"So far every data set has one attacked model and method ({', '.join(named)}), "
+        "so the table below repeats the one above; it will compare them as soon as more are attacked."
+        if (pairs.groupby("dataset").size() == 1).all()
+        else f"So far {len(pairs)} (model, method) pairs have attack results: "
+        f"{'; '.join(named)}. A model without results at a budget is no candidate there."
+    )
+    return {
+        "glue": glue,
+        "main_model": main_model,
+        "main_method": main_method,
+        "acc": scenarios.accuracy_over_p(main),
+        "initial": initial,
+        "best": table.set_index(["model", "method", "norm", "budget"]),
+        "detail": detail.set_index(["model", "method", "norm", "budget"]),
+        "across": across.set_index(["data set", "norm", "budget"]),
+    }
+
+
+def headline_robustness(
+    attack: pd.DataFrame, prune: pd.DataFrame, samples: pd.DataFrame, checks: pd.DataFrame, model: dict | None = None
+) -> dict:
+    """The robustness chapter's numbers for one model and method (its rows of the attack, prune,
+    samples and checks tables, every seed): ``worst`` (per CR, norm and budget, the mean over seeds
+    of the per-sample worst case over the attacks every seed faced, with its band, ``attacks`` and
+    the checkpoint's ``sparsity``), ``prune`` (the prune rows averaged over seeds), ``dense`` (each
+    minimal attack's accuracy-vs-budget curve, mean over seeds), ``agreement``
+    (``aggregate.fixed_minimal_agreement``), ``attacks`` (norm -> the attacks of its worst case, in
+    words) and ``glue`` (the chapter's numbers by glue name)."""
+    prune = compare.prune_over_seeds(prune)
+    per_seed = compare.worst_case_per_seed(attack, samples, {"model": model or charts.HEADLINE})
+    worst = compare.mean_over_seeds(per_seed, ["cr", "norm", "eps", "attacks"])
+    worst = worst.merge(prune[["cr", "sparsity"]], on="cr")
+    dense = aggregate.dense_curve(samples)
+    dense = compare.mean_over_seeds(dense, ["attack", "norm", "cr", "eps"]) if len(dense) else dense
+    agreement = aggregate.fixed_minimal_agreement(attack)
+    seeds = sorted(per_seed["seed"].unique())
+    decisive = agreement[agreement["strongest"]] if len(agreement) else agreement
+    weak = agreement[~agreement["strongest"]] if len(agreement) else agreement
+    glue = {
+        "rob-seeds": f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))})",
+        # what the attacks only some seeds faced add (negative: the extra attacks found more)
+        "rob-extra-attacks": extra_attacks(per_seed, samples, attack),
+        "rob-violations": int(attack["violations"].sum()),
+        "rob-checks": f"{int(checks['passed'].sum())} of {len(checks)}",
+        "rob-agree": f"{int(decisive['agree'].sum())} of {len(decisive)}" if len(decisive) else "no",
+        "rob-weak-fixed": ", ".join(
+            f"{a} by up to {g * 100:.0f} points" for a, g in weak.groupby("fixed")["gap"].max().items()
+        )
+        if len(weak)
+        else "none",
+    }
+    return {
+        "worst": worst,
+        "prune": prune,
+        "dense": dense,
+        "agreement": agreement,
+        "attacks": worst.groupby("norm")["attacks"].first().str.replace("+", ", "),
+        "glue": glue,
+    }
+
+
+def agreement_table(agreement: pd.DataFrame) -> pd.DataFrame:
+    """``aggregate.fixed_minimal_agreement`` rows as a table: fixed minus minimal robust accuracy per
+    norm, pair of attacks and budget (as the charts write it), CRs in columns."""
+    t = agreement.assign(eps=[charts.eps_label(e, n) for e, n in zip(agreement["eps"], agreement["norm"])])
+    t = t.pivot_table(index=["norm", "fixed", "minimal", "eps"], columns="cr", values="gap", sort=False)
+    t.columns = [f"CR {c:g}" for c in t.columns]
+    return t
+
+
+NORMS = ("Linf", "L2", "L0")
+
+
+def trainings_compared(
+    groups: dict[int | None, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]],
+    model: dict,
+    trainings: dict[str, str],
+    names: tuple[str, str] = ("standard model", "PGD-trained one"),
+) -> dict[str, Any]:
+    """Two trainings of one model and pruning method side by side (the adversarial chapter).
+
+    ``groups``: fine-tuning epochs per pruning step (None: a single recipe) -> that recipe's attack,
+    samples, prune and train rows; ``model``: the model's and method's column values but the
+    training; ``trainings``: training value -> its label (standard first, then the adversarial one).
+    A line is labelled '<training label>, <epochs> epochs per step' (the label alone for None).
+
+    Returns ``worst`` (``compare.worst_case_by_model`` rows of every line, with ``budget``),
+    ``prune`` (the two models' prune rows with ``method`` and ``budget``), ``attack`` and ``train``
+    (every group's rows), ``contrast`` (norm -> (the budget of the first recipe that has both
+    models, the sentences of ``compare.norm_comparison`` per recipe), or None without results) and
+    ``clean`` (``clean_two_trainings`` per recipe in one sentence, or None)."""
+
+    def label(training: str, budget: int | None) -> str:
+        return trainings[training] if budget is None else f"{trainings[training]}, {budget} epochs per step"
+
+    def per_recipe(text: str, budget: int | None) -> str:
+        return text if budget is None else f"with up to {budget} fine-tuning epochs per step, {text}"
+
+    worst_parts, prune_parts, attack_parts, train_parts = [], [], [], []
+    for budget, (attack, samples, prune, train) in groups.items():
+        models = {label(t, budget): dict(model, training=t) for t in trainings}
+        tag = {} if budget is None else {"budget": budget}
+        worst_parts.append(compare.worst_case_by_model(attack, samples, models).assign(**tag))
+        prune_parts += [compare.rows_of(prune, where).assign(method=lab, **tag) for lab, where in models.items()]
+        attack_parts.append(attack)
+        train_parts.append(train.assign(**tag))
+    worst = pd.concat([w for w in worst_parts if len(w)] or [worst_parts[0]], ignore_index=True)
+    prune = pd.concat(prune_parts, ignore_index=True)
+    standard, adversarial = trainings
+    recipes = sorted(groups, key=lambda b: (b is None, b or 0))
+    contrast: dict[str, tuple[float, str] | None] = {}
+    for norm in NORMS:
+        found = [
+            (budget, compare.norm_comparison(worst, norm, label(standard, budget), label(adversarial, budget), names))
+            for budget in recipes
+        ]
+        hits = [(budget, f) for budget, f in found if f is not None]
+        contrast[norm] = (hits[0][1][0], "; ".join(per_recipe(f[1], b) for b, f in hits)) if hits else None
+    clean = []
+    for budget in recipes:
+        rows = prune[prune["budget"] == budget] if budget is not None and len(prune) else prune
+        text = clean_two_trainings(rows, standard, adversarial)
+        if text:
+            clean.append(per_recipe(text, budget))
+    return {
+        "worst": worst,
+        "prune": prune,
+        "attack": pd.concat(attack_parts, ignore_index=True),
+        "train": pd.concat(train_parts, ignore_index=True),
+        "contrast": contrast,
+        "clean": "; ".join(clean) if clean else None,
+    }
+
+
+def method_study(
+    attack: pd.DataFrame, samples: pd.DataFrame, prune: pd.DataFrame, indicators: pd.DataFrame, where: dict
+) -> dict[str, Any]:
+    """Every pruning method of one model (``where``: its column values) compared, per norm, as the
+    methods chapter shows it: ``curves`` (``method_robustness``, results with a tripped failure
+    indicator marked), ``prune`` (its prune rows averaged over seeds), ``coverage`` (what the
+    comparison rests on, and the methods pruned but not attacked) and ``norms`` (norm -> ``curves``
+    of the norm, ``eps`` (the budget of ``method_findings``), ``sentence``, ``table`` (formatted,
+    with marks) and ``claims`` (``original_claims``); a norm without results is absent)."""
+    curves = mark_tripped(method_robustness(attack, samples, where), indicators)
+    rows = compare.prune_over_seeds(compare.rows_of(prune, where))
+    missing = unattacked_methods(prune, attack, where)
+    text = coverage(curves, attack)
+    if missing:
+        text += f"; pruned but not attacked in this profile: {len(missing)} method(s) ({', '.join(missing)})"
+    norms = {}
+    for norm in NORMS:
+        c = curves[curves["norm"] == norm]
+        if not len(c):
+            continue
+        found = method_findings(c, norm)
+        norms[norm] = {
+            "curves": c,
+            "eps": found["eps"],
+            "sentence": found["sentence"],
+            "table": formatted(found["table"], found["marks"]),
+            "claims": original_claims(c, rows, norm),
+        }
+    return {"curves": curves, "prune": rows, "coverage": text, "norms": norms}
+
+
+def claims_table(studies: dict[str, dict]) -> pd.DataFrame:
+    """The original's claims checked per model (``method_study`` results by model key) and norm:
+    ``holds`` (yes, no, or an en dash where the data cannot tell) and its ``evidence``."""
+    parts = [n["claims"].assign(model=m, norm=norm) for m, s in studies.items() for norm, n in s["norms"].items()]
+    if not parts:
+        return pd.DataFrame(columns=["holds", "evidence"])
+    t = pd.concat(parts, ignore_index=True)
+    t["holds"] = t["holds"].map({True: "yes", False: "no"}).fillna(DASH)
+    return t.set_index(["model", "norm", "claim"])[["holds", "evidence"]]
+
+
+def nearest_budget(budgets, target: float) -> float:
+    """The budget of ``budgets`` nearest ``target`` (e.g. the dense model's 50 % point)."""
+    return min(sorted(budgets), key=lambda e: abs(e - target))
+
+
+def replica_budget(replica: pd.DataFrame) -> float:
+    """The Linf budget :func:`replica_linf`'s chart opens on: 16/255 where it ran (the budget at
+    which the original's faster collapse shows), else the middle one."""
+    budgets = sorted(replica.loc[replica["eps"] > 0, "eps"].unique())
+    return next((e for e in budgets if abs(e * 255 - 16) < 1e-6), budgets[len(budgets) // 2])
+
+
+def cross_family_table(attack: pd.DataFrame, models: dict[str, dict]) -> pd.DataFrame:
+    """:func:`cross_family` per model (key -> column values), with the largest gaps each way in
+    points as one column."""
+    cross = pd.concat([cross_family(compare.rows_of(attack, w)).assign(model=k) for k, w in models.items()])
+    if not len(cross):
+        return cross
+    cross["largest gaps (points)"] = [
+        f"{lo * 100:+.1f} / {hi * 100:+.1f}" for lo, hi in zip(cross["min_gap"], cross["max_gap"])
+    ]
+    return cross.set_index(["model", "norm", "minimal", "fixed"]).drop(columns=["min_gap", "max_gap"])
+
+
+def indicator_summary(indicators: pd.DataFrame, archs) -> dict[str, Any]:
+    """:func:`failure_indicators` rows of some architectures in words and tables: ``sentence`` (how
+    many results tripped an indicator), ``tripped`` (those, with why) and ``sources`` (per
+    architecture and norm, the most common split of the worst case among the attacks)."""
+    shown = indicators[indicators["arch"].isin(list(archs))]
+    tripped = shown[shown["tripped"]]
+    sources = (
+        shown[~shown["tripped"]]
+        .groupby(["arch", "norm"])["sources"]
+        .agg(lambda s: s.value_counts().index[0] if len(s) else "")
+        .rename("most common split of the worst case (share of samples per attack)")
+        .to_frame()
+    )
+    return {
+        "sentence": f"**{len(tripped)} of {len(shown)}** (model, method, CR, norm) results tripped an indicator.",
+        "tripped": tripped.set_index(["arch", "method", "norm", "cr"])[["why"]],
+        "sources": sources,
+    }
+
+
+def highest_safe_cr(spots: pd.DataFrame) -> pd.DataFrame:
+    """Per method, norm and budget of ``scenarios.sweet_spots`` rows: ``up_to``, the highest CR up
+    to which no compression rate is clearly less robust than the dense model (1 when CR 2 already
+    is)."""
+    keep = []
+    for (method, norm, eps), rows in spots.groupby(["method", "norm", "eps"]):
+        rows = rows.sort_values("cr")
+        lost = rows[rows["verdict"] == "less robust"]
+        safe = rows[rows["cr"] < lost["cr"].min()] if len(lost) else rows
+        keep.append({"method": method, "norm": norm, "eps": eps, "up_to": safe["cr"].max() if len(safe) else 1.0})
+    return pd.DataFrame(keep, columns=["method", "norm", "eps", "up_to"])
+
+
+SWEET_MARK = {"more robust": " ▲", "less robust": " ▼", "no clear difference": ""}
+
+
+def sweet_spot_study(attack: pd.DataFrame, samples: pd.DataFrame, confidence: float = 0.95, **boot) -> dict[str, Any]:
+    """Which pruned models are clearly more (or less) robust than their dense model: every attacked
+    model, each on the budgets it was attacked at, its seeds on the attacks all of them faced
+    (``scenarios.sweet_spots`` with ``boot``: n_boot, seed).  Returns ``spots`` (one row per model,
+    method, CR, norm and budget with ``verdict``; ``method`` names the model too where several were
+    attacked), ``glue`` (the chapter's numbers), ``table`` (pruned minus dense in points with ▲/▼,
+    CRs in columns) and ``more`` (the clearly more robust ones with their intervals)."""
+    samples, attack = aggregate.common_runs_only(samples, attack, scenarios.METHOD_KEYS)
+    per_sample = aggregate.on_own_grids(scenarios.worst_case_samples, samples, attack)
+    spots = scenarios.sweet_spots(per_sample, confidence=confidence, **boot)
+    spots = spots.assign(model=charts.model_label(spots))
+    several = spots["model"].nunique() > 1
+    spots = spots.assign(method=(spots["model"] + ", " if several else "") + charts.method_label(spots))
+    named = spots["method"].nunique() > 1  # name the method (with its model) only when several were attacked
+
+    def describe(rows: pd.DataFrame) -> str:
+        return (
+            "; ".join(
+                f"{r['norm']} at {budget(r['eps'], r['norm'])}, CR {r['cr']:g}{' (' + r['method'] + ')' if named else ''}: "
+                f"{100 * r['diff']:+.1f} points [{100 * r['low']:+.1f}, {100 * r['high']:+.1f}]"
+                for r in rows.to_dict("records")
+            )
+            or "none"
+        )
+
+    counts = spots["verdict"].value_counts()
+    # pairs where both models got every image right or every image wrong can never differ
+    testable = spots[~((spots["dense"].isin([0.0, 1.0])) & (spots["pruned"] == spots["dense"]))]
+    more = spots[spots["verdict"] == "more robust"].sort_values(["model", "norm", "eps", "cr"])
+    glue: dict[str, object] = {
+        "ss-models": "; ".join(sorted(charts.model_label(per_sample).unique())),
+        "ss-methods": ", ".join(sorted(charts.method_label(spots).unique())),
+        "ss-coverage": coverage_by_model(attack),
+        "ss-n": len(spots),
+        **{
+            f"ss-n-{key}": int(counts.get(verdict, 0))
+            for verdict, key in (("more robust", "more"), ("less robust", "less"), ("no clear difference", "unclear"))
+        },
+        "ss-n-testable": len(testable),
+        "ss-expected-false": f"{(1 - confidence) * len(testable):.0f}",
+        "ss-more-list": describe(more),
+        "ss-best": describe(more.sort_values("low", ascending=False).head(1)),
+    }
+    keep = highest_safe_cr(spots)
+    for norm in NORMS:
+        k = keep[(keep["norm"] == norm) & (keep["eps"] > 0)]
+        glue[f"ss-keep-{norm}"] = (
+            "; ".join(
+                (f"{method}: " if named else "")
+                + ", ".join(f"CR {c:g} at {budget(e, norm)}" for e, c in zip(m["eps"], m["up_to"]))
+                for method, m in k.groupby("method")
+            )
+            or "no results"
+        )
+    cells = spots.assign(
+        budget=[budget(e, n) for e, n in zip(spots["eps"], spots["norm"])],
+        cell=[f"{100 * d:+.1f}{SWEET_MARK[v]}" for d, v in zip(spots["diff"], spots["verdict"])],
+    )
+    cells = _norm_sorted(cells, ["method", "norm", "eps"])
+    table = cells.pivot_table(
+        index=["method", "norm", "budget"], columns="cr", values="cell", aggfunc="first", sort=False
+    )
+    table.columns = [f"CR {c:g}" for c in table.columns]
+    shown = more.assign(budget=[budget(e, n) for e, n in zip(more["eps"], more["norm"])])
+    shown = shown[["method", "norm", "budget", "cr", "dense", "pruned", "diff", "low", "high", "n", "n_seeds"]]
+    return {
+        "spots": spots,
+        "glue": glue,
+        "table": table.fillna(DASH),
+        "more": shown.set_index(["method", "norm", "budget", "cr"]),
+    }
+
+
+def lines_table(worst: pd.DataFrame, columns="cr") -> pd.DataFrame:
+    """Robust accuracy of ``compare.worst_case_by_model`` rows per norm and budget (rows) and
+    ``columns`` (e.g. ["method", "cr"]); empty without rows. Budget 0 (clean) is left out."""
+    if not len(worst):
+        return pd.DataFrame()
+    return worst[worst["eps"] > 0].pivot_table(index=["norm", "eps"], columns=columns, values="robust_acc")
+
+
+def lines_coverage(worst: pd.DataFrame) -> dict[str, object]:
+    """What ``compare.worst_case_by_model`` lines rest on: ``n`` (images per checkpoint), ``seeds``
+    (per line, its seeds in words) and ``attacks`` (every attack behind any line)."""
+    if not len(worst):
+        return {"n": 0, "seeds": "no seeds", "attacks": "(none)"}
+    seeds = worst.groupby("method")["n_seeds"].max()
+    return {
+        "n": int(worst["n"].max()),
+        "seeds": "; ".join(
+            f"the {m}'s lines are the mean over {n} seeds" if n > 1 else f"the {m} ran one seed"
+            for m, n in seeds.items()
+        ),
+        "attacks": ", ".join(sorted(worst["attacks"].str.split("+").explode().unique())),
+    }
+
+
+def one_model_text(worst: pd.DataFrame, label: str) -> str | None:
+    """One model's robust accuracy per norm at the budget ``compare.summary_at`` picks, at every
+    CR, in one sentence ('Linf 8/255: 90.0% at CR 1, ...'); None without results."""
+    texts = []
+    for norm in NORMS:
+        rows = worst[(worst["norm"] == norm) & (worst["eps"] > 0)] if len(worst) else worst
+        if len(rows):
+            eps, at = compare.summary_at(worst, norm, label)
+            texts.append(
+                f"{norm} {charts.eps_label(eps, norm)}{' pixels' if norm == 'L0' else ''}: "
+                + ", ".join(f"{v:.1%} at CR {cr:g}" for cr, v in at[label].items())
+            )
+    return "; ".join(texts) if texts else None
+
+
+def hours(seconds: float) -> str:
+    """'2 h 5 min'."""
+    minutes = seconds / 60
+    return f"{minutes // 60:.0f} h {minutes % 60:.0f} min"
+
+
+def from_nothing(sweeps: pd.DataFrame, profile: str, n_stages: int) -> str:
+    """How long the profile took from nothing, from the sweep records: the last clean sweep that ran
+    all ``n_stages`` stages, or, where the profile grew, the sum of the clean sweeps that each ran
+    exactly what the ones before had not (a sweep of a slice, ``--only``, or with failures does not
+    count)."""
+
+    def how(row) -> str:
+        return f"{row['workers']:.0f} local workers" if row["scheduler"] == "local" else "a Dask cluster"
+
+    ours = (
+        sweeps[
+            (sweeps["profile"] == profile) & (sweeps["failed"] == 0) & (sweeps["blocked"] == 0) & (sweeps["only"] == "")
+        ]
+        if len(sweeps)
+        else sweeps
+    )
+    complete = ours[(ours["skipped"] == 0) & (ours["done"] == n_stages)] if len(ours) else ours
+    if len(complete):
+        last = complete.sort_values("started_at").iloc[-1]
+        return (
+            f"{hours(last['seconds'])} for {last['done']} stages ({how(last)} on a machine with "
+            f"{last['cpu_count']} cores, --device {last['device']}; started {last['started_at']}, code "
+            f"{last['code_version']})"
+        )
+    parts = ours.sort_values("started_at") if len(ours) else ours
+    if (
+        len(parts)
+        and parts["done"].sum() == n_stages
+        and (parts["skipped"] == parts["done"].cumsum().shift(fill_value=0)).all()
+    ):
+        # the profile grew: its stages ran in several sweeps, each skipping exactly what the ones before had done
+        return (
+            f"{hours(parts['seconds'].sum())} for its {n_stages} stages, run in {len(parts)} sweeps as the profile grew ("
+            + "; ".join(
+                f"{hours(r['seconds'])} for {r['done']} stages, {how(r)} on {r['cpu_count']} cores, "
+                f"started {r['started_at']}, code {r['code_version']}"
+                for _, r in parts.iterrows()
+            )
+            + ")"
+        )
+    return f"none recorded yet for profile {profile}"
+
+
+def versions_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per stage kind (``tables``: kind -> its rows), how many stages ran with each code, torch,
+    attack library and device."""
+    rows = []
+    for kind, frame in tables.items():
+        if len(frame):
+            cols = [c for c in ("code_version", "torch_version", "library", "library_version", "device") if c in frame]
+            rows.append(
+                frame.groupby(cols, dropna=False).agg(stages=("stage_id", "nunique")).reset_index().assign(stage=kind)
+            )
+    return pd.concat(rows, ignore_index=True).set_index("stage") if rows else pd.DataFrame()
+
+
+def fingerprint_sentence(agreement: pd.DataFrame) -> str:
+    """``results.fingerprint_agreement`` in one sentence."""
+    fingerprinted = agreement["runs"] - agreement["unknown"]
+    return (
+        f"of {int(agreement['runs'].sum())} links from a result to its checkpoint, {int(fingerprinted.sum())} are "
+        f"fingerprinted on both sides, and {int(agreement['same'].sum())} of those match "
+        f"({int(agreement['different'].sum())} differ); the other {int(agreement['unknown'].sum())} were computed "
+        "before tables recorded fingerprints, so no table can tell."
+    )
+
+
+def sweeps_table(sweeps: pd.DataFrame, profiles) -> pd.DataFrame | None:
+    """The sweep records of some profiles, oldest first, minutes rounded; None without any."""
+    shown = sweeps[sweeps["profile"].isin(list(profiles))] if len(sweeps) else sweeps
+    if not len(shown):
+        return None
+    cols = ["profile", "started_at", "minutes", "done", "failed", "blocked", "skipped", "workers", "scheduler"]
+    return (
+        shown.assign(minutes=(shown["seconds"] / 60).round(1))[[*cols, "device", "cpu_count", "only", "code_version"]]
+        .sort_values("started_at")
+        .set_index(["profile", "started_at"])
+    )
+
+
+def per_method(frame: pd.DataFrame, values: str) -> pd.DataFrame:
+    """Per model and method (rows), the mean over seeds of ``values`` per CR (columns 'CR 4')."""
+    t = frame.pivot_table(index=["model", "method"], columns="cr", values=values, aggfunc="mean").sort_index()
+    t.columns = [f"CR {c:g}" for c in t.columns]
+    return t
+
+
+def pruning_accuracy(prune: pd.DataFrame) -> dict[str, str]:
+    """How exactly the pruning hit its targets, from prune rows (every model and method): the
+    largest deviation of an unstructured method from round(W / CR) kept weights (in weights), of a
+    global structured method from its unit count (in units), and global magnitude filter pruning's
+    mean kept fraction of the weights at CR 64."""
+    unstructured = prune[prune["structure"] == "unstructured"]
+    off = ((unstructured["kept"] - unstructured["target_kept"]).abs() * unstructured["n_prunable"]).max()
+    structured = prune[(prune["structure"] != "unstructured") & (prune["scope"] == "global") & prune["n_units"].notna()]
+    unit_target = structured["n_units"] - ((1 - 1 / structured["cr"]) * structured["n_units"]).round()
+    gf = charts.pick(prune, structure="filter", scope="global", criterion="magnitude")
+    gf64 = gf.loc[gf["cr"] == 64, "kept"]
+    return {
+        "pruning-unstructured-max-dev": f"{off:.1f}",
+        "pruning-units-max-dev": f"{(structured['n_units_kept'] - unit_target).abs().max():.0f}",
+        "pruning-gf-kept-64": f"{gf64.mean():.1%}" if len(gf64) else "(no run)",
+    }
+
+
+def layers_removed(prune: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+    """:func:`per_method` of the layers each method removed entirely, the model labelled with its
+    number of prunable layers (counted on the first CR's per-layer rows of one of its stages).
+    ``prune`` carries ``model`` and ``method`` labels."""
+    per_layer = layers[layers["layer"] != "total"].merge(prune[["stage_id", "cr", "model"]], on=["stage_id", "cr"])
+    first = per_layer.groupby("model")["stage_id"].transform("min") == per_layer["stage_id"]
+    n_layers = per_layer[first & (per_layer["cr"] == per_layer["cr"].min())].groupby("model")["layer"].nunique()
+    removed = per_method(prune, "layers_removed")
+    index = cast(pd.MultiIndex, removed.index)
+    removed.index = index.set_levels([f"{m} (of {n_layers.get(m, '?')} layers)" for m in index.levels[0]], level=0)
+    return removed
+
+
+def cr_over_all_parameters(prune: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+    """:func:`per_method` of the compression rate over all parameters (dense layers, biases and
+    every other parameter counted), from the per-layer table's totals."""
+    totals = layers[layers["layer"] == "total"].merge(
+        prune[["stage_id", "cr", "method", "model"]], on=["stage_id", "cr"]
+    )
+    return per_method(totals.assign(cr_all=totals["n_params"] / totals["n_params_kept"]), "cr_all")
+
+
+def storage(prune: pd.DataFrame) -> pd.DataFrame:
+    """Mean stored size in KiB per CR of one model's checkpoints: dense, values + indices (COO) and
+    values + bitmask."""
+    size = prune.groupby("cr")[["bytes_dense", "bytes_coo", "bytes_bitmask"]].mean() / 1024
+    size.columns = ["dense", "values + indices", "values + bitmask"]
+    size.index = [f"CR {c:g}" for c in size.index]
+    return size.round(1)
+
+
+def linf_slice(attack: pd.DataFrame, prune: pd.DataFrame, checks: pd.DataFrame) -> dict[str, Any]:
+    """The Linf PGD-40 slice of one model and method (its attack, prune and checks rows): ``attack``
+    (per CR and budget, the mean over the seeds PGD-40 attacked, with violations and sparsity),
+    ``prune`` (those seeds' prune rows averaged), ``glue`` (the chapter's numbers) and ``table``
+    (per CR: kept weights, clean accuracy, fine-tuning epochs and robust accuracy per budget)."""
+    attack = attack[attack["attack"] == "linf_pgd"]
+    # the seeds PGD-40 attacked (other seeds faced the minimal attacks only)
+    seeds = sorted(attack["seed"].unique())
+    prune = compare.prune_over_seeds(prune[prune["seed"].isin(seeds)])
+    attack = (
+        compare.mean_over_seeds(attack, ["cr", "norm", "eps", "attack"])
+        .merge(attack.groupby("cr", as_index=False)["violations"].sum(), on="cr")
+        .merge(prune[["cr", "sparsity"]], on="cr")
+    )
+    dense = prune[prune["cr"] == 1].iloc[0]
+    budgets = attack[attack["eps"] > 0]["eps"].sort_values().unique()
+    mid = budgets[len(budgets) // 2]
+    at_mid = attack[attack["eps"] == mid].set_index("cr")["robust_acc"]
+    glue: dict[str, object] = {
+        "slice-seeds": f"seed {seeds[0]}" if len(seeds) == 1 else f"the mean over seeds {', '.join(map(str, seeds))}",
+        "slice-n": int(attack["n"].iloc[0]),
+        "slice-clean-cr1": f"{dense['clean_acc']:.2%}",
+        "slice-max-cr": f"{prune['cr'].max():g}",
+        "slice-clean-maxcr": f"{prune.set_index('cr')['clean_acc'].sort_index().iloc[-1]:.2%}",
+        "slice-mid-eps": charts.eps_label(mid, "Linf"),
+        "slice-mid-cr1": f"{at_mid.loc[1.0]:.1%}",
+        "slice-mid-best-cr": f"{at_mid.idxmax():g}",
+        "slice-mid-best": f"{at_mid.max():.1%}",
+        "slice-violations": int(attack.drop_duplicates("cr")["violations"].sum()),
+        "slice-checks-passed": f"{int(checks['passed'].sum())} of {len(checks)}",
+    }
+    wide = attack.assign(eps=[charts.eps_label(e, "Linf") for e in attack["eps"]]).pivot_table(
+        index="cr", columns="eps", values="robust_acc", sort=False
+    )
+    wide = wide[[c for c in wide.columns if c != "0"]]
+    table = prune.set_index("cr")[["kept", "n_kept", "clean_acc", "finetune_epochs"]].join(wide)
+    table.index = pd.Index([f"{c:g}" for c in table.index], name="CR")
+    return {"attack": attack, "prune": prune, "glue": glue, "table": table, "budgets": list(wide.columns)}
+
+
+def gap_to_original(attack: pd.DataFrame, ref: pd.DataFrame) -> pd.Series:
+    """|ours - the original's mean| per CR and budget where both ran (``attack``: our rows with
+    ``robust_acc`` per CR and eps; ``ref``: the original's rows of the same attack)."""
+    ours = attack[attack["eps"] > 0].groupby(["cr", "eps"])["robust_acc"].mean()
+    return (ours - ref.groupby(["cr", "eps"])["robust_acc"].mean()).abs()
+
+
+def datasets_table(ran) -> pd.DataFrame:
+    """Every data set of the catalog with its static facts and whether the book's results hold it
+    (``ran``: the (dataset, arch) pairs that were trained)."""
+    return pd.DataFrame(
+        [
+            {
+                "data set": d.name,
+                "input shape (C, H, W)": str(d.input_shape),
+                "classes": d.num_classes,
+                "mean": ", ".join(f"{m:.4f}" for m in d.mean),
+                "std": ", ".join(f"{s:.4f}" for s in d.std),
+                "training recipe": "large (augmentation, longer patience)" if d.large else "small",
+                "license": d.license,
+                "in the book's results": "yes" if any(ds == d.name for ds, _ in ran) else "no",
+            }
+            for d in catalog.DATASETS.values()
+        ]
+    ).set_index("data set")
+
+
+def _models_by_method(frame: pd.DataFrame) -> dict[tuple, str]:
+    """(structure, scope, criterion) -> the models it ran on, e.g. 'cnn on mnist; mlp on mnist'."""
+    if not len(frame):
+        return {}
+    frame = frame.assign(model=charts.model_label(frame))
+    keys = ["structure", "scope", "criterion"]
+    return {tuple(key): "; ".join(sorted(rows["model"].unique())) for key, rows in frame.groupby(keys)}
+
+
+def methods_table(prune: pd.DataFrame, attack: pd.DataFrame, original: pd.DataFrame) -> pd.DataFrame:
+    """Every pruning method of the catalog: whether the original ran it, and the models it pruned
+    and attacked here."""
+    keys = ["structure", "scope", "criterion"]
+    theirs = set(map(tuple, original[keys].drop_duplicates().to_numpy())) if len(original) else set()
+    pruned, attacked = _models_by_method(prune), _models_by_method(attack)
+    return pd.DataFrame(
+        [
+            {
+                "structure": s,
+                "scope": sc,
+                "criterion": c,
+                "in the original": "yes" if (s, sc, c) in theirs else "no",
+                "pruned here": pruned.get((s, sc, c), "no"),
+                "attacked here": attacked.get((s, sc, c), "no"),
+            }
+            for s in catalog.STRUCTURES
+            for sc in catalog.SCOPES
+            for c in catalog.CRITERIA
+        ]
+    ).set_index(keys)
+
+
+def attacks_table(used) -> pd.DataFrame:
+    """Every attack of the catalog: norm, kind, library, presets, reference, whether the book's
+    results use it (``used``: attack names) and what it is."""
+    return pd.DataFrame(
+        [
+            {
+                "attack": a.name,
+                "norm": a.norm,
+                "kind": a.kind,
+                "library": a.library,
+                "presets": ", ".join(a.presets),
+                "reference": a.reference,
+                "in the book's results": "yes" if a.name in used else "no",
+                "what it is": a.description,
+            }
+            for a in catalog.ATTACKS.values()
+        ]
+    ).set_index("attack")
+
+
+def presets_table() -> pd.DataFrame:
+    """Every preset of every attack with its parameters; the first preset of an attack is its default."""
+
+    def show(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    return pd.DataFrame(
+        [
+            {
+                "attack": a.name,
+                "preset": preset,
+                "default": "yes" if i == 0 else "",
+                "parameters": ", ".join(f"{k} = {show(v)}" for k, v in params.items()),
+            }
+            for a in catalog.ATTACKS.values()
+            for i, (preset, params) in enumerate(a.presets.items())
+        ]
+    ).set_index(["attack", "preset"])
+
+
+def stage_defaults_table() -> pd.DataFrame:
+    """Every parameter of an attack stage (and the stages upstream of it) with its default."""
+    rows = []
+    for stage_part, cls in spec.AttackStage.PARTS.items():
+        for f in fields(cls):
+            value = getattr(cls(), f.name)
+            if isinstance(value, tuple):
+                value = ", ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in value)
+            rows.append({"part": stage_part, "parameter": f.name, "default": str(value) if value != "" else "(empty)"})
+    return pd.DataFrame(rows).set_index(["part", "parameter"])
+
+
+def attack_coverage_table(attack: pd.DataFrame) -> pd.DataFrame | None:
+    """Per model, norm, attack and preset: the budgets, CRs, images and seeds of the results; None
+    without attack results."""
+    if not len(attack):
+        return None
+    return (
+        attack.assign(model=charts.model_label(attack))
+        .groupby(["model", "norm", "attack", "preset"])
+        .agg(
+            eps=(
+                "eps",
+                lambda e: ", ".join(
+                    charts.eps_label(v, attack.loc[e.index[0], "norm"]) for v in sorted(e.unique()) if v > 0
+                ),
+            ),
+            crs=("cr", lambda c: ", ".join(f"{v:g}" for v in sorted(c.unique()))),
+            images=("n", "max"),
+            seeds=("seed", "nunique"),
+        )
+    )

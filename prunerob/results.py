@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLES = ("train", "history", "prune", "layers", "attack", "samples", "checks", "checks_agreement", "sweeps")
+TABLES = ("train", "history", "prune", "layers", "attack", "samples", "checks", "sweeps")
 
 
 # --- schema ----------------------------------------------------------------------------------
@@ -103,11 +103,6 @@ SCHEMAS: dict[str, tuple[Column, ...]] = {
     ),
     "checks": _cols(
         f"check:str value:float64 expected:float64 passed:bool eps:float64? {_ATTACK_RUN} schema_version:int64"
-    ),
-    "checks_agreement": _cols(
-        "prune_id:str cr:float64 norm:str eps:float64 fixed:str minimal:str fixed_acc:float64 "
-        "minimal_acc:float64 gap:float64 strongest:bool agree:bool profile:str "
-        "schema_version:int64"
     ),
     "sweeps": _cols(
         "profile:str started_at:str seconds:float64 done:int64 failed:int64 blocked:int64 "
@@ -308,6 +303,21 @@ def checked(frame: pd.DataFrame, table: str, path: Path) -> pd.DataFrame:
 
 def stage_done(table: str, stage_id: str) -> bool:
     return read_table_file(table_path(table, stage_id)) is not None
+
+
+# The table whose file marks a stage of each kind as finished (written last).
+PRIMARY_TABLE = {"train": "train", "prune": "prune", "attack": "attack"}
+
+
+def recorded_fingerprints(stage) -> dict | None:
+    """The checkpoint fingerprints in a train or prune stage's table: ``{cr: sha}`` (a train stage's
+    under ``None``); None where the table is missing or predates fingerprints."""
+    frame = read_table_file(table_path(PRIMARY_TABLE[stage.kind], stage.id))
+    if frame is None or not len(frame) or frame["checkpoint_sha"].isna().any():
+        return None
+    if stage.kind == "train":
+        return {None: frame["checkpoint_sha"].iloc[0]}
+    return dict(zip(frame["cr"].astype(float), frame["checkpoint_sha"]))
 
 
 def empty(table: str) -> pd.DataFrame:

@@ -9,7 +9,7 @@
   the dense model's on the same images (and seed) and gives a bootstrap interval of the difference.
 
 Robustness is always the worst case over the attacks of a norm, per image, as in
-``evaluate.worst_case``: an image counts as robust at eps only if every attack of that norm failed.
+``aggregate.worst_case``: an image counts as robust at eps only if every attack of that norm failed.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from prunerob import evaluate, stats
+from prunerob import aggregate, stats
 
 # the columns that say which pruned model a row belongs to (besides its CR)
 MODEL_KEYS = [
@@ -39,17 +39,17 @@ def worst_case_samples(samples: pd.DataFrame, eps_grid: dict[str, list[float]] |
     """Per image: robust (True/False) at each eps of each norm, worst case over that norm's attacks.
 
     One row per (prune stage, CR, norm, eps, sample), with the model columns of ``MODEL_KEYS``.
-    Averaging ``robust`` over samples gives exactly ``evaluate.worst_case``'s robust accuracy.
+    Averaging ``robust`` over samples gives exactly ``aggregate.worst_case``'s robust accuracy.
     """
     if not len(samples):
         return pd.DataFrame(columns=["prune_id", *MODEL_KEYS, "cr", "norm", "eps", "sample", "robust"])
-    per_sample = evaluate.worst_case_samples(samples, eps_grid).drop(columns="attacks")
+    per_sample = aggregate.worst_case_samples(samples, eps_grid).drop(columns="attacks")
     meta = samples[["prune_id", *MODEL_KEYS]].drop_duplicates("prune_id")
     return per_sample.merge(meta, on="prune_id", how="left")
 
 
 def scenario_lines(worst: pd.DataFrame, prune: pd.DataFrame, samples: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Robust accuracy (``worst``: rows of ``evaluate.worst_case``) beside the clean accuracy of the
+    """Robust accuracy (``worst``: rows of ``aggregate.worst_case``) beside the clean accuracy of the
     same checkpoint, one row per (model, CR, norm, eps) with ``clean`` and ``robust``; eps 0 is left
     out (it is the clean accuracy).  With ``samples`` (the per-sample rows the worst case came from),
     ``clean`` is the accuracy on the very images attacked, per checkpoint and norm, so that acc(p)

@@ -20,21 +20,15 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-# Valid names. The registries in data.py, models.py, prune.py and attacks.py are keyed by exactly
-# these; tests assert that the two agree.
-DATASETS = ("mnist", "fashion_mnist", "cifar10", "imagenette")
-ARCHS = ("mlp", "cnn", "cnn_original", "resnet8", "vgg11", "resnet18")
-# An arch ``rb:<threat model>:<zoo name>`` is a RobustBench model-zoo entry (see zoo.py), loaded, not trained.
-ZOO_PREFIX = "rb:"
-STRUCTURES = ("unstructured", "kernel", "filter")
-SCOPES = ("global", "local")
-CRITERIA = ("magnitude", "random")
+from prunerob import catalog
+from prunerob.catalog import ARCHS, CRITERIA, DATASETS, SCOPES, STRUCTURES, ZOO_PREFIX, SpecError, invalid
+
+# The names of data sets, architectures, pruning methods and attacks are the catalog's (catalog.py);
+# the registries in data.py, models.py and attacks.py are keyed by exactly these (tests check it).
 SCHEDULES = ("cumulative", "oneshot")
 # "pgd": PGD adversarial training (Madry et al. 2018) in Linf, also used for fine-tuning after pruning.
 TRAININGS = ("standard", "pgd")
 FINETUNE_TRAININGS = ("same", "standard")
-NORMS = ("L0", "L2", "Linf")
-KINDS = ("fixed", "minimal")
 # What an attack receives as the model's output: its logits (sound), or its softmax handed over as if
 # it were logits, the way the original's Foolbox wrapper attacked its models (for the replica only).
 ATTACK_OUTPUTS = ("logits", "softmax")
@@ -45,22 +39,7 @@ PAPER_LINF_EPS = tuple(e / 255 for e in (2, 4, 8, 16, 32))
 # pixels changed, L2 and Linf in [0, 1] pixel units.  AttackSpec.eps's *field* default stays
 # PAPER_LINF_EPS, since stage ids hash only the fields that differ from it.
 NORM_DEFAULT_EPS = {"Linf": PAPER_LINF_EPS, "L2": (0.5, 1.0, 1.5, 2.0, 2.5, 3.0), "L0": (1, 2, 4, 8, 12, 16, 24, 32)}
-# Test-set sizes (data.py's loaders give exactly these; a test checks it): n_samples fails up front.
-TEST_SIZES = {"mnist": 10000, "fashion_mnist": 10000, "cifar10": 10000, "imagenette": 3925}
 DEVICES = "auto, cpu, cuda, cuda:N"
-
-
-class SpecError(ValueError):
-    """A parameter has an unknown name or an invalid value."""
-
-
-def invalid(name: str, value: Any, valid: Any = None, why: str = "is not valid") -> SpecError:
-    """The one form of every bad-input error (specs, profiles, the CLI's options, the notebooks'
-    parameters): ``NAME=VALUE <what is wrong>; valid: <the valid values>``, on one line."""
-    text = f"{name}={value!r} {why}"
-    if valid is not None:
-        text += f"; valid: {valid if isinstance(valid, str) else ', '.join(map(str, valid))}"
-    return SpecError(text)
 
 
 def _choice(name: str, value: Any, valid: tuple) -> None:
@@ -160,16 +139,15 @@ class DataSpec(_Spec):
     n_eval: int = 0  # 0: all; N: the first N validation and the first N test images
 
     def validate(self) -> None:
-        _choice("dataset", self.dataset, DATASETS)
+        _choice("dataset", self.dataset, tuple(DATASETS))
         _positive("val_fraction", self.val_fraction)
         if not self.val_fraction < 1:
             raise SpecError(f"val_fraction={self.val_fraction!r} must be < 1")
         _positive("n_train", self.n_train, integer=True, allow_zero=True)
         _positive("n_eval", self.n_eval, integer=True, allow_zero=True)
-        if self.n_eval > TEST_SIZES[self.dataset]:
-            raise invalid(
-                "n_eval", self.n_eval, f"0 .. {TEST_SIZES[self.dataset]}", why=f"{self.dataset} has fewer test images"
-            )
+        test_size = DATASETS[self.dataset].test_size
+        if self.n_eval > test_size:
+            raise invalid("n_eval", self.n_eval, f"0 .. {test_size}", why=f"{self.dataset} has fewer test images")
 
 
 @dataclass(frozen=True)
@@ -182,9 +160,7 @@ class ModelSpec(_Spec):
 
     def validate(self) -> None:
         if isinstance(self.arch, str) and self.arch.startswith(ZOO_PREFIX):
-            from prunerob import zoo
-
-            zoo.parse(self.arch)  # the form and the threat model; the name needs the data set
+            catalog.parse_zoo_arch(self.arch)  # the form and the threat model; the name needs the data set
         else:
             _choice("arch", self.arch, (*ARCHS, f"{ZOO_PREFIX}<threat model>:<RobustBench zoo name>"))
 
@@ -295,20 +271,16 @@ class AttackSpec(_Spec):
     def __post_init__(self) -> None:
         # eps left at its field default takes the attack's norm's grid (the Linf grid for Linf
         # attacks: their ids are unchanged, as an eps equal to the field default is not hashed)
-        from prunerob import attacks
-
         if (
             isinstance(self.eps, (list, tuple))
-            and self.attack in attacks.ATTACKS
+            and self.attack in catalog.ATTACKS
             and _canonical(self.eps) == _canonical(PAPER_LINF_EPS)
         ):
-            object.__setattr__(self, "eps", NORM_DEFAULT_EPS[attacks.get(self.attack).norm])
+            object.__setattr__(self, "eps", NORM_DEFAULT_EPS[catalog.ATTACKS[self.attack].norm])
         super().__post_init__()
 
     def validate(self) -> None:
-        from prunerob import attacks  # the registry owns the valid names
-
-        info = attacks.get(self.attack)  # raises listing valid names
+        info = catalog.attack(self.attack)  # raises listing valid names
         if self.preset:
             _choice(f"preset (for {self.attack})", self.preset, tuple(info.presets))
         grid = "[" + ", ".join(f"{e:.4g}" for e in NORM_DEFAULT_EPS[info.norm]) + "]"
@@ -343,15 +315,11 @@ class AttackSpec(_Spec):
 
     @property
     def preset_name(self) -> str:
-        from prunerob import attacks
-
-        return self.preset or next(iter(attacks.get(self.attack).presets))
+        return self.preset or next(iter(catalog.attack(self.attack).presets))
 
     @property
     def preset_params(self) -> dict[str, Any]:
-        from prunerob import attacks
-
-        return attacks.get(self.attack).presets[self.preset_name]
+        return catalog.attack(self.attack).presets[self.preset_name]
 
 
 def _digest(kind: str, parts: dict[str, dict[str, Any]]) -> str:
@@ -474,7 +442,7 @@ class AttackStage(_Stage):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        size = self.data.n_eval or TEST_SIZES[self.data.dataset]
+        size = self.data.n_eval or DATASETS[self.data.dataset].test_size
         if self.attack.n_samples > size:
             raise invalid(
                 "n_samples",

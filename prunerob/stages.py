@@ -19,8 +19,8 @@ from typing import Any
 import pandas as pd
 import torch
 
+from prunerob import catalog, models, prune, results, zoo
 from prunerob import data as data_mod
-from prunerob import models, prune, results, zoo
 from prunerob.spec import AttackStage, PruneStage, TrainStage
 from prunerob.train import History, evaluate, fit, seed_everything, select_device
 
@@ -172,9 +172,7 @@ def stage_command(stage) -> str:
 def recorded_sha(stage, cr: float | None = None) -> str | None:
     """The fingerprint a train stage's table (``cr`` None) or a prune stage's table (at ``cr``)
     recorded for its checkpoint; None where the table is missing or predates fingerprints."""
-    from prunerob.sweep import recorded_fingerprints
-
-    return (recorded_fingerprints(stage) or {}).get(None if cr is None else float(cr))
+    return (results.recorded_fingerprints(stage) or {}).get(None if cr is None else float(cr))
 
 
 def _verified(stage, cr: float | None, device: torch.device | str = "cpu") -> tuple[torch.nn.Module | None, str | None]:
@@ -230,7 +228,7 @@ def check_upstream(stage) -> None:
 
 def new_model(arch: str, dataset: str) -> torch.nn.Module:
     """The architecture with fresh weights (for a RobustBench model: the zoo's, without its weights)."""
-    if zoo.is_zoo_arch(arch):
+    if catalog.is_zoo_arch(arch):
         return zoo.build(arch, dataset)
     info = data_mod.info(dataset)
     return models.build_model(arch, info.input_shape, info.num_classes, info.mean, info.std)
@@ -314,7 +312,7 @@ def run_train(stage: TrainStage, device: str = "auto", progress: bool = True) ->
 def _run_train(stage: TrainStage, dev: torch.device, progress: bool, threads: int) -> pd.DataFrame:
     info = data_mod.info(stage.data.dataset)
     splits = data_mod.load(stage.data).to(dev)
-    if zoo.is_zoo_arch(stage.model.arch):
+    if catalog.is_zoo_arch(stage.model.arch):
         model, hist = _load_zoo_model(stage, splits, dev)
     else:
         seed_everything(stage.train.seed)  # the initial weights belong to the seed too

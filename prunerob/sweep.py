@@ -23,6 +23,7 @@ Ctrl-C stops the sweep cleanly (see :func:`run`).
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import functools
 import itertools
@@ -39,6 +40,7 @@ from typing import Any
 import yaml
 
 from prunerob import results
+from prunerob.results import PRIMARY_TABLE, recorded_fingerprints
 from prunerob.spec import AttackStage, PruneStage, SpecError, invalid
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
@@ -46,7 +48,6 @@ EXPERIMENTS_DIR = results.ROOT / "book" / "experiments"
 LIST_PARAMS = {"crs", "eps", "on_crs"}
 KERNEL_START_TRIES = 3
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
-PRIMARY_TABLE = {"train": "train", "prune": "prune", "attack": "attack"}
 
 
 PROFILE_KEYS = ("description", "grid")
@@ -362,17 +363,6 @@ def recheck(all_stages: list, todo: list) -> list:
     return out
 
 
-def recorded_fingerprints(stage) -> dict | None:
-    """The checkpoint fingerprints in a train or prune stage's table: ``{cr: sha}`` (a train stage's
-    under ``None``); None where the table is missing or predates fingerprints."""
-    frame = results.read_table_file(results.table_path(PRIMARY_TABLE[stage.kind], stage.id))
-    if frame is None or not len(frame) or frame["checkpoint_sha"].isna().any():
-        return None
-    if stage.kind == "train":
-        return {None: frame["checkpoint_sha"].iloc[0]}
-    return dict(zip(frame["cr"].astype(float), frame["checkpoint_sha"]))
-
-
 def _checkpoints_used(stage) -> list:
     """The keys of :func:`recorded_fingerprints` of the upstream checkpoints ``stage`` read."""
     if stage.kind == "prune":
@@ -539,11 +529,7 @@ def run(
                 else:
                     still.append(st)
             waiting = still
-            done_now = [fut for fut in running if fut.done()]
-            if not done_now:
-                time.sleep(0.2)
-                continue
-            for fut in done_now:
+            for fut in _first_done(running, STOP_CHECK_S):
                 st = running.pop(fut)
                 count += 1
                 try:
@@ -576,8 +562,6 @@ def run(
             close()
     try:
         summary.seconds = time.perf_counter() - start
-        if not summary.interrupted:
-            write_agreement(profile_name)
         if todo:  # a sweep with nothing to run leaves no record (the book's build must not change the tree)
             summary.record = write_sweep_record(
                 profile_name, summary, started_at, workers=workers, scheduler=scheduler, device=device, only=only
@@ -678,18 +662,6 @@ class _Interrupt:
             close()
         except Exception:  # noqa: BLE001 - a pool whose workers were killed is broken; nothing to close
             pass
-
-
-def write_agreement(profile_name: str) -> None:
-    """The cross-result check: fixed and minimal attacks of one norm on one checkpoint agree at each
-    shared epsilon (a large gap means one of them is weak).  Derived from the attack tables of the
-    profile's stages and rewritten after every sweep as ``checks_agreement/<profile>.parquet``."""
-    from prunerob import evaluate
-
-    attack = profile_results("attack", profile_name)
-    if len(attack):
-        agreement = evaluate.fixed_minimal_agreement(attack).assign(profile=profile_name)
-        results.write_table(results.conform(agreement, "checks_agreement"), "checks_agreement", profile_name)
 
 
 def write_sweep_record(
@@ -895,6 +867,27 @@ def _remove_stale_temporaries() -> None:
             for path in folder.rglob(".*.tmp*"):
                 if _is_stale(path, now):
                     path.unlink(missing_ok=True)
+
+
+STOP_CHECK_S = 1.0  # the longest a Ctrl-C waits for the scheduling loop to notice it
+
+
+def _first_done(running: dict, timeout: float) -> list:
+    """The futures of ``running`` that have finished, once at least one has (or after ``timeout``
+    seconds, so that the loop sees a Ctrl-C): the pool's or the Dask client's own wait, no polling."""
+    if not running:
+        return []
+    futures = list(running)
+    if isinstance(futures[0], concurrent.futures.Future):
+        done, _ = concurrent.futures.wait(futures, timeout=timeout, return_when=concurrent.futures.FIRST_COMPLETED)
+        return [f for f in futures if f in done]  # in submission order
+    from dask.distributed import wait as dask_wait
+
+    try:
+        dask_wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
+    except TimeoutError:
+        pass
+    return [f for f in futures if f.done()]
 
 
 def _executor(workers: int, scheduler: str | None):

@@ -31,11 +31,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from prunerob.spec import ZOO_PREFIX, SpecError
+from prunerob import catalog
+from prunerob.catalog import ZOO_DATASETS, SpecError, parse_zoo_arch
 
-# The study's data set name -> RobustBench's (``BenchmarkDataset`` value).
-DATASETS = {"cifar10": "cifar10"}
-THREAT_MODELS = ("Linf", "L2", "corruptions")
 SHORTCUT_WORDS = ("shortcut", "downsample")
 
 
@@ -47,26 +45,6 @@ def model_dir() -> Path:
     """``$PRUNEROB_ROBUSTBENCH_DIR`` or, when unset, ``~/.cache/prunerob/robustbench``."""
     env = os.environ.get("PRUNEROB_ROBUSTBENCH_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "prunerob" / "robustbench"
-
-
-def is_zoo_arch(arch: object) -> bool:
-    return isinstance(arch, str) and arch.startswith(ZOO_PREFIX)
-
-
-def parse(arch: str) -> tuple[str, str]:
-    """``rb:<threat model>:<zoo name>`` -> (threat model, zoo name); a malformed name raises SpecError."""
-    parts = arch.split(":", 2) if is_zoo_arch(arch) else []
-    if len(parts) != 3 or not parts[2]:
-        raise SpecError(
-            f"arch={arch!r} is not a RobustBench model; write {ZOO_PREFIX}<threat model>:<zoo name>, "
-            f"e.g. {ZOO_PREFIX}Linf:Carmon2019Unlabeled"
-        )
-    _, threat_model, name = parts
-    if threat_model not in THREAT_MODELS:
-        raise SpecError(
-            f"threat model {threat_model!r} in arch={arch!r} is not valid; valid: {', '.join(THREAT_MODELS)}"
-        )
-    return threat_model, name
 
 
 def _robustbench_zoo():
@@ -82,7 +60,7 @@ def _robustbench_zoo():
 @functools.cache  # a paper-size grid checks the same name thousands of times
 def _entries(dataset: str, threat_model: str) -> dict:
     model_dicts, BenchmarkDataset, ThreatModel = _robustbench_zoo()
-    entries = model_dicts[BenchmarkDataset(DATASETS[dataset])].get(ThreatModel(threat_model), {})
+    entries = model_dicts[BenchmarkDataset(ZOO_DATASETS[dataset])].get(ThreatModel(threat_model), {})
     # gdrive_id None: weights come through timm's hub, not from a model folder
     return {name: entry for name, entry in entries.items() if entry.get("gdrive_id") is not None}
 
@@ -94,10 +72,10 @@ def names(dataset: str, threat_model: str) -> list[str]:
 
 def check(arch: str, dataset: str) -> None:
     """Raise SpecError unless ``arch`` names a loadable zoo entry for ``dataset``."""
-    threat_model, name = parse(arch)
-    if dataset not in DATASETS:
+    threat_model, name = parse_zoo_arch(arch)
+    if dataset not in ZOO_DATASETS:
         raise SpecError(
-            f"arch={arch!r} is a RobustBench model; its dataset must be one of {', '.join(DATASETS)}, not {dataset!r}"
+            f"arch={arch!r} is a RobustBench model; its dataset must be one of {', '.join(ZOO_DATASETS)}, not {dataset!r}"
         )
     valid = names(dataset, threat_model)
     if name not in valid:
@@ -109,21 +87,21 @@ def check(arch: str, dataset: str) -> None:
 def build(arch: str, dataset: str) -> nn.Module:
     """The zoo entry's architecture with fresh (untrained) weights, prunable layers marked."""
     check(arch, dataset)
-    threat_model, name = parse(arch)
+    threat_model, name = parse_zoo_arch(arch)
     return _mark_prunable(_entries(dataset, threat_model)[name]["model"](), arch, dataset)
 
 
 def load(arch: str, dataset: str, folder: Path | None = None) -> nn.Module:
     """The zoo entry with its weights, read by RobustBench from ``folder`` (default :func:`model_dir`)."""
     check(arch, dataset)
-    threat_model, name = parse(arch)
+    threat_model, name = parse_zoo_arch(arch)
     folder = Path(folder) if folder is not None else model_dir()
     _robustbench_zoo()
     from robustbench.utils import load_model
 
-    path = folder / DATASETS[dataset] / threat_model / f"{name}.pt"
+    path = folder / ZOO_DATASETS[dataset] / threat_model / f"{name}.pt"
     try:
-        model = load_model(name, model_dir=str(folder), dataset=DATASETS[dataset], threat_model=threat_model)
+        model = load_model(name, model_dir=str(folder), dataset=ZOO_DATASETS[dataset], threat_model=threat_model)
     except Exception as exc:  # noqa: BLE001 - a missing, half-downloaded or foreign file ends in one advice
         raise ZooError(
             f"RobustBench model {name!r} ({dataset}, {threat_model}) could not be loaded from {path} "
@@ -140,11 +118,9 @@ _NOT_PRUNABLE: dict[tuple[str, str], frozenset[str]] = {}
 
 
 def _mark_prunable(model: nn.Module, arch: str, dataset: str) -> nn.Module:
-    from prunerob import data
-
     key = (arch, dataset)
     if key not in _NOT_PRUNABLE:
-        _NOT_PRUNABLE[key] = not_prunable(model, data.info(dataset).input_shape)
+        _NOT_PRUNABLE[key] = not_prunable(model, catalog.DATASETS[dataset].input_shape)
     for name, module in model.named_modules():
         if name in _NOT_PRUNABLE[key]:
             module.prunable = False

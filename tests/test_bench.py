@@ -132,3 +132,141 @@ def test_bench_sweep_projects_the_default_sets_cost_from_the_profiles_runs(monke
     # medians over CR 1 and 2 of the three default attacks' whole-stage seconds: 55 + 25 + 100 = 180
     assert projection["seconds_per_checkpoint_papermill"] == 180.0
     assert projection["projected_minutes"] == 180.0 * 10 / 2 / 60
+
+
+def test_strongest_set_has_every_non_ensemble_attack_of_each_norm_once_at_a_preset_it_has():
+    from prunerob import attacks
+    from prunerob.spec import PAPER_LINF_EPS
+
+    strongest = bench.attack_sets()["strongest"]
+    ensembles = {n for n, a in attacks.ATTACKS.items() if all("components" in p for p in a.presets.values())}
+    assert ensembles == {"l0_ensemble", "l2_ensemble"}
+    grids = {"Linf": PAPER_LINF_EPS, "L2": bench.L2_EPS, "L0": bench.L0_EPS}
+    assert set(strongest) == {"Linf", "L2", "L0"}
+    for norm, specs in strongest.items():
+        names = [s.attack for s in specs]
+        assert len(names) == len(set(names)), names
+        assert set(names) == {n for n, a in attacks.ATTACKS.items() if a.norm == norm and n not in ensembles}
+        for s in specs:
+            info = attacks.get(s.attack)
+            assert s.preset in info.presets, (s.attack, s.preset)
+            assert "strong" not in info.presets or s.preset == "strong" or s.attack == "l2_ddn"
+            assert tuple(s.eps) == tuple(grids[norm])  # the default set's budgets
+    chosen = {s.attack: attacks.get(s.attack).presets[s.preset] for specs in strongest.values() for s in specs}
+    assert chosen["l0_sigma_zero"]["steps"] == 2000
+    assert chosen["linf_apgd"]["n_restarts"] > 1 and chosen["l2_apgd"]["n_restarts"] > 1
+    assert chosen["l0_bb"] == attacks.get("l0_bb").presets["original"]
+    assert chosen["l2_cw"] == attacks.get("l2_cw").presets["original"]
+    assert chosen["l2_ddn"]["steps"] == max(p["steps"] for p in attacks.get("l2_ddn").presets.values())
+
+
+def test_default_vs_strongest_is_the_largest_excess_and_one_point_is_ten_images_of_1000():
+    gap = bench.default_vs_strongest({0.0: 1.0, 2.0: 0.53, 8.0: 0.2}, {0.0: 1.0, 2.0: 0.52, 8.0: 0.25})
+    assert gap == {"largest_excess": pytest.approx(0.01), "at_eps": 2.0, "within_1_point": True}
+    gap = bench.default_vs_strongest({0.0: 1.0, 2.0: 0.531}, {0.0: 1.0, 2.0: 0.52})
+    assert gap["at_eps"] == 2.0 and not gap["within_1_point"]
+    gap = bench.default_vs_strongest({0.0: 0.9, 2.0: 0.4}, {0.0: 0.9, 2.0: 0.5})  # stronger: excess 0 at eps 0
+    assert gap == {"largest_excess": 0.0, "at_eps": 0.0, "within_1_point": True}
+
+
+def test_attack_bench_compares_the_default_set_with_the_strongest_per_sample(monkeypatch):
+    """Bookkeeping with made-up attack results (minimal attacks: per-sample distances): the strongest
+    set's robust accuracy is the per-sample worst case over its attacks, ``default_vs_strongest`` the
+    largest excess of the default set's over it, and the strongest set runs in the first round only."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from prunerob import evaluate as ev
+    from prunerob.spec import AttackSpec
+
+    inf = np.inf
+    distances = {
+        "l0_fmn": [1, 2, 3, 4, 5, 6, 7, 8, inf, inf],
+        "l0_sigma_zero": [1, 1, 3, 4, 5, 6, 7, 8, 8, inf],
+    }
+    order = []
+
+    def fake(model, x, y, spec, shape):
+        order.append(spec.attack)
+        d = np.asarray(distances[spec.attack], float)
+        samples = pd.DataFrame(
+            {
+                "sample": np.arange(10),
+                "label": 0,
+                "clean_pred": 0,
+                "adv_pred": np.where(np.isfinite(d), 1, 0),
+                "success": np.isfinite(d),
+                "valid": True,
+                "distance": d,
+            }
+        )
+        return ev.AttackResult(samples, pd.DataFrame(), pd.DataFrame({"passed": [True]}))
+
+    monkeypatch.setattr(ev, "attack_curve", fake)
+    sets = {
+        "default": {"L0": [AttackSpec(attack="l0_fmn", preset="default", eps=(2, 8))]},
+        "strongest": {
+            "L0": [
+                AttackSpec(attack="l0_fmn", preset="strong", eps=(2, 8)),
+                AttackSpec(attack="l0_sigma_zero", eps=(2, 8)),
+            ]
+        },
+    }
+    x, y = torch.zeros(10, 1, 28, 28), torch.zeros(10, dtype=torch.long)
+    out = bench.bench_attacks(None, x, y, (1, 28, 28), batch_size=10, sets=sets, rounds=2)
+    assert order == ["l0_fmn", "l0_fmn", "l0_sigma_zero", "l0_fmn"]  # strongest: first round only
+    assert out["default"]["L0"]["robust_acc"] == {0.0: 1.0, 2.0: 0.8, 8.0: 0.2}
+    assert out["strongest"]["L0"]["robust_acc"] == {0.0: 1.0, 2.0: 0.8, 8.0: 0.1}
+    assert out["strongest"]["L0"]["presets"] == ["strong", "default"]
+    assert len(out["default"]["L0"]["seconds_rounds"]) == 2 and len(out["strongest"]["L0"]["seconds_rounds"]) == 1
+    gap = out["default_vs_strongest"]["L0"]
+    assert gap["largest_excess"] == pytest.approx(0.1) and gap["at_eps"] == 8.0 and not gap["within_1_point"]
+    assert "speedup" not in out  # no original set
+
+
+@pytest.mark.slow
+def test_attack_bench_default_vs_strongest_on_a_trained_cnn(trained_cnn, mnist):
+    """Real attacks on a few images: a strongest set that holds the default set's attack is never
+    weaker, so its largest excess is >= 0 (0 at the clean budget) and equals the largest difference."""
+    from prunerob.spec import AttackSpec
+
+    x, y = mnist.eval_subset(10)
+    sets = {
+        "default": {"L2": [AttackSpec(attack="l2_ddn", eps=(1.0, 2.0))]},
+        "strongest": {"L2": [AttackSpec(attack="l2_ddn", eps=(1.0, 2.0)), AttackSpec(attack="l2_fmn", eps=(1.0, 2.0))]},
+    }
+    out = bench.bench_attacks(trained_cnn, x, y, (1, 28, 28), batch_size=10, sets=sets)
+    d, s = out["default"]["L2"]["robust_acc"], out["strongest"]["L2"]["robust_acc"]
+    assert list(d) == list(s) == [0.0, 1.0, 2.0] and d[0.0] == s[0.0]
+    assert all(s[e] <= d[e] for e in d)
+    gap = out["default_vs_strongest"]["L2"]
+    assert gap["largest_excess"] == max(d[e] - s[e] for e in d) >= 0
+    assert gap["within_1_point"] == (gap["largest_excess"] <= 0.01 + 1e-9)
+    assert out["strongest"]["L2"]["checks_passed"]
+
+
+def test_bench_attacks_cli_writes_one_record_per_checkpoint_after_each(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from prunerob import cli
+
+    paths = [tmp_path / "cr1.pt", tmp_path / "cr16.pt"]
+    for p in paths:
+        torch.save({"arch": "cnn", "dataset": "mnist", "state_dict": {}}, p)
+    out = tmp_path / "attacks.json"
+    calls = []
+
+    def fake(checkpoint, n, device, throughput_n, rounds, sets):
+        if calls:  # the first checkpoint's record is on disk before the second starts
+            assert [r["checkpoint"] for r in json.loads(out.read_text())["records"]] == [str(paths[0])]
+        calls.append((checkpoint, n, rounds, list(sets)))
+        return {"checkpoint": str(checkpoint), "speedup": 2.0, "load_before": [1.0, 1.0, 1.0]}
+
+    monkeypatch.setattr(bench, "bench_attacks_on", fake)
+    argv = ["bench", "attacks", "--n", "50", "--rounds", "2", "--sets", "strongest,default", "--out", str(out)]
+    assert cli.main(argv + [a for p in paths for a in ("--checkpoint", str(p))]) == 0
+    assert calls == [(p, 50, 2, ["strongest", "default"]) for p in paths]
+    blob = json.loads(out.read_text())
+    assert blob["benchmark"] == "attacks" and [r["checkpoint"] for r in blob["records"]] == list(map(str, paths))
+    assert f"wrote {out}" in capsys.readouterr().out

@@ -42,6 +42,43 @@ def test_bad_input_is_one_line_and_exit_status_2(argv, words, out_dirs, capsys):
     assert _nothing_written(out_dirs)
 
 
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ([], ["bench attacks needs --checkpoint PATH"]),
+        (["--checkpoint", "{tmp}/missing.pt"], ["--checkpoint {tmp}/missing.pt: no such file"]),
+        (
+            ["--checkpoint", "{tmp}/model.pt", "--checkpoint", "{tmp}/missing.pt"],
+            ["--checkpoint {tmp}/missing.pt: no such file"],
+        ),
+        (
+            ["--checkpoint", "{tmp}/missing.pt", "--sets", "default,strongst"],
+            ["--sets='strongst' is not an attack set", "valid: default, original, strongest"],
+        ),
+        (["--checkpoint", "{tmp}/model.pt", "--sets", "default,default"], ["must name each set once"]),
+        (["--checkpoint", "{tmp}/model.pt", "--rounds", "0"], ["--rounds=0 must be an integer >= 1"]),
+        (["--checkpoint", "{tmp}/model.pt", "--n", "20000"], ["--n=20000", "10000 test images of mnist"]),
+        (["--checkpoint", "{tmp}/model.pt", "--device", "tpu"], ["device='tpu'"]),
+        (["--checkpoint", "{tmp}/garbled.pt"], ["{tmp}/garbled.pt is unreadable"]),
+        (["--checkpoint", "{tmp}/other.pt"], ["{tmp}/other.pt: not a model saved by a train or prune stage"]),
+    ],
+)
+def test_bench_attacks_checks_its_input_before_any_attack(args, words, tmp_path, capsys):
+    import torch
+
+    torch.save({"arch": "cnn", "dataset": "mnist", "state_dict": {}}, tmp_path / "model.pt")
+    torch.save({"something": 1}, tmp_path / "other.pt")
+    (tmp_path / "garbled.pt").write_bytes(b"not a checkpoint")
+    out = tmp_path / "attacks.json"
+    argv = ["bench", "attacks", *(a.format(tmp=tmp_path) for a in args), "--out", str(out)]
+    code, _, err = _run(argv, capsys)
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    for w in words:
+        assert w.format(tmp=tmp_path) in err, err
+    assert not out.exists()
+
+
 def test_stage_names_the_upstream_stage_to_run_first(out_dirs, capsys):
     code, _, err = _run(["stage", "attack", "-p", "arch=mlp", "-p", "crs=[1, 2]", "-p", "cr=2"], capsys)
     assert code == 2 and err.count("\n") == 1

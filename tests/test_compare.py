@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunerob import compare, evaluate, stats
+from prunerob import aggregate, compare, stats
 
 MODEL = dict(dataset="mnist", arch="cnn", structure="unstructured", scope="global", criterion="magnitude")
 
@@ -175,7 +175,7 @@ def test_common_runs_only_limits_each_models_seeds_to_their_shared_runs():
     )
     a1, s1 = _tables("standard", [("linf_apgd", "default")], {"linf_apgd": 70}, seed=1)
     b0, t0 = _tables("pgd", [("linf_apgd", "default"), ("linf_pgd", "original")], {"linf_apgd": 90, "linf_pgd": 85})
-    samples, attack = evaluate.common_runs_only(
+    samples, attack = aggregate.common_runs_only(
         pd.concat([s0, s1, t0]), pd.concat([a0, a1, b0]), ["dataset", "arch", "training"]
     )
     # the standard model's seeds share APGD only; the PGD model (one seed) keeps both of its runs

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunerob import attacks
+from prunerob import aggregate, attacks
 from prunerob import evaluate as ev
 from prunerob.spec import AttackSpec
 
@@ -175,7 +175,7 @@ def test_worst_case_counts_a_sample_robust_only_if_every_attack_failed():
                 "distance": d,
             }
         )
-    wc = ev.worst_case(pd.DataFrame(rows), {"Linf": [0.1]})
+    wc = aggregate.worst_case(pd.DataFrame(rows), {"Linf": [0.1]})
     assert wc["robust_acc"].tolist() == [pytest.approx(1 / 3)]  # only sample 2 survives both
 
 
@@ -196,7 +196,7 @@ def test_worst_case_for_a_norm_with_only_minimal_attacks_uses_the_given_grid():
         }
         for s, d in enumerate((0.0, 3.0, 9.0, np.inf))
     ]
-    wc = ev.worst_case(pd.DataFrame(rows), {"L0": [0, 2, 8]}).set_index("eps")["robust_acc"]
+    wc = aggregate.worst_case(pd.DataFrame(rows), {"L0": [0, 2, 8]}).set_index("eps")["robust_acc"]
     assert wc.to_dict() == {0.0: 0.75, 2.0: 0.75, 8.0: 0.5}
 
 
@@ -235,7 +235,7 @@ def _agreement_rows(accs: dict[str, float], minimal_acc: float) -> pd.DataFrame:
 
 
 def test_agreement_is_decided_by_the_strongest_fixed_attack_and_keeps_every_gap():
-    ag = ev.fixed_minimal_agreement(_agreement_rows({"l2_pgd": 0.40, "l2_apgd": 0.27}, 0.25))
+    ag = aggregate.fixed_minimal_agreement(_agreement_rows({"l2_pgd": 0.40, "l2_apgd": 0.27}, 0.25))
     assert len(ag) == 2 and set(ag["eps"]) == {1.0}
     assert ag.set_index("fixed")["gap"].to_dict() == pytest.approx({"l2_pgd": 0.15, "l2_apgd": 0.02})
     assert ag.set_index("fixed")["strongest"].to_dict() == {"l2_pgd": False, "l2_apgd": True}
@@ -250,7 +250,7 @@ def test_agreement_is_decided_by_the_strongest_fixed_attack_and_keeps_every_gap(
     ],
 )  # a weak minimal one
 def test_agreement_fails_when_either_kind_is_weak(accs, minimal):
-    ag = ev.fixed_minimal_agreement(_agreement_rows(accs, minimal))
+    ag = aggregate.fixed_minimal_agreement(_agreement_rows(accs, minimal))
     assert not ag["agree"].any()
 
 
@@ -270,7 +270,7 @@ def test_the_default_fixed_and_minimal_attacks_agree_on_a_real_cnn(trained_cnn, 
                 prune_id="p", cr=1.0, norm=info.norm, attack=attack, kind=info.kind, scenario="white-box", source_cr=1.0
             )
         )
-    ag = ev.fixed_minimal_agreement(pd.concat(rows))
+    ag = aggregate.fixed_minimal_agreement(pd.concat(rows))
     assert len(ag) == len(eps) + 1  # and eps 0
     assert ag["agree"].all(), ag
 
@@ -320,7 +320,7 @@ def test_min_distance_is_the_smallest_verified_distance_over_attacks():
         },
         {**base, "attack": "l0_pgd_min", "sample": 2, "clean_pred": 3, "success": True, "valid": True, "distance": 0.0},
     ]
-    md = ev.min_distance(pd.DataFrame(rows)).set_index("sample")["distance"]
+    md = aggregate.min_distance(pd.DataFrame(rows)).set_index("sample")["distance"]
     assert md.tolist() == [4.0, np.inf, 0.0]
 
 
@@ -382,10 +382,10 @@ def test_worst_case_on_own_grids_keeps_each_model_on_its_budgets():
                 )
     samples = pd.DataFrame(rows).assign(scenario="white-box", source_cr=1.0)
     attack = samples.drop_duplicates(["prune_id", "eps"])[["prune_id", "norm", "eps"]]
-    wc = ev.on_own_grids(ev.worst_case, samples, attack)
+    wc = aggregate.on_own_grids(aggregate.worst_case, samples, attack)
     assert sorted(zip(wc["prune_id"], wc["eps"])) == [("a", 0.1), ("a", 0.2), ("b", 0.01)]
-    assert ev.eps_grids(attack[attack["prune_id"] == "a"]) == {"Linf": [0.1, 0.2]}
-    assert len(ev.on_own_grids(ev.worst_case, samples.iloc[:0], attack.iloc[:0])) == 0
+    assert aggregate.eps_grids(attack[attack["prune_id"] == "a"]) == {"Linf": [0.1, 0.2]}
+    assert len(aggregate.on_own_grids(aggregate.worst_case, samples.iloc[:0], attack.iloc[:0])) == 0
 
 
 def test_worst_case_counts_a_sample_that_a_run_did_not_attack_by_the_runs_that_did():
@@ -420,9 +420,9 @@ def test_worst_case_counts_a_sample_that_a_run_did_not_attack_by_the_runs_that_d
         }
         for i in range(2)
     ]
-    per_sample = ev.worst_case_samples(pd.DataFrame(rows), {"Linf": [0.1]}).set_index("sample")["robust"]
+    per_sample = aggregate.worst_case_samples(pd.DataFrame(rows), {"Linf": [0.1]}).set_index("sample")["robust"]
     assert per_sample.to_dict() == {0: False, 1: False, 2: True, 3: True}
-    wc = ev.worst_case(pd.DataFrame(rows), {"Linf": [0.1]})
+    wc = aggregate.worst_case(pd.DataFrame(rows), {"Linf": [0.1]})
     assert wc["robust_acc"].iloc[0] == 0.5 and wc["n"].iloc[0] == 4
 
 
@@ -443,7 +443,7 @@ def test_dense_curve_gives_the_seeds_of_one_checkpoint_one_grid():
         for seed, scale in ((0, 0.1), (1, 0.2))
         for i, d in enumerate(np.linspace(0.01, scale, 50))
     ]
-    curve = ev.dense_curve(pd.DataFrame(rows), points=20)
+    curve = aggregate.dense_curve(pd.DataFrame(rows), points=20)
     grids = curve.groupby("seed")["eps"].apply(tuple)
     assert grids[0] == grids[1] and len(grids[0]) == 20  # one grid, so the seeds average point by point
     assert (curve["n"] == 50).all()

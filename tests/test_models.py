@@ -7,14 +7,13 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from prunerob.catalog import ARCHS
 from prunerob.models import (
-    ARCHITECTURES,
     build_model,
     count_prunable,
     prunable_modules,
 )
 
-ARCHS = ("mlp", "cnn", "cnn_original", "resnet8", "vgg11", "resnet18")
 SHAPES = ((1, 28, 28), (3, 32, 32), (3, 224, 224))
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -31,11 +30,6 @@ def _inputs(shape: tuple[int, int, int], batch: int = 2) -> torch.Tensor:
 
 def _is_shortcut(module: nn.Module) -> bool:
     return isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1)
-
-
-def test_registry_is_explicit_with_the_five_architectures() -> None:
-    assert isinstance(ARCHITECTURES, dict)
-    assert set(ARCHITECTURES) == set(ARCHS)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
@@ -242,3 +236,17 @@ def test_the_original_cnn_is_layer_for_layer_the_authors_tensorflow_model() -> N
         probs = SoftmaxOutput(model)(x)
     torch.testing.assert_close(probs.sum(1), torch.ones(len(x)))
     assert torch.equal(probs.argmax(1), logits.argmax(1))
+
+
+def test_prunable_weights_table_counts_every_architecture_on_every_data_set_and_marks_pairs():
+    from prunerob import catalog, models
+
+    table = models.prunable_weights_table(
+        {"original": {("mnist", "cnn")}, "results": {("mnist", "cnn"), ("mnist", "mlp")}}
+    )
+    assert list(table.index) == list(catalog.ARCHS)
+    cell = table.loc["cnn", ("prunable weights per data set", "mnist")]
+    expected = models.count_prunable(models.build_model("cnn", (1, 28, 28)))
+    assert cell == f"{expected:,} (original, results)"
+    assert table.loc["mlp", ("prunable weights per data set", "mnist")].endswith("(results)")
+    assert table.loc["cnn", ("", "description")]

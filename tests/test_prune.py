@@ -12,7 +12,6 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from prunerob import spec
 from prunerob.models import build_model, count_prunable, prunable_modules
 from prunerob.prune import (
     CRITERIA,
@@ -431,12 +430,6 @@ def test_sparse_bytes():
 
 # ------------------------------------------------------------------------------------------
 # Names and values.
-
-
-def test_registries_agree_with_spec():
-    assert STRUCTURES == spec.STRUCTURES
-    assert SCOPES == spec.SCOPES
-    assert CRITERIA == spec.CRITERIA
 
 
 @pytest.mark.parametrize(

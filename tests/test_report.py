@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunerob import charts, report
+from prunerob import charts, reference, report
 
 MODEL = {"dataset": "mnist", "arch": "mlp", "training": "standard"}
 N = 10  # images per checkpoint
@@ -616,3 +616,567 @@ def test_clean_phrases_name_the_dense_model_and_each_method_at_the_largest_cr():
         "and the worst (global magnitude filter) 50.00%"
     )
     assert report.clean_per_method(prune.iloc[:0]) is None and report.clean_extremes(prune.iloc[:0], "MLP") is None
+
+
+def _original_summary():
+    """The original's per-CR summary for one method: Linf PGD at 0.1, C&W L2 and Brendel-Bethge L0
+    under both counting rules, two CRs, five runs each."""
+    rows = []
+    for cr in (1.0, 2.0):
+        rows.append({"attack": "linf_pgd", "norm": "Linf", "eps": 0.1, "rule": "", "cr": cr, "robust_acc": 0.5})
+        for rule, value in (("original", 0.6), ("threat_model", 0.55)):
+            rows.append({"attack": "l2_cw", "norm": "L2", "eps": 1.0, "rule": rule, "cr": cr, "robust_acc": value})
+        for eps in (2.0, 4.0):  # the original's rule counts more samples robust, most at 2 px
+            for rule, value in (("original", 0.9), ("threat_model", 0.7 if eps == 2.0 else 0.85)):
+                rows.append({"attack": "l0_bb", "norm": "L0", "eps": eps, "rule": rule, "cr": cr, "robust_acc": value})
+    frame = pd.DataFrame(rows)
+    return frame.assign(low=frame["robust_acc"] - 0.05, high=frame["robust_acc"] + 0.05, n_runs=5)
+
+
+def test_original_robust_compares_like_with_like_and_says_so():
+    summary = _original_summary()
+    worst = pd.DataFrame(
+        [
+            {"cr": cr, "norm": norm, "eps": eps, "robust_acc": acc, "attacks": atk, "seed": 0}
+            for cr in (1.0, 2.0)
+            for norm, eps, acc, atk in (("Linf", 0.1, 0.52, "linf_fmn+linf_apgd"), ("L2", 1.0, 0.4, "l2_ddn"))
+        ]
+    )
+    attack = pd.DataFrame(
+        [
+            {"cr": cr, "norm": "Linf", "eps": 0.1, "attack": "linf_pgd", "kind": "fixed", "robust_acc": 0.6}
+            for cr in (1.0, 2.0)
+        ]
+    ).assign(robust_acc_original_rule=np.nan)
+    out = report.original_robust(worst, attack, summary, "cpu")
+    assert set(out["compared"]) == {"Linf", "L2"}  # no L0 results of ours: no L0 frame
+    g = out["glue"]
+    # Linf: our PGD alone is 0.6 vs their 0.5 at both CRs (outside their range [0.45, 0.55])
+    assert g["orig-linf-same"].startswith("ours minus the original's mean is +0.100 on average over the 2 ")
+    assert g["orig-linf-same"].endswith("inside the original's range over runs at 0 of them")
+    assert g["orig-linf-worst"] == "+0.020"
+    # L2 compares with the original's own rule only (C&W at 0.6): 0.4 - 0.6 at both CRs
+    assert "-0.200 on average" in g["orig-l2"] and g["orig-l2-below"] == "2 of 2"
+    assert g["orig-l2-rule-gap"] == "0.050"
+    # the dense model's largest gap between the original's two L0 rules: 0.9 vs 0.7 at 2 px
+    assert (g["orig-l0-rule-eps"], g["orig-l0-rule-orig"], g["orig-l0-rule-threat"]) == ("2", "90.0%", "70.0%")
+    assert g["orig-l0-crs"] == "1, 2" and "no results in profile cpu yet" in g["orig-l0"]
+    assert out["bb"] is not None and list(out["bb"].columns) == ["CR 1", "CR 2"]
+    assert out["bb"].loc[(reference.RULES["threat_model"], "2 px"), "CR 2"] == pytest.approx(0.7)
+    gaps = out["gaps"]
+    pair = next(p for p in gaps.index.get_level_values("pair") if "linf_pgd alone" in p)
+    assert gaps.xs(pair, level="pair")["CR 2"].iloc[0] == pytest.approx(0.1)
+    assert out["initial"] == {"Linf": charts.eps_label(0.1, "Linf"), "L2": "1"}
+
+
+def test_original_robust_counts_l0_by_one_rule_on_both_sides():
+    summary = _original_summary()
+    worst = pd.DataFrame(
+        [
+            {"cr": 1.0, "norm": "L0", "eps": eps, "robust_acc": 0.6, "attacks": "l0_pgd_min", "seed": 0}
+            for eps in (2.0, 4.0)
+        ]
+    )
+    attack = pd.DataFrame(
+        [
+            {"cr": 1.0, "norm": "L0", "eps": eps, "attack": "l0_pgd_min", "kind": "minimal", "robust_acc": 0.6}
+            for eps in (2.0, 4.0)
+        ]
+    ).assign(robust_acc_original_rule=0.8)
+    out = report.original_robust(worst, attack, summary, "cpu")
+    assert out["bb"] is None and set(out["compared"]) == {"L0"}
+    pairs = set(out["gaps"].index.get_level_values("pair"))
+    # ours by d > eps only against theirs by d > eps, ours by d >= eps only against theirs by d >= eps
+    assert all(("d ≥ eps" in p.split(" minus ")[0]) == ("d ≥ eps" in p.split(" minus ")[1]) for p in pairs)
+    assert len(pairs) == 2
+    text = out["glue"]["orig-l0"]
+    assert text.startswith("Under the threat-model rule on both sides, ours minus the original's mean is -0.175")
+    assert (
+        "Under the original's rule on both sides (our minimal attack alone), ours minus the original's mean is -0.100"
+        in text
+    )
+
+
+def test_side_by_side_puts_ours_then_the_originals_range_at_each_cr():
+    index = pd.MultiIndex.from_tuples([("m", 1.0), ("m", 2.0)], names=["method", "cr"])
+    mine = pd.DataFrame({"clean_acc": [0.99, 0.98]}, index=index)
+    theirs = pd.DataFrame(
+        {"clean_acc": [0.97, 0.96], "clean_low": [0.9, 0.91], "clean_high": [0.99, 0.995]}, index=index
+    )
+    t = report.side_by_side(mine, theirs, "clean_acc", "clean_low", "clean_high", "{:.2f}")
+    assert list(t.columns) == ["reproduced CR 1", "original CR 1", "reproduced CR 2", "original CR 2"]
+    assert t.loc["m"].tolist() == ["0.99", "0.97 [0.90, 0.99]", "0.98", "0.96 [0.91, 0.99]"]
+
+
+def test_scenario_study_names_the_best_cr_per_share_of_attacks():
+    grid = {k: v for k, v in _grid().items() if k[0] != FILTER}
+    attack, samples = _tables(grid)
+    attack = attack.assign(n=N)
+    samples = samples.assign(label=samples["sample"] % 10, clean_pred=samples["sample"] % 10)  # all right
+    prune = (
+        attack.drop_duplicates(["prune_id", "cr"])
+        .rename(columns={"prune_id": "stage_id"})
+        .assign(clean_acc=0.99, schedule="one-shot")
+    )
+    study = report.scenario_study(attack, prune, samples)
+    g = study["glue"]
+    assert g["scen-main"] == "global magnitude unstructured pruning of mlp on mnist" and g["scen-n-models"] == 1
+    # clean accuracy of the attacked images (all right), not the prune table's 0.99
+    assert g["scen-dense-clean"] == "100.00%" and g["scen-clean-spread"] == "0.00"
+    # global magnitude: robust at L2 1 at every CR, so the tie goes to the smallest model, for every p
+    assert g["scen-mid-L2"] == "at 1 (where the dense model is 100% robust): CR 4 for p in [0.000, 1.000]"
+    assert g["scen-mid-Linf"] == g["scen-mid-L0"] == "no results" and set(study["initial"]) == {"L2"}
+    best = study["best"]["best CR by range of p"]
+    # local random loses robustness with CR (100 %, 60 %, 20 % at L2 1): the dense model wins for p > 0
+    assert best.loc[("mlp on mnist", "local random unstructured", "L2", "1")] == "CR 1 for p in [0.000, 1.000]"
+    # at L2 2 nothing is robust anywhere: a tie, the smallest model
+    assert best.loc[("mlp on mnist", "local random unstructured", "L2", "2")] == "CR 4 for p in [0.000, 1.000]"
+    assert (g["scen-n-budgets"], g["scen-n-dense-at-1"], g["scen-n-dense-anywhere"]) == (4, 1, 1)
+    across = study["across"]["best choice by range of p"]
+    assert across.loc[("mnist", "L2", "1")] == "global magnitude unstructured @ CR 4 for p in [0.000, 1.000]"
+    acc = study["acc"]
+    assert set(acc["cr"]) == {1, 2, 4} and set(acc["norm"]) == {"L2"}
+
+
+def test_headline_robustness_averages_seeds_and_reports_attack_agreement():
+    # two seeds, one method; at CR 4 APGD broke samples 0-4 that DDN left standing at L2 1
+    grid = {k: v for k, v in _grid().items() if k[0] == GM}
+    attack, samples = _tables(
+        grid, fixed_at={(GM, cr): set(range(5)) if cr == 4 else set() for cr in (1, 2, 4)}, seeds=(0, 1)
+    )
+    attack = attack.assign(n=N, violations=0)
+    run = lambda f: f["prune_id"] + "/" + f["attack"] + "/" + f["cr"].astype(str)  # noqa: E731
+    attack, samples = attack.assign(stage_id=run), samples.assign(stage_id=run)
+    prune = attack.drop_duplicates(["prune_id", "cr"]).assign(
+        clean_acc=0.99,
+        kept=lambda f: 1 / f["cr"],
+        sparsity=lambda f: 1 - 1 / f["cr"],
+        n_kept=100 / attack["cr"],
+        layers_removed=0,
+        finetune_epochs=1,
+        n_prunable=100,
+        schedule="one-shot",
+    )
+    checks = pd.DataFrame({"passed": [True, True, False]})
+    model = {**MODEL, **_method(*GM)}
+    rob = report.headline_robustness(attack, prune, samples, checks, model)
+    worst = rob["worst"][rob["worst"]["eps"] == 1.0].set_index("cr")
+    assert worst["robust_acc"].to_dict() == {1: 1.0, 2: 1.0, 4: 0.5}  # the worst case over both attacks
+    assert (worst["n_seeds"] == 2).all() and worst.loc[4, "sparsity"] == pytest.approx(0.75)
+    assert rob["attacks"]["L2"] == "l2_apgd, l2_ddn"
+    g = rob["glue"]
+    assert g["rob-seeds"] == "2 seeds (0, 1)" and g["rob-checks"] == "2 of 3" and g["rob-violations"] == 0
+    # fixed vs minimal per checkpoint and budget: at L2 1 they disagree at CR 4 only
+    decisive = rob["agreement"][rob["agreement"]["strongest"]]
+    assert g["rob-agree"] == f"{int(decisive['agree'].sum())} of {len(decisive)}" and not decisive["agree"].all()
+    at_1 = decisive[decisive["eps"] == 1.0]
+    assert set(at_1.loc[~at_1["agree"], "cr"]) == {4}
+    table = report.agreement_table(rob["agreement"])
+    assert table.loc[("L2", "l2_apgd", "l2_ddn", "1"), "CR 4"] == pytest.approx(-0.5)
+
+
+def test_trainings_compared_puts_two_trainings_side_by_side_per_recipe():
+    gm = {k: v for k, v in _grid().items() if k[0] == GM}
+    std_attack, std_samples = _tables(gm)
+    weak = {k: (v if k[1] == 1 else np.r_[np.full(N // 2, 1.5), np.full(N - N // 2, 0.5)]) for k, v in gm.items()}
+    pgd_attack, pgd_samples = (f.assign(training="pgd (eps 0.1)") for f in _tables(weak))
+    attack = pd.concat([std_attack, pgd_attack], ignore_index=True).assign(n=N)
+    samples = pd.concat([std_samples, pgd_samples], ignore_index=True)
+    prune = attack.drop_duplicates(["training", "cr"]).assign(
+        clean_acc=lambda f: np.where(f["training"] == "standard", 0.99, 0.98) - f["cr"] / 1000
+    )
+    train = pd.DataFrame({"training": ["standard", "pgd (eps 0.1)"], "epochs": [10, 20]})
+    labels = {"standard": "standard training", "pgd (eps 0.1)": "PGD training (eps 0.1)"}
+    got = report.trainings_compared(
+        {3: (attack, samples, prune, train)}, {**MODEL, **_method(*GM)} | {"training": None}, labels
+    )
+    assert set(got["worst"]["method"]) == {
+        "standard training, 3 epochs per step",
+        "PGD training (eps 0.1), 3 epochs per step",
+    }
+    assert (got["worst"]["budget"] == 3).all() and (got["train"]["budget"] == 3).all()
+    assert got["contrast"]["Linf"] is None and got["contrast"]["L0"] is None
+    eps, text = got["contrast"]["L2"]
+    # the budget where the standard (reference) model's dense line is nearest 50 %, here the first
+    assert (eps, text) == (
+        1.0,
+        "with up to 3 fine-tuning epochs per step, at L2 1 the standard model keeps 100.0% of the images dense "
+        "and 100.0% at CR 4; the PGD-trained one 100.0% dense and 50.0% at CR 4 (its best CR: 1, 100.0%)",
+    )
+    assert got["clean"] == (
+        "with up to 3 fine-tuning epochs per step, standard training reaches 98.90% on the test set and PGD "
+        "training 97.90% (-1.00 points for the adversarial training); at CR 4 they keep 98.60% and 97.60%"
+    )
+
+
+def test_method_study_gives_each_norm_its_sentence_table_and_claims_and_names_unattacked_methods():
+    attack, samples = _tables(_grid())
+    attack = attack.assign(n=N)
+    prune = pd.DataFrame(
+        [
+            {**MODEL, **_method(*k), "seed": 0, "schedule": "one-shot", "cr": c, "clean_acc": 0.98}
+            for k in (GM, LR, FILTER, ("kernel", "local", "random"))
+            for c in (1, 2, 4)
+        ]
+    ).assign(kept=1.0, sparsity=0.0, n_kept=1, layers_removed=0, finetune_epochs=1, n_prunable=1)
+    ind = pd.DataFrame([{"method": "local random unstructured", "cr": 4, "norm": "L2", "tripped": True, "why": "x"}])
+    study = report.method_study(attack, samples, prune, ind, MODEL)
+    assert set(study["norms"]) == {"L2"}  # only L2 was attacked
+    l2 = study["norms"]["L2"]
+    assert l2["sentence"] == report.method_findings(l2["curves"], "L2")["sentence"]
+    assert report.MARK in l2["table"].to_string()  # the tripped cell is marked
+    assert "pruned but not attacked in this profile: 1 method(s) (local random kernel)" in study["coverage"]
+    assert set(study["prune"]["cr"]) == {1, 2, 4} and (study["prune"]["n_seeds"] == 1).all()
+    claims = report.claims_table({"mlp": study})
+    assert claims.index.names == ["model", "norm", "claim"] and set(claims["holds"]) <= {"yes", "no", report.DASH}
+    assert claims.loc[("mlp", "L2", "filter pruning collapses first"), "holds"] == "no"  # nothing collapses
+    assert not len(report.claims_table({"mlp": {**study, "norms": {}}}))
+
+
+def test_budget_pickers_take_the_nearest_and_the_replicas_16_of_255():
+    assert report.nearest_budget([0.5, 1.0, 2.0], 1.2) == 1.0
+    replica = pd.DataFrame({"eps": [0.0, 8 / 255, 16 / 255, 32 / 255]})
+    assert report.replica_budget(replica) == pytest.approx(16 / 255)
+    assert report.replica_budget(pd.DataFrame({"eps": [0.0, 0.1, 0.2, 0.3]})) == pytest.approx(0.2)
+
+
+def test_cross_family_table_and_indicator_summary_per_model():
+    attack, samples, checks = _indicator_tables()
+    ind = report.failure_indicators(attack, samples, checks)
+    health = report.indicator_summary(ind, ["mlp"])
+    assert health["sentence"] == "**1 of 2** (model, method, CR, norm) results tripped an indicator."
+    assert list(health["tripped"].index.get_level_values("cr")) == [4]
+    assert "l0_pgd_min 56%" in health["sources"].iloc[0, 0]
+    rows = [
+        {"prune_id": "p", "cr": 4, "norm": "L2", "eps": 1.0, "attack": a, "kind": k, "robust_acc": acc}
+        for a, k, acc in (("l2_ensemble", "minimal", 0.55), ("l2_apgd", "fixed", 0.5))
+    ]
+    frame = pd.DataFrame(rows).assign(scenario="white-box", **MODEL)
+    table = report.cross_family_table(frame, {"mlp": MODEL, "cnn": {**MODEL, "arch": "cnn"}})
+    assert list(table.index) == [("mlp", "L2", "l2_ensemble", "l2_apgd")]
+    assert table.iloc[0]["largest gaps (points)"] == "-5.0 / -5.0"
+
+
+def test_highest_safe_cr_stops_below_the_first_clearly_less_robust_cr():
+    spots = pd.DataFrame(
+        [
+            {"method": "m", "norm": "L2", "eps": 1.0, "cr": cr, "verdict": v}
+            for cr, v in (
+                (2, "no clear difference"),
+                (4, "more robust"),
+                (8, "less robust"),
+                (16, "no clear difference"),
+            )
+        ]
+        + [{"method": "m", "norm": "L2", "eps": 2.0, "cr": 2, "verdict": "less robust"}]
+        + [{"method": "m", "norm": "L0", "eps": 4.0, "cr": cr, "verdict": "no clear difference"} for cr in (2, 4)]
+    )
+    keep = report.highest_safe_cr(spots).set_index(["norm", "eps"])["up_to"]
+    assert keep.to_dict() == {("L0", 4.0): 4, ("L2", 1.0): 4, ("L2", 2.0): 1.0}
+
+
+def test_sweet_spot_study_counts_verdicts_and_names_the_clearly_more_robust():
+    more = ("kernel", "local", "magnitude")
+    grid = {k: v for k, v in _grid().items() if k[0] != FILTER}
+    grid.update({(more, cr): np.full(N, 0.5 if cr == 1 else 1.5) for cr in (1, 2, 4)})  # pruning helps at L2 1
+    attack, samples = _tables(grid)
+    attack = attack.assign(n=N, schedule="one-shot")
+    samples = samples.assign(schedule="one-shot", label=0, clean_pred=0)
+    study = report.sweet_spot_study(attack, samples, 0.95, n_boot=200, seed=0)
+    g = study["glue"]
+    assert (g["ss-n"], g["ss-n-more"], g["ss-n-less"], g["ss-n-unclear"]) == (12, 2, 2, 8)
+    assert g["ss-more-list"].startswith("L2 at 1, CR 2 (local magnitude kernel): +100.0 points [")
+    assert g["ss-keep-L2"].startswith("global magnitude unstructured: CR 4 at 1, CR 4 at 2; local magnitude kernel:")
+    assert "local random unstructured: CR 1 at 1, CR 4 at 2" in g["ss-keep-L2"] and g["ss-keep-L0"] == "no results"
+    table = study["table"]
+    assert table.loc[("local random unstructured", "L2", "1"), "CR 4"] == "-80.0 ▼"
+    assert table.loc[("local magnitude kernel", "L2", "1"), "CR 2"] == "+100.0 ▲"
+    assert list(study["more"].index.get_level_values("cr")) == [2, 4]
+
+
+def _lines():
+    """compare.worst_case_by_model-like rows: two models, Linf at 4/255 and 8/255, CR 1 and 4."""
+    rows = []
+    for method, seeds, attacks in (("CNN", 3, "linf_apgd+linf_fmn"), ("MLP", 1, "linf_fmn")):
+        for cr in (1, 4):
+            for eps, acc in ((0.0, 0.99), (4 / 255, 0.8), (8 / 255, 0.45 if cr == 1 else 0.3)):
+                rows.append(
+                    {
+                        "method": method,
+                        "cr": cr,
+                        "norm": "Linf",
+                        "eps": eps,
+                        "robust_acc": acc - (0.1 if method == "MLP" else 0),
+                        "n": 1000 if method == "CNN" else 500,
+                        "n_seeds": seeds,
+                        "attacks": attacks,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_lines_table_coverage_and_one_model_text():
+    worst = _lines()
+    table = report.lines_table(worst, ["method", "cr"])
+    assert list(table.index) == [("Linf", 4 / 255), ("Linf", 8 / 255)]  # no clean row
+    assert table.loc[("Linf", 8 / 255), ("MLP", 4)] == pytest.approx(0.2)
+    assert not len(report.lines_table(worst.iloc[:0]))
+    cov = report.lines_coverage(worst)
+    assert cov == {
+        "n": 1000,
+        "seeds": "the CNN's lines are the mean over 3 seeds; the MLP ran one seed",
+        "attacks": "linf_apgd, linf_fmn",
+    }
+    assert report.lines_coverage(worst.iloc[:0])["attacks"] == "(none)"
+    cnn = worst[worst["method"] == "CNN"]
+    # the budget where the dense CNN is nearest 50 %: 8/255 (45 %)
+    assert report.one_model_text(cnn, "CNN") == "Linf 8/255: 45.0% at CR 1, 30.0% at CR 4"
+    assert report.one_model_text(cnn.iloc[:0], "CNN") is None
+
+
+def _sweep_record(started, done, skipped=0, seconds=3600.0, only="", failed=0, profile="cpu"):
+    return {
+        "profile": profile,
+        "started_at": started,
+        "done": done,
+        "skipped": skipped,
+        "failed": failed,
+        "blocked": 0,
+        "only": only,
+        "seconds": seconds,
+        "workers": 2,
+        "scheduler": "local",
+        "cpu_count": 2,
+        "device": "cpu",
+        "code_version": "abc",
+    }
+
+
+def test_from_nothing_takes_a_complete_sweep_or_the_sum_of_sweeps_that_grew_the_profile():
+    assert report.hours(3 * 3600 + 5 * 60) == "3 h 5 min"
+    one = pd.DataFrame([_sweep_record("2026-01-01", 10, seconds=7200.0)])
+    assert report.from_nothing(one, "cpu", 10).startswith(
+        "2 h 0 min for 10 stages (2 local workers on a machine with 2 cores"
+    )
+    grew = pd.DataFrame(
+        [
+            _sweep_record("2026-01-01", 6, seconds=1800.0),
+            _sweep_record("2026-01-02", 4, skipped=6, seconds=1200.0),
+            _sweep_record("2026-01-03", 2, only="arch=mlp"),  # a slice does not count
+        ]
+    )
+    assert report.from_nothing(grew, "cpu", 10).startswith("0 h 50 min for its 10 stages, run in 2 sweeps")
+    # a sweep that re-ran what an earlier one had done does not add up to "from nothing"
+    rerun = pd.DataFrame([_sweep_record("2026-01-01", 6), _sweep_record("2026-01-02", 4, skipped=2)])
+    assert report.from_nothing(rerun, "cpu", 10) == "none recorded yet for profile cpu"
+    table = report.sweeps_table(grew, ["cpu"])
+    assert list(table["minutes"]) == [30.0, 20.0, 60.0] and report.sweeps_table(grew, ["full"]) is None
+
+
+def test_versions_table_and_fingerprint_sentence():
+    train = pd.DataFrame({"stage_id": ["t1", "t2"], "code_version": ["a", "b"], "torch_version": "2", "device": "cpu"})
+    table = report.versions_table({"train": train, "prune": train.iloc[:0]})
+    assert list(table.index) == ["train", "train"] and list(table["stages"]) == [1, 1]
+    agreement = pd.DataFrame({"runs": [5, 3], "unknown": [1, 0], "same": [4, 2], "different": [0, 1]})
+    assert report.fingerprint_sentence(agreement).startswith(
+        "of 8 links from a result to its checkpoint, 7 are fingerprinted on both sides, and 6 of those match (1 differ)"
+    )
+
+
+def _prune_rows():
+    """Prune rows of one model: global magnitude unstructured and global magnitude filter, CR 1-4, two seeds."""
+    rows = []
+    for seed in (0, 1):
+        for structure in ("unstructured", "filter"):
+            for cr in (1, 2, 4):
+                rows.append(
+                    {
+                        **MODEL,
+                        "structure": structure,
+                        "scope": "global",
+                        "criterion": "magnitude",
+                        "prune_dense_neurons": False,
+                        "schedule": "one-shot",
+                        "seed": seed,
+                        "stage_id": f"prune-{structure}-{seed}",
+                        "cr": cr,
+                        "clean_acc": 0.99 - cr / 100 - seed / 1000,
+                        "kept": 1 / cr + (0.001 if structure == "unstructured" and cr == 4 else 0),
+                        "target_kept": 1 / cr,
+                        "n_prunable": 1000,
+                        "n_units": 10.0 if structure == "filter" else np.nan,
+                        "n_units_kept": {1: 10, 2: 5, 4: 2}[cr] if structure == "filter" else np.nan,
+                        "layers_removed": 1 if cr == 4 and structure == "filter" else 0,
+                        "sparsity": 1 - 1 / cr,
+                        "n_kept": 1000 / cr,
+                        "finetune_epochs": 2,
+                        "bytes_dense": 4096,
+                        "bytes_coo": 8192 / cr,
+                        "bytes_bitmask": 4096 / cr + 128,
+                    }
+                )
+    frame = pd.DataFrame(rows)
+    return frame.assign(method=charts.method_label(frame), model=charts.model_label(frame))
+
+
+def test_pruning_tables_per_method_and_how_exactly_the_targets_were_hit():
+    prune = _prune_rows()
+    acc = report.pruning_accuracy(prune)
+    # one weight off at CR 4 (0.001 of 1000); filter CR 4 keeps 2 of 10 units where round(10 - 7.5) = 2 is due
+    assert acc == {
+        "pruning-unstructured-max-dev": "1.0",
+        "pruning-units-max-dev": "0",
+        "pruning-gf-kept-64": "(no run)",
+    }
+    t = report.per_method(prune, "clean_acc")
+    assert list(t.columns) == ["CR 1", "CR 2", "CR 4"]
+    assert t.loc[("mlp on mnist", "global magnitude unstructured"), "CR 2"] == pytest.approx(0.9695)  # mean over seeds
+    layers = pd.DataFrame(
+        [
+            {"stage_id": sid, "cr": cr, "layer": layer, "n_params": 1100, "n_params_kept": 100 + 1000 / cr}
+            for sid in ("prune-unstructured-0", "prune-filter-0")
+            for cr in (1, 2, 4)
+            for layer in ("fc1", "fc2", "total")
+        ]
+    )
+    removed = report.layers_removed(prune[prune["seed"] == 0], layers)
+    assert removed.index.levels[0].tolist() == ["mlp on mnist (of 2 layers)"]
+    assert removed.loc[("mlp on mnist (of 2 layers)", "global magnitude filter"), "CR 4"] == 1
+    cr_all = report.cr_over_all_parameters(prune[prune["seed"] == 0], layers)
+    assert cr_all.loc[("mlp on mnist", "global magnitude filter"), "CR 4"] == pytest.approx(1100 / 350)
+    size = report.storage(prune[prune["structure"] == "unstructured"])
+    assert size.loc["CR 4"].tolist() == [4.0, 2.0, 1.1]
+
+
+def test_linf_slice_averages_the_seeds_pgd_attacked_and_tables_every_cr():
+    prune = _prune_rows()
+    prune = prune[prune["structure"] == "unstructured"]
+    attack = pd.DataFrame(
+        [
+            {
+                "attack": "linf_pgd",
+                "seed": 0,
+                "cr": cr,
+                "norm": "Linf",
+                "eps": eps,
+                "robust_acc": {0.0: 0.99, 8 / 255: 0.8, 16 / 255: 0.5 + cr / 100, 32 / 255: 0.1}[eps],
+                "n": 1000,
+                "violations": 0,
+            }
+            for cr in (1, 2, 4)
+            for eps in (0.0, 8 / 255, 16 / 255, 32 / 255)
+        ]
+    )
+    checks = pd.DataFrame({"passed": [True, True]})
+    pgd = report.linf_slice(attack, prune, checks)
+    g = pgd["glue"]
+    assert g["slice-seeds"] == "seed 0" and g["slice-n"] == 1000 and g["slice-clean-cr1"] == "98.00%"
+    assert (g["slice-mid-eps"], g["slice-mid-cr1"], g["slice-mid-best-cr"], g["slice-mid-best"]) == (
+        "16/255",
+        "51.0%",
+        "4",
+        "54.0%",
+    )
+    assert g["slice-checks-passed"] == "2 of 2" and g["slice-max-cr"] == "4"
+    assert list(pgd["table"].index) == ["1", "2", "4"] and pgd["budgets"] == ["8/255", "16/255", "32/255"]
+    ref = pd.DataFrame({"cr": [1, 1], "eps": [16 / 255, 16 / 255], "robust_acc": [0.4, 0.5]})
+    gap = report.gap_to_original(pgd["attack"], ref).dropna()
+    assert gap.to_dict() == {(1, 16 / 255): pytest.approx(0.06)}
+
+
+def test_setup_tables_list_the_catalog_and_mark_what_ran():
+    from prunerob import catalog
+
+    ds = report.datasets_table({("mnist", "cnn")})
+    assert list(ds.index) == list(catalog.DATASETS) and ds.loc["mnist", "in the book's results"] == "yes"
+    assert ds.loc["cifar10", "in the book's results"] == "no" and ds.loc["mnist", "classes"] == 10
+    attack, _ = _tables(_grid())
+    prune = attack.drop_duplicates(["structure", "scope", "criterion"])
+    original = pd.DataFrame([_method(*GM)])
+    methods = report.methods_table(prune, attack.iloc[:0], original)
+    assert len(methods) == len(catalog.STRUCTURES) * len(catalog.SCOPES) * len(catalog.CRITERIA)
+    row = methods.loc[GM]
+    assert (row["in the original"], row["pruned here"], row["attacked here"]) == ("yes", "mlp on mnist", "no")
+    assert methods.loc[("kernel", "local", "random"), "pruned here"] == "no"
+    attacks_t = report.attacks_table({"l2_ddn"})
+    assert set(attacks_t.index) == set(catalog.ATTACKS) and attacks_t.loc["l2_ddn", "in the book's results"] == "yes"
+    presets = report.presets_table()
+    defaults = presets[presets["default"] == "yes"].index.get_level_values("attack")
+    assert sorted(defaults) == sorted(catalog.ATTACKS)  # one default (the first preset) per attack
+    stage = report.stage_defaults_table()
+    assert {"data", "model", "train", "prune", "attack"} <= set(stage.index.get_level_values("part"))
+    cover = report.attack_coverage_table(attack.assign(n=N))
+    assert cover.loc[("mlp on mnist", "L2", "l2_ddn", "default"), "eps"] == "1, 2"
+    assert cover.loc[("mlp on mnist", "L2", "l2_ddn", "default"), "crs"] == "1, 2, 4"
+    assert report.attack_coverage_table(attack.iloc[:0]) is None
+
+
+def _bench_record(checkpoint, default_acc, strongest_acc, seconds, sets=("default", "strongest", "original")):
+    """A record of ``bench attacks`` per checkpoint (the new format): per set and norm seconds and
+    robust accuracy at eps 0 and 2."""
+    from prunerob import bench
+
+    record = {"checkpoint": checkpoint, "n_samples": 1000, "throughput": {"ratio": 0.9, "batch_size": 500}}
+    accs = {"default": default_acc, "strongest": strongest_acc, "original": strongest_acc}
+    for s in sets:
+        record[s] = {
+            norm: {
+                "attacks": [f"{norm.lower()}_x"],
+                "presets": ["strong"],
+                "seconds": seconds[s],
+                "robust_acc": {"0.0": 1.0, "2.0": accs[s]},
+                "median_distance": 1.0,
+                "checks_passed": True,
+            }
+            for norm in ("Linf", "L2", "L0")
+        }
+    if "original" in sets:
+        record["speedup"] = 3 * seconds["original"] / (3 * seconds["default"])
+        record["no_weaker"] = {n: {"robust_acc": True, "median_distance": True} for n in ("Linf", "L2", "L0")}
+    if "strongest" in sets:
+        gap = bench.default_vs_strongest(record["default"]["L0"]["robust_acc"], record["strongest"]["L0"]["robust_acc"])
+        record["default_vs_strongest"] = {n: gap for n in ("Linf", "L2", "L0")}
+    record["load_before"], record["load_after"] = [0.5, 0.4, 0.3], [2.1, 1.0, 0.5]
+    return record
+
+
+def test_attack_bench_reads_records_per_checkpoint_with_the_strongest_set():
+    blob = {
+        "machine": {"cpu_count": 2, "cuda": None},
+        "records": [
+            _bench_record("dense.pt", 0.53, 0.52, {"default": 10.0, "strongest": 500.0, "original": 250.0}),
+            _bench_record("cr16.pt", 0.60, 0.55, {"default": 20.0, "strongest": 600.0, "original": 300.0}),
+            _bench_record("cr64.pt", 0.7, 0.7, {"default": 5.0, "strongest": 50.0}, sets=("default", "strongest")),
+        ],
+    }
+    result = report.attack_bench(blob)
+    numbers, table = result  # unpacked as the robustness chapter does
+    assert numbers["bench-speedup"] == "25" and numbers["bench-default-s"] == "30" and numbers["bench-n"] == 1000
+    assert list(table.index) == ["Linf", "L2", "L0"] and table.loc["L0", "seconds (original)"] == 250.0
+    per = result.checkpoints
+    assert list(per.index.get_level_values("checkpoint").unique()) == ["dense.pt", "cr16.pt", "cr64.pt"]
+    assert len(per) == 9
+    dense, cr16, cr64 = per.loc[("dense.pt", "L2")], per.loc[("cr16.pt", "L0")], per.loc[("cr64.pt", "Linf")]
+    assert dense["largest excess over strongest"] == pytest.approx(0.01) and dense["within 1 point"]
+    assert dense["at eps"] == 2.0 and dense["speedup"] == 25.0 and dense["speedup (norm)"] == 25.0
+    assert cr16["largest excess over strongest"] == pytest.approx(0.05) and not cr16["within 1 point"]
+    assert cr16["seconds (strongest)"] == 600.0 and cr16["load before"] == 0.5 and cr16["load after"] == 2.1
+    assert np.isnan(cr64["speedup"]) and np.isnan(cr64["seconds (original)"]) and cr64["within 1 point"]
+    assert report.attack_bench_checkpoints(blob).equals(per)
+    # without any record of the original's set there is no chapter table, but the records still read
+    only = {**blob, "records": blob["records"][2:]}
+    with pytest.raises(ValueError, match="original"):
+        report.attack_bench(only)
+    assert len(report.attack_bench_checkpoints(only)) == 3
+
+
+def test_attack_bench_reads_the_old_single_record_format_per_checkpoint_too():
+    import json
+
+    from prunerob import results
+
+    blob = json.loads((results.ROOT / "benchmarks" / "attacks.json").read_text())
+    per = report.attack_bench(blob).checkpoints
+    assert list(per.index.get_level_values("norm")) == ["Linf", "L2", "L0"]
+    assert per["speedup"].iloc[0] == blob["records"][0]["speedup"]
+    assert per["largest excess over strongest"].isna().all() and per["seconds (strongest)"].isna().all()

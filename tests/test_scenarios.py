@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunerob import evaluate, scenarios
+from prunerob import aggregate, scenarios
 
 META = {
     "dataset": "mnist",
@@ -87,7 +87,7 @@ def _samples(robust_by_cr, seeds=(0,), attack="linf_fmn", eps=0.1):
     return pd.DataFrame(rows)
 
 
-def test_worst_case_samples_agrees_with_evaluate_worst_case():
+def test_worst_case_samples_agrees_with_aggregate_worst_case():
     rng = np.random.default_rng(0)
     samples = pd.concat(
         [_samples({1: rng.random(50) < 0.7, 2: rng.random(50) < 0.6}, attack=a) for a in ("linf_fmn", "linf_other")],
@@ -96,7 +96,7 @@ def test_worst_case_samples_agrees_with_evaluate_worst_case():
     grid = {"Linf": [0.0, 0.1]}
     per_sample = scenarios.worst_case_samples(samples, grid)
     mine = per_sample.groupby(["cr", "eps"])["robust"].mean()
-    theirs = evaluate.worst_case(samples, grid).set_index(["cr", "eps"])["robust_acc"]
+    theirs = aggregate.worst_case(samples, grid).set_index(["cr", "eps"])["robust_acc"]
     assert mine.to_dict() == pytest.approx(theirs.to_dict())
     assert set(per_sample.columns) >= {"seed", "structure", "scope", "criterion", "sample", "robust"}
 
