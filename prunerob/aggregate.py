@@ -100,6 +100,22 @@ def common_runs_only(samples: pd.DataFrame, attack: pd.DataFrame, by: list[str])
     return mark(samples), mark(attack)
 
 
+def fully_attacked_seeds(samples: pd.DataFrame, attack: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``samples`` and ``attack`` of one model and method without the prune stages (seeds) whose
+    minimal attack runs are a strict subset of another stage's: a seed attacked before the default
+    set grew (e.g. PGD_0-min where the others ran the L0 ensemble) would otherwise limit the worst
+    case of every seed to its weaker attacks, and a method compared with others that faced the whole
+    set would look more robust than it is.  Seeds with the same minimal attacks all stay."""
+    if not len(attack):
+        return samples, attack
+    minimal = white_box(attack[attack["kind"] == "minimal"])
+    runs = {pid: set(attack_runs(rows)) for pid, rows in minimal.groupby("prune_id")}
+    weaker = {pid for pid, own in runs.items() if any(own < other for other in runs.values())}
+    if not weaker:
+        return samples, attack
+    return samples[~samples["prune_id"].isin(weaker)], attack[~attack["prune_id"].isin(weaker)]
+
+
 def eps_grids(attack: pd.DataFrame) -> dict[str, list[float]]:
     """Per norm, the budgets the attacks of ``attack`` (rows of the attack table) ran at: the grid a
     worst case over them is taken on."""

@@ -72,7 +72,8 @@ def method_robustness(
 ) -> pd.DataFrame:
     """Per pruning method of one model (``where``: e.g. dataset, arch, training), CR, norm and eps:
     robust accuracy as the per-sample worst case over every white-box attack run on that checkpoint
-    (``attacks`` names them; where seeds differ, the runs every seed of the method faced), the mean
+    (``attacks`` names them; where seeds differ, the runs every seed of the method faced, after
+    ``aggregate.fully_attacked_seeds`` left out the seeds that missed part of the default set), the mean
     over seeds with a 95 % band (seeds and images; one seed: the Wilson interval), ``n`` images per
     seed, ``n_seeds``, and the method's columns. Empty when no method of the model was attacked."""
     cols = ["method", *METHOD_KEYS, "cr", "norm", "eps", "robust_acc", "low", "high", "n", "n_seeds", "attacks"]
@@ -82,9 +83,11 @@ def method_robustness(
         return pd.DataFrame(columns=cols)
     parts = []
     for label, sel in picked.items():  # one method at a time: no method limits another's attacks
-        rows = compare.worst_case_by_model(
-            compare.rows_of(attack, sel), compare.rows_of(samples, sel), {label: sel}, confidence
+        # like for like across methods: a seed that missed part of the default set does not count
+        own_samples, own_attack = aggregate.fully_attacked_seeds(
+            compare.rows_of(samples, sel), compare.rows_of(attack, sel)
         )
+        rows = compare.worst_case_by_model(own_attack, own_samples, {label: sel}, confidence)
         parts.append(rows.assign(**{k: sel[k] for k in METHOD_KEYS}))
     return pd.concat(parts, ignore_index=True)[cols]
 

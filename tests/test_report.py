@@ -1180,3 +1180,21 @@ def test_attack_bench_reads_the_old_single_record_format_per_checkpoint_too():
     assert list(per.index.get_level_values("norm")) == ["Linf", "L2", "L0"]
     assert per["speedup"].iloc[0] == blob["records"][0]["speedup"]
     assert per["largest excess over strongest"].isna().all() and per["seconds (strongest)"].isna().all()
+
+
+def test_a_seed_that_missed_part_of_the_default_set_does_not_weaken_its_methods_line():
+    # seed 0 faced l2_ddn and a stronger l2_fmn (half the distances); seed 1 l2_ddn only: the
+    # method's line must not fall back to l2_ddn alone (the attacks both seeds faced)
+    attack, samples = _tables({k: v for k, v in _grid().items() if k[0] == GM}, seeds=(0, 1))
+    seed0_a, seed0_s = attack[attack["seed"] == 0], samples[samples["seed"] == 0]
+    fmn_a = seed0_a.assign(attack="l2_fmn", robust_acc=0.0)  # 0.75 <= every budget but 0
+    fmn_a.loc[fmn_a["eps"] == 0, "robust_acc"] = 1.0
+    fmn_s = seed0_s.assign(attack="l2_fmn", distance=seed0_s["distance"] / 2)
+    attack, samples = pd.concat([attack, fmn_a], ignore_index=True), pd.concat([samples, fmn_s], ignore_index=True)
+    curves = report.method_robustness(attack, samples, MODEL)
+    at_1 = curves[curves["eps"] == 1.0]
+    assert (at_1["n_seeds"] == 1).all() and set(at_1["attacks"]) == {"l2_ddn+l2_fmn"}
+    assert (at_1["robust_acc"] == 0.0).all()  # the stronger attack's result, not l2_ddn's 100 %
+    # with the same attacks on both seeds, both seeds count
+    both = report.method_robustness(attack[attack["attack"] == "l2_ddn"], samples[samples["attack"] == "l2_ddn"], MODEL)
+    assert (both["n_seeds"] == 2).all()
