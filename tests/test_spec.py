@@ -158,9 +158,9 @@ def test_attack_stage_ids_of_the_committed_profiles_are_unchanged():
 def test_the_cpu_profiles_missing_attack_tables_are_only_the_ones_still_being_computed():
     """The cpu profile attacks every pruning method; what is still being computed (README: the `cpu`
     profile's recompute status) is the fixed-budget checks (APGD, PGD_0) of the CNN's (seed 0)
-    methods other than global magnitude unstructured pruning, and the CNN's seed 1, being re-made
-    with portable math.  Every other attack stage, every default (minimal) attack of every CNN method
-    of seed 0 and the headline method's on seed 2 included, has its table."""
+    methods other than global magnitude unstructured pruning.  Every other attack stage, every
+    default (minimal) attack of every CNN method of seed 0 and every attack of seeds 1 and 2
+    included, has its table."""
     from prunerob import catalog, sweep
 
     have = _committed_attack_tables()
@@ -170,8 +170,6 @@ def test_the_cpu_profiles_missing_attack_tables_are_only_the_ones_still_being_co
     def pending(s) -> bool:
         if s.model.arch != "cnn":
             return False
-        if s.train.seed == 1:
-            return True
         method = (s.prune.structure, s.prune.scope, s.prune.criterion)
         return s.train.seed == 0 and method != headline and catalog.attack(s.attack.attack).kind == "fixed"
 
