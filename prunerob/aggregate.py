@@ -100,18 +100,24 @@ def common_runs_only(samples: pd.DataFrame, attack: pd.DataFrame, by: list[str])
     return mark(samples), mark(attack)
 
 
-def fully_attacked_seeds(samples: pd.DataFrame, attack: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``samples`` and ``attack`` of one model and method without the prune stages (seeds) whose
-    minimal attack runs are a strict subset of another stage's: a seed attacked before the default
-    set grew (e.g. PGD_0-min where the others ran the L0 ensemble) would otherwise limit the worst
-    case of every seed to its weaker attacks, and a method compared with others that faced the whole
-    set would look more robust than it is.  Seeds with the same minimal attacks all stay."""
+def fully_attacked_seeds(
+    samples: pd.DataFrame, attack: pd.DataFrame, required: set[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``samples`` and ``attack`` of one model and method without the prune stages (seeds) that
+    missed part of the default set: a seed attacked before the set grew (e.g. PGD_0-min where the
+    others ran the L0 ensemble) would otherwise limit the worst case of every seed to its weaker
+    attacks, and a method compared with others that faced the whole set would look more robust than
+    it is.  ``required``: the minimal attacks a seed must have faced (e.g. those every method of
+    the model faced); without it, a seed whose minimal attacks are a strict subset of another's."""
     if not len(attack):
         return samples, attack
     minimal = white_box(attack[attack["kind"] == "minimal"])
     runs = {pid: set(attack_runs(rows)) for pid, rows in minimal.groupby("prune_id")}
-    weaker = {pid for pid, own in runs.items() if any(own < other for other in runs.values())}
-    if not weaker:
+    if required is not None:
+        weaker = {pid for pid, own in runs.items() if not required <= own}
+    else:
+        weaker = {pid for pid, own in runs.items() if any(own < other for other in runs.values())}
+    if not weaker or weaker == set(runs):
         return samples, attack
     return samples[~samples["prune_id"].isin(weaker)], attack[~attack["prune_id"].isin(weaker)]
 

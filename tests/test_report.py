@@ -1198,3 +1198,17 @@ def test_a_seed_that_missed_part_of_the_default_set_does_not_weaken_its_methods_
     # with the same attacks on both seeds, both seeds count
     both = report.method_robustness(attack[attack["attack"] == "l2_ddn"], samples[samples["attack"] == "l2_ddn"], MODEL)
     assert (both["n_seeds"] == 2).all()
+
+
+def test_a_seed_that_faced_the_attacks_every_method_faced_counts_even_if_another_seed_faced_more():
+    # global magnitude: seed 0 faced l2_ddn and l2_fmn, seed 1 l2_ddn; local random faced l2_ddn:
+    # the default set (what every method faced) is l2_ddn, so both seeds of global magnitude count
+    grid = {k: v for k, v in _grid().items() if k[0] in (GM, LR)}
+    attack, samples = _tables(grid, seeds=(0, 1))
+    extra = (attack["seed"] == 0) & (attack["structure"] == "unstructured") & (attack["scope"] == "global")
+    extra_s = (samples["seed"] == 0) & (samples["scope"] == "global")
+    attack = pd.concat([attack, attack[extra].assign(attack="l2_fmn")], ignore_index=True)
+    samples = pd.concat([samples, samples[extra_s].assign(attack="l2_fmn")], ignore_index=True)
+    curves = report.method_robustness(attack, samples, MODEL)
+    gm = curves[curves["method"] == "global magnitude unstructured"]
+    assert (gm["n_seeds"] == 2).all() and set(gm["attacks"]) == {"l2_ddn"}
