@@ -25,6 +25,7 @@ from prunerob import aggregate, catalog, charts, compare, reference, scenarios, 
 
 METHOD_KEYS = ["structure", "scope", "criterion", "prune_dense_neurons"]
 DASH = "\u2013"  # a missing cell
+NORMS = ("Linf", "L2", "L0")  # the order every chapter shows the norms in
 
 
 def _num(value: Any) -> float:
@@ -1087,7 +1088,7 @@ def side_by_side(mine: pd.DataFrame, theirs: pd.DataFrame, value: str, low: str,
     return t[[f"{src} CR {cr:g}" for cr in crs for src in ("reproduced", "original")]]
 
 
-_NORM_ORDER = {"Linf": 0, "L2": 1, "L0": 2}
+_NORM_ORDER = {norm: i for i, norm in enumerate(NORMS)}
 
 
 def _norm_sorted(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -1138,7 +1139,7 @@ def scenario_study(attack: pd.DataFrame, prune: pd.DataFrame, samples: pd.DataFr
     glue["scen-clean-spread"] = f"{100 * (mild.max() - mild.min()):.2f}"
     glue["scen-dense-clean"] = f"{clean.loc[clean.index.min()]:.2%}"
     initial = {}
-    for norm in _NORM_ORDER:
+    for norm in NORMS:
         dense = main[(main["norm"] == norm) & (main["cr"] == main["cr"].min())]
         if not len(dense):
             glue[f"scen-mid-{norm}"] = "no results"
@@ -1259,9 +1260,6 @@ def agreement_table(agreement: pd.DataFrame) -> pd.DataFrame:
     t = t.pivot_table(index=["norm", "fixed", "minimal", "eps"], columns="cr", values="gap", sort=False)
     t.columns = [f"CR {c:g}" for c in t.columns]
     return t
-
-
-NORMS = ("Linf", "L2", "L0")
 
 
 def trainings_compared(
