@@ -94,8 +94,15 @@ def portable_math(device: torch.device):
     if problem:
         raise RuntimeError(problem)
     native = os.environ.get(NATIVE_MATH_VAR) == "1"
-    with torch.backends.mkldnn.flags(enabled=native), torch.backends.nnpack.flags(enabled=native):
-        yield
+    # oneDNN is switched through its one flag: torch.backends.mkldnn.flags() also restores the TF32
+    # flag on exit, which prints a UserWarning about Intel GPUs into every stage's terminal output
+    was = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = native
+    try:
+        with torch.backends.nnpack.flags(enabled=native):
+            yield
+    finally:
+        torch.backends.mkldnn.enabled = was
 
 
 # --- checkpoints -----------------------------------------------------------------------------

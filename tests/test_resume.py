@@ -154,6 +154,7 @@ def test_ctrl_c_stops_the_sweep_records_it_and_a_rerun_resumes(tmp_path):
     # progress on the terminal (fine-tuning epochs per CR step, attack budgets), no kernel log noise
     assert "fine-tune CR" in again.stderr and "linf_pgd:" in again.stderr
     assert "without encryption" not in err + again.stderr and "IPKernelApp" not in err + again.stderr
+    assert "UserWarning" not in err + again.stderr, again.stderr
 
 
 def test_a_corrupted_checkpoint_is_made_again_and_the_stage_that_needs_it_runs(smoke_study, tmp_path, monkeypatch):
