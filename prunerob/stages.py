@@ -96,13 +96,13 @@ def portable_math(device: torch.device):
     native = os.environ.get(NATIVE_MATH_VAR) == "1"
     # oneDNN is switched through its one flag: torch.backends.mkldnn.flags() also restores the TF32
     # flag on exit, which prints a UserWarning about Intel GPUs into every stage's terminal output
-    was = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = native
+    was = torch._C._get_mkldnn_enabled()
+    torch._C._set_mkldnn_enabled(native)
     try:
         with torch.backends.nnpack.flags(enabled=native):
             yield
     finally:
-        torch.backends.mkldnn.enabled = was
+        torch._C._set_mkldnn_enabled(was)
 
 
 # --- checkpoints -----------------------------------------------------------------------------
