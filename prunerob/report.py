@@ -83,10 +83,7 @@ def method_robustness(
     if not picked:
         return pd.DataFrame(columns=cols)
     parts = []
-    # like for like across methods: the minimal attacks every method faced (on some seed) are the
-    # default set; a seed that missed part of it does not count
-    minimal = aggregate.white_box(attack[attack["kind"] == "minimal"])
-    required = set.intersection(*(set(aggregate.attack_runs(compare.rows_of(minimal, sel))) for sel in picked.values()))
+    required = _default_set(attack, picked)
     for label, sel in picked.items():  # one method at a time: no method limits another's attacks
         own_samples, own_attack = aggregate.fully_attacked_seeds(
             compare.rows_of(samples, sel), compare.rows_of(attack, sel), required
@@ -94,6 +91,32 @@ def method_robustness(
         rows = compare.worst_case_by_model(own_attack, own_samples, {label: sel}, confidence)
         parts.append(rows.assign(**{k: sel[k] for k in METHOD_KEYS}))
     return pd.concat(parts, ignore_index=True)[cols]
+
+
+def _default_set(attack: pd.DataFrame, picked: dict[str, dict]) -> set[str]:
+    """Like for like across methods: the minimal attacks every method of ``picked`` faced (on some
+    seed) are the default set; a seed that missed part of it does not count."""
+    minimal = aggregate.white_box(attack[attack["kind"] == "minimal"])
+    return set.intersection(*(set(aggregate.attack_runs(compare.rows_of(minimal, sel))) for sel in picked.values()))
+
+
+def left_out_seeds(attack: pd.DataFrame, samples: pd.DataFrame, where: dict) -> dict[str, list[int]]:
+    """Per method of one model, the seeds :func:`method_robustness` leaves out because they did not
+    face the whole default set (the minimal attacks every method faced); methods that lose none are
+    absent."""
+    attack, samples = with_shared_dense(compare.rows_of(attack, where), compare.rows_of(samples, where))
+    picked = methods(attack, where)
+    if not picked:
+        return {}
+    required = _default_set(attack, picked)
+    out = {}
+    for label, sel in picked.items():
+        rows = compare.rows_of(attack, sel)
+        _, kept = aggregate.fully_attacked_seeds(compare.rows_of(samples, sel), rows, required)
+        gone = sorted(int(s) for s in set(rows["seed"]) - set(kept["seed"]))
+        if gone:
+            out[label] = gone
+    return out
 
 
 def with_shared_dense(attack: pd.DataFrame, samples: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -1428,6 +1451,13 @@ def method_study(
     text = coverage(curves, attack)
     if missing:
         text += f"; pruned but not attacked in this profile: {len(missing)} method(s) ({', '.join(missing)})"
+    gone = left_out_seeds(attack, samples, where)
+    text += (
+        "; left out, as they did not face the whole default set: "
+        + "; ".join(f"seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))} of {m}" for m, s in gone.items())
+        if gone
+        else "; no seed left out (each faced the whole default set)"
+    )
     norms = {}
     for norm in NORMS:
         c = curves[curves["norm"] == norm]

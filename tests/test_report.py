@@ -858,6 +858,7 @@ def test_method_study_gives_each_norm_its_sentence_table_and_claims_and_names_un
     assert l2["sentence"] == report.method_findings(l2["curves"], "L2")["sentence"]
     assert report.MARK in l2["table"].to_string()  # the tripped cell is marked
     assert "pruned but not attacked in this profile: 1 method(s) (local random kernel)" in study["coverage"]
+    assert study["coverage"].endswith("; no seed left out (each faced the whole default set)")
     assert set(study["prune"]["cr"]) == {1, 2, 4} and (study["prune"]["n_seeds"] == 1).all()
     claims = report.claims_table({"mlp": study})
     assert claims.index.names == ["model", "norm", "claim"] and set(claims["holds"]) <= {"yes", "no", report.DASH}
@@ -1227,6 +1228,7 @@ def test_a_seed_that_missed_part_of_the_default_set_does_not_weaken_its_methods_
     at_1 = curves[curves["eps"] == 1.0]
     assert (at_1["n_seeds"] == 1).all() and set(at_1["attacks"]) == {"l2_ddn+l2_fmn"}
     assert (at_1["robust_acc"] == 0.0).all()  # the stronger attack's result, not l2_ddn's 100 %
+    assert report.left_out_seeds(attack, samples, MODEL) == {"global magnitude unstructured": [1]}
     # with the same attacks on both seeds, both seeds count
     both = report.method_robustness(attack[attack["attack"] == "l2_ddn"], samples[samples["attack"] == "l2_ddn"], MODEL)
     assert (both["n_seeds"] == 2).all()
@@ -1244,6 +1246,7 @@ def test_a_seed_that_faced_the_attacks_every_method_faced_counts_even_if_another
     curves = report.method_robustness(attack, samples, MODEL)
     gm = curves[curves["method"] == "global magnitude unstructured"]
     assert (gm["n_seeds"] == 2).all() and set(gm["attacks"]) == {"l2_ddn"}
+    assert report.left_out_seeds(attack, samples, MODEL) == {}
 
 
 def _two_trainings():
