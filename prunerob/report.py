@@ -271,6 +271,16 @@ def method_findings(curves: pd.DataFrame, norm: str, eps: float | None = None) -
     }
 
 
+def seeds_per_method(curves: pd.DataFrame) -> str:
+    """How many seeds the methods' lines (:func:`method_robustness` rows) rest on, in words: "one
+    seed", "3 seeds", or "one seed; 3 for global magnitude unstructured" where methods differ."""
+    per = curves.groupby("method")["n_seeds"].max().astype(int)
+    word = lambda k: "one seed" if k == 1 else f"{k} seeds"  # noqa: E731
+    common = int(per.mode().min())
+    others = {k: sorted(per[per == k].index) for k in sorted(set(per)) if k != common}
+    return "; ".join([word(common), *(f"{k} for {', '.join(m)}" for k, m in others.items())])
+
+
 def method_answers(
     prune: pd.DataFrame,
     attack: pd.DataFrame,
@@ -295,9 +305,8 @@ def method_answers(
             if (curves["norm"] == norm).any()
         }
         best[name] = found
-        seeds = int(curves["n_seeds"].max())
         said.append(
-            f"for the {name} ({n} methods, {'one seed' if seeds == 1 else f'up to {seeds} seeds'}): "
+            f"for the {name} ({n} methods, {seeds_per_method(curves)}): "
             + "; ".join(f["sentence"] for f in found.values())
         )
     text = "; ".join(said)

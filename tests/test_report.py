@@ -561,6 +561,15 @@ def test_readable_tables_label_crs_and_budgets_as_the_charts_do_and_show_missing
     assert flat.data.index.tolist() == ["1", "2"] and "0.5000" in flat.to_html()
 
 
+def test_seeds_per_method_names_the_methods_that_ran_more_seeds_than_most():
+    curves = pd.DataFrame(
+        {"method": ["a", "a", "b", "c", "d"], "n_seeds": [3, 3, 1, 1, 3]},
+    )
+    assert report.seeds_per_method(curves) == "one seed; 3 for a, d"
+    assert report.seeds_per_method(curves[curves["method"] == "b"]) == "one seed"
+    assert report.seeds_per_method(curves.assign(n_seeds=3)) == "3 seeds"
+
+
 def test_method_answers_name_the_best_method_per_model_and_say_what_is_not_measured():
     attack, samples = _tables(_grid())
     other = {**MODEL, "arch": "cnn"}  # no rows: not measured
