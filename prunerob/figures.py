@@ -28,7 +28,7 @@ from typing import Any
 import altair as alt
 from altair.utils._importers import import_vl_convert, vl_version_for_vl_convert  # what chart.save uses
 
-from prunerob import charts, results, sweep
+from prunerob import charts, profiles, results
 from prunerob.spec import SpecError
 
 PNG_SCALE = 2  # twice the on-screen size: sharp on slides and high-density screens
@@ -153,7 +153,7 @@ def _pinned(rows: list[dict]) -> dict[str, Any]:
 
 @functools.cache
 def _profile_stages(profile: str) -> tuple:
-    return tuple(sweep.expand(sweep.load_profile(profile)))
+    return tuple(profiles.expand(profiles.load_profile(profile)))
 
 
 def remake(rows: list[dict], profile: str | None = None) -> dict[str, Any]:
@@ -165,11 +165,11 @@ def remake(rows: list[dict], profile: str | None = None) -> dict[str, Any]:
 
     def stages_of(name: str) -> list:
         try:
-            return sweep.select(list(_profile_stages(name)), only)
+            return profiles.select(list(_profile_stages(name)), only)
         except SpecError:  # a filter no stage of that profile has
             return []
 
-    candidates = [profile] if profile is not None else list(sweep.book_profiles())
+    candidates = [profile] if profile is not None else list(profiles.book_profiles())
     profile, chosen = next(((name, found) for name in candidates if (found := stages_of(name))), (candidates[0], []))
     flags = "".join(f" --only {k}={v}" for k, v in only.items())
     kind = only.get("kind") or ("attack" if any("eps" in r for r in rows) or "attack" in only else "prune")

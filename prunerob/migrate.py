@@ -158,9 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     migrate(args.results, write=not args.check)
     if args.runs and not args.check:
-        from prunerob import sweep
+        from prunerob import runs
 
-        changed, orphans = sweep.retitle_runs()
+        changed, orphans = runs.retitle_runs()
         print(f"runs: {changed} retitled; {len(orphans)} belong to no profile the book shows", file=sys.stderr)
         for path in orphans:
             print(f"  not in the book's profiles: {path}", file=sys.stderr)

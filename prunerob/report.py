@@ -913,13 +913,14 @@ def run_index(profiles: tuple[str, ...], runs_dir) -> pd.DataFrame:
     """One row per executed stage notebook of ``profiles`` (every run behind the book): its title
     (what it ran), kind, parameters in columns, the profiles that hold it and the page it is on
     (``href``, relative to the book's root); stages without a run record are left out."""
-    from prunerob import sweep
+    from prunerob.profiles import expand, load_profile
+    from prunerob.runs import run_title
     from prunerob.stages import training_label
 
     member: dict[str, list[str]] = {}
     stages = {}
     for name in profiles:
-        for stage in sweep.expand(sweep.load_profile(name)):
+        for stage in expand(load_profile(name)):
             member.setdefault(stage.id, []).append(name)
             stages[stage.id] = stage
     rows = []
@@ -930,7 +931,7 @@ def run_index(profiles: tuple[str, ...], runs_dir) -> pd.DataFrame:
         method = "" if stage.kind == "train" else method_name(p)
         rows.append(
             {
-                "run": sweep.run_title(stage),
+                "run": run_title(stage),
                 "kind": stage.kind,
                 "stage_id": sid,
                 "dataset": p["dataset"],

@@ -80,14 +80,14 @@ def test_a_figures_commands_re_make_its_stages_and_run_one_with_other_parameters
     index link carries the figure's words."""
     import shlex
 
-    from prunerob import cli, spec, sweep
+    from prunerob import cli, profiles, spec
 
     how = figures.remake([only])
     words = shlex.split(how["sweep"])
     assert words[:4] == [".venv/bin/python", "-m", "prunerob", "sweep"] and words[5] == how["profile"]
     filters = dict(cli._param(w) for w in words[7::2])
     assert filters == {k: v for k, v in how["only"].items()}
-    chosen = sweep.select(sweep.expand(sweep.load_profile(how["profile"])), filters)
+    chosen = profiles.select(profiles.expand(profiles.load_profile(how["profile"])), filters)
     assert any(s.kind == only["kind"] for s in chosen)
     stage_words = shlex.split(how["stage"].replace(" -p <name>=<value>", ""))
     kind, params = stage_words[4], dict(cli._param(w) for w in stage_words[6::2])

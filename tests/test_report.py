@@ -410,7 +410,7 @@ def test_a_tripped_point_is_marked_in_the_chart():
 def test_run_titles_say_what_ran_and_retitling_is_idempotent(tmp_path):
     import nbformat
 
-    from prunerob import sweep
+    from prunerob import runs
     from prunerob.spec import AttackStage
 
     stage = AttackStage.from_params(
@@ -427,29 +427,29 @@ def test_run_titles_say_what_ran_and_retitling_is_idempotent(tmp_path):
         preset="fast",
         eps=[0.5, 1.0],
     )
-    title = sweep.run_title(stage)
+    title = runs.run_title(stage)
     assert title == "l2_ensemble (fast) on mlp / mnist, seed 0, local random filter + dense neurons, CR 4"
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Attack stage: one attack\n\ntext")])
-    assert sweep.set_run_title(nb, stage) and not sweep.set_run_title(nb, stage)
+    assert runs.set_run_title(nb, stage) and not runs.set_run_title(nb, stage)
     heading, note, text = nb.cells[0].source.split("\n\n")
     assert heading == f"# {title} ({stage.id})" and text == "text"
-    assert note.startswith(f"{sweep.RERUN_NOTE} `{sweep.rerun_command(stage)}`")
+    assert note.startswith(f"{runs.RERUN_NOTE} `{runs.rerun_command(stage)}`")
 
 
 def test_a_runs_command_runs_that_very_stage_again():
     """The command on each run page, parsed as the CLI parses it, gives the same stage (its id)."""
     import shlex
 
-    from prunerob import cli, sweep
+    from prunerob import cli, profiles, runs
     from prunerob.spec import stage_from_params
 
-    stages = sweep.expand(sweep.load_profile("cpu"))
+    stages = profiles.expand(profiles.load_profile("cpu"))
     for kind in ("train", "prune", "attack"):
         for stage in [s for s in stages if s.kind == kind][:40]:
-            words = shlex.split(sweep.rerun_command(stage))
+            words = shlex.split(runs.rerun_command(stage))
             assert words[:5] == [".venv/bin/python", "-m", "prunerob", "stage", kind]
             params = dict(cli._param(v) for flag, v in zip(words[5::2], words[6::2]) if flag == "-p")
-            assert stage_from_params(kind, params).id == stage.id, sweep.rerun_command(stage)
+            assert stage_from_params(kind, params).id == stage.id, runs.rerun_command(stage)
 
 
 def test_pruning_effect_reports_changes_and_says_when_the_sign_is_uncertain():

@@ -142,9 +142,9 @@ def test_attack_stage_ids_of_the_committed_profiles_are_unchanged():
     """Committed results are keyed by stage id: a change to how an attack stage hashes would orphan
     its table (and run it again unasked).  Every committed attack table is still a stage of the cpu
     or full profile, and every attack stage of the full profile (Linf, L2 and L0) finds its table."""
-    from prunerob import sweep
+    from prunerob import profiles
 
-    stages = {p: [s for s in sweep.expand(sweep.load_profile(p)) if s.kind == "attack"] for p in ("cpu", "full")}
+    stages = {p: [s for s in profiles.expand(profiles.load_profile(p)) if s.kind == "attack"] for p in ("cpu", "full")}
     known = {s.id for group in stages.values() for s in group}
     orphans = sorted(_committed_attack_tables() - known)
     assert not orphans, f"{len(orphans)} committed attack tables belong to no stage of a profile: {orphans[:3]}"
@@ -161,10 +161,10 @@ def test_the_cpu_profiles_missing_attack_tables_are_only_the_ones_still_being_co
     methods other than global magnitude unstructured pruning, and seeds 1 and 2 (seed 2 re-made with
     portable math, the ensembles added to both).  Every other attack stage, every default (minimal)
     attack of every CNN method of seed 0 included, has its table."""
-    from prunerob import catalog, sweep
+    from prunerob import catalog, profiles
 
     have = _committed_attack_tables()
-    missing = [s for s in sweep.expand(sweep.load_profile("cpu")) if s.kind == "attack" and s.id not in have]
+    missing = [s for s in profiles.expand(profiles.load_profile("cpu")) if s.kind == "attack" and s.id not in have]
     headline = ("unstructured", "global", "magnitude")
 
     def pending(s) -> bool:

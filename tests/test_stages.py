@@ -91,44 +91,44 @@ def test_a_sweep_removes_only_the_temporaries_of_runs_that_ended(out_dirs):
     import sys
     import time
 
-    from prunerob import sweep
+    from prunerob import runs
 
-    runs = out_dirs["runs"] / "train"
+    records = out_dirs["runs"] / "train"
     tables = out_dirs["results"] / "train"
-    runs.mkdir(parents=True)
+    records.mkdir(parents=True)
     tables.mkdir(parents=True)
-    live = runs / f".train-aaaaaaaaaaaa.{os.getpid()}.tmp.ipynb"
-    assert sweep._run_temporary(runs / "train-aaaaaaaaaaaa.ipynb", os.getpid()) == live  # what execute_stage writes
+    live = records / f".train-aaaaaaaaaaaa.{os.getpid()}.tmp.ipynb"
+    assert runs._run_temporary(records / "train-aaaaaaaaaaaa.ipynb", os.getpid()) == live  # what execute_stage writes
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended.wait()
-    dead = runs / f".train-bbbbbbbbbbbb.{ended.pid}.tmp.ipynb"
+    dead = records / f".train-bbbbbbbbbbbb.{ended.pid}.tmp.ipynb"
     fresh_table = tables / ".train-aaaaaaaaaaaa.parquet.x1y2z3.tmp"
     old_table = tables / ".train-bbbbbbbbbbbb.parquet.q9w8e7.tmp"
     for path in (live, dead, fresh_table, old_table):
         path.write_text("{}")
-    old = time.time() - sweep.STALE_TABLE_TEMPORARY_S - 60
+    old = time.time() - runs.STALE_TABLE_TEMPORARY_S - 60
     os.utime(old_table, (old, old))
-    sweep._remove_stale_temporaries()
+    runs.remove_stale_temporaries()
     assert live.exists() and fresh_table.exists()
     assert not dead.exists() and not old_table.exists()
 
 
 def test_a_result_is_kept_only_where_every_checkpoint_it_used_is_known_to_be_the_same():
-    from prunerob import sweep
+    from prunerob import plan, profiles
 
-    full = sweep.expand(sweep.load_profile("full"))
+    full = profiles.expand(profiles.load_profile("full"))
     white = next(s for s in full if s.kind == "attack" and not s.transfer and s.checkpoint.cr == 2)
     transfer = next(
         s for s in full if s.kind == "attack" and s.transfer and s.checkpoint.source_cr == 1 and s.checkpoint.cr == 2
     )
     prune = next(s for s in full if s.kind == "prune")
-    assert sweep.reproduced({2.0: "a", 4.0: "b"}, {2.0: "a", 4.0: "c"}, white)
-    assert not sweep.reproduced({2.0: "a"}, {2.0: "b"}, white)
-    assert not sweep.reproduced(None, {2.0: "a"}, white)  # a table from before fingerprints
-    assert not sweep.reproduced({2.0: None}, {2.0: None}, white)
-    assert not sweep.reproduced({1.0: "a", 2.0: "b"}, {1.0: "x", 2.0: "b"}, transfer)  # its source changed
-    assert sweep.reproduced({1.0: "a", 2.0: "b"}, {1.0: "a", 2.0: "b"}, transfer)
-    assert sweep.reproduced({None: "d"}, {None: "d"}, prune) and not sweep.reproduced({None: "d"}, {None: "e"}, prune)
+    assert plan.reproduced({2.0: "a", 4.0: "b"}, {2.0: "a", 4.0: "c"}, white)
+    assert not plan.reproduced({2.0: "a"}, {2.0: "b"}, white)
+    assert not plan.reproduced(None, {2.0: "a"}, white)  # a table from before fingerprints
+    assert not plan.reproduced({2.0: None}, {2.0: None}, white)
+    assert not plan.reproduced({1.0: "a", 2.0: "b"}, {1.0: "x", 2.0: "b"}, transfer)  # its source changed
+    assert plan.reproduced({1.0: "a", 2.0: "b"}, {1.0: "a", 2.0: "b"}, transfer)
+    assert plan.reproduced({None: "d"}, {None: "d"}, prune) and not plan.reproduced({None: "d"}, {None: "e"}, prune)
 
 
 def test_the_fingerprint_tells_weights_apart_and_survives_a_save(trained, tmp_path):
@@ -223,19 +223,19 @@ def test_a_result_computed_on_a_checkpoint_that_was_re_made_since_with_other_wei
     """A prune table records its dense model's fingerprint; once the train stage's table records
     another (the train stage was re-made in an earlier sweep, say with other weights), the prune
     stage is planned again, with the reason, even when the sweep that plans it runs no train stage."""
-    from prunerob import results, sweep
+    from prunerob import plan, results
 
     stages.run_prune(trained, device="cpu", progress=False)
     upstream = trained.upstream
-    assert sweep.plan([upstream, trained]) == []
-    assert sweep.used_fingerprints(trained) == sweep.recorded_fingerprints(upstream)
+    assert plan.plan([upstream, trained]) == []
+    assert plan.used_fingerprints(trained) == results.recorded_fingerprints(upstream)
     # the prune stage's result was computed on another dense model than the one the train stage's
     # table (and checkpoint) now holds
     pruned = results.read_table_file(results.table_path("prune", trained.id))
     results.write_table(pruned.assign(dense_sha="0" * 16), "prune", trained.id)
     why: dict = {}
-    assert [s.id for s in sweep.plan([upstream, trained], why)] == [trained.id]
+    assert [s.id for s in plan.plan([upstream, trained], why)] == [trained.id]
     assert "fingerprint 0000000000000000, which that stage has re-made since as" in why[trained.id]
     # a table from before fingerprints keeps its result: nothing says it belongs to another checkpoint
     results.write_table(pruned.assign(dense_sha=pd.Series([None] * len(pruned), dtype="str")), "prune", trained.id)
-    assert sweep.plan([upstream, trained]) == []
+    assert plan.plan([upstream, trained]) == []
