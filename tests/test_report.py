@@ -779,12 +779,9 @@ def test_scenario_study_names_the_best_cr_per_share_of_attacks():
     assert set(acc["cr"]) == {1, 2, 4} and set(acc["norm"]) == {"L2"}
 
 
-def test_headline_robustness_averages_seeds_and_reports_attack_agreement():
-    # two seeds, one method; at CR 4 APGD broke samples 0-4 that DDN left standing at L2 1
-    grid = {k: v for k, v in _grid().items() if k[0] == GM}
-    attack, samples = _tables(
-        grid, fixed_at={(GM, cr): set(range(5)) if cr == 4 else set() for cr in (1, 2, 4)}, seeds=(0, 1)
-    )
+def _headline_tables(fixed_at=None, seeds=(0,)):
+    """Attack, samples and prune rows of global magnitude unstructured pruning (L2, CR 1, 2, 4)."""
+    attack, samples = _tables({k: v for k, v in _grid().items() if k[0] == GM}, fixed_at=fixed_at, seeds=seeds)
     attack = attack.assign(n=N, violations=0)
     run = lambda f: f["prune_id"] + "/" + f["attack"] + "/" + f["cr"].astype(str)  # noqa: E731
     attack, samples = attack.assign(stage_id=run), samples.assign(stage_id=run)
@@ -792,11 +789,19 @@ def test_headline_robustness_averages_seeds_and_reports_attack_agreement():
         clean_acc=0.99,
         kept=lambda f: 1 / f["cr"],
         sparsity=lambda f: 1 - 1 / f["cr"],
-        n_kept=100 / attack["cr"],
+        n_kept=lambda f: 100 / f["cr"],
         layers_removed=0,
         finetune_epochs=1,
         n_prunable=100,
         schedule="one-shot",
+    )
+    return attack, samples, prune
+
+
+def test_headline_robustness_averages_seeds_and_reports_attack_agreement():
+    # two seeds, one method; at CR 4 APGD broke samples 0-4 that DDN left standing at L2 1
+    attack, samples, prune = _headline_tables(
+        fixed_at={(GM, cr): set(range(5)) if cr == 4 else set() for cr in (1, 2, 4)}, seeds=(0, 1)
     )
     checks = pd.DataFrame({"passed": [True, True, False]})
     model = {**MODEL, **_method(*GM)}
@@ -1356,21 +1361,7 @@ def test_the_method_section_charts_every_attacked_norm_and_glues_its_sentence():
 
 
 def test_robustness_figures_and_every_method_say_what_is_missing_per_norm():
-    grid = {k: v for k, v in _grid().items() if k[0] == GM}
-    attack, samples = _tables(grid)
-    attack = attack.assign(n=N, violations=0)
-    run = lambda f: f["prune_id"] + "/" + f["attack"] + "/" + f["cr"].astype(str)  # noqa: E731
-    attack, samples = attack.assign(stage_id=run), samples.assign(stage_id=run)
-    prune = attack.drop_duplicates(["prune_id", "cr"]).assign(
-        clean_acc=0.99,
-        kept=lambda f: 1 / f["cr"],
-        sparsity=lambda f: 1 - 1 / f["cr"],
-        n_kept=1,
-        layers_removed=0,
-        finetune_epochs=1,
-        n_prunable=100,
-        schedule="one-shot",
-    )
+    attack, samples, prune = _headline_tables()
     rob = report.headline_robustness(
         attack, prune, samples, pd.DataFrame({"passed": [True]}), {**MODEL, **_method(*GM)}
     )
