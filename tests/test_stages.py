@@ -239,3 +239,26 @@ def test_a_result_computed_on_a_checkpoint_that_was_re_made_since_with_other_wei
     # a table from before fingerprints keeps its result: nothing says it belongs to another checkpoint
     results.write_table(pruned.assign(dense_sha=pd.Series([None] * len(pruned), dtype="str")), "prune", trained.id)
     assert plan.plan([upstream, trained]) == []
+
+
+@pytest.mark.parametrize("kind", ["train", "prune", "attack"])
+def test_a_stage_notebooks_parameters_cell_states_the_specs_defaults(kind):
+    """papermill injects only the parameters a stage sets; the rest come from the notebook's
+    parameters cell, so it must name every parameter of the stage with the spec's default (a
+    notebook run by hand with no parameters is the default stage)."""
+    import jupytext
+
+    from prunerob import runs, spec
+
+    cell = next(c for c in jupytext.read(runs.notebook_path(kind)).cells if "parameters" in c.metadata.get("tags", []))
+    namespace: dict = {}
+    exec(cell.source, namespace)
+    stated = {k: v for k, v in namespace.items() if not k.startswith("__")}
+    defaults = (
+        {"train": spec.TrainStage, "prune": spec.PruneStage, "attack": spec.AttackStage}[kind].from_params().params()
+    )
+    assert set(stated) == set(defaults) | {"device", "progress"}
+    assert (stated["device"], stated["progress"]) == ("auto", True)
+    for name, value in defaults.items():
+        got = stated[name]
+        assert (list(got) if isinstance(got, (list, tuple)) else got) == pytest.approx(value), name
