@@ -29,6 +29,9 @@ tables) give it, and NA only where no true value exists:
   version 1 (``torch_threads``, ``n_units``, ``n_units_kept``, ``source_attack``) until recomputed;
 * ``schema_version`` = ``results.SCHEMA_VERSION``.
 
+The ``stages`` table (one row per stage: every parameter) is written for every finished stage of
+every profile that lacks its row (:func:`stage_rows`); stages write their own row since.
+
 Minimal attacks' stored ``robust_acc_original_rule`` is recomputed from the samples too and a
 mismatch reported (never silently rewritten).
 """
@@ -146,6 +149,29 @@ def migrate(root: Path | None = None, write: bool = True, echo=print) -> dict:
     return report
 
 
+def stage_rows(root: Path | None = None, write: bool = True, echo=print) -> int:
+    """Write the ``stages`` table's row (every parameter) of each stage of every profile whose
+    primary table is under ``root`` and whose row is not; returns how many were (or would be)
+    written.  Tables of stages no profile holds get no row (a test keeps the book free of them)."""
+    from prunerob import profiles
+
+    root = Path(root or results.results_dir())
+    missing = {}
+    for name in profiles.profiles():
+        for stage in profiles.expand(profiles.load_profile(name)):
+            done = (root / results.PRIMARY_TABLE[stage.kind] / f"{stage.id}.parquet").exists()
+            if done and not (root / "stages" / f"{stage.id}.parquet").exists():
+                missing[stage.id] = stage
+    for stage in missing.values():
+        if write:
+            path = root / "stages" / f"{stage.id}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            row = results.stage_row(stage)
+            results.atomic_write_bytes(path, lambda p, frame=row: frame.to_parquet(p, index=False))
+    echo(f"stages: {len(missing)} rows {'written' if write else 'to write'} (finished stages of the profiles)")
+    return len(missing)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m prunerob.migrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -157,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     migrate(args.results, write=not args.check)
+    stage_rows(args.results, write=not args.check)
     if args.runs and not args.check:
         from prunerob import runs
 

@@ -349,6 +349,7 @@ def _run_train(stage: TrainStage, dev: torch.device, progress: bool, threads: in
         history = pd.DataFrame(hist.rows).assign(stage_id=stage.id, step="train")
         results.write_table(results.conform(history, "history"), "history", stage.id)
     frame = pd.DataFrame([row])
+    results.write_stage_row(stage)  # its parameters, before the table that marks it done
     results.write_table(results.conform(frame, "train"), "train", stage.id)
     return frame
 
@@ -457,6 +458,7 @@ def _run_prune(stage: PruneStage, dev: torch.device, progress: bool, threads: in
     layers["shape"] = layers["shape"].astype(str)
     results.write_table(results.conform(layers, "layers"), "layers", stage.id)
     frame = pd.DataFrame(rows)
+    results.write_stage_row(stage)  # its parameters, before the table that marks it done
     results.write_table(results.conform(frame, "prune"), "prune", stage.id)
     return frame
 
@@ -602,5 +604,6 @@ def _run_attack(stage: AttackStage, dev: torch.device, progress: bool, threads: 
         torch_threads=threads,
         **versions,
     )
+    results.write_stage_row(stage)  # its parameters, before the table that marks it done
     results.write_table(results.conform(curve, "attack"), "attack", stage.id)
     return curve

@@ -177,3 +177,21 @@ def test_the_cpu_profiles_missing_attack_tables_are_only_the_ones_still_being_co
 
     elsewhere = [s.id for s in missing if not pending(s)]
     assert not elsewhere, f"{len(elsewhere)} attack stages outside the pending CNN slices lack a table: {elsewhere[:3]}"
+
+
+def test_every_committed_stage_has_its_parameters_in_the_stages_table():
+    """A recipe is a filter on columns: every finished stage of the committed tables has its row in
+    the stages table, and the row rebuilds a stage with the same id (the parameters are whole)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from prunerob import results, spec
+
+    book = Path(__file__).resolve().parents[1] / "book" / "results"
+    have = {p.stem for kind in ("train", "prune", "attack") for p in (book / kind).glob("*.parquet")}
+    rows = pd.concat([pd.read_parquet(p) for p in (book / "stages").glob("*.parquet")]).set_index("stage_id")
+    assert not have - set(rows.index), f"{len(have - set(rows.index))} finished stages lack their stages row"
+    kinds = {"train": spec.TrainStage, "prune": spec.PruneStage, "attack": spec.AttackStage}
+    for stage_id, row in rows.iterrows():
+        assert kinds[row["kind"]].from_params(**results.stage_params(row)).id == stage_id

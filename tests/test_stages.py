@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from prunerob import prune, stages
+from prunerob import prune, results, stages
 from prunerob.spec import AttackStage, PruneStage
 
 
@@ -199,6 +199,16 @@ def test_the_original_cnn_is_attacked_on_its_logits_and_once_the_original_way_on
     assert logits["clean_acc"].iloc[0] == softmax["clean_acc"].iloc[0] > 0.2  # chance: 0.1
     assert logits["checkpoint_sha"].iloc[0] == softmax["checkpoint_sha"].iloc[0]
     assert logits["all_checks_passed"].all() and softmax["all_checks_passed"].all()
+    # every stage that ran wrote its parameters: a recipe is a filter on the stages table's columns
+    with_params = results.with_params(softmax, "max_epochs", "n_train", "attack_output", "crs")
+    assert with_params[["max_epochs", "n_train", "attack_output", "crs"]].iloc[0].tolist() == [
+        1,
+        1000,
+        "softmax",
+        "[1, 4]",
+    ]
+    kinds = results.collect("stages").set_index("stage_id")["kind"]
+    assert kinds[softmax["train_id"].iloc[0]] == "train" and kinds[softmax["prune_id"].iloc[0]] == "prune"
 
 
 def test_a_checkpoint_with_other_weights_than_its_table_recorded_is_refused_and_not_resumed(trained):
