@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from prunerob import results
+import numpy as np
+import pandas as pd
+
+from prunerob import aggregate, catalog, results
 from prunerob.results import PRIMARY_TABLE, recorded_fingerprints
 from prunerob.spec import invalid
 
@@ -63,6 +66,55 @@ def plan(all_stages: list, remade: dict[str, str] | None = None) -> list:
     for s in all_stages:
         need(s, False)
     return [s for s in all_stages if s.id in todo] + [s for s in todo.values() if s.id not in by_id]
+
+
+def missing_budgets(stage) -> list[float]:
+    """The budgets of a finished minimal attack stage's grid that its attack table lacks (its id
+    leaves the grid out, so a profile may ask a finished run for a budget it was not reported at);
+    empty for other stages, unfinished ones, or a complete table."""
+    if stage.kind != "attack" or catalog.attack(stage.attack.attack).kind != "minimal":
+        return []
+    table = results.read_table_file(results.table_path("attack", stage.id))
+    if table is None:
+        return []
+    have = table["eps"].to_numpy(float)
+    return [float(e) for e in stage.attack.eps if not np.isclose(have, float(e), rtol=1e-9, atol=0).any()]
+
+
+def regrid(stage) -> list[float]:
+    """Add the budgets :func:`missing_budgets` names to a finished minimal attack's tables, computed
+    from its samples (each sample's verified minimal distance) as the run computes them
+    (``aggregate.minimal_curve``), with its sanity checks re-done over the whole grid; the attack
+    is not run again.  Returns the budgets added (none where the samples table is missing)."""
+    from prunerob import evaluate
+
+    missing = missing_budgets(stage)
+    samples = results.read_table_file(results.table_path("samples", stage.id)) if missing else None
+    checks = results.read_table_file(results.table_path("checks", stage.id)) if missing else None
+    if not missing or samples is None or checks is None:
+        return []
+    attack = results.read_table_file(results.table_path("attack", stage.id))
+    assert attack is not None  # missing_budgets read it
+    samples = samples.sort_values("sample")
+    clean_ok = (samples["clean_pred"] == samples["label"]).to_numpy()
+    added = aggregate.minimal_curve(clean_ok, samples["distance"].to_numpy(), missing)
+    template = attack[attack["eps"] == 0].iloc[[0]].reset_index(drop=True)
+    rows = template.loc[template.index.repeat(len(added))].reset_index(drop=True)
+    rows[list(added.columns)] = added.to_numpy()  # the run's other columns (seconds, n, ...) as they are
+    curve = pd.concat([attack, rows], ignore_index=True).sort_values("eps", ignore_index=True)
+    unbounded = checks[checks["check"] == "unbounded_breaks_all"]
+    redone = evaluate.sanity_checks(
+        curve,
+        float(template["clean_acc"].iloc[0]),
+        float(unbounded["eps"].iloc[0]) if len(unbounded) else float("nan"),
+        float(unbounded["value"].iloc[0]) if len(unbounded) else None,
+    )
+    common = checks.drop(columns=[c for c in ("check", "value", "expected", "passed", "eps") if c in checks]).iloc[[0]]
+    new_checks = redone.assign(**{str(k): v for k, v in common.iloc[0].items()})
+    curve = curve.assign(all_checks_passed=bool(redone["passed"].all()))
+    results.write_table(results.conform(new_checks, "checks"), "checks", stage.id)
+    results.write_table(results.conform(curve, "attack"), "attack", stage.id)  # last: the primary table
+    return missing
 
 
 def used_fingerprints(stage) -> dict | None:

@@ -136,7 +136,18 @@ def _expand_entry(entry: dict[str, Any], stages: dict[str, Any]) -> None:
                         stage = AttackStage.from_params(**params, **attack_params, cr=cr)
                     except SpecError as exc:
                         raise SpecError(f"attack entry {j}: {exc}") from None
-                    stages.setdefault(stage.id, stage)
+                    _add_attack(stages, stage)
+
+
+def _add_attack(stages: dict[str, Any], stage: AttackStage) -> None:
+    """Add an attack stage; a minimal attack listed again with another budget grid (its id leaves the
+    grid out: one run gives every budget) becomes one stage whose grid is the union of both."""
+    known = stages.get(stage.id)
+    if known is None:
+        stages[stage.id] = stage
+    elif known.attack.eps != stage.attack.eps:
+        grid = sorted({*map(float, known.attack.eps), *map(float, stage.attack.eps)})
+        stages[stage.id] = AttackStage.from_params(**{**stage.params(), "eps": grid})
 
 
 def select(all_stages: list, only: dict[str, Any]) -> list:

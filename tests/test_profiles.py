@@ -305,3 +305,24 @@ def test_a_broken_profile_fails_whole_before_anything_runs(text, words, tmp_path
     for w in words:
         assert w in str(err.value), str(err.value)
     assert not any(d.exists() for d in out_dirs.values())
+
+
+def test_a_minimal_attack_listed_with_two_grids_runs_once_on_their_union(tmp_path, monkeypatch):
+    """Two entries asking one checkpoint for the same minimal attack at other budgets are one run
+    (its id leaves the grid out), reported at every budget either asked for."""
+    from prunerob import profiles
+
+    (tmp_path / "two.yaml").write_text(
+        "description: one minimal run, two grids\n"
+        "grid:\n"
+        "  - {dataset: mnist, arch: mlp, crs: [1, 2], attacks: [{attack: l2_ddn, eps: [0.5, 1.0]}]}\n"
+        "  - {dataset: mnist, arch: mlp, crs: [1, 2], attacks: [{attack: l2_ddn, eps: [1.0, 2.0]},\n"
+        "                                                       {attack: l2_apgd, eps: [0.5]},\n"
+        "                                                       {attack: l2_apgd, eps: [1.0]}]}\n"
+    )
+    monkeypatch.setenv("PRUNEROB_PROFILES", str(tmp_path))
+    attacks = [s for s in profiles.expand(profiles.load_profile("two")) if s.kind == "attack"]
+    ddn = [s for s in attacks if s.attack.attack == "l2_ddn"]
+    assert len(ddn) == 2 and {s.checkpoint.cr for s in ddn} == {1, 2}  # one per checkpoint
+    assert all(list(s.attack.eps) == [0.5, 1.0, 2.0] for s in ddn)
+    assert len([s for s in attacks if s.attack.attack == "l2_apgd"]) == 4  # a fixed attack: one run per grid

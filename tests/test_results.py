@@ -292,7 +292,35 @@ def test_the_migration_writes_the_stages_rows_of_finished_profile_stages_only(ou
         (root / "train").mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"x": [1]}).to_parquet(root / "train" / f"{stage.id}.parquet")
     (root / "train" / "train-not-in-a-profile.parquet").write_bytes(b"")
-    assert migrate.stage_rows(root, write=False, echo=lambda *_: None) == len(done)
-    assert migrate.stage_rows(root, echo=lambda *_: None) == len(done)
+    quiet = {"echo": lambda *_: None, "names": ("smoke",)}
+    assert migrate.stage_rows(root, write=False, **quiet) == len(done)
+    assert migrate.stage_rows(root, **quiet) == len(done)
     assert sorted(results.collect("stages")["stage_id"]) == sorted(s.id for s in done)
-    assert migrate.stage_rows(root, echo=lambda *_: None) == 0  # idempotent
+    assert migrate.stage_rows(root, **quiet) == 0  # idempotent
+
+
+def test_the_migration_moves_a_minimal_attacks_run_to_the_id_without_its_grid(out_dirs):
+    from prunerob import migrate, profiles
+
+    root, runs_root = results.results_dir(), results.runs_dir()
+    stage = next(
+        s
+        for s in profiles.expand(profiles.load_profile("cpu"))
+        if s.kind == "attack" and s.attack.attack == "l2_ensemble" and s.model.arch == "mlp"
+    )
+    old = migrate.grid_id(stage)
+    assert old != stage.id and old.startswith("attack-")
+    for table in ("attack", "samples", "checks"):
+        (root / table).mkdir(parents=True)
+        pd.DataFrame({"stage_id": [old, old], "x": [1, 2]}).to_parquet(root / table / f"{old}.parquet")
+    (runs_root / "attack").mkdir(parents=True)
+    (runs_root / "attack" / f"{old}.ipynb").write_text(f'{{"title": "# l2_ensemble ({old})"}}')
+    quiet = {"echo": lambda *_: None, "names": ("cpu",)}
+    assert migrate.minimal_ids(root, runs_root, write=False, **quiet) == {old: stage.id}
+    assert (root / "attack" / f"{old}.parquet").exists()  # a check writes nothing
+    assert migrate.minimal_ids(root, runs_root, **quiet) == {old: stage.id}
+    for table in ("attack", "samples", "checks"):
+        assert not (root / table / f"{old}.parquet").exists()
+        assert pd.read_parquet(root / table / f"{stage.id}.parquet")["stage_id"].tolist() == [stage.id] * 2
+    assert (runs_root / "attack" / f"{stage.id}.ipynb").read_text() == f'{{"title": "# l2_ensemble ({stage.id})"}}'
+    assert migrate.minimal_ids(root, runs_root, **quiet) == {}  # idempotent

@@ -195,3 +195,13 @@ def test_every_committed_stage_has_its_parameters_in_the_stages_table():
     kinds = {"train": spec.TrainStage, "prune": spec.PruneStage, "attack": spec.AttackStage}
     for stage_id, row in rows.iterrows():
         assert kinds[row["kind"]].from_params(**results.stage_params(row)).id == stage_id
+
+
+def test_a_minimal_attacks_budget_grid_is_not_in_its_id_a_fixed_attacks_is():
+    """One minimal run gives every sample's distance, so every budget: its grid is a report setting
+    (a budget added later is computed from the samples); a fixed attack runs once per budget."""
+    minimal = [AttackStage.from_params(attack="l2_ddn", eps=e, cr=4) for e in ([0.5, 1.0], [0.25, 0.5, 1.0, 2.0])]
+    fixed = [AttackStage.from_params(attack="l2_apgd", eps=e, cr=4) for e in ([0.5, 1.0], [0.25, 0.5, 1.0, 2.0])]
+    assert minimal[0].id == minimal[1].id and "eps" not in minimal[0].canonical()["attack"]
+    assert fixed[0].id != fixed[1].id and fixed[0].canonical()["attack"]["eps"] == [0.5, 1]
+    assert AttackStage.from_params(attack="l2_ddn", eps=[0.5, 1.0], cr=2).id != minimal[0].id

@@ -272,3 +272,30 @@ def test_a_stage_notebooks_parameters_cell_states_the_specs_defaults(kind):
     for name, value in defaults.items():
         got = stated[name]
         assert (list(got) if isinstance(got, (list, tuple)) else got) == pytest.approx(value), name
+
+
+def test_a_budget_added_to_a_minimal_attack_comes_from_its_samples_as_a_new_run_would_report_it(out_dirs):
+    """A finished minimal attack asked for more budgets is not run again: the rows are computed from
+    its samples (plan.regrid), and equal what a run reported at the larger grid writes."""
+    from prunerob import plan
+    from prunerob.spec import TrainStage
+
+    common = dict(arch="mlp", n_train=1000, n_eval=500, max_epochs=1)
+    stages.run_train(TrainStage.from_params(**common), device="cpu", progress=False)
+    stages.run_prune(PruneStage.from_params(**common, crs=[1], finetune_max_epochs=0), device="cpu", progress=False)
+    base = dict(**common, crs=[1], finetune_max_epochs=0, cr=1, attack="l2_ddn", n_samples=60)
+    small = AttackStage.from_params(**base, eps=[0.5, 1.0])
+    large = AttackStage.from_params(**base, eps=[0.25, 0.5, 1.0, 2.0])
+    assert small.id == large.id
+    stages.run_attack(small, device="cpu", progress=False)
+    assert plan.missing_budgets(small) == [] and plan.missing_budgets(large) == [0.25, 2.0]
+    assert plan.regrid(large) == [0.25, 2.0] and plan.missing_budgets(large) == []
+    regridded = {t: results.read_table_file(results.table_path(t, large.id)) for t in ("attack", "checks")}
+    direct = stages.run_attack(large, device="cpu", progress=False)  # the same run, reported at the larger grid
+    columns = ["eps", "robust_acc", "robust_acc_original_rule", "n", "violations", "clean_acc", "all_checks_passed"]
+    pd.testing.assert_frame_equal(regridded["attack"][columns], direct[columns])
+    assert 0 < direct["robust_acc"].iloc[1] < direct["clean_acc"].iloc[0]  # the budgets discriminate
+    checks = results.read_table_file(results.table_path("checks", large.id))
+    pd.testing.assert_frame_equal(
+        regridded["checks"][["check", "value", "passed"]], checks[["check", "value", "passed"]]
+    )
