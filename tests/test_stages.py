@@ -200,11 +200,11 @@ def test_the_original_cnn_is_attacked_on_its_logits_and_once_the_original_way_on
     assert logits["checkpoint_sha"].iloc[0] == softmax["checkpoint_sha"].iloc[0]
     assert logits["all_checks_passed"].all() and softmax["all_checks_passed"].all()
     # every stage that ran wrote its parameters: a recipe is a filter on the stages table's columns
-    with_params = results.with_params(softmax, "max_epochs", "n_train", "attack_output", "crs")
-    assert with_params[["max_epochs", "n_train", "attack_output", "crs"]].iloc[0].tolist() == [
+    with_params = results.with_params(softmax, "max_epochs", "n_train", "n_samples", "crs")
+    assert with_params[["max_epochs", "n_train", "n_samples", "crs"]].iloc[0].tolist() == [
         1,
         1000,
-        "softmax",
+        100,
         "[1, 4]",
     ]
     kinds = results.collect("stages").set_index("stage_id")["kind"]
