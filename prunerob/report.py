@@ -1747,6 +1747,47 @@ def stages_status(stages: list, command: str) -> str:
     )
 
 
+def transfer_section(attack: pd.DataFrame, samples: pd.DataFrame, profile: str) -> dict[str, Any]:
+    """The transfer chapter from one model's attack and samples rows: per norm (Linf, L2; APGD) the
+    white-box and both transfer views against CR (``figures``; a text saying what is missing), the
+    sentence at the middle budget and the largest CR with the seeds it rests on (``values``:
+    ``<norm>-text``), and how many images, transfer runs and verification failures (``n``,
+    ``runs``, ``violations``)."""
+    from prunerob import transfer as tr
+
+    runs = attack[attack["scenario"] == "transfer"] if len(attack) else attack
+    seeds = runs["seed"].nunique() if len(runs) else 0
+    note = "one seed" if seeds == 1 else f"mean over {seeds} seeds"
+    shown: dict[str, Any] = {}
+    values: dict[str, Any] = {
+        "n": int(runs["n"].iloc[0]) if len(runs) else 0,
+        "runs": int(runs["stage_id"].nunique()) if len(runs) else 0,
+        "violations": int(runs["violations"].sum()) if len(runs) else 0,
+    }
+    for norm in ("Linf", "L2"):
+        frame = tr.curves(samples, f"{norm.lower()}_apgd")
+        if not len(runs) or not len(frame) or frame["method"].nunique() < 3:
+            shown[norm], values[f"{norm}-text"] = (
+                f"no {norm} transfer results in profile {profile}",
+                "not measured in this profile",
+            )
+            continue
+        eps = charts.middle_eps(frame)
+        title = f"{norm}: white-box and transfer APGD"
+        shown[norm] = charts.robust_vs_cr_by_eps(frame, None, title, initial_eps=charts.eps_label(eps, norm))
+        at = frame[frame["eps"] == eps].pivot_table(index="cr", columns="method", values="robust_acc")
+        top, white = float(at.index.max()), tr.LABELS["white"]
+        dense, last = at.iloc[0], at.iloc[-1]  # CR 1 and the largest CR
+        values[f"{norm}-text"] = (
+            f"at {charts.eps_label(eps, norm)}, the dense model keeps {dense[white]:.1%} of the images under its "
+            f"own attack; the CR {top:g} model keeps {last[white]:.1%} under a white-box attack and "
+            f"{last[tr.LABELS['from_dense']]:.1%} against examples crafted on the dense model, and the dense "
+            f"model keeps {last[tr.LABELS['to_dense']]:.1%} against examples crafted on the CR {top:g} model "
+            f"({note})"
+        )
+    return {"figures": shown, "values": values}
+
+
 def lines_table(worst: pd.DataFrame, columns="cr") -> pd.DataFrame:
     """Robust accuracy of ``compare.worst_case_by_model`` rows per norm and budget (rows) and
     ``columns`` (e.g. ["method", "cr"]); empty without rows. Budget 0 (clean) is left out."""
@@ -1813,7 +1854,10 @@ def one_model_text(worst: pd.DataFrame, label: str) -> str | None:
                 f"{norm} {charts.eps_label(eps, norm)}{' pixels' if norm == 'L0' else ''}: "
                 + ", ".join(f"{v:.1%} at CR {cr:g}" for cr, v in at[label].items())
             )
-    return "; ".join(texts) if texts else None
+    if not texts:
+        return None
+    note = compare.seeds_note(worst, label, float(worst["cr"].max()))
+    return "; ".join(texts) + (f" ({note})" if note else "")
 
 
 def hours(seconds: float) -> str:

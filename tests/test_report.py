@@ -847,7 +847,8 @@ def test_trainings_compared_puts_two_trainings_side_by_side_per_recipe():
     assert (eps, text) == (
         1.0,
         "with up to 3 fine-tuning epochs per step, at L2 1 the standard model keeps 100.0% of the images dense "
-        "and 100.0% at CR 4; the PGD-trained one 100.0% dense and 50.0% at CR 4 (its best CR: 1, 100.0%)",
+        "and 100.0% at CR 4 (one seed); the PGD-trained one 100.0% dense and 50.0% at CR 4 (one seed; its best "
+        "CR: 1, 100.0%)",
     )
     assert got["clean"] == (
         "with up to 3 fine-tuning epochs per step, standard training reaches 98.90% on the test set and PGD "
@@ -977,7 +978,7 @@ def test_lines_table_coverage_and_one_model_text():
     assert report.lines_coverage(worst.iloc[:0])["attacks"] == "(none)"
     cnn = worst[worst["method"] == "CNN"]
     # the budget where the dense CNN is nearest 50 %: 8/255 (45 %)
-    assert report.one_model_text(cnn, "CNN") == "Linf 8/255: 45.0% at CR 1, 30.0% at CR 4"
+    assert report.one_model_text(cnn, "CNN") == "Linf 8/255: 45.0% at CR 1, 30.0% at CR 4 (mean over 3 seeds)"
     assert report.one_model_text(cnn.iloc[:0], "CNN") is None
 
 
