@@ -158,9 +158,9 @@ def test_attack_stage_ids_of_the_committed_profiles_are_unchanged():
 def test_the_cpu_profiles_missing_attack_tables_are_only_the_ones_still_being_computed():
     """The cpu profile attacks every pruning method; what is still being computed (README: the `cpu`
     profile's recompute status) is the fixed-budget checks (APGD, PGD_0) of the CNN's (seed 0)
-    methods other than global magnitude unstructured pruning, and seeds 1 and 2 (seed 2 re-made with
-    portable math, the ensembles added to both).  Every other attack stage, every default (minimal)
-    attack of every CNN method of seed 0 included, has its table."""
+    methods other than global magnitude unstructured pruning.  Every other attack stage, every
+    default (minimal) attack of every CNN method of seed 0 and every attack of seeds 1 and 2
+    included, has its table."""
     from prunerob import catalog, profiles
 
     have = _committed_attack_tables()
@@ -171,8 +171,6 @@ def test_the_cpu_profiles_missing_attack_tables_are_only_the_ones_still_being_co
         if s.model.arch != "cnn":
             return False
         method = (s.prune.structure, s.prune.scope, s.prune.criterion)
-        if s.train.seed in (1, 2):  # seed 2 re-made with portable math; the ensembles added to both
-            return True
         return s.train.seed == 0 and method != headline and catalog.attack(s.attack.attack).kind == "fixed"
 
     elsewhere = [s.id for s in missing if not pending(s)]
