@@ -442,10 +442,10 @@ def bench_sweep(profile: str, workers: int = 2, grid_checkpoints: int = 73) -> l
     Machine load is not controlled: the records say what else ran only where the sweep record does."""
     import nbformat
 
+    from prunerob import profiles
     from prunerob import results as res
-    from prunerob import sweep
 
-    attack = sweep.profile_results("attack", profile)
+    attack = profiles.profile_results("attack", profile)
     if not len(attack):
         return []
     stages = attack.drop_duplicates("stage_id").copy()

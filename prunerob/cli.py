@@ -120,21 +120,21 @@ def main(argv: list[str] | None = None) -> int:
                 os._exit(130)
             return 1 if summary.failed or summary.blocked else 0
         if args.command == "stage":
+            from prunerob import plan, runs
             from prunerob import stages as stages_mod
-            from prunerob import sweep
             from prunerob.spec import stage_from_params
 
             stage = stage_from_params(args.kind, dict(args.param))
-            sweep.preflight([stage], args.device)
+            plan.preflight([stage], args.device)
             stages_mod.check_upstream(stage)  # missing or bad: which stage to run, and how
             try:
-                print(sweep.execute_stage(stage, args.device, progress=True))
+                print(runs.execute_stage(stage, args.device, progress=True))
             except Exception as exc:  # noqa: BLE001 - the notebook's error, whole, on one line
                 if type(exc).__name__ != "PapermillExecutionError":
                     raise
                 print(
-                    f"FAILED {stage.id}: {sweep.last_error_line(exc)} (the run's notebook: "
-                    f"{sweep.run_record(stage).with_name(sweep.run_record(stage).stem + '.failed.ipynb')})",
+                    f"FAILED {stage.id}: {runs.last_error_line(exc)} (the run's notebook: "
+                    f"{runs.run_record(stage).with_name(runs.run_record(stage).stem + '.failed.ipynb')})",
                     file=sys.stderr,
                 )
                 return 1
@@ -182,11 +182,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path}")
             return 0
         if args.command == "profiles":
-            from prunerob import sweep
+            from prunerob import profiles
 
-            for name in sweep.profiles():
+            for name in profiles.profiles():
                 try:
-                    print(f"{name}: {sweep.load_profile(name).get('description', '')}")
+                    print(f"{name}: {profiles.load_profile(name).get('description', '')}")
                 except SpecError as exc:  # the others are still listed
                     print(f"{name}: BROKEN: {exc}")
             return 0

@@ -137,9 +137,22 @@ def norm_comparison(
     top = at.dropna().index.max()
     ref, oth = names or (reference, other)
     unit = " pixels" if norm == "L0" else ""
+    note = {m: seeds_note(rows, m, top) for m in (reference, other)}
     return eps, (
         f"at {norm} {eps_label(eps, norm)}{unit} the {ref} keeps {at[reference].loc[1]:.1%} of the images "
-        f"dense and {at[reference].loc[top]:.1%} at CR {top:g}; the {oth} {at[other].loc[1]:.1%} dense and "
-        f"{at[other].loc[top]:.1%} at CR {top:g} (its best CR: {at[other].idxmax():g}, "
-        f"{at[other].max():.1%})"
+        f"dense and {at[reference].loc[top]:.1%} at CR {top:g}{f' ({note[reference]})' if note[reference] else ''}; "
+        f"the {oth} {at[other].loc[1]:.1%} dense and {at[other].loc[top]:.1%} at CR {top:g} "
+        f"({note[other] + '; ' if note[other] else ''}its best CR: {at[other].idxmax():g}, {at[other].max():.1%})"
     )
+
+
+def seeds_note(worst: pd.DataFrame, model: str, cr: float) -> str:
+    """What a model's number at ``cr`` rests on (``worst_case_by_model`` rows): "one seed" or "mean
+    over 3 seeds"; empty where the rows do not say (no ``n_seeds``)."""
+    if "n_seeds" not in worst:
+        return ""
+    n = worst.loc[(worst["method"] == model) & (worst["cr"] == cr), "n_seeds"]
+    if not len(n):
+        return ""
+    k = int(n.max())
+    return "one seed" if k == 1 else f"mean over {k} seeds"

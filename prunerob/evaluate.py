@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from prunerob import aggregate
 from prunerob import attacks as attack_registry
 from prunerob.attacks import distances, inside_box
 from prunerob.spec import AttackSpec
@@ -277,18 +278,8 @@ def _minimal_curve(model, x, y, clean_pred, spec, info, input_shape, progress, s
     distance = torch.where(~clean_ok, torch.zeros_like(dist), torch.where(found, dist, torch.full_like(dist, np.inf)))
     grid = sorted({0.0, *map(float, spec.eps)})
     violations = int((~in_box).sum())
-    curve = pd.DataFrame(
-        [
-            {
-                "eps": eps,
-                "robust_acc": _share(clean_ok & (distance > eps)),
-                "robust_acc_original_rule": _share(clean_ok & (distance >= eps)) if eps > 0 else _share(clean_ok),
-                "n": len(y),
-                "violations": violations,
-                "seconds": seconds,
-            }
-            for eps in grid
-        ]
+    curve = aggregate.minimal_curve(clean_ok.cpu().numpy(), distance.cpu().numpy(), grid).assign(
+        n=len(y), violations=violations, seconds=seconds
     )
     samples = _sample_frame(
         y,

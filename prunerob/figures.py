@@ -28,7 +28,7 @@ from typing import Any
 import altair as alt
 from altair.utils._importers import import_vl_convert, vl_version_for_vl_convert  # what chart.save uses
 
-from prunerob import results, sweep
+from prunerob import charts, profiles, results
 from prunerob.spec import SpecError
 
 PNG_SCALE = 2  # twice the on-screen size: sharp on slides and high-density screens
@@ -76,25 +76,38 @@ def offline_menu(chart: alt.TopLevelMixin, name: str) -> alt.TopLevelMixin:
 
 def glue_figure(
     name: str,
-    chart: alt.TopLevelMixin,
+    chart: alt.TopLevelMixin | str | None,
     folder: Path | None = None,
     only: dict[str, Any] | None = None,
     profile: str | None = None,
-) -> alt.TopLevelMixin:
+    missing: str = "not measured in this profile",
+) -> None:
     """Glue ``chart`` under ``name`` for a ``{glue:figure}`` and write its SVG and PNG; its menu
     offers only what works offline and names the saved file after the figure.  Also glues
     ``<name>-remake`` (for ``{glue:md}`` in the caption): the commands that re-make the figure's
     runs, from ``only`` (the stage parameters it shows, as ``--only`` takes them) or else from what
-    its data pins down, in ``profile`` or else the first book profile that has such stages."""
+    its data pins down, in ``profile`` or else the first book profile that has such stages.  A chart
+    of ``None`` (no data for it) is glued as a placeholder that says ``missing``, a text as one that
+    says that text."""
     from IPython.display import Markdown
     from myst_nb import glue
 
+    if chart is None or isinstance(chart, str):
+        chart = charts.placeholder(chart or missing)
     chart = offline_menu(chart, name)
     save_figure(chart, name, folder)
     glue(name, chart, display=False)
     rows = [only] if only is not None else chart_rows(chart)
     glue(f"{name}-remake", Markdown(remake_text(remake(rows, profile))), display=False)
-    return chart
+
+
+def glue_values(values: dict[str, Any], prefix: str = "") -> None:
+    """Glue every value (text for ``{glue:}``/``{glue:md}``, numbers, tables) under ``prefix + key``,
+    without displaying it: the chapters' prose numbers, computed by the report layer."""
+    from myst_nb import glue
+
+    for key, value in values.items():
+        glue(f"{prefix}{key}", value, display=False)
 
 
 # the stage parameters a figure's data can pin down, in the order a command names them
@@ -140,7 +153,7 @@ def _pinned(rows: list[dict]) -> dict[str, Any]:
 
 @functools.cache
 def _profile_stages(profile: str) -> tuple:
-    return tuple(sweep.expand(sweep.load_profile(profile)))
+    return tuple(profiles.expand(profiles.load_profile(profile)))
 
 
 def remake(rows: list[dict], profile: str | None = None) -> dict[str, Any]:
@@ -152,11 +165,11 @@ def remake(rows: list[dict], profile: str | None = None) -> dict[str, Any]:
 
     def stages_of(name: str) -> list:
         try:
-            return sweep.select(list(_profile_stages(name)), only)
+            return profiles.select(list(_profile_stages(name)), only)
         except SpecError:  # a filter no stage of that profile has
             return []
 
-    candidates = [profile] if profile is not None else list(sweep.book_profiles())
+    candidates = [profile] if profile is not None else list(profiles.book_profiles())
     profile, chosen = next(((name, found) for name in candidates if (found := stages_of(name))), (candidates[0], []))
     flags = "".join(f" --only {k}={v}" for k, v in only.items())
     kind = only.get("kind") or ("attack" if any("eps" in r for r in rows) or "attack" in only else "prune")

@@ -29,6 +29,11 @@ tables) give it, and NA only where no true value exists:
   version 1 (``torch_threads``, ``n_units``, ``n_units_kept``, ``source_attack``) until recomputed;
 * ``schema_version`` = ``results.SCHEMA_VERSION``.
 
+A minimal attack's id leaves its budget grid out since schema version 1 (one run gives every
+budget): its tables and run notebook move to the new id (:func:`minimal_ids`). The ``stages`` table
+(one row per stage: every parameter) is written for every finished stage of every profile that lacks
+its row (:func:`stage_rows`); stages write their own row since.
+
 Minimal attacks' stored ``robust_acc_original_rule`` is recomputed from the samples too and a
 mismatch reported (never silently rewritten).
 """
@@ -43,25 +48,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prunerob import results
+from prunerob import aggregate, results
 
 ATTACK_TABLES = ("attack", "samples", "checks")
 
 
 def original_rule(curve: pd.DataFrame, samples: pd.DataFrame) -> pd.Series:
     """Per row of a minimal attack's ``curve``: the share of samples robust by the original's rule,
-    clean-correct and distance >= eps (eps 0: clean-correct), compared in float32 as the stage did."""
+    clean-correct and distance >= eps (eps 0: clean-correct), as the stage computes it
+    (``aggregate.minimal_curve``)."""
     clean_ok = (samples["clean_pred"] == samples["label"]).to_numpy()
-    distance = samples["distance"].to_numpy(np.float32)
-    n = len(samples)
-    return pd.Series(
-        [
-            int((clean_ok & (distance >= np.float32(eps))).sum()) / n if eps > 0 else int(clean_ok.sum()) / n
-            for eps in curve["eps"]
-        ],
-        index=curve.index,
-        dtype="float64",
-    )
+    rows = aggregate.minimal_curve(clean_ok, samples["distance"].to_numpy(), curve["eps"])
+    return pd.Series(rows["robust_acc_original_rule"].to_numpy(), index=curve.index, dtype="float64")
 
 
 def fill(table: str, frame: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -146,6 +144,88 @@ def migrate(root: Path | None = None, write: bool = True, echo=print) -> dict:
     return report
 
 
+def grid_id(stage) -> str:
+    """The id a minimal attack stage had while its budget grid was hashed into it (schema version 1
+    and before): the digest of every stage's canonical parameters, ``eps`` included."""
+    from prunerob import spec
+
+    return f"{stage.kind}-{spec._digest(stage.kind, spec._Stage.canonical(stage))}"
+
+
+def minimal_ids(
+    root: Path | None = None,
+    runs_root: Path | None = None,
+    write: bool = True,
+    echo=print,
+    names: tuple[str, ...] | None = None,
+) -> dict[str, str]:
+    """Give each finished minimal attack of the profiles the id that leaves its budget grid out: its
+    tables (attack, samples, checks, stages), their ``stage_id`` and its run notebook move from the
+    old id (:func:`grid_id`) to the new.  Idempotent; a run whose new id is taken, or two old runs
+    that would share one new id, are reported and left alone.  ``names``: the profiles whose stages
+    count (default: every profile).  Returns old id -> new id moved."""
+    from prunerob import catalog, profiles
+
+    root = Path(root or results.results_dir())
+    runs_root = Path(runs_root or results.runs_dir())
+    wanted: dict[str, list[str]] = {}
+    for name in names or profiles.profiles():
+        for stage in profiles.expand(profiles.load_profile(name)):
+            if stage.kind != "attack" or catalog.attack(stage.attack.attack).kind != "minimal":
+                continue
+            old = grid_id(stage)
+            if old != stage.id and (root / "attack" / f"{old}.parquet").exists():
+                olds = wanted.setdefault(stage.id, [])
+                if old not in olds:
+                    olds.append(old)
+    moved = {}
+    for new, olds in sorted(wanted.items()):
+        if len(olds) > 1 or (root / "attack" / f"{new}.parquet").exists():
+            echo(f"  {new}: left alone ({', '.join(olds)} would move to an id that is taken or shared)")
+            continue
+        moved[olds[0]] = new
+    for old, new in moved.items() if write else ():
+        for table in ("attack", "samples", "checks", "stages"):
+            src = root / table / f"{old}.parquet"
+            frame = results.read_raw(src)
+            if frame is None:
+                continue
+            frame["stage_id"] = pd.Series(new, index=frame.index, dtype=frame["stage_id"].dtype)
+            results.atomic_write_bytes(root / table / f"{new}.parquet", lambda p, f=frame: f.to_parquet(p, index=False))
+            src.unlink()
+        notebook = runs_root / "attack" / f"{old}.ipynb"
+        if notebook.exists():
+            text = notebook.read_text().replace(old, new)
+            results.atomic_write_bytes(notebook.with_name(f"{new}.ipynb"), lambda p, t=text: Path(p).write_text(t))
+            notebook.unlink()
+    echo(f"minimal attacks: {len(moved)} runs {'moved' if write else 'to move'} to ids without their budget grid")
+    return moved
+
+
+def stage_rows(root: Path | None = None, write: bool = True, echo=print, names: tuple[str, ...] | None = None) -> int:
+    """Write the ``stages`` table's row (every parameter) of each stage of every profile whose
+    primary table is under ``root`` and whose row is not; returns how many were (or would be)
+    written.  Tables of stages no profile holds get no row (a test keeps the book free of them);
+    ``names``: the profiles whose stages count (default: every profile)."""
+    from prunerob import profiles
+
+    root = Path(root or results.results_dir())
+    missing = {}
+    for name in names or profiles.profiles():
+        for stage in profiles.expand(profiles.load_profile(name)):
+            done = (root / results.PRIMARY_TABLE[stage.kind] / f"{stage.id}.parquet").exists()
+            if done and not (root / "stages" / f"{stage.id}.parquet").exists():
+                missing[stage.id] = stage
+    for stage in missing.values():
+        if write:
+            path = root / "stages" / f"{stage.id}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            row = results.stage_row(stage)
+            results.atomic_write_bytes(path, lambda p, frame=row: frame.to_parquet(p, index=False))
+    echo(f"stages: {len(missing)} rows {'written' if write else 'to write'} (finished stages of the profiles)")
+    return len(missing)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m prunerob.migrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -157,10 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     migrate(args.results, write=not args.check)
+    minimal_ids(args.results, write=not args.check)
+    stage_rows(args.results, write=not args.check)
     if args.runs and not args.check:
-        from prunerob import sweep
+        from prunerob import runs
 
-        changed, orphans = sweep.retitle_runs()
+        changed, orphans = runs.retitle_runs()
         print(f"runs: {changed} retitled; {len(orphans)} belong to no profile the book shows", file=sys.stderr)
         for path in orphans:
             print(f"  not in the book's profiles: {path}", file=sys.stderr)

@@ -83,10 +83,7 @@ def method_robustness(
     if not picked:
         return pd.DataFrame(columns=cols)
     parts = []
-    # like for like across methods: the minimal attacks every method faced (on some seed) are the
-    # default set; a seed that missed part of it does not count
-    minimal = aggregate.white_box(attack[attack["kind"] == "minimal"])
-    required = set.intersection(*(set(aggregate.attack_runs(compare.rows_of(minimal, sel))) for sel in picked.values()))
+    required = _default_set(attack, picked)
     for label, sel in picked.items():  # one method at a time: no method limits another's attacks
         own_samples, own_attack = aggregate.fully_attacked_seeds(
             compare.rows_of(samples, sel), compare.rows_of(attack, sel), required
@@ -94,6 +91,32 @@ def method_robustness(
         rows = compare.worst_case_by_model(own_attack, own_samples, {label: sel}, confidence)
         parts.append(rows.assign(**{k: sel[k] for k in METHOD_KEYS}))
     return pd.concat(parts, ignore_index=True)[cols]
+
+
+def _default_set(attack: pd.DataFrame, picked: dict[str, dict]) -> set[str]:
+    """Like for like across methods: the minimal attacks every method of ``picked`` faced (on some
+    seed) are the default set; a seed that missed part of it does not count."""
+    minimal = aggregate.white_box(attack[attack["kind"] == "minimal"])
+    return set.intersection(*(set(aggregate.attack_runs(compare.rows_of(minimal, sel))) for sel in picked.values()))
+
+
+def left_out_seeds(attack: pd.DataFrame, samples: pd.DataFrame, where: dict) -> dict[str, list[int]]:
+    """Per method of one model, the seeds :func:`method_robustness` leaves out because they did not
+    face the whole default set (the minimal attacks every method faced); methods that lose none are
+    absent."""
+    attack, samples = with_shared_dense(compare.rows_of(attack, where), compare.rows_of(samples, where))
+    picked = methods(attack, where)
+    if not picked:
+        return {}
+    required = _default_set(attack, picked)
+    out = {}
+    for label, sel in picked.items():
+        rows = compare.rows_of(attack, sel)
+        _, kept = aggregate.fully_attacked_seeds(compare.rows_of(samples, sel), rows, required)
+        gone = sorted(int(s) for s in set(rows["seed"]) - set(kept["seed"]))
+        if gone:
+            out[label] = gone
+    return out
 
 
 def with_shared_dense(attack: pd.DataFrame, samples: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -248,6 +271,16 @@ def method_findings(curves: pd.DataFrame, norm: str, eps: float | None = None) -
     }
 
 
+def seeds_per_method(curves: pd.DataFrame) -> str:
+    """How many seeds the methods' lines (:func:`method_robustness` rows) rest on, in words: "one
+    seed", "3 seeds", or "one seed; 3 for global magnitude unstructured" where methods differ."""
+    per = curves.groupby("method")["n_seeds"].max().astype(int)
+    word = lambda k: "one seed" if k == 1 else f"{k} seeds"  # noqa: E731
+    common = int(per.mode().min())
+    others = {k: sorted(per[per == k].index) for k in sorted(set(per)) if k != common}
+    return "; ".join([word(common), *(f"{k} for {', '.join(m)}" for k, m in others.items())])
+
+
 def method_answers(
     prune: pd.DataFrame,
     attack: pd.DataFrame,
@@ -272,9 +305,8 @@ def method_answers(
             if (curves["norm"] == norm).any()
         }
         best[name] = found
-        seeds = int(curves["n_seeds"].max())
         said.append(
-            f"for the {name} ({n} methods, {'one seed' if seeds == 1 else f'up to {seeds} seeds'}): "
+            f"for the {name} ({n} methods, {seeds_per_method(curves)}): "
             + "; ".join(f["sentence"] for f in found.values())
         )
     text = "; ".join(said)
@@ -881,13 +913,14 @@ def run_index(profiles: tuple[str, ...], runs_dir) -> pd.DataFrame:
     """One row per executed stage notebook of ``profiles`` (every run behind the book): its title
     (what it ran), kind, parameters in columns, the profiles that hold it and the page it is on
     (``href``, relative to the book's root); stages without a run record are left out."""
-    from prunerob import sweep
+    from prunerob.profiles import expand, load_profile
+    from prunerob.runs import run_title
     from prunerob.stages import training_label
 
     member: dict[str, list[str]] = {}
     stages = {}
     for name in profiles:
-        for stage in sweep.expand(sweep.load_profile(name)):
+        for stage in expand(load_profile(name)):
             member.setdefault(stage.id, []).append(name)
             stages[stage.id] = stage
     rows = []
@@ -898,7 +931,7 @@ def run_index(profiles: tuple[str, ...], runs_dir) -> pd.DataFrame:
         method = "" if stage.kind == "train" else method_name(p)
         rows.append(
             {
-                "run": sweep.run_title(stage),
+                "run": run_title(stage),
                 "kind": stage.kind,
                 "stage_id": sid,
                 "dataset": p["dataset"],
@@ -1063,7 +1096,41 @@ def original_robust(worst: pd.DataFrame, attack: pd.DataFrame, summary: pd.DataF
         bb_table.columns = [f"CR {c:g}" for c in bb_table.columns]
         index = cast(pd.MultiIndex, bb_table.index)
         bb_table.index = index.set_levels([f"{e:g} px" for e in index.levels[1]], level=1)
-    return {"compared": compared, "initial": initial, "glue": glue, "gaps": gaps, "bb": bb_table}
+    missing = f"no {{}} attack results for {', '.join(charts.HEADLINE.values())} in profile {profile} yet"
+    shown = {
+        norm: charts.versus_original_by_eps(
+            compared[norm], f"CNN on MNIST, {norm}: reproduced vs original", initial_eps=initial[norm]
+        )
+        if norm in compared
+        else missing.format(norm)
+        for norm in ORIGINAL_SETTINGS
+    }
+    return {"compared": compared, "initial": initial, "glue": glue, "gaps": gaps, "bb": bb_table, "figures": shown}
+
+
+def original_setup(
+    prune: pd.DataFrame, attack: pd.DataFrame, ref: pd.DataFrame, summary: pd.DataFrame, profile: str
+) -> dict:
+    """What the chapter on the original rests on, by glue name: our model, profile and seeds (from
+    ``prune``), the original's runs per method (``ref``: its result rows) and result rows per CR
+    (``summary``: ``reference.per_cr``), the methods we attacked and on how many images (``attack``),
+    and the attack libraries' versions."""
+    seeds = sorted(prune["seed"].unique())
+    runs = ref.groupby(["structure", "scope", "criterion"])["run"].nunique()
+    headline = charts.pick(attack)
+    versions = attack.groupby("library")["library_version"].first() if len(attack) else pd.Series(dtype=str)
+    return {
+        "orig-model": "CNN on MNIST",
+        "orig-profile": profile,
+        "orig-seeds": ", ".join(str(s) for s in seeds),
+        "orig-n-seeds": len(seeds),
+        "orig-runs": f"{runs.min()}" if runs.min() == runs.max() else f"{runs.min()} to {runs.max()}",
+        "orig-rows-max": int(summary[summary["attack"] == "clean"]["n_runs"].max()),
+        "orig-attacked-methods": ", ".join(sorted(charts.method_label(attack).unique())) or "no method",
+        "orig-n-images": int(headline["n"].max()) if len(headline) else 0,
+        "orig-foolbox": versions.get("foolbox", "(not run)"),
+        "orig-torchattacks": versions.get("torchattacks", "(not run)"),
+    }
 
 
 def side_by_side(mine: pd.DataFrame, theirs: pd.DataFrame, value: str, low: str, high: str, fmt: str) -> pd.DataFrame:
@@ -1253,6 +1320,62 @@ def headline_robustness(
     }
 
 
+def robustness_figures(rob: dict, profile: str) -> dict[str, Any]:
+    """The robustness chapter's charts from :func:`headline_robustness`: ``figures`` (``<norm>-cr``:
+    the worst case against CR; ``<norm>-eps``: the first minimal attack's accuracy against budget
+    per CR; a text saying what is missing in ``profile`` where there is no result) and ``only`` (the
+    attack an ``-eps`` chart shows, for its re-make command)."""
+    worst, prune, dense = rob["worst"], rob["prune"], rob["dense"]
+    shown: dict[str, Any] = {}
+    only: dict[str, dict] = {}
+    for norm in NORMS:
+        w = worst[worst["norm"] == norm]
+        d = dense[dense["norm"] == norm] if len(dense) else dense
+        if not len(w):
+            shown[f"{norm}-cr"] = shown[f"{norm}-eps"] = f"no {norm} attack results in profile {profile}"
+            continue
+        shown[f"{norm}-cr"] = charts.robust_vs_cr(w, prune, f"{norm}: worst case over {rob['attacks'][norm]}")
+        if not len(d):
+            shown[f"{norm}-eps"] = f"no minimal {norm} attack in profile {profile}"
+            continue
+        first = d["attack"].iloc[0]
+        title = f"{norm}: {first}, accuracy vs epsilon per CR"
+        shown[f"{norm}-eps"] = charts.acc_vs_eps(d[d["attack"] == first], norm, title)
+        only[f"{norm}-eps"] = {"attack": first}
+    return {"figures": shown, "only": only}
+
+
+def every_method(attack: pd.DataFrame, prune: pd.DataFrame, samples: pd.DataFrame, profile: str) -> dict[str, Any]:
+    """Every pruning method of one model in one chart per norm (its rows of the attack, prune and
+    samples tables): ``methods`` (their labels, in words) and ``figures`` (norm -> robust accuracy
+    against CR per method, the worst case over attacks, opening at the middle budget; a text saying
+    what is missing in ``profile`` where there is no result)."""
+    keys = ["structure", "scope", "criterion"]
+    methods = (
+        dict(
+            sorted(
+                (charts.method_label(rows.iloc[:1]).iloc[0], charts.HEADLINE | dict(zip(keys, key)))
+                for key, rows in attack.groupby(keys)
+            )
+        )
+        if len(attack)
+        else {}
+    )
+    with_ci = compare.worst_case_by_model(attack, samples, methods)
+    prune = compare.prune_over_seeds(prune)
+    shown: dict[str, Any] = {}
+    for norm in NORMS:
+        rows = with_ci[with_ci["norm"] == norm]
+        start = charts.eps_label(charts.middle_eps(rows), norm) if len(rows) else None
+        title = f"{norm}: robust accuracy per method (worst case over attacks)"
+        shown[norm] = (
+            charts.robust_vs_cr_by_eps(rows, prune, title, initial_eps=start)
+            if len(rows)
+            else f"no {norm} attack results in profile {profile}"
+        )
+    return {"methods": ", ".join(methods) or "none", "figures": shown}
+
+
 def agreement_table(agreement: pd.DataFrame) -> pd.DataFrame:
     """``aggregate.fixed_minimal_agreement`` rows as a table: fixed minus minimal robust accuracy per
     norm, pair of attacks and budget (as the charts write it), CRs in columns."""
@@ -1338,6 +1461,13 @@ def method_study(
     text = coverage(curves, attack)
     if missing:
         text += f"; pruned but not attacked in this profile: {len(missing)} method(s) ({', '.join(missing)})"
+    gone = left_out_seeds(attack, samples, where)
+    text += (
+        "; left out, as they did not face the whole default set: "
+        + "; ".join(f"seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))} of {m}" for m, s in gone.items())
+        if gone
+        else "; no seed left out (each faced the whole default set)"
+    )
     norms = {}
     for norm in NORMS:
         c = curves[curves["norm"] == norm]
@@ -1352,6 +1482,58 @@ def method_study(
             "claims": original_claims(c, rows, norm),
         }
     return {"curves": curves, "prune": rows, "coverage": text, "norms": norms}
+
+
+def method_section(study: dict[str, Any], title: str, missing: str = "not measured in this profile") -> dict[str, Any]:
+    """What the methods chapter shows of one :func:`method_study`: ``figures`` (norm -> every
+    method's curves by structure, ``title`` after the norm, opening at the study's budget; None
+    without results) and ``values`` (``coverage`` and ``<norm>-text``, ``missing`` where absent)."""
+    shown: dict[str, Any] = {}
+    values: dict[str, Any] = {"coverage": study["coverage"]}
+    for norm in NORMS:
+        found = study["norms"].get(norm)
+        shown[norm] = (
+            charts.methods_by_structure(
+                found["curves"], study["prune"], f"{norm}: {title}", initial_eps=charts.eps_label(found["eps"], norm)
+            )
+            if found
+            else None
+        )
+        values[f"{norm}-text"] = found["sentence"] if found else missing
+    return {"figures": shown, "values": values}
+
+
+def beside_section(curves: pd.DataFrame, summary: pd.DataFrame, where: dict, title: str) -> dict[str, Any]:
+    """Ours beside the original's per method and norm (``curves``: :func:`method_robustness` rows of
+    one model; ``summary``: ``reference.per_cr`` rows, narrowed to ``where``'s data set and
+    architecture): ``figures`` (norm -> the chart, opening at the budget nearest the dense model's
+    50 % point, or None where the two studies share nothing) and ``values`` (``<norm>-text``: the
+    sentence of :func:`beside_original` at that budget)."""
+    theirs = summary[(summary["dataset"] == where["dataset"]) & (summary["arch"] == where["arch"])]
+    shown: dict[str, Any] = {}
+    values: dict[str, Any] = {}
+    for norm in NORMS:
+        beside = reference.methods_robust_vs_original(curves, theirs, norm)
+        if not len(beside):
+            shown[norm], values[f"{norm}-text"] = None, "not measured in this profile"
+            continue
+        at = nearest_budget(beside["eps"].unique(), dense_budget(curves, norm))
+        start = charts.eps_label(at, norm)
+        shown[norm] = charts.methods_beside_original(beside, f"{norm}: {title}", initial_eps=start)
+        values[f"{norm}-text"] = beside_original(beside, at)["sentence"]
+    return {"figures": shown, "values": values}
+
+
+def replica_section(attack: pd.DataFrame, summary: pd.DataFrame, title: str) -> dict[str, Any]:
+    """The original's CNN re-made beside ours and the original's runs in Linf PGD-40
+    (:func:`replica_linf`): ``figure`` (opening at :func:`replica_budget`; None without results) and
+    ``text`` (:func:`replica_sentence` there, or what is missing)."""
+    replica = replica_linf(attack, summary)
+    if not len(replica):
+        return {"figure": None, "text": "No PGD-40 results for the replica in this profile yet"}
+    at = replica_budget(replica)
+    chart = charts.versus_original_by_eps(replica, title, initial_eps=charts.eps_label(at, "Linf"))
+    return {"figure": chart, "text": replica_sentence(replica, at)}
 
 
 def claims_table(studies: dict[str, dict]) -> pd.DataFrame:
@@ -1498,6 +1680,114 @@ def sweet_spot_study(attack: pd.DataFrame, samples: pd.DataFrame, confidence: fl
     }
 
 
+def trainings_section(
+    groups: dict[int | None, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]],
+    model: dict,
+    trainings: dict[str, str],
+    title: str,
+    missing: str = "not measured in this profile",
+) -> dict[str, Any]:
+    """One model's section of the adversarial chapter: :func:`trainings_compared` plus what the
+    chapter shows of it. ``figures``: norm -> the standard-vs-adversarial chart (``title`` formatted
+    with ``norm``), opening at the budget that contrasts the two, or None without both trainings;
+    ``values``: the prose (``n`` images, ``clean-text``, ``<norm>-text``, ``missing`` where there is
+    nothing, and the adversarial model's :func:`attack_health` as ``agree``, ``agree-gap``,
+    ``checks``, ``violations``, ``disagree-text``); ``table``: :func:`lines_table` per method and CR."""
+    compared = trainings_compared(groups, model, trainings)
+    worst = compared["worst"]
+    health = attack_health(compare.rows_of(compared["attack"], dict(model, training=list(trainings)[1])))
+    values: dict[str, Any] = {
+        "n": int(worst["n"].max()) if len(worst) else 0,
+        "clean-text": compared["clean"] or missing,
+        "agree": health["agree"],
+        "agree-gap": health["gap"],
+        "checks": health["checks"],
+        "violations": health["violations"],
+        "disagree-text": health["disagree"],
+    }
+    shown: dict[str, Any] = {}
+    for norm, found in compared["contrast"].items():
+        rows = worst[worst["norm"] == norm] if found else worst
+        start = charts.eps_label(found[0], norm) if found else None
+        shown[norm] = (
+            charts.robust_vs_cr_by_eps(rows, None, title.format(norm=norm), initial_eps=start) if found else None
+        )
+        values[f"{norm}-text"] = found[1] if found else missing
+    return dict(compared, figures=shown, values=values, table=lines_table(worst, ["method", "cr"]))
+
+
+def dense_training(train: pd.DataFrame, training: str, **where: Any) -> dict[str, str]:
+    """How the dense model of ``training`` (among train rows matching ``where``) was trained:
+    ``epochs`` ("12 epochs"), ``device`` and ``text`` ("12 epochs in 5 minutes on cpu, to 99.10 %
+    clean test accuracy"); "(not trained yet)" and "n/a" without such a row."""
+    rows = compare.rows_of(train, dict(where, training=training)) if len(train) else train
+    if not len(rows):
+        return {"epochs": "(not trained yet)", "device": "n/a", "text": "(not trained yet)"}
+    row = rows.iloc[0]
+    epochs = f"{int(row['epochs'])} epochs"
+    return {
+        "epochs": epochs,
+        "device": str(row["device"]),
+        "text": f"{epochs} in {row['seconds'] / 60:.0f} minutes on {row['device']}, to {row['clean_acc']:.2%} clean test accuracy",
+    }
+
+
+def stages_status(stages: list, command: str) -> str:
+    """Whether every stage of a model has its table: "All N stages of these two models have run." or
+    how many (of which kinds) have not, and ``command``, the sweep that runs them."""
+    from prunerob.results import PRIMARY_TABLE, stage_done
+
+    todo = [st for st in stages if not stage_done(PRIMARY_TABLE[st.kind], st.id)]
+    if not todo:
+        return f"All {len(stages)} stages of these two models have run."
+    kinds = ", ".join(sorted({st.kind for st in todo}))
+    return (
+        f"Of the {len(stages)} stages of these two models, {len(todo)} ({kinds}) are not in the tables this "
+        f"book was built from yet; `{command}` runs them, and until then the charts below say what is missing."
+    )
+
+
+def transfer_section(attack: pd.DataFrame, samples: pd.DataFrame, profile: str) -> dict[str, Any]:
+    """The transfer chapter from one model's attack and samples rows: per norm (Linf, L2; APGD) the
+    white-box and both transfer views against CR (``figures``; a text saying what is missing), the
+    sentence at the middle budget and the largest CR with the seeds it rests on (``values``:
+    ``<norm>-text``), and how many images, transfer runs and verification failures (``n``,
+    ``runs``, ``violations``)."""
+    from prunerob import transfer as tr
+
+    runs = attack[attack["scenario"] == "transfer"] if len(attack) else attack
+    seeds = runs["seed"].nunique() if len(runs) else 0
+    note = "one seed" if seeds == 1 else f"mean over {seeds} seeds"
+    shown: dict[str, Any] = {}
+    values: dict[str, Any] = {
+        "n": int(runs["n"].iloc[0]) if len(runs) else 0,
+        "runs": int(runs["stage_id"].nunique()) if len(runs) else 0,
+        "violations": int(runs["violations"].sum()) if len(runs) else 0,
+    }
+    for norm in ("Linf", "L2"):
+        frame = tr.curves(samples, f"{norm.lower()}_apgd")
+        if not len(runs) or not len(frame) or frame["method"].nunique() < 3:
+            shown[norm], values[f"{norm}-text"] = (
+                f"no {norm} transfer results in profile {profile}",
+                "not measured in this profile",
+            )
+            continue
+        eps = charts.middle_eps(frame)
+        title = f"{norm}: white-box and transfer APGD"
+        shown[norm] = charts.robust_vs_cr_by_eps(frame, None, title, initial_eps=charts.eps_label(eps, norm))
+        at = frame[frame["eps"] == eps].pivot_table(index="cr", columns="method", values="robust_acc")
+        top, white = float(at.index.max()), tr.LABELS["white"]
+        dense, last = at.iloc[0], at.iloc[-1]  # CR 1 and the largest CR
+        values[f"{norm}-text"] = (
+            f"at {charts.eps_label(eps, norm)}, the dense model keeps {dense[white]:.1%} of the images under its "
+            f"own attack; the CR {top:g} model keeps {last[white]:.1%} under a white-box attack and "
+            f"{last[tr.LABELS['from_dense']]:.1%} against examples crafted on the dense model, and the dense "
+            f"model keeps {last[tr.LABELS['to_dense']]:.1%} against examples crafted on the CR {top:g} model "
+            f"({note})"
+        )
+    return {"figures": shown, "values": values}
+
+
 def lines_table(worst: pd.DataFrame, columns="cr") -> pd.DataFrame:
     """Robust accuracy of ``compare.worst_case_by_model`` rows per norm and budget (rows) and
     ``columns`` (e.g. ["method", "cr"]); empty without rows. Budget 0 (clean) is left out."""
@@ -1522,6 +1812,36 @@ def lines_coverage(worst: pd.DataFrame) -> dict[str, object]:
     }
 
 
+def two_models_section(
+    worst: pd.DataFrame, reference: str, other: str, title: str, missing: str = "not measured in this profile"
+) -> dict[str, Any]:
+    """Two models' lines (``compare.worst_case_by_model`` rows, labels ``reference`` and ``other``)
+    per norm: ``figures`` (norm -> robust accuracy against CR per budget, opening at the budget of
+    ``compare.norm_comparison``, ``title`` formatted with ``norm``; None without both models) and
+    ``values`` (``<norm>-text``: the comparison's sentence, or ``missing``)."""
+    shown: dict[str, Any] = {}
+    values: dict[str, Any] = {}
+    for norm in NORMS:
+        found = compare.norm_comparison(worst, norm, reference, other)
+        rows = worst[worst["norm"] == norm] if found else worst
+        start = charts.eps_label(found[0], norm) if found else None
+        shown[norm] = (
+            charts.robust_vs_cr_by_eps(rows, None, title.format(norm=norm), initial_eps=start) if found else None
+        )
+        values[f"{norm}-text"] = found[1] if found else missing
+    return {"figures": shown, "values": values}
+
+
+def one_model_chart(worst: pd.DataFrame, norm: str, label: str, title: str) -> Any:
+    """One model's robust accuracy against CR per budget in ``norm`` (``compare.worst_case_by_model``
+    rows of model ``label``), opening at the budget of ``compare.summary_at``; None without rows."""
+    rows = worst[worst["norm"] == norm] if len(worst) else worst
+    if not len(rows):
+        return None
+    start = charts.eps_label(compare.summary_at(worst, norm, label)[0], norm)
+    return charts.robust_vs_cr_by_eps(rows, None, title, initial_eps=start)
+
+
 def one_model_text(worst: pd.DataFrame, label: str) -> str | None:
     """One model's robust accuracy per norm at the budget ``compare.summary_at`` picks, at every
     CR, in one sentence ('Linf 8/255: 90.0% at CR 1, ...'); None without results."""
@@ -1534,7 +1854,10 @@ def one_model_text(worst: pd.DataFrame, label: str) -> str | None:
                 f"{norm} {charts.eps_label(eps, norm)}{' pixels' if norm == 'L0' else ''}: "
                 + ", ".join(f"{v:.1%} at CR {cr:g}" for cr, v in at[label].items())
             )
-    return "; ".join(texts) if texts else None
+    if not texts:
+        return None
+    note = compare.seeds_note(worst, label, float(worst["cr"].max()))
+    return "; ".join(texts) + (f" ({note})" if note else "")
 
 
 def hours(seconds: float) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLES = ("train", "history", "prune", "layers", "attack", "samples", "checks", "sweeps")
+TABLES = ("train", "history", "prune", "layers", "attack", "samples", "checks", "sweeps", "stages")
 
 
 # --- schema ----------------------------------------------------------------------------------
@@ -110,6 +110,24 @@ SCHEMAS: dict[str, tuple[Column, ...]] = {
         "code_version:str interrupted:bool stopped:int64 not_started:int64 schema_version:int64"
     ),
 }
+
+
+def _stage_columns() -> str:
+    """The ``stages`` table: one row per stage, every parameter of its kind (the parameters of an
+    attack stage, the most any kind has: NA where a kind has no such parameter), so that a recipe is
+    a filter on columns (:func:`with_params`). Lists (``crs``, ``eps``) are JSON text."""
+    from dataclasses import fields
+
+    from prunerob import spec
+
+    kinds = {"bool": "boolean", "int": "Int64", "float": "float64", "str": "str", "tuple": "str"}
+    cols = ["stage_id:str kind:str"]
+    for part in spec.AttackStage.PARTS.values():
+        cols += [f"{f.name}:{kinds[str(f.type)]}?" for f in fields(part)]  # annotations are text here
+    return " ".join(cols) + " schema_version:int64"
+
+
+SCHEMAS["stages"] = _cols(_stage_columns())
 assert set(SCHEMAS) == set(TABLES)
 
 
@@ -225,6 +243,48 @@ def _cast(series: pd.Series, dtype: str) -> pd.Series:
     ):
         raise ValueError("non-integer values")
     return out
+
+
+def stage_row(stage) -> pd.DataFrame:
+    """The ``stages`` table's row of ``stage``: its id, kind and every parameter (lists as JSON)."""
+    import json
+
+    params = {k: json.dumps(v) if isinstance(v, (list, tuple)) else v for k, v in stage.params().items()}
+    return conform(pd.DataFrame([{"stage_id": stage.id, "kind": stage.kind, **params}]), "stages")
+
+
+def stage_params(row: pd.Series) -> dict:
+    """The parameters a ``stages`` table row holds, as the stage's ``from_params`` takes them (plain
+    Python values, lists decoded, NA left out): ``spec.AttackStage.from_params(**stage_params(row))``
+    rebuilds the stage of an attack row, with the same id."""
+    import json
+
+    out = {}
+    for name, value in row.items():
+        if name in ("stage_id", "kind", "schema_version") or pd.isna(value):
+            continue
+        out[str(name)] = json.loads(value) if name in ("crs", "eps") else getattr(value, "item", lambda v=value: v)()
+    return out
+
+
+def write_stage_row(stage) -> Path:
+    """Write the ``stages`` table's row of ``stage`` (before its primary table, which marks it done)."""
+    return write_table(stage_row(stage), "stages", stage.id)
+
+
+def with_params(frame: pd.DataFrame, *names: str) -> pd.DataFrame:
+    """``frame`` (rows with a ``stage_id``) with the stage parameters ``names`` added as columns, from
+    the ``stages`` table (e.g. ``with_params(attack, "max_epochs", "finetune_max_epochs")``, then
+    filter on them). A name the frame already has, or no stage parameter, is an error."""
+    known = [c for c in columns("stages") if c not in ("stage_id", "kind", "schema_version")]
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise ValueError(f"no stage parameter {', '.join(bad)}; valid: {', '.join(known)}")
+    clash = [n for n in names if n in frame.columns]
+    if clash:
+        raise ValueError(f"the frame already has column(s) {', '.join(clash)}")
+    stages = collect("stages")
+    return frame.merge(stages[["stage_id", *names]], on="stage_id", how="left", validate="many_to_one")
 
 
 def results_dir() -> Path:

@@ -463,6 +463,16 @@ class AttackStage(_Stage):
                 f"another CR of the prune schedule: {', '.join(map(str, others))}"
             )
 
+    def canonical(self) -> dict[str, dict[str, Any]]:
+        """As every stage's, except that a minimal attack's budget grid is left out: its one run gives
+        each sample's minimal distance, from which any budget's robust accuracy follows, so the grid
+        is a report setting (a budget added later is computed from the run's samples, not run again;
+        ``plan.regrid``)."""
+        out = super().canonical()
+        if catalog.attack(self.attack.attack).kind == "minimal":
+            out["attack"] = {k: v for k, v in out["attack"].items() if k != "eps"}
+        return out
+
     @property
     def transfer(self) -> bool:
         return bool(self.checkpoint.source_cr)

@@ -94,8 +94,15 @@ def portable_math(device: torch.device):
     if problem:
         raise RuntimeError(problem)
     native = os.environ.get(NATIVE_MATH_VAR) == "1"
-    with torch.backends.mkldnn.flags(enabled=native), torch.backends.nnpack.flags(enabled=native):
-        yield
+    # oneDNN is switched through its one flag: torch.backends.mkldnn.flags() also restores the TF32
+    # flag on exit, which prints a UserWarning about Intel GPUs into every stage's terminal output
+    was = torch._C._get_mkldnn_enabled()
+    torch._C._set_mkldnn_enabled(native)
+    try:
+        with torch.backends.nnpack.flags(enabled=native):
+            yield
+    finally:
+        torch._C._set_mkldnn_enabled(was)
 
 
 # --- checkpoints -----------------------------------------------------------------------------
@@ -342,6 +349,7 @@ def _run_train(stage: TrainStage, dev: torch.device, progress: bool, threads: in
         history = pd.DataFrame(hist.rows).assign(stage_id=stage.id, step="train")
         results.write_table(results.conform(history, "history"), "history", stage.id)
     frame = pd.DataFrame([row])
+    results.write_stage_row(stage)  # its parameters, before the table that marks it done
     results.write_table(results.conform(frame, "train"), "train", stage.id)
     return frame
 
@@ -450,6 +458,7 @@ def _run_prune(stage: PruneStage, dev: torch.device, progress: bool, threads: in
     layers["shape"] = layers["shape"].astype(str)
     results.write_table(results.conform(layers, "layers"), "layers", stage.id)
     frame = pd.DataFrame(rows)
+    results.write_stage_row(stage)  # its parameters, before the table that marks it done
     results.write_table(results.conform(frame, "prune"), "prune", stage.id)
     return frame
 
@@ -595,5 +604,6 @@ def _run_attack(stage: AttackStage, dev: torch.device, progress: bool, threads: 
         torch_threads=threads,
         **versions,
     )
+    results.write_stage_row(stage)  # its parameters, before the table that marks it done
     results.write_table(results.conform(curve, "attack"), "attack", stage.id)
     return curve

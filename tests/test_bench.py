@@ -93,7 +93,7 @@ def test_bench_sweep_projects_the_default_sets_cost_from_the_profiles_runs(monke
     import nbformat
     import pandas as pd
 
-    from prunerob import bench, sweep
+    from prunerob import bench, profiles
 
     rows = []
     for i, (attack, preset, seconds) in enumerate(
@@ -122,7 +122,7 @@ def test_bench_sweep_projects_the_default_sets_cost_from_the_profiles_runs(monke
             (tmp_path / "attack").mkdir(exist_ok=True)
             nb = nbformat.v4.new_notebook(metadata={"papermill": {"duration": seconds * cr + 10}})
             nbformat.write(nb, str(tmp_path / "attack" / f"{sid}.ipynb"))
-    monkeypatch.setattr(sweep, "profile_results", lambda table, profile=None, only=None: pd.DataFrame(rows))
+    monkeypatch.setattr(profiles, "profile_results", lambda table, profile=None, only=None: pd.DataFrame(rows))
     monkeypatch.setenv("PRUNEROB_RUNS", str(tmp_path))
     records = bench.bench_sweep("cpu", workers=2, grid_checkpoints=10)
     per_attack = {r["attack"]: r for r in records if "attack" in r}

@@ -111,10 +111,10 @@ def _offline(load):
 
 
 def test_profiles_lists_every_profile_and_marks_a_broken_one(tmp_path, monkeypatch, capsys):
-    from prunerob import sweep
+    from prunerob import profiles
 
     for name in ("smoke", "cpu"):
-        (tmp_path / f"{name}.yaml").write_text((sweep.PROFILES_DIR / f"{name}.yaml").read_text())
+        (tmp_path / f"{name}.yaml").write_text((profiles.PROFILES_DIR / f"{name}.yaml").read_text())
     (tmp_path / "broken.yaml").write_text("grid:\n  - dataset: mnist\n    arch: [cnn, mlp\n")
     monkeypatch.setenv("PRUNEROB_PROFILES", str(tmp_path))
     code, out, _ = _run(["profiles"], capsys)
@@ -136,14 +136,14 @@ def test_the_real_cli_prints_no_traceback():
 def test_a_failed_stage_line_is_its_whole_last_error_line():
     from papermill.exceptions import PapermillExecutionError
 
-    from prunerob import sweep
+    from prunerob import runs
 
     message = "the data set is " + "much " * 200 + "too small"  # longer than any cut
     exc = PapermillExecutionError(
         5, 5, "stages.run_train(stage)", "ValueError", message, ["\x1b[0;31mTraceback\x1b[0m", "..."]
     )
-    assert sweep.last_error_line(exc) == f"ValueError: {message}"
-    assert sweep.last_error_line(RuntimeError("first\nsecond line, whole\n")) == "RuntimeError: second line, whole"
+    assert runs.last_error_line(exc) == f"ValueError: {message}"
+    assert runs.last_error_line(RuntimeError("first\nsecond line, whole\n")) == "RuntimeError: second line, whole"
 
 
 def test_stage_kernels_start_without_the_tcp_warning_and_stream_progress():
@@ -151,8 +151,8 @@ def test_stage_kernels_start_without_the_tcp_warning_and_stream_progress():
     stage's progress bars reach the terminal through papermill's stderr_file."""
     import inspect
 
-    from prunerob import sweep
+    from prunerob import runs
 
-    assert "--IPKernelApp.log_level=ERROR" in sweep.KERNEL_ARGS
-    source = inspect.getsource(sweep.execute_stage)
+    assert "--IPKernelApp.log_level=ERROR" in runs.KERNEL_ARGS
+    source = inspect.getsource(runs.execute_stage)
     assert "extra_arguments=KERNEL_ARGS" in source and "stderr_file=" in source

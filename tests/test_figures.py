@@ -80,14 +80,14 @@ def test_a_figures_commands_re_make_its_stages_and_run_one_with_other_parameters
     index link carries the figure's words."""
     import shlex
 
-    from prunerob import cli, spec, sweep
+    from prunerob import cli, profiles, spec
 
     how = figures.remake([only])
     words = shlex.split(how["sweep"])
     assert words[:4] == [".venv/bin/python", "-m", "prunerob", "sweep"] and words[5] == how["profile"]
     filters = dict(cli._param(w) for w in words[7::2])
     assert filters == {k: v for k, v in how["only"].items()}
-    chosen = sweep.select(sweep.expand(sweep.load_profile(how["profile"])), filters)
+    chosen = profiles.select(profiles.expand(profiles.load_profile(how["profile"])), filters)
     assert any(s.kind == only["kind"] for s in chosen)
     stage_words = shlex.split(how["stage"].replace(" -p <name>=<value>", ""))
     kind, params = stage_words[4], dict(cli._param(w) for w in stage_words[6::2])
@@ -132,3 +132,33 @@ def test_a_tables_training_label_reads_back_as_the_parameters_that_wrote_it(para
     }
     if "(eps" in label:
         assert back["adv_eps"] == params["adv_eps"]
+
+
+def test_a_figure_without_data_is_glued_as_a_placeholder_that_says_what_is_missing(tmp_path, monkeypatch):
+    import myst_nb
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.__setitem__(name, value))
+    only = {"kind": "attack", "arch": "mlp"}
+    figures.glue_figure("fig-none", None, tmp_path, only=only, profile="cpu", missing="no L0 results for mlp")
+    figures.glue_figure("fig-text", "no Linf results in profile cpu", tmp_path, only=only, profile="cpu")
+    for name, text in (("fig-none", "no L0 results for mlp"), ("fig-text", "no Linf results in profile cpu")):
+        spec = glued[name].to_dict()
+        assert spec["mark"]["type"] == "text" and text in str(spec), name
+        assert (tmp_path / f"{name}.svg").exists() and f"{name}-remake" in glued
+    figures.glue_values({"a": 1, "b": "two"}, "sec-")
+    assert glued["sec-a"] == 1 and glued["sec-b"] == "two"
+
+
+def test_every_chapter_keeps_its_analysis_in_the_package():
+    """A chapter holds its selection, one call per question, its charts and its glue: about 30 lines
+    of code (blank and comment lines not counted); the analysis lives in tested package functions."""
+    import jupytext
+
+    sizes = {}
+    for path in sorted(BOOK.glob("*.md")):
+        cells = [c for c in jupytext.read(path).cells if c.cell_type == "code"]
+        lines = [line.strip() for c in cells for line in c.source.splitlines()]
+        sizes[path.name] = sum(1 for line in lines if line and not line.startswith("#"))
+    assert len(sizes) > 10 and max(sizes.values()) > 10  # the chapters were read
+    assert {name: n for name, n in sizes.items() if n > 40} == {}

@@ -7,7 +7,20 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "prunerob"
-TORCH_FREE = ("catalog", "spec", "aggregate", "compare", "charts", "scenarios", "report", "reference", "results")
+TORCH_FREE = (
+    "catalog",
+    "spec",
+    "aggregate",
+    "compare",
+    "charts",
+    "scenarios",
+    "report",
+    "reference",
+    "results",
+    "profiles",
+    "plan",
+    "runs",
+)
 
 
 def imports(path: Path, modules: set[str]) -> set[str]:

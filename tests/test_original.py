@@ -293,3 +293,17 @@ def test_clean_beside_original_counts_points_inside_the_runs_range_and_the_colla
     assert got["collapse"].loc["global magnitude unstructured"].tolist() == ["64", "64"]
     assert g["orig-collapse-agree"] == 1 and g["orig-kept-same-max"] == "0"
     assert g["orig-dense-weights"] == "960" and g["orig-lr-ours-64"] == "(not in this profile)"
+
+
+def test_the_beside_section_charts_each_norm_both_studies_measured_and_says_what_is_missing():
+    from prunerob import report
+
+    curves, ref = _method_curves(), _method_ref()
+    section = report.beside_section(curves, ref, {"dataset": "mnist", "arch": "cnn"}, "ours beside theirs")
+    frame = reference.methods_robust_vs_original(curves, ref, "L0")
+    assert section["values"]["L0-text"] == report.beside_original(frame, 4.0)["sentence"]
+    assert section["figures"]["L0"].to_dict()["title"] == "L0: ours beside theirs"
+    assert section["figures"]["L2"] is None and section["values"]["L2-text"] == "not measured in this profile"
+    # another architecture's reference rows are not this model's
+    other = report.beside_section(curves, ref, {"dataset": "mnist", "arch": "mlp"}, "t")
+    assert set(other["figures"].values()) == {None}

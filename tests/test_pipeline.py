@@ -6,7 +6,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from prunerob import results, sweep
+from prunerob import plan, profiles, results, runs, sweep
 from prunerob.spec import TrainStage
 
 pytestmark = pytest.mark.slow
@@ -16,16 +16,16 @@ def test_every_stage_runs_and_writes_its_tables(smoke_study):
     s = smoke_study["summary"]
     assert not s.failed and not s.blocked, s.failed
     assert len(s.done) == 10  # per seed (2): 1 train, 1 prune, 3 attack (one per CR)
-    stages = sweep.expand(sweep.load_profile("smoke"))
+    stages = profiles.expand(profiles.load_profile("smoke"))
     for stage in stages:
-        assert results.stage_done(sweep.PRIMARY_TABLE[stage.kind], stage.id)
-        record = sweep.run_record(stage)
+        assert results.stage_done(results.PRIMARY_TABLE[stage.kind], stage.id)
+        record = runs.run_record(stage)
         nb = nbformat.read(record, as_version=4)
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert injected and "n_train = 2000" in injected[0].source
         # titled by what it ran, with its stage id
-        assert nb.cells[0].source.splitlines()[0] == f"# {sweep.run_title(stage)} ({stage.id})"
-        assert stage.params()["arch"] in sweep.run_title(stage)
+        assert nb.cells[0].source.splitlines()[0] == f"# {runs.run_title(stage)} ({stage.id})"
+        assert stage.params()["arch"] in runs.run_title(stage)
     assert not list(smoke_study["PRUNEROB_RUNS"].rglob("*.tmp.ipynb"))
 
 
@@ -97,18 +97,18 @@ def test_a_lost_checkpoint_is_recomputed_when_needed(smoke_study):
     from prunerob import stages
 
     stage = TrainStage.from_params(n_train=2000, n_eval=1000, max_epochs=1)
-    all_stages = sweep.expand(sweep.load_profile("smoke"))
-    assert sweep.plan(all_stages) == []
+    all_stages = profiles.expand(profiles.load_profile("smoke"))
+    assert plan.plan(all_stages) == []
     ckpt = stages.train_checkpoint(stage)
     saved = ckpt.read_bytes()
     ckpt.unlink()
     try:
-        assert sweep.plan(all_stages) == []  # nothing downstream needs it
+        assert plan.plan(all_stages) == []  # nothing downstream needs it
         attack_table = next(p for p in (smoke_study["PRUNEROB_RESULTS"] / "attack").glob("*.parquet"))
         moved = attack_table.with_suffix(".bak")
         attack_table.rename(moved)
         try:
-            todo = [s.kind for s in sweep.plan(all_stages)]
+            todo = [s.kind for s in plan.plan(all_stages)]
             assert todo.count("attack") == 1 and "prune" not in todo  # prune checkpoints are there
         finally:
             moved.rename(attack_table)
@@ -122,7 +122,7 @@ def test_unknown_parameter_fails_the_notebook_with_one_clear_error(smoke_study, 
 
     with pytest.raises(papermill.PapermillExecutionError) as err:
         papermill.execute_notebook(
-            jupytext.read(sweep.notebook_path("train")),
+            jupytext.read(runs.notebook_path("train")),
             str(tmp_path / "bad.ipynb"),
             parameters={"archh": "cnn"},
             kernel_name="python3",
@@ -136,7 +136,7 @@ def test_unknown_parameter_fails_the_notebook_with_one_clear_error(smoke_study, 
 def test_dry_run_lists_without_running(smoke_study, capsys):
     s = sweep.run("cpu", dry_run=True, progress=False)
     out = capsys.readouterr().out
-    stages = sweep.expand(sweep.load_profile("cpu"))
+    stages = profiles.expand(profiles.load_profile("cpu"))
     counts = {k: sum(st.kind == k for st in stages) for k in ("train", "prune", "attack")}
     assert (
         f"profile cpu: {len(stages)} stages ({counts['train']} train, {counts['prune']} prune, "
@@ -178,7 +178,7 @@ def test_results_on_a_re_made_checkpoint_run_again_unless_it_came_out_the_same(s
     shutil.copytree(smoke_study["PRUNEROB_ARTIFACTS"], art)
     for name, path in (("PRUNEROB_RESULTS", res), ("PRUNEROB_ARTIFACTS", art), ("PRUNEROB_RUNS", tmp_path / "runs")):
         monkeypatch.setenv(name, str(path))
-    all_stages = sweep.expand(sweep.load_profile("smoke"))
+    all_stages = profiles.expand(profiles.load_profile("smoke"))
     prune = next(s for s in all_stages if s.kind == "prune" and s.train.seed == 0)
     on = {s.checkpoint.cr: s for s in all_stages if s.kind == "attack" and s.upstream.id == prune.id}
     assert sorted(on) == [1, 2, 4]
@@ -196,16 +196,16 @@ def test_results_on_a_re_made_checkpoint_run_again_unless_it_came_out_the_same(s
     table.loc[table["cr"] == 2, "checkpoint_sha"] = "0" * 16  # CR 2's result was measured on another checkpoint
     results.write_table(table, "prune", prune.id)
     remade: dict[str, str] = {}
-    todo = sweep.plan(all_stages, remade)
+    todo = plan.plan(all_stages, remade)
     # CR 2's result records another checkpoint than the prune table now holds: it runs again at once
     assert {s.id for s in todo} == {prune.id, on[1].id, on[2].id}
     assert "re-made since as " + "0" * 16 in remade[on[2].id]
     # CR 4's checkpoint is re-made: its result waits and runs again only if the weights come out other
-    assert {s.id for s in sweep.recheck(all_stages, todo)} == {on[4].id}
+    assert {s.id for s in plan.recheck(all_stages, todo)} == {on[4].id}
 
     summary = sweep.run("smoke", progress=False)
     assert sorted(summary.done) == sorted([prune.id, on[1].id, on[2].id]) and not summary.failed
     assert on[4].id in summary.skipped  # measured on the very checkpoint that was re-made
-    assert sweep.recorded_fingerprints(prune) == shas  # re-made on this machine, the same weights
+    assert results.recorded_fingerprints(prune) == shas  # re-made on this machine, the same weights
     rows = results.read_table_file(results.table_path("attack", on[2].id))
     assert set(rows["checkpoint_sha"]) == {shas[2]}

@@ -4,12 +4,12 @@ from collections import Counter
 
 import pytest
 
-from prunerob import attacks, sweep
-from prunerob.spec import SpecError
+from prunerob import attacks, plan, profiles, sweep
+from prunerob.spec import AttackStage, SpecError
 
 
 def test_paper_profile_is_the_original_grid_plus_two_robustbench_models():
-    stages = sweep.expand(sweep.load_profile("paper"))
+    stages = profiles.expand(profiles.load_profile("paper"))
     kinds = Counter(s.kind for s in stages)
     original = {("mnist", "cnn"), ("cifar10", "resnet8"), ("cifar10", "vgg11"), ("imagenette", "resnet18")}
     zoo = {("cifar10", "rb:Linf:Carmon2019Unlabeled"), ("cifar10", "rb:Linf:Standard")}
@@ -32,7 +32,7 @@ def test_dry_run_lists_the_grid_and_writes_nothing(out_dirs, capsys):
     assert lines[0].startswith("profile smoke:") and "stages per data set and architecture:" in lines
     assert any("mnist" in line and "cnn" in line for line in lines[1:5])
     assert sum(line.startswith("  would run") for line in lines) == len(
-        sweep.plan(sweep.expand(sweep.load_profile("smoke")))
+        plan.plan(profiles.expand(profiles.load_profile("smoke")))
     )
     assert not summary.done and not any(p.is_file() for d in out_dirs.values() for p in d.rglob("*"))
 
@@ -54,46 +54,46 @@ def test_transfer_attack_entries_expand_to_both_directions():
             }
         ]
     }  # white-box on every CR
-    attacks = [s for s in sweep.expand(profile) if s.kind == "attack"]
+    attacks = [s for s in profiles.expand(profile) if s.kind == "attack"]
     pairs = sorted((s.checkpoint.source_cr, s.checkpoint.cr) for s in attacks)
     assert pairs == [(0, 1), (0, 2), (0, 4), (1, 2), (1, 4), (2, 1), (4, 1)]
     assert len({s.id for s in attacks}) == 7
     white = next(s for s in attacks if s.checkpoint.cr == 2 and not s.transfer)
-    assert white.id == sweep.AttackStage.from_params(dataset="mnist", arch="cnn", crs=[1, 2, 4], cr=2).id
+    assert white.id == AttackStage.from_params(dataset="mnist", arch="cnn", crs=[1, 2, 4], cr=2).id
     for bad in (2, 8):
         with pytest.raises(SpecError, match="source_cr"):
-            sweep.AttackStage.from_params(dataset="mnist", arch="cnn", crs=[1, 2, 4], cr=2, source_cr=bad)
+            AttackStage.from_params(dataset="mnist", arch="cnn", crs=[1, 2, 4], cr=2, source_cr=bad)
 
 
 def test_only_selects_a_slice_with_the_stages_it_needs():
-    stages = sweep.expand(sweep.load_profile("cpu"))
-    mlp = sweep.select(stages, {"arch": "mlp"})
+    stages = profiles.expand(profiles.load_profile("cpu"))
+    mlp = profiles.select(stages, {"arch": "mlp"})
     assert mlp and all(s.model.arch == "mlp" for s in mlp)
     assert {s.kind for s in mlp} == {"train", "prune", "attack"}
     ids = {s.id for s in mlp}
     assert all(s.upstream.id in ids for s in mlp if hasattr(s, "upstream"))  # nothing it needs is left out
-    adv = sweep.select(
-        sweep.expand(sweep.load_profile("full")),
+    adv = profiles.select(
+        profiles.expand(profiles.load_profile("full")),
         {"arch": "cnn", "training": "pgd", "attack": "l2_ddn", "finetune_max_epochs": 3},
     )
     prune_stage = next(s for s in adv if s.kind == "prune")
     assert Counter(s.kind for s in adv) == Counter({"train": 1, "prune": 1, "attack": len(prune_stage.prune.crs)})
     # kind selects a stage kind: the CNN's checkpoints without their attacks
-    ckpts = sweep.select(stages, {"arch": "cnn", "seed": 0, "kind": "prune"})
+    ckpts = profiles.select(stages, {"arch": "cnn", "seed": 0, "kind": "prune"})
     assert Counter(s.kind for s in ckpts) == Counter({"train": 1, "prune": 12})
-    with pytest.raises(sweep.SpecError, match="--only kind='tune': no stage .* values there: attack, prune, train"):
-        sweep.select(stages, {"kind": "tune"})
-    with pytest.raises(sweep.SpecError, match="--only archh=...: unknown parameter; valid: .*arch"):
-        sweep.select(stages, {"archh": "mlp"})
+    with pytest.raises(SpecError, match="--only kind='tune': no stage .* values there: attack, prune, train"):
+        profiles.select(stages, {"kind": "tune"})
+    with pytest.raises(SpecError, match="--only archh=...: unknown parameter; valid: .*arch"):
+        profiles.select(stages, {"archh": "mlp"})
     with pytest.raises(
-        sweep.SpecError,
+        SpecError,
         match="--only arch='vgg11': no stage of the profile has it; values there: cnn, cnn_original, mlp, resnet8",
     ):
-        sweep.select(stages, {"arch": "vgg11"})
+        profiles.select(stages, {"arch": "vgg11"})
     with pytest.raises(
-        sweep.SpecError, match="--only training='pgd': no stage of the profile has it; values there: standard"
+        SpecError, match="--only training='pgd': no stage of the profile has it; values there: standard"
     ):
-        sweep.select(stages, {"training": "pgd"})
+        profiles.select(stages, {"training": "pgd"})
 
 
 METHODS = {
@@ -110,7 +110,7 @@ def test_the_cpu_profile_is_the_issues_grid_on_a_two_core_budget():
     another family in L2 and L0 at CR 4, 16, 64 (every CR of the headline method, and the original's
     PGD presets on the CNN's); the original's CNN re-made; ResNet8 on Fashion-MNIST reduced. The short
     fine-tuning budget is what fits two cores (README)."""
-    stages = sweep.expand(sweep.load_profile("cpu"))
+    stages = profiles.expand(profiles.load_profile("cpu"))
     prune = [s for s in stages if s.kind == "prune"]
     by_model = {}
     for s in prune:
@@ -181,9 +181,12 @@ def test_the_cpu_profile_is_the_issues_grid_on_a_two_core_budget():
     for s in by_model["mnist", "cnn"]:
         cnn_seeds.setdefault((s.prune.structure, s.prune.scope, s.prune.criterion), set()).add(s.train.seed)
     assert {m for m, seeds in cnn_seeds.items() if seeds == {0, 1, 2}} == {m for m in METHODS if m[2] == "magnitude"}
+    # seeds 1 and 2 face seed 0's default set (FMN, the L2 and L0 ensembles) and the ensembles'
+    # components alone, on every CR of global magnitude unstructured pruning
+    seeds_set = minimal | {"l2_ensemble", "l0_ensemble"}
     for seed in (1, 2):
         names = [s.params()["attack"] for s in stages if s.kind == "attack" and s.train.seed == seed]
-        assert Counter(names) == Counter({name: 7 for name in minimal}), seed
+        assert Counter(names) == Counter({name: 7 for name in seeds_set}), seed
     assert not [s for s in stages if s.model.arch != "cnn" and s.train.seed != 0]
     resnet = {s.params()["attack"] for s in stages if s.kind == "attack" and s.model.arch == "resnet8"}
     assert resnet == minimal
@@ -194,10 +197,10 @@ def test_the_gpu_profile_runs_the_full_profiles_fashion_mnist_stages():
     computed on a GPU; the gpu profile computes those stages and more."""
     full = {
         s.id
-        for s in sweep.expand(sweep.load_profile("full"))
+        for s in profiles.expand(profiles.load_profile("full"))
         if s.data.dataset == "fashion_mnist" and s.train.max_epochs == 100
     }
-    gpu = sweep.expand(sweep.load_profile("gpu"))
+    gpu = profiles.expand(profiles.load_profile("gpu"))
     assert full and full < {s.id for s in gpu if s.model.arch == "resnet8"}
     assert {s.model.arch for s in gpu} == {"resnet8", "vgg11", "cnn"}
     assert {s.train.training for s in gpu} == {"standard", "pgd"}
@@ -221,10 +224,10 @@ def test_the_full_profile_compares_pgd_training_at_the_cpu_budget_on_the_cpu_pro
     """The adversarial-training chapter's CPU comparisons: the PGD-trained ResNet8 (Fashion-MNIST) and
     CNN (MNIST, to CR 64) beside standard models whose stages are the cpu profile's (one table, not a
     second computation), at the same recipe and with the same attack runs."""
-    full = sweep.expand(sweep.load_profile("full"))
-    cpu_ids = {s.id for s in sweep.expand(sweep.load_profile("cpu"))}
+    full = profiles.expand(profiles.load_profile("full"))
+    cpu_ids = {s.id for s in profiles.expand(profiles.load_profile("cpu"))}
     for only in ({"arch": "resnet8", "max_epochs": 3}, {"arch": "cnn", "finetune_max_epochs": 3}):
-        picked = sweep.select(full, only)
+        picked = profiles.select(full, only)
         std = [s for s in picked if s.train.training == "standard"]
         pgd = [s for s in picked if s.train.training == "pgd"]
         assert std and pgd, only
@@ -263,17 +266,17 @@ def test_profile_results_keeps_only_the_named_recipes_rows(monkeypatch):
 
     # the committed tables (another test's session fixture may point PRUNEROB_RESULTS elsewhere)
     monkeypatch.setenv("PRUNEROB_RESULTS", str(Path(__file__).resolve().parents[1] / "book" / "results"))
-    prune = sweep.profile_results("prune", "full", {"arch": "resnet8", "max_epochs": 3})
+    prune = profiles.profile_results("prune", "full", {"arch": "resnet8", "max_epochs": 3})
     train_ids = {
         s.id
-        for s in sweep.expand(sweep.load_profile("full"))
+        for s in profiles.expand(profiles.load_profile("full"))
         if s.kind == "train" and s.model.arch == "resnet8" and s.train.max_epochs == 3
     }
     assert len(prune) and set(prune["train_id"]) <= train_ids
-    everything = sweep.profile_results("prune", "full")
+    everything = profiles.profile_results("prune", "full")
     assert set(everything[everything["arch"] == "resnet8"]["train_id"]) - train_ids  # the other recipe is there too
-    with pytest.raises(sweep.SpecError, match="max_epochs=7"):
-        sweep.profile_results("prune", "full", {"arch": "resnet8", "max_epochs": 7})
+    with pytest.raises(SpecError, match="max_epochs=7"):
+        profiles.profile_results("prune", "full", {"arch": "resnet8", "max_epochs": 7})
 
 
 @pytest.mark.parametrize(
@@ -302,3 +305,24 @@ def test_a_broken_profile_fails_whole_before_anything_runs(text, words, tmp_path
     for w in words:
         assert w in str(err.value), str(err.value)
     assert not any(d.exists() for d in out_dirs.values())
+
+
+def test_a_minimal_attack_listed_with_two_grids_runs_once_on_their_union(tmp_path, monkeypatch):
+    """Two entries asking one checkpoint for the same minimal attack at other budgets are one run
+    (its id leaves the grid out), reported at every budget either asked for."""
+    from prunerob import profiles
+
+    (tmp_path / "two.yaml").write_text(
+        "description: one minimal run, two grids\n"
+        "grid:\n"
+        "  - {dataset: mnist, arch: mlp, crs: [1, 2], attacks: [{attack: l2_ddn, eps: [0.5, 1.0]}]}\n"
+        "  - {dataset: mnist, arch: mlp, crs: [1, 2], attacks: [{attack: l2_ddn, eps: [1.0, 2.0]},\n"
+        "                                                       {attack: l2_apgd, eps: [0.5]},\n"
+        "                                                       {attack: l2_apgd, eps: [1.0]}]}\n"
+    )
+    monkeypatch.setenv("PRUNEROB_PROFILES", str(tmp_path))
+    attacks = [s for s in profiles.expand(profiles.load_profile("two")) if s.kind == "attack"]
+    ddn = [s for s in attacks if s.attack.attack == "l2_ddn"]
+    assert len(ddn) == 2 and {s.checkpoint.cr for s in ddn} == {1, 2}  # one per checkpoint
+    assert all(list(s.attack.eps) == [0.5, 1.0, 2.0] for s in ddn)
+    assert len([s for s in attacks if s.attack.attack == "l2_apgd"]) == 4  # a fixed attack: one run per grid

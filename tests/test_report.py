@@ -316,6 +316,38 @@ def test_the_replica_lines_sit_beside_the_original_at_shared_budgets():
     assert set(frame.loc[frame["side"] == "original", "eps"]) == {16 / 255}  # only budgets ours ran
     text = report.replica_sentence(frame, 16 / 255, crs=(16.0,))
     assert "16/255" in text and "43.0 %" in text and "30.0 %" in text and "70.0 %" in text
+    section = report.replica_section(pd.DataFrame(rows), summary, "the replica")
+    assert section["text"] == report.replica_sentence(frame, 16 / 255)  # opens at 16/255
+    assert "the replica" in str(section["figure"].to_dict())
+    empty = report.replica_section(pd.DataFrame(rows).iloc[:0], summary, "t")
+    assert empty["figure"] is None and empty["text"].startswith("No PGD-40 results for the replica")
+
+
+def test_original_setup_states_our_seeds_the_originals_runs_and_the_attack_libraries():
+    prune = pd.DataFrame({"seed": [0, 0, 2, 1]})
+    ref = pd.DataFrame(
+        {
+            "structure": ["unstructured"] * 3 + ["filter"] * 2,
+            "scope": "global",
+            "criterion": "magnitude",
+            "run": [0, 1, 2, 0, 1],
+        }
+    )
+    summary = pd.DataFrame({"attack": ["clean", "clean", "l2_cw"], "n_runs": [5, 71, 9]})
+    attack = pd.DataFrame(
+        {
+            **charts.HEADLINE,
+            "prune_dense_neurons": False,
+            "n": [1000, 500],
+            "library": ["foolbox", "prunerob"],
+            "library_version": ["3.3.4", "0.1"],
+        }
+    )
+    got = report.original_setup(prune, attack, ref, summary, "cpu")
+    assert (got["orig-seeds"], got["orig-n-seeds"], got["orig-profile"]) == ("0, 1, 2", 3, "cpu")
+    assert got["orig-runs"] == "2 to 3" and got["orig-rows-max"] == 71
+    assert got["orig-attacked-methods"] == "global magnitude unstructured" and got["orig-n-images"] == 1000
+    assert got["orig-foolbox"] == "3.3.4" and got["orig-torchattacks"] == "(not run)"
 
 
 def _indicator_tables():
@@ -378,7 +410,7 @@ def test_a_tripped_point_is_marked_in_the_chart():
 def test_run_titles_say_what_ran_and_retitling_is_idempotent(tmp_path):
     import nbformat
 
-    from prunerob import sweep
+    from prunerob import runs
     from prunerob.spec import AttackStage
 
     stage = AttackStage.from_params(
@@ -395,29 +427,29 @@ def test_run_titles_say_what_ran_and_retitling_is_idempotent(tmp_path):
         preset="fast",
         eps=[0.5, 1.0],
     )
-    title = sweep.run_title(stage)
+    title = runs.run_title(stage)
     assert title == "l2_ensemble (fast) on mlp / mnist, seed 0, local random filter + dense neurons, CR 4"
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Attack stage: one attack\n\ntext")])
-    assert sweep.set_run_title(nb, stage) and not sweep.set_run_title(nb, stage)
+    assert runs.set_run_title(nb, stage) and not runs.set_run_title(nb, stage)
     heading, note, text = nb.cells[0].source.split("\n\n")
     assert heading == f"# {title} ({stage.id})" and text == "text"
-    assert note.startswith(f"{sweep.RERUN_NOTE} `{sweep.rerun_command(stage)}`")
+    assert note.startswith(f"{runs.RERUN_NOTE} `{runs.rerun_command(stage)}`")
 
 
 def test_a_runs_command_runs_that_very_stage_again():
     """The command on each run page, parsed as the CLI parses it, gives the same stage (its id)."""
     import shlex
 
-    from prunerob import cli, sweep
+    from prunerob import cli, profiles, runs
     from prunerob.spec import stage_from_params
 
-    stages = sweep.expand(sweep.load_profile("cpu"))
+    stages = profiles.expand(profiles.load_profile("cpu"))
     for kind in ("train", "prune", "attack"):
         for stage in [s for s in stages if s.kind == kind][:40]:
-            words = shlex.split(sweep.rerun_command(stage))
+            words = shlex.split(runs.rerun_command(stage))
             assert words[:5] == [".venv/bin/python", "-m", "prunerob", "stage", kind]
             params = dict(cli._param(v) for flag, v in zip(words[5::2], words[6::2]) if flag == "-p")
-            assert stage_from_params(kind, params).id == stage.id, sweep.rerun_command(stage)
+            assert stage_from_params(kind, params).id == stage.id, runs.rerun_command(stage)
 
 
 def test_pruning_effect_reports_changes_and_says_when_the_sign_is_uncertain():
@@ -527,6 +559,15 @@ def test_readable_tables_label_crs_and_budgets_as_the_charts_do_and_show_missing
         pd.DataFrame({"kept": [1.0, 0.5]}, index=pd.Index([1.0, 2.0], name="cr")), {"kept": "{:.4f}"}
     )
     assert flat.data.index.tolist() == ["1", "2"] and "0.5000" in flat.to_html()
+
+
+def test_seeds_per_method_names_the_methods_that_ran_more_seeds_than_most():
+    curves = pd.DataFrame(
+        {"method": ["a", "a", "b", "c", "d"], "n_seeds": [3, 3, 1, 1, 3]},
+    )
+    assert report.seeds_per_method(curves) == "one seed; 3 for a, d"
+    assert report.seeds_per_method(curves[curves["method"] == "b"]) == "one seed"
+    assert report.seeds_per_method(curves.assign(n_seeds=3)) == "3 seeds"
 
 
 def test_method_answers_name_the_best_method_per_model_and_say_what_is_not_measured():
@@ -738,12 +779,9 @@ def test_scenario_study_names_the_best_cr_per_share_of_attacks():
     assert set(acc["cr"]) == {1, 2, 4} and set(acc["norm"]) == {"L2"}
 
 
-def test_headline_robustness_averages_seeds_and_reports_attack_agreement():
-    # two seeds, one method; at CR 4 APGD broke samples 0-4 that DDN left standing at L2 1
-    grid = {k: v for k, v in _grid().items() if k[0] == GM}
-    attack, samples = _tables(
-        grid, fixed_at={(GM, cr): set(range(5)) if cr == 4 else set() for cr in (1, 2, 4)}, seeds=(0, 1)
-    )
+def _headline_tables(fixed_at=None, seeds=(0,)):
+    """Attack, samples and prune rows of global magnitude unstructured pruning (L2, CR 1, 2, 4)."""
+    attack, samples = _tables({k: v for k, v in _grid().items() if k[0] == GM}, fixed_at=fixed_at, seeds=seeds)
     attack = attack.assign(n=N, violations=0)
     run = lambda f: f["prune_id"] + "/" + f["attack"] + "/" + f["cr"].astype(str)  # noqa: E731
     attack, samples = attack.assign(stage_id=run), samples.assign(stage_id=run)
@@ -751,11 +789,19 @@ def test_headline_robustness_averages_seeds_and_reports_attack_agreement():
         clean_acc=0.99,
         kept=lambda f: 1 / f["cr"],
         sparsity=lambda f: 1 - 1 / f["cr"],
-        n_kept=100 / attack["cr"],
+        n_kept=lambda f: 100 / f["cr"],
         layers_removed=0,
         finetune_epochs=1,
         n_prunable=100,
         schedule="one-shot",
+    )
+    return attack, samples, prune
+
+
+def test_headline_robustness_averages_seeds_and_reports_attack_agreement():
+    # two seeds, one method; at CR 4 APGD broke samples 0-4 that DDN left standing at L2 1
+    attack, samples, prune = _headline_tables(
+        fixed_at={(GM, cr): set(range(5)) if cr == 4 else set() for cr in (1, 2, 4)}, seeds=(0, 1)
     )
     checks = pd.DataFrame({"passed": [True, True, False]})
     model = {**MODEL, **_method(*GM)}
@@ -801,7 +847,8 @@ def test_trainings_compared_puts_two_trainings_side_by_side_per_recipe():
     assert (eps, text) == (
         1.0,
         "with up to 3 fine-tuning epochs per step, at L2 1 the standard model keeps 100.0% of the images dense "
-        "and 100.0% at CR 4; the PGD-trained one 100.0% dense and 50.0% at CR 4 (its best CR: 1, 100.0%)",
+        "and 100.0% at CR 4 (one seed); the PGD-trained one 100.0% dense and 50.0% at CR 4 (one seed; its best "
+        "CR: 1, 100.0%)",
     )
     assert got["clean"] == (
         "with up to 3 fine-tuning epochs per step, standard training reaches 98.90% on the test set and PGD "
@@ -826,6 +873,7 @@ def test_method_study_gives_each_norm_its_sentence_table_and_claims_and_names_un
     assert l2["sentence"] == report.method_findings(l2["curves"], "L2")["sentence"]
     assert report.MARK in l2["table"].to_string()  # the tripped cell is marked
     assert "pruned but not attacked in this profile: 1 method(s) (local random kernel)" in study["coverage"]
+    assert study["coverage"].endswith("; no seed left out (each faced the whole default set)")
     assert set(study["prune"]["cr"]) == {1, 2, 4} and (study["prune"]["n_seeds"] == 1).all()
     claims = report.claims_table({"mlp": study})
     assert claims.index.names == ["model", "norm", "claim"] and set(claims["holds"]) <= {"yes", "no", report.DASH}
@@ -930,7 +978,7 @@ def test_lines_table_coverage_and_one_model_text():
     assert report.lines_coverage(worst.iloc[:0])["attacks"] == "(none)"
     cnn = worst[worst["method"] == "CNN"]
     # the budget where the dense CNN is nearest 50 %: 8/255 (45 %)
-    assert report.one_model_text(cnn, "CNN") == "Linf 8/255: 45.0% at CR 1, 30.0% at CR 4"
+    assert report.one_model_text(cnn, "CNN") == "Linf 8/255: 45.0% at CR 1, 30.0% at CR 4 (mean over 3 seeds)"
     assert report.one_model_text(cnn.iloc[:0], "CNN") is None
 
 
@@ -1195,6 +1243,7 @@ def test_a_seed_that_missed_part_of_the_default_set_does_not_weaken_its_methods_
     at_1 = curves[curves["eps"] == 1.0]
     assert (at_1["n_seeds"] == 1).all() and set(at_1["attacks"]) == {"l2_ddn+l2_fmn"}
     assert (at_1["robust_acc"] == 0.0).all()  # the stronger attack's result, not l2_ddn's 100 %
+    assert report.left_out_seeds(attack, samples, MODEL) == {"global magnitude unstructured": [1]}
     # with the same attacks on both seeds, both seeds count
     both = report.method_robustness(attack[attack["attack"] == "l2_ddn"], samples[samples["attack"] == "l2_ddn"], MODEL)
     assert (both["n_seeds"] == 2).all()
@@ -1212,3 +1261,130 @@ def test_a_seed_that_faced_the_attacks_every_method_faced_counts_even_if_another
     curves = report.method_robustness(attack, samples, MODEL)
     gm = curves[curves["method"] == "global magnitude unstructured"]
     assert (gm["n_seeds"] == 2).all() and set(gm["attacks"]) == {"l2_ddn"}
+    assert report.left_out_seeds(attack, samples, MODEL) == {}
+
+
+def _two_trainings():
+    gm = {k: v for k, v in _grid().items() if k[0] == GM}
+    std_attack, std_samples = _tables(gm)
+    weak = {k: (v if k[1] == 1 else np.r_[np.full(N // 2, 1.5), np.full(N - N // 2, 0.5)]) for k, v in gm.items()}
+    pgd_attack, pgd_samples = (f.assign(training="pgd (eps 0.1)") for f in _tables(weak))
+    attack = pd.concat([std_attack, pgd_attack], ignore_index=True).assign(n=N, violations=0)
+    attack = attack.assign(stage_id=attack["training"] + attack["cr"].astype(str), all_checks_passed=True)
+    samples = pd.concat([std_samples, pgd_samples], ignore_index=True)
+    prune = attack.drop_duplicates(["training", "cr"]).assign(clean_acc=0.98)
+    train = pd.DataFrame(
+        {
+            "training": ["standard", "pgd (eps 0.1)"],
+            "arch": "mlp",
+            "epochs": [10, 20],
+            "seconds": [60.0, 300.0],
+            "device": "cpu",
+            "clean_acc": [0.99, 0.975],
+        }
+    )
+    return attack, samples, prune, train
+
+
+def test_the_trainings_section_charts_the_norms_both_trainings_faced_and_glues_the_prose():
+    attack, samples, prune, train = _two_trainings()
+    labels = {"standard": "standard training", "pgd (eps 0.1)": "PGD training (eps 0.1)"}
+    model = {**MODEL, **_method(*GM)} | {"training": None}
+    groups = {3: (attack, samples, prune, train)}
+    section = report.trainings_section(groups, model, labels, "{norm}: two trainings", missing="nothing yet")
+    compared = report.trainings_compared(groups, model, labels)
+    values = section["values"]
+    assert values["L2-text"] == compared["contrast"]["L2"][1] and values["clean-text"] == compared["clean"]
+    assert values["Linf-text"] == values["L0-text"] == "nothing yet" and values["n"] == N
+    assert section["figures"]["Linf"] is None and section["figures"]["L0"] is None
+    chart = section["figures"]["L2"].to_dict()
+    assert chart["title"] == "L2: two trainings"
+    assert '"value": "1"' in str(chart).replace("'", '"')  # opens at the contrast's budget, L2 1
+    health = report.attack_health(compare_rows(attack, dict(model, training="pgd (eps 0.1)")))
+    assert (values["agree"], values["checks"], values["violations"]) == (
+        health["agree"],
+        health["checks"],
+        health["violations"],
+    )
+    assert values["checks"] == "3 of 3"
+    assert set(section["table"].columns.get_level_values(0)) == set(compared["worst"]["method"])
+
+
+def compare_rows(frame, where):
+    from prunerob import compare
+
+    return compare.rows_of(frame, where)
+
+
+def test_dense_training_says_how_long_where_and_how_well_or_that_it_is_missing():
+    *_, train = _two_trainings()
+    got = report.dense_training(train, "pgd (eps 0.1)", arch="mlp")
+    assert got == {
+        "epochs": "20 epochs",
+        "device": "cpu",
+        "text": "20 epochs in 5 minutes on cpu, to 97.50% clean test accuracy",
+    }
+    assert report.dense_training(train, "pgd (eps 0.1)", arch="cnn")["text"] == "(not trained yet)"
+    assert report.dense_training(train.iloc[:0], "standard")["device"] == "n/a"
+
+
+def test_stages_status_counts_the_stages_without_a_table(monkeypatch):
+    from types import SimpleNamespace
+
+    from prunerob import results
+
+    stages = [SimpleNamespace(kind=k, id=f"{k}-{i}") for i, k in enumerate(("train", "prune", "attack", "attack"))]
+    done = {"train-0", "prune-1"}
+    monkeypatch.setattr(results, "stage_done", lambda table, sid: sid in done)
+    text = report.stages_status(stages, "python -m prunerob sweep --only arch=resnet8")
+    assert text.startswith("Of the 4 stages of these two models, 2 (attack) are not in the tables")
+    assert "`python -m prunerob sweep --only arch=resnet8` runs them" in text
+    done |= {"attack-2", "attack-3"}
+    assert report.stages_status(stages, "x") == "All 4 stages of these two models have run."
+
+
+def test_the_method_section_charts_every_attacked_norm_and_glues_its_sentence():
+    attack, samples = _tables(_grid())
+    attack = attack.assign(n=N)
+    prune = pd.DataFrame(
+        [
+            {**MODEL, **_method(*k), "seed": 0, "schedule": "one-shot", "cr": c, "clean_acc": 0.98}
+            for k in (GM, LR, FILTER)
+            for c in (1, 2, 4)
+        ]
+    ).assign(kept=1.0, sparsity=0.0, n_kept=1, layers_removed=0, finetune_epochs=1, n_prunable=1)
+    study = report.method_study(attack, samples, prune, pd.DataFrame(columns=["method", "cr", "norm"]), MODEL)
+    section = report.method_section(study, "every method of mlp")
+    assert section["values"]["coverage"] == study["coverage"]
+    assert section["values"]["L2-text"] == study["norms"]["L2"]["sentence"]
+    assert section["values"]["L0-text"] == "not measured in this profile" and section["figures"]["L0"] is None
+    assert "L2: every method of mlp" in str(section["figures"]["L2"].to_dict())
+
+
+def test_robustness_figures_and_every_method_say_what_is_missing_per_norm():
+    attack, samples, prune = _headline_tables()
+    rob = report.headline_robustness(
+        attack, prune, samples, pd.DataFrame({"passed": [True]}), {**MODEL, **_method(*GM)}
+    )
+    shown = report.robustness_figures(rob, "cpu")
+    assert shown["figures"]["Linf-cr"] == shown["figures"]["Linf-eps"] == "no Linf attack results in profile cpu"
+    assert not isinstance(shown["figures"]["L2-cr"], str) and not isinstance(shown["figures"]["L2-eps"], str)
+    assert shown["only"] == {"L2-eps": {"attack": "l2_ddn"}}
+    every = report.every_method(attack.assign(arch="cnn"), prune.assign(arch="cnn"), samples.assign(arch="cnn"), "cpu")
+    assert every["methods"] == "global magnitude unstructured"
+    assert every["figures"]["L0"] == "no L0 attack results in profile cpu"
+    assert "L2: robust accuracy per method" in str(every["figures"]["L2"].to_dict())
+
+
+def test_two_models_section_and_one_model_chart_open_where_the_reference_is_nearest_half():
+    from prunerob import compare
+
+    attack, samples = _tables({k: v for k, v in _grid().items() if k[0] in (GM, LR)})
+    models = {"A": {**MODEL, **_method(*GM)}, "B": {**MODEL, **_method(*LR)}}
+    worst = compare.worst_case_by_model(attack.assign(n=N), samples, models)
+    both = report.two_models_section(worst, "A", "B", "{norm}: A and B")
+    assert both["values"]["L2-text"] == compare.norm_comparison(worst, "L2", "A", "B")[1]
+    assert both["figures"]["Linf"] is None and both["values"]["Linf-text"] == "not measured in this profile"
+    assert "L2: A and B" in str(both["figures"]["L2"].to_dict())
+    assert report.one_model_chart(worst, "L0", "A", "t") is None
+    assert report.one_model_chart(worst[worst["method"] == "A"], "L2", "A", "L2 of A") is not None

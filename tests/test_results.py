@@ -249,3 +249,78 @@ def test_migration_fills_true_values_and_is_idempotent(out_dirs):
     assert results.collect("samples")["broken"].isna().all()
     again = migrate.migrate(root, echo=lambda *_: None)
     assert all(r["rewritten"] == 0 for r in again.values())
+
+
+def test_a_stages_row_holds_every_parameter_and_rebuilds_the_same_stage():
+    from prunerob import spec
+
+    attack = spec.AttackStage.from_params(
+        attack="l2_ddn", eps=[0.5, 1.0], structure="filter", cr=4, max_epochs=3, training="pgd", adv_eps=0.1
+    )
+    transfer = spec.AttackStage.from_params(attack="linf_apgd", cr=1, source_cr=4, n_samples=500)
+    for stage in (attack, attack.upstream, attack.upstream.upstream, transfer):
+        row = results.stage_row(stage).iloc[0]
+        assert (row["stage_id"], row["kind"]) == (stage.id, stage.kind)
+        assert type(stage).from_params(**results.stage_params(row)).id == stage.id
+    train_row = results.stage_row(attack.upstream.upstream).iloc[0]
+    assert pd.isna(train_row["structure"]) and pd.isna(train_row["eps"]) and train_row["max_epochs"] == 3
+
+
+def test_with_params_adds_stage_parameters_and_names_bad_ones(out_dirs):
+    import pytest
+
+    from prunerob import spec
+
+    stages = [spec.TrainStage.from_params(max_epochs=m) for m in (3, 30)]
+    for stage in stages:
+        results.write_stage_row(stage)
+    frame = pd.DataFrame({"stage_id": [stages[0].id, stages[1].id, stages[0].id], "value": [1, 2, 3]})
+    assert results.with_params(frame, "max_epochs")["max_epochs"].tolist() == [3, 30, 3]
+    with pytest.raises(ValueError, match="no stage parameter epochs; valid: dataset"):
+        results.with_params(frame, "epochs")
+    with pytest.raises(ValueError, match="already has column"):
+        results.with_params(frame.assign(max_epochs=1), "max_epochs")
+
+
+def test_the_migration_writes_the_stages_rows_of_finished_profile_stages_only(out_dirs):
+    from prunerob import migrate, profiles
+
+    root = results.results_dir()
+    stages = profiles.expand(profiles.load_profile("smoke"))
+    done = [s for s in stages if s.kind == "train"]
+    for stage in done:  # a finished train stage: its primary table exists
+        (root / "train").mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"x": [1]}).to_parquet(root / "train" / f"{stage.id}.parquet")
+    (root / "train" / "train-not-in-a-profile.parquet").write_bytes(b"")
+    quiet = {"echo": lambda *_: None, "names": ("smoke",)}
+    assert migrate.stage_rows(root, write=False, **quiet) == len(done)
+    assert migrate.stage_rows(root, **quiet) == len(done)
+    assert sorted(results.collect("stages")["stage_id"]) == sorted(s.id for s in done)
+    assert migrate.stage_rows(root, **quiet) == 0  # idempotent
+
+
+def test_the_migration_moves_a_minimal_attacks_run_to_the_id_without_its_grid(out_dirs):
+    from prunerob import migrate, profiles
+
+    root, runs_root = results.results_dir(), results.runs_dir()
+    stage = next(
+        s
+        for s in profiles.expand(profiles.load_profile("cpu"))
+        if s.kind == "attack" and s.attack.attack == "l2_ensemble" and s.model.arch == "mlp"
+    )
+    old = migrate.grid_id(stage)
+    assert old != stage.id and old.startswith("attack-")
+    for table in ("attack", "samples", "checks"):
+        (root / table).mkdir(parents=True)
+        pd.DataFrame({"stage_id": [old, old], "x": [1, 2]}).to_parquet(root / table / f"{old}.parquet")
+    (runs_root / "attack").mkdir(parents=True)
+    (runs_root / "attack" / f"{old}.ipynb").write_text(f'{{"title": "# l2_ensemble ({old})"}}')
+    quiet = {"echo": lambda *_: None, "names": ("cpu",)}
+    assert migrate.minimal_ids(root, runs_root, write=False, **quiet) == {old: stage.id}
+    assert (root / "attack" / f"{old}.parquet").exists()  # a check writes nothing
+    assert migrate.minimal_ids(root, runs_root, **quiet) == {old: stage.id}
+    for table in ("attack", "samples", "checks"):
+        assert not (root / table / f"{old}.parquet").exists()
+        assert pd.read_parquet(root / table / f"{stage.id}.parquet")["stage_id"].tolist() == [stage.id] * 2
+    assert (runs_root / "attack" / f"{stage.id}.ipynb").read_text() == f'{{"title": "# l2_ensemble ({stage.id})"}}'
+    assert migrate.minimal_ids(root, runs_root, **quiet) == {}  # idempotent

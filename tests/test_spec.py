@@ -142,9 +142,9 @@ def test_attack_stage_ids_of_the_committed_profiles_are_unchanged():
     """Committed results are keyed by stage id: a change to how an attack stage hashes would orphan
     its table (and run it again unasked).  Every committed attack table is still a stage of the cpu
     or full profile, and every attack stage of the full profile (Linf, L2 and L0) finds its table."""
-    from prunerob import sweep
+    from prunerob import profiles
 
-    stages = {p: [s for s in sweep.expand(sweep.load_profile(p)) if s.kind == "attack"] for p in ("cpu", "full")}
+    stages = {p: [s for s in profiles.expand(profiles.load_profile(p)) if s.kind == "attack"] for p in ("cpu", "full")}
     known = {s.id for group in stages.values() for s in group}
     orphans = sorted(_committed_attack_tables() - known)
     assert not orphans, f"{len(orphans)} committed attack tables belong to no stage of a profile: {orphans[:3]}"
@@ -158,22 +158,48 @@ def test_attack_stage_ids_of_the_committed_profiles_are_unchanged():
 def test_the_cpu_profiles_missing_attack_tables_are_only_the_ones_still_being_computed():
     """The cpu profile attacks every pruning method; what is still being computed (README: the `cpu`
     profile's recompute status) is the fixed-budget checks (APGD, PGD_0) of the CNN's (seed 0)
-    methods other than global magnitude unstructured pruning, and seeds 1 and 2 (seed 2 re-made with
-    portable math, the ensembles added to both).  Every other attack stage, every default (minimal)
-    attack of every CNN method of seed 0 included, has its table."""
-    from prunerob import catalog, sweep
+    methods other than global magnitude unstructured pruning.  Every other attack stage, every
+    default (minimal) attack of every CNN method of seed 0 and every attack of seeds 1 and 2
+    included, has its table."""
+    from prunerob import catalog, profiles
 
     have = _committed_attack_tables()
-    missing = [s for s in sweep.expand(sweep.load_profile("cpu")) if s.kind == "attack" and s.id not in have]
+    missing = [s for s in profiles.expand(profiles.load_profile("cpu")) if s.kind == "attack" and s.id not in have]
     headline = ("unstructured", "global", "magnitude")
 
     def pending(s) -> bool:
         if s.model.arch != "cnn":
             return False
         method = (s.prune.structure, s.prune.scope, s.prune.criterion)
-        if s.train.seed in (1, 2):  # seed 2 re-made with portable math; the ensembles added to both
-            return True
         return s.train.seed == 0 and method != headline and catalog.attack(s.attack.attack).kind == "fixed"
 
     elsewhere = [s.id for s in missing if not pending(s)]
     assert not elsewhere, f"{len(elsewhere)} attack stages outside the pending CNN slices lack a table: {elsewhere[:3]}"
+
+
+def test_every_committed_stage_has_its_parameters_in_the_stages_table():
+    """A recipe is a filter on columns: every finished stage of the committed tables has its row in
+    the stages table, and the row rebuilds a stage with the same id (the parameters are whole)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from prunerob import results, spec
+
+    book = Path(__file__).resolve().parents[1] / "book" / "results"
+    have = {p.stem for kind in ("train", "prune", "attack") for p in (book / kind).glob("*.parquet")}
+    rows = pd.concat([pd.read_parquet(p) for p in (book / "stages").glob("*.parquet")]).set_index("stage_id")
+    assert not have - set(rows.index), f"{len(have - set(rows.index))} finished stages lack their stages row"
+    kinds = {"train": spec.TrainStage, "prune": spec.PruneStage, "attack": spec.AttackStage}
+    for stage_id, row in rows.iterrows():
+        assert kinds[row["kind"]].from_params(**results.stage_params(row)).id == stage_id
+
+
+def test_a_minimal_attacks_budget_grid_is_not_in_its_id_a_fixed_attacks_is():
+    """One minimal run gives every sample's distance, so every budget: its grid is a report setting
+    (a budget added later is computed from the samples); a fixed attack runs once per budget."""
+    minimal = [AttackStage.from_params(attack="l2_ddn", eps=e, cr=4) for e in ([0.5, 1.0], [0.25, 0.5, 1.0, 2.0])]
+    fixed = [AttackStage.from_params(attack="l2_apgd", eps=e, cr=4) for e in ([0.5, 1.0], [0.25, 0.5, 1.0, 2.0])]
+    assert minimal[0].id == minimal[1].id and "eps" not in minimal[0].canonical()["attack"]
+    assert fixed[0].id != fixed[1].id and fixed[0].canonical()["attack"]["eps"] == [0.5, 1]
+    assert AttackStage.from_params(attack="l2_ddn", eps=[0.5, 1.0], cr=2).id != minimal[0].id

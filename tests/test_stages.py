@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from prunerob import prune, stages
+from prunerob import prune, results, stages
 from prunerob.spec import AttackStage, PruneStage
 
 
@@ -91,44 +91,44 @@ def test_a_sweep_removes_only_the_temporaries_of_runs_that_ended(out_dirs):
     import sys
     import time
 
-    from prunerob import sweep
+    from prunerob import runs
 
-    runs = out_dirs["runs"] / "train"
+    records = out_dirs["runs"] / "train"
     tables = out_dirs["results"] / "train"
-    runs.mkdir(parents=True)
+    records.mkdir(parents=True)
     tables.mkdir(parents=True)
-    live = runs / f".train-aaaaaaaaaaaa.{os.getpid()}.tmp.ipynb"
-    assert sweep._run_temporary(runs / "train-aaaaaaaaaaaa.ipynb", os.getpid()) == live  # what execute_stage writes
+    live = records / f".train-aaaaaaaaaaaa.{os.getpid()}.tmp.ipynb"
+    assert runs._run_temporary(records / "train-aaaaaaaaaaaa.ipynb", os.getpid()) == live  # what execute_stage writes
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended.wait()
-    dead = runs / f".train-bbbbbbbbbbbb.{ended.pid}.tmp.ipynb"
+    dead = records / f".train-bbbbbbbbbbbb.{ended.pid}.tmp.ipynb"
     fresh_table = tables / ".train-aaaaaaaaaaaa.parquet.x1y2z3.tmp"
     old_table = tables / ".train-bbbbbbbbbbbb.parquet.q9w8e7.tmp"
     for path in (live, dead, fresh_table, old_table):
         path.write_text("{}")
-    old = time.time() - sweep.STALE_TABLE_TEMPORARY_S - 60
+    old = time.time() - runs.STALE_TABLE_TEMPORARY_S - 60
     os.utime(old_table, (old, old))
-    sweep._remove_stale_temporaries()
+    runs.remove_stale_temporaries()
     assert live.exists() and fresh_table.exists()
     assert not dead.exists() and not old_table.exists()
 
 
 def test_a_result_is_kept_only_where_every_checkpoint_it_used_is_known_to_be_the_same():
-    from prunerob import sweep
+    from prunerob import plan, profiles
 
-    full = sweep.expand(sweep.load_profile("full"))
+    full = profiles.expand(profiles.load_profile("full"))
     white = next(s for s in full if s.kind == "attack" and not s.transfer and s.checkpoint.cr == 2)
     transfer = next(
         s for s in full if s.kind == "attack" and s.transfer and s.checkpoint.source_cr == 1 and s.checkpoint.cr == 2
     )
     prune = next(s for s in full if s.kind == "prune")
-    assert sweep.reproduced({2.0: "a", 4.0: "b"}, {2.0: "a", 4.0: "c"}, white)
-    assert not sweep.reproduced({2.0: "a"}, {2.0: "b"}, white)
-    assert not sweep.reproduced(None, {2.0: "a"}, white)  # a table from before fingerprints
-    assert not sweep.reproduced({2.0: None}, {2.0: None}, white)
-    assert not sweep.reproduced({1.0: "a", 2.0: "b"}, {1.0: "x", 2.0: "b"}, transfer)  # its source changed
-    assert sweep.reproduced({1.0: "a", 2.0: "b"}, {1.0: "a", 2.0: "b"}, transfer)
-    assert sweep.reproduced({None: "d"}, {None: "d"}, prune) and not sweep.reproduced({None: "d"}, {None: "e"}, prune)
+    assert plan.reproduced({2.0: "a", 4.0: "b"}, {2.0: "a", 4.0: "c"}, white)
+    assert not plan.reproduced({2.0: "a"}, {2.0: "b"}, white)
+    assert not plan.reproduced(None, {2.0: "a"}, white)  # a table from before fingerprints
+    assert not plan.reproduced({2.0: None}, {2.0: None}, white)
+    assert not plan.reproduced({1.0: "a", 2.0: "b"}, {1.0: "x", 2.0: "b"}, transfer)  # its source changed
+    assert plan.reproduced({1.0: "a", 2.0: "b"}, {1.0: "a", 2.0: "b"}, transfer)
+    assert plan.reproduced({None: "d"}, {None: "d"}, prune) and not plan.reproduced({None: "d"}, {None: "e"}, prune)
 
 
 def test_the_fingerprint_tells_weights_apart_and_survives_a_save(trained, tmp_path):
@@ -199,6 +199,16 @@ def test_the_original_cnn_is_attacked_on_its_logits_and_once_the_original_way_on
     assert logits["clean_acc"].iloc[0] == softmax["clean_acc"].iloc[0] > 0.2  # chance: 0.1
     assert logits["checkpoint_sha"].iloc[0] == softmax["checkpoint_sha"].iloc[0]
     assert logits["all_checks_passed"].all() and softmax["all_checks_passed"].all()
+    # every stage that ran wrote its parameters: a recipe is a filter on the stages table's columns
+    with_params = results.with_params(softmax, "max_epochs", "n_train", "n_samples", "crs")
+    assert with_params[["max_epochs", "n_train", "n_samples", "crs"]].iloc[0].tolist() == [
+        1,
+        1000,
+        100,
+        "[1, 4]",
+    ]
+    kinds = results.collect("stages").set_index("stage_id")["kind"]
+    assert kinds[softmax["train_id"].iloc[0]] == "train" and kinds[softmax["prune_id"].iloc[0]] == "prune"
 
 
 def test_a_checkpoint_with_other_weights_than_its_table_recorded_is_refused_and_not_resumed(trained):
@@ -223,19 +233,69 @@ def test_a_result_computed_on_a_checkpoint_that_was_re_made_since_with_other_wei
     """A prune table records its dense model's fingerprint; once the train stage's table records
     another (the train stage was re-made in an earlier sweep, say with other weights), the prune
     stage is planned again, with the reason, even when the sweep that plans it runs no train stage."""
-    from prunerob import results, sweep
+    from prunerob import plan, results
 
     stages.run_prune(trained, device="cpu", progress=False)
     upstream = trained.upstream
-    assert sweep.plan([upstream, trained]) == []
-    assert sweep.used_fingerprints(trained) == sweep.recorded_fingerprints(upstream)
+    assert plan.plan([upstream, trained]) == []
+    assert plan.used_fingerprints(trained) == results.recorded_fingerprints(upstream)
     # the prune stage's result was computed on another dense model than the one the train stage's
     # table (and checkpoint) now holds
     pruned = results.read_table_file(results.table_path("prune", trained.id))
     results.write_table(pruned.assign(dense_sha="0" * 16), "prune", trained.id)
     why: dict = {}
-    assert [s.id for s in sweep.plan([upstream, trained], why)] == [trained.id]
+    assert [s.id for s in plan.plan([upstream, trained], why)] == [trained.id]
     assert "fingerprint 0000000000000000, which that stage has re-made since as" in why[trained.id]
     # a table from before fingerprints keeps its result: nothing says it belongs to another checkpoint
     results.write_table(pruned.assign(dense_sha=pd.Series([None] * len(pruned), dtype="str")), "prune", trained.id)
-    assert sweep.plan([upstream, trained]) == []
+    assert plan.plan([upstream, trained]) == []
+
+
+@pytest.mark.parametrize("kind", ["train", "prune", "attack"])
+def test_a_stage_notebooks_parameters_cell_states_the_specs_defaults(kind):
+    """papermill injects only the parameters a stage sets; the rest come from the notebook's
+    parameters cell, so it must name every parameter of the stage with the spec's default (a
+    notebook run by hand with no parameters is the default stage)."""
+    import jupytext
+
+    from prunerob import runs, spec
+
+    cell = next(c for c in jupytext.read(runs.notebook_path(kind)).cells if "parameters" in c.metadata.get("tags", []))
+    namespace: dict = {}
+    exec(cell.source, namespace)
+    stated = {k: v for k, v in namespace.items() if not k.startswith("__")}
+    defaults = (
+        {"train": spec.TrainStage, "prune": spec.PruneStage, "attack": spec.AttackStage}[kind].from_params().params()
+    )
+    assert set(stated) == set(defaults) | {"device", "progress"}
+    assert (stated["device"], stated["progress"]) == ("auto", True)
+    for name, value in defaults.items():
+        got = stated[name]
+        assert (list(got) if isinstance(got, (list, tuple)) else got) == pytest.approx(value), name
+
+
+def test_a_budget_added_to_a_minimal_attack_comes_from_its_samples_as_a_new_run_would_report_it(out_dirs):
+    """A finished minimal attack asked for more budgets is not run again: the rows are computed from
+    its samples (plan.regrid), and equal what a run reported at the larger grid writes."""
+    from prunerob import plan
+    from prunerob.spec import TrainStage
+
+    common = dict(arch="mlp", n_train=1000, n_eval=500, max_epochs=1)
+    stages.run_train(TrainStage.from_params(**common), device="cpu", progress=False)
+    stages.run_prune(PruneStage.from_params(**common, crs=[1], finetune_max_epochs=0), device="cpu", progress=False)
+    base = dict(**common, crs=[1], finetune_max_epochs=0, cr=1, attack="l2_ddn", n_samples=60)
+    small = AttackStage.from_params(**base, eps=[0.5, 1.0])
+    large = AttackStage.from_params(**base, eps=[0.25, 0.5, 1.0, 2.0])
+    assert small.id == large.id
+    stages.run_attack(small, device="cpu", progress=False)
+    assert plan.missing_budgets(small) == [] and plan.missing_budgets(large) == [0.25, 2.0]
+    assert plan.regrid(large) == [0.25, 2.0] and plan.missing_budgets(large) == []
+    regridded = {t: results.read_table_file(results.table_path(t, large.id)) for t in ("attack", "checks")}
+    direct = stages.run_attack(large, device="cpu", progress=False)  # the same run, reported at the larger grid
+    columns = ["eps", "robust_acc", "robust_acc_original_rule", "n", "violations", "clean_acc", "all_checks_passed"]
+    pd.testing.assert_frame_equal(regridded["attack"][columns], direct[columns])
+    assert 0 < direct["robust_acc"].iloc[1] < direct["clean_acc"].iloc[0]  # the budgets discriminate
+    checks = results.read_table_file(results.table_path("checks", large.id))
+    pd.testing.assert_frame_equal(
+        regridded["checks"][["check", "value", "passed"]], checks[["check", "value", "passed"]]
+    )

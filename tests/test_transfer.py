@@ -59,3 +59,27 @@ def test_curves_of_an_attack_without_rows_are_empty_and_white_box_runs_alone_giv
     c = transfer.curves(white, "linf_apgd")
     assert set(c["method"]) == set(transfer.LABELS.values())
     assert len(c[c["method"] == transfer.LABELS["from_dense"]]) == 2  # just the dense point per eps
+
+
+def test_the_transfer_section_reads_the_largest_cr_and_says_how_many_seeds():
+    from prunerob import report
+
+    samples = _samples()
+    attack = (
+        samples.drop_duplicates(["stage_id"])
+        .assign(n=[6, 6, 4, 4], violations=0, seed=0)[["stage_id", "scenario", "n", "violations", "seed"]]
+        .reset_index(drop=True)
+    )
+    section = report.transfer_section(attack, samples, "full")
+    values = section["values"]
+    assert (values["n"], values["runs"], values["violations"]) == (4, 2, 0)
+    assert values["Linf-text"] == (
+        "at 25.5/255, the dense model keeps 50.0% of the images under its own attack; the CR 2 model keeps 25.0% "
+        "under a white-box attack and 75.0% against examples crafted on the dense model, and the dense model keeps "
+        "25.0% against examples crafted on the CR 2 model (one seed)"
+    )
+    assert section["figures"]["L2"] == "no L2 transfer results in profile full"
+    assert values["L2-text"] == "not measured in this profile"
+    assert not isinstance(section["figures"]["Linf"], str)
+    empty = report.transfer_section(attack.iloc[:0], samples.iloc[:0], "full")
+    assert empty["values"]["n"] == 0 and empty["figures"]["Linf"] == "no Linf transfer results in profile full"

@@ -1,0 +1,246 @@
+"""What a sweep must run, and why; and what is checked before the first kernel starts.
+
+A stage whose primary table exists is skipped, unless a stage that must run needs its checkpoint and
+the checkpoint is gone or bad (not loadable, not the fingerprint its table recorded): then it is
+re-made like a missing one.  The finished stages downstream of a checkpoint made again run again too
+(:func:`recheck`), unless it came out the same (:func:`reproduced`: the tables record each
+checkpoint's fingerprint, and each result the fingerprint of the checkpoint it measured).
+:func:`preflight` checks the options and the data sets before any kernel starts.  The module imports
+without torch (the functions that need it, such as those loading a checkpoint, import it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prunerob import aggregate, catalog, results
+from prunerob.results import PRIMARY_TABLE, recorded_fingerprints
+from prunerob.spec import invalid
+
+
+def _checkpoint_problem(stage) -> str | None:
+    """Why the checkpoint(s) of a finished train or prune stage cannot be used (missing, unreadable,
+    not the one its table recorded); None where they are fine."""
+    from prunerob import stages as st
+
+    if stage.kind == "train":
+        return st.checkpoint_problem(stage)
+    if stage.kind == "prune":
+        for cr in stage.prune.crs:
+            problem = st.checkpoint_problem(stage, cr)
+            if problem:
+                return problem
+    return None
+
+
+def plan(all_stages: list, remade: dict[str, str] | None = None) -> list:
+    """The stages that must run: missing tables, plus upstream stages whose checkpoint is needed and
+    missing or bad (``remade``, if given, gets their ids and what was wrong)."""
+    by_id = {s.id: s for s in all_stages}
+    todo: dict[str, Any] = {}
+
+    def need(stage, for_checkpoint: bool) -> None:
+        if stage.id in todo:
+            return
+        done = results.stage_done(PRIMARY_TABLE[stage.kind], stage.id)
+        if done and not for_checkpoint:
+            problem = _upstream_changed(stage)
+            if problem is None:
+                return
+            if remade is not None:
+                remade[stage.id] = problem
+            done = False
+        if done:
+            problem = _checkpoint_problem(stage)
+            if problem is None:
+                return
+            if remade is not None:
+                remade[stage.id] = problem
+        todo[stage.id] = stage
+        if hasattr(stage, "upstream"):
+            need(by_id.get(stage.upstream.id, stage.upstream), True)
+
+    for s in all_stages:
+        need(s, False)
+    return [s for s in all_stages if s.id in todo] + [s for s in todo.values() if s.id not in by_id]
+
+
+def missing_budgets(stage) -> list[float]:
+    """The budgets of a finished minimal attack stage's grid that its attack table lacks (its id
+    leaves the grid out, so a profile may ask a finished run for a budget it was not reported at);
+    empty for other stages, unfinished ones, or a complete table."""
+    if stage.kind != "attack" or catalog.attack(stage.attack.attack).kind != "minimal":
+        return []
+    table = results.read_table_file(results.table_path("attack", stage.id))
+    if table is None:
+        return []
+    have = table["eps"].to_numpy(float)
+    return [float(e) for e in stage.attack.eps if not np.isclose(have, float(e), rtol=1e-9, atol=0).any()]
+
+
+def regrid(stage) -> list[float]:
+    """Add the budgets :func:`missing_budgets` names to a finished minimal attack's tables, computed
+    from its samples (each sample's verified minimal distance) as the run computes them
+    (``aggregate.minimal_curve``), with its sanity checks re-done over the whole grid; the attack
+    is not run again.  Returns the budgets added (none where the samples table is missing)."""
+    from prunerob import evaluate
+
+    missing = missing_budgets(stage)
+    samples = results.read_table_file(results.table_path("samples", stage.id)) if missing else None
+    checks = results.read_table_file(results.table_path("checks", stage.id)) if missing else None
+    if not missing or samples is None or checks is None:
+        return []
+    attack = results.read_table_file(results.table_path("attack", stage.id))
+    assert attack is not None  # missing_budgets read it
+    samples = samples.sort_values("sample")
+    clean_ok = (samples["clean_pred"] == samples["label"]).to_numpy()
+    added = aggregate.minimal_curve(clean_ok, samples["distance"].to_numpy(), missing)
+    template = attack[attack["eps"] == 0].iloc[[0]].reset_index(drop=True)
+    rows = template.loc[template.index.repeat(len(added))].reset_index(drop=True)
+    rows[list(added.columns)] = added.to_numpy()  # the run's other columns (seconds, n, ...) as they are
+    curve = pd.concat([attack, rows], ignore_index=True).sort_values("eps", ignore_index=True)
+    unbounded = checks[checks["check"] == "unbounded_breaks_all"]
+    redone = evaluate.sanity_checks(
+        curve,
+        float(template["clean_acc"].iloc[0]),
+        float(unbounded["eps"].iloc[0]) if len(unbounded) else float("nan"),
+        float(unbounded["value"].iloc[0]) if len(unbounded) else None,
+    )
+    common = checks.drop(columns=[c for c in ("check", "value", "expected", "passed", "eps") if c in checks]).iloc[[0]]
+    new_checks = redone.assign(**{str(k): v for k, v in common.iloc[0].items()})
+    curve = curve.assign(all_checks_passed=bool(redone["passed"].all()))
+    results.write_table(results.conform(new_checks, "checks"), "checks", stage.id)
+    results.write_table(results.conform(curve, "attack"), "attack", stage.id)  # last: the primary table
+    return missing
+
+
+def used_fingerprints(stage) -> dict | None:
+    """The fingerprints of the upstream checkpoints recorded in a finished stage's own table, keyed as
+    :func:`recorded_fingerprints` keys them (a prune stage: its dense model's under None; an attack
+    stage: the attacked checkpoint's and a transfer source's under their CRs); None where the table
+    is missing or predates fingerprints."""
+    if not hasattr(stage, "upstream"):
+        return None
+    frame = results.read_table_file(results.table_path(PRIMARY_TABLE[stage.kind], stage.id))
+    if frame is None or not len(frame):
+        return None
+
+    def shas(column: str) -> list[str]:
+        return [str(v) for v in frame[column].dropna().unique()] if column in frame else []
+
+    if stage.kind == "prune":
+        dense = shas("dense_sha")
+        return {None: dense[0]} if len(dense) == 1 else None
+    out: dict = {}
+    for key, column in (
+        (float(stage.checkpoint.cr), "checkpoint_sha"),
+        (float(stage.checkpoint.source_cr or stage.checkpoint.cr), "source_sha"),
+    ):
+        found = shas(column)
+        if len(found) != 1:
+            return None
+        out.setdefault(key, found[0])
+    return out
+
+
+def _upstream_changed(stage) -> str | None:
+    """Why a finished stage's result no longer belongs to the checkpoints its upstream stage's table
+    now records (that stage was re-made since, with other weights), or None: it still does, or a
+    fingerprint is unknown on either side (a table from before fingerprints keeps its result)."""
+    used = used_fingerprints(stage)
+    now = recorded_fingerprints(stage.upstream) if used is not None else None
+    if used is None or now is None:
+        return None
+    for key, sha in used.items():
+        if key in now and now[key] != sha:
+            where = "the dense model" if key is None else f"CR {key:g}"
+            return (
+                f"its result was computed on {where} of {stage.upstream.id} with fingerprint {sha}, "
+                f"which that stage has re-made since as {now[key]}"
+            )
+    return None
+
+
+def recheck(all_stages: list, todo: list) -> list:
+    """Finished stages downstream of a stage that runs again (one whose table exists but whose
+    checkpoint is gone, or whose table was unreadable): their results were computed on the old
+    checkpoint.  Each waits for its upstream stage and runs again unless the re-made checkpoint is
+    the one its result used (the same fingerprint in the upstream's table before and after)."""
+    order = {kind: i for i, kind in enumerate(PRIMARY_TABLE)}
+    pending = {s.id for s in todo}
+    out = []
+    for s in sorted(all_stages, key=lambda st: order[st.kind]):
+        if s.id not in pending and hasattr(s, "upstream") and s.upstream.id in pending:
+            pending.add(s.id)
+            out.append(s)
+    return out
+
+
+def _checkpoints_used(stage) -> list:
+    """The keys of :func:`recorded_fingerprints` of the upstream checkpoints ``stage`` read."""
+    if stage.kind == "prune":
+        return [None]
+    return sorted({float(stage.checkpoint.cr), float(stage.checkpoint.source_cr or stage.checkpoint.cr)})
+
+
+def reproduced(before: dict | None, after: dict | None, stage) -> bool:
+    """Whether the upstream checkpoints ``stage`` used are, after re-making, the ones it used:
+    known fingerprints, equal; an unknown one (a table from before fingerprints) counts as changed."""
+    if before is None or after is None:
+        return False
+    keys = _checkpoints_used(stage)
+    return all(before.get(k) is not None and before.get(k) == after.get(k) for k in keys)
+
+
+def check_options(device: str = "auto", workers: int = 1) -> None:
+    """The run's options: a device that exists here, a worker count >= 1."""
+    from prunerob.spec import check_device
+
+    check_device(device)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise invalid("--workers", workers, "an integer >= 1")
+
+
+def preflight(stages: list, device: str = "auto", workers: int = 1) -> None:
+    """What would make every stage fail, checked before the first kernel starts: the options (see
+    :func:`check_options`) and the data sets the stages read (under ``$PRUNEROB_DATA``: downloaded
+    now if they can be, else DataError naming the data set and the folder).  Writes nothing."""
+    from prunerob import data
+
+    check_options(device, workers)
+    for name in sorted({s.data.dataset for s in stages}):
+        data.check_available(name)
+
+
+def describe(stage) -> str:
+    p = stage.params()
+    what = f"{p['dataset']} {p['arch']} seed {p['seed']}"
+    if stage.train.training != "standard":
+        from prunerob.stages import training_label
+
+        what += f" [{training_label(stage)}]"
+    if stage.kind != "train":
+        what += f" {p['structure']} {p['scope']} {p['criterion']}" + (" +dense" if p.get("prune_dense_neurons") else "")
+    if stage.kind == "attack":
+        what += f" CR {p['cr']:g} {p['attack']}" + (
+            f" (crafted at CR {p['source_cr']:g})" if p.get("source_cr") else ""
+        )
+    return what
+
+
+def grid_table(all_stages: list, todo_ids: set[str]) -> list[str]:
+    """Stage counts per data set and architecture: the grid a profile spans, and what is left to run."""
+    import pandas as pd
+
+    rows = [
+        {"dataset": s.params()["dataset"], "arch": s.params()["arch"], "kind": s.kind, "to_run": s.id in todo_ids}
+        for s in all_stages
+    ]
+    frame = pd.DataFrame(rows)
+    table = frame.pivot_table(index=["dataset", "arch"], columns="kind", values="to_run", aggfunc="size", fill_value=0)
+    left = frame[frame["to_run"]].groupby(["dataset", "arch"]).size()
+    table = table[[k for k in PRIMARY_TABLE if k in table.columns]].assign(to_run=left).fillna(0).astype(int)
+    return ["stages per data set and architecture:", *table.to_string().splitlines()]
