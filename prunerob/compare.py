@@ -154,5 +154,9 @@ def seeds_note(worst: pd.DataFrame, model: str, cr: float) -> str:
     n = worst.loc[(worst["method"] == model) & (worst["cr"] == cr), "n_seeds"]
     if not len(n):
         return ""
-    k = int(n.max())
+    return seeds_text(int(n.max()))
+
+
+def seeds_text(k: int) -> str:
+    """'one seed' or 'mean over k seeds'."""
     return "one seed" if k == 1 else f"mean over {k} seeds"

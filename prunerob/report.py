@@ -1757,7 +1757,7 @@ def transfer_section(attack: pd.DataFrame, samples: pd.DataFrame, profile: str) 
 
     runs = attack[attack["scenario"] == "transfer"] if len(attack) else attack
     seeds = runs["seed"].nunique() if len(runs) else 0
-    note = "one seed" if seeds == 1 else f"mean over {seeds} seeds"
+    note = compare.seeds_text(seeds)
     shown: dict[str, Any] = {}
     values: dict[str, Any] = {
         "n": int(runs["n"].iloc[0]) if len(runs) else 0,

@@ -97,14 +97,15 @@ def run(
     for stage_id, problem in remade.items():
         echo(f"re-making the checkpoints of {stage_id} (its stage runs again): {problem}")
     # finished minimal attacks asked for budgets their table lacks: computed from their samples
-    regrids = {s.id: budgets for s in all_stages if s.id not in todo_ids and (budgets := plan.missing_budgets(s))}
-    for stage_id, budgets in regrids.items():
-        echo(
-            f"{'would add' if dry_run else 'adding'} budget(s) {', '.join(f'{e:g}' for e in budgets)} to {stage_id} "
-            "from its samples (a minimal attack's run gives every budget; it is not run again)"
-        )
-        if not dry_run:
-            plan.regrid(next(s for s in all_stages if s.id == stage_id))
+    for stage in all_stages:
+        budgets = plan.missing_budgets(stage) if stage.id not in todo_ids else []
+        if budgets:
+            echo(
+                f"{'would add' if dry_run else 'adding'} budget(s) {', '.join(f'{e:g}' for e in budgets)} to "
+                f"{stage.id} from its samples (a minimal attack's run gives every budget; it is not run again)"
+            )
+            if not dry_run:
+                plan.regrid(stage)
     if dry_run:
         for line in plan.grid_table(all_stages, {t.id for t in todo}):
             echo(line)
