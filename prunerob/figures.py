@@ -101,6 +101,22 @@ def glue_figure(
     glue(f"{name}-remake", Markdown(remake_text(remake(rows, profile))), display=False)
 
 
+def glue_section(
+    section: dict[str, Any],
+    prefix: str,
+    only: dict[str, Any] | None = None,
+    profile: str | None = None,
+    missing: str = "no {name} results in this profile",
+    folder: Path | None = None,
+) -> None:
+    """Glue a report section: its ``values`` under ``prefix + key`` (:func:`glue_values`) and each of
+    its ``figures`` under ``fig-<prefix><name>`` (:func:`glue_figure`, with ``only`` and
+    ``profile``); a figure without data says ``missing``, its ``{name}`` filled in."""
+    glue_values(section.get("values", {}), prefix)
+    for name, chart in section.get("figures", {}).items():
+        glue_figure(f"fig-{prefix}{name}", chart, folder, only, profile, missing.format(name=name))
+
+
 def glue_values(values: dict[str, Any], prefix: str = "") -> None:
     """Glue every value (text for ``{glue:}``/``{glue:md}``, numbers, tables) under ``prefix + key``,
     without displaying it: the chapters' prose numbers, computed by the report layer."""

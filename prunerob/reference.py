@@ -291,7 +291,7 @@ def methods_vs_original(
 def clean_beside_original(methods: pd.DataFrame, ours_label: str, conv_weights: int) -> dict:
     """The clean-accuracy and kept-weight comparison of :func:`methods_vs_original`'s rows, as the
     original chapter states it: ``mine`` and ``theirs`` (wide, indexed by method and CR), ``collapse``
-    (per method, the first CR with clean accuracy below 50 % in each study) and ``glue`` (the
+    (per method, the first CR with clean accuracy below 50 %: "reproduced" and the original's) and ``glue`` (the
     chapter's numbers by glue name, formatted; "(not in this profile)" where the profile lacks a
     method).  ``conv_weights``: the CNN's convolution weights (global structured pruning acts on
     them only)."""
@@ -313,6 +313,8 @@ def clean_beside_original(methods: pd.DataFrame, ours_label: str, conv_weights: 
         .map(lambda cr: "none up to 64" if pd.isna(cr) else f"{cr:g}")
         .unstack("source")
         .sort_index()[[ours_label, theirs_label]]
+        .set_axis(["reproduced", "original (mean over runs)"], axis=1)
+        .rename_axis("method")
     )
     n_prunable = int(methods["n_prunable"].iloc[0])
     # kept weights: every method but local random unstructured (the original's defect) hits the same counts
@@ -351,7 +353,7 @@ def clean_beside_original(methods: pd.DataFrame, ours_label: str, conv_weights: 
         "orig-dense-theirs": f"{dense['clean_acc'][theirs_label].mean():.2%}",
         "orig-dense-range": f"{dense['clean_low'][theirs_label].min():.2%} to "
         f"{dense['clean_high'][theirs_label].max():.2%}",
-        "orig-collapse-agree": int((collapse[ours_label] == collapse[theirs_label]).sum()),
+        "orig-collapse-agree": int((collapse.iloc[:, 0] == collapse.iloc[:, 1]).sum()),
         "orig-kept-same-max": f"{kept_gap.loc[same].max():,.0f}",
         "orig-kept-same-n": len(same),
         "orig-n-prunable": f"{n_prunable:,}",

@@ -180,6 +180,12 @@ def formatted(table: pd.DataFrame, marks: pd.DataFrame | None = None) -> pd.Data
     return out
 
 
+def shown(table: pd.DataFrame) -> pd.DataFrame | None:
+    """``table``, or None where it has no rows: as a cell's last expression, nothing is shown when
+    there is nothing to show."""
+    return table if len(table) else None
+
+
 def readable(table: pd.DataFrame, fmt: str | dict = "{:.3f}", caption: str | None = None):
     """A table styled for reading: compression rates as '4' (an index level or column level named
     ``cr``), budgets as the charts write them (a level named ``eps``, read with the ``norm`` level

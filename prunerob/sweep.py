@@ -2,10 +2,11 @@
 
 The stages come from the profile (:mod:`prunerob.profiles`), what must run of them from the tables
 and checkpoints there are (:mod:`prunerob.plan`), and each runs as its papermill-executed notebook
-(:func:`prunerob.runs.execute_stage`).  Executors: anything with ``submit(fn, *args) -> future``
-works, so the local ``ProcessPoolExecutor`` and ``dask.distributed.Client`` run the same tasks; a
-stage is submitted once its upstream stage is done.  A stage that fails does not stop the others,
-only those that depend on it, and a re-run retries it.  A re-checked stage (downstream of a
+(:func:`prunerob.runs.execute_stage`).  On the local ``ProcessPoolExecutor`` a stage is submitted
+once its upstream stage is done; on a Dask cluster (``dask.distributed.Client``) every stage is
+submitted at once with its upstream stage's future as an argument, and the cluster runs it after
+that one.  A stage that fails does not stop the others, only those that depend on it, and a re-run
+retries it.  A re-checked stage (downstream of a
 checkpoint made again) runs again only if that checkpoint came out different.
 
 Before any kernel starts, the whole profile is checked (every stage built, so validated), and so are
@@ -54,9 +55,30 @@ class Summary:
         )
 
 
-def _run_task(stage, device: str, progress: bool = False) -> str:
+def _must_run(stage, is_check: bool, before_up: dict | None, up_status: str | None) -> bool:
+    """Whether a stage runs, once its upstream stage (if that ran in this sweep) has finished with
+    ``up_status``: a stage with no result always; a re-checked one (its result is there, but its
+    upstream checkpoint was re-made) only if that checkpoint came out different from the one its
+    result was computed on (``before_up``: the upstream table's fingerprints before the re-make)."""
+    if not is_check:
+        return True
+    if up_status == "skipped":  # the upstream was re-checked too and found unchanged: so is its checkpoint
+        return False
+    return not plan.reproduced(before_up, recorded_fingerprints(stage.upstream), stage)
+
+
+def _stage_task(
+    stage, device: str, progress: bool = False, is_check: bool = False, before_up=None, upstream=None
+) -> tuple[str, str]:
+    """One stage on a worker: ``(id, status)``, status ``done`` (ran) or ``skipped`` (a re-checked
+    stage whose upstream checkpoint came out the same).  ``upstream`` is the upstream task's own
+    ``(id, status)``: on Dask its future, which Dask resolves before this task starts (and which
+    fails this task, unrun, if it failed).  The local pool decides before it submits, and passes
+    neither."""
+    if not _must_run(stage, is_check, before_up, upstream[1] if upstream else None):
+        return stage.id, "skipped"
     runs.execute_stage(stage, device, progress)
-    return stage.id
+    return stage.id, "done"
 
 
 def run(
@@ -129,39 +151,53 @@ def run(
     count = 0
     stop = _Interrupt(executor)
     order = {kind: i for i, kind in enumerate(PRIMARY_TABLE)}
+    # trains first, then prunes, then attacks: every stage after its upstream stage
     waiting = sorted(todo + checks, key=lambda st: order[st.kind])
+    pending = todo_ids | check_ids
     running: dict[Any, Any] = {}
+    status: dict[str, str] = {}  # finished stages: done or skipped
+    futures: dict[str, Any] = {}  # Dask: each stage's future
+
+    def upstream_id(st) -> str | None:  # its upstream stage, if that runs in this sweep
+        return st.upstream.id if hasattr(st, "upstream") and st.upstream.id in pending else None
+
+    def check(st) -> tuple[bool, dict | None]:  # a re-checked stage?, its upstream's fingerprints before
+        up = upstream_id(st)
+        return st.id in check_ids, before.get(up) if up else None
+
     try:
         stop.install()
-        # Each stage is submitted as soon as its upstream stage (if it must run too) has finished,
-        # trains first, then prunes, then attacks: a slow prune stage delays only its own attacks.
-        pending = todo_ids | check_ids
-        finished: set[str] = set()
-        unchanged: set[str] = set()  # re-checked stages whose upstream checkpoint came out the same
+        if scheduler:
+            # Dask: every stage submitted at once, its upstream stage's future as an argument, so that
+            # the cluster runs it once that one is done (and fails it, unrun, if that one failed)
+            for st in waiting:
+                up = upstream_id(st)
+                futures[st.id] = executor.submit(
+                    _stage_task, st, device, progress, *check(st), futures.get(up) if up else None
+                )
+                running[futures[st.id]] = st
+            waiting = []
+            if progress:
+                echo(f"submitted {len(running)} stages to the Dask cluster, each to run once its upstream is done")
         while (waiting or running) and not stop.requested:
+            # the local pool: a stage is submitted as soon as its upstream stage has finished, so a
+            # slow prune stage delays only its own attacks
             still = []
             for st in waiting:
-                up = st.upstream.id if hasattr(st, "upstream") and st.upstream.id in pending else None
+                up = upstream_id(st)
                 if up in failed_ids:
                     summary.blocked.append(st.id)
                     failed_ids.add(st.id)
                     count += 1
-                elif st.id in check_ids and (
-                    up in unchanged
-                    or (up in finished and plan.reproduced(before.get(up), recorded_fingerprints(st.upstream), st))
-                ):
-                    unchanged.add(st.id)  # its result was computed on the checkpoint that is there now
-                    summary.skipped.append(st.id)
-                    count += 1
-                elif up is None or up in finished:
-                    if st.id in check_ids:
-                        echo(
-                            f"running {st.id} again: {up} re-made the checkpoint it used, and it is not "
-                            f"the one its result was computed on (or that one's fingerprint is unknown)"
-                        )
+                elif up is None or up in status:
+                    if not _must_run(st, *check(st), status[up] if up else None):
+                        status[st.id] = "skipped"  # its result was computed on the checkpoint there now
+                        summary.skipped.append(st.id)
+                        count += 1
+                        continue
                     if progress:
                         echo(f"scheduled {st.id}  ({plan.describe(st)})")
-                    running[executor.submit(_run_task, st, device, progress)] = st
+                    running[executor.submit(_stage_task, st, device, progress)] = st
                 else:
                     still.append(st)
             waiting = still
@@ -169,27 +205,48 @@ def run(
                 st = running.pop(fut)
                 count += 1
                 try:
-                    fut.result()
-                    summary.done.append(st.id)
-                    finished.add(st.id)
-                    if progress:
-                        echo(f"[{count}/{total}] done {st.id}")
+                    _, status[st.id] = fut.result()
                 except Exception as exc:  # noqa: BLE001 - one failing stage must not stop the sweep
-                    summary.failed[st.id] = runs.last_error_line(exc)
                     failed_ids.add(st.id)
+                    up = upstream_id(st)
+                    if up in failed_ids or (up in futures and futures[up].status == "error"):
+                        # Dask: failed, unrun, because its upstream failed
+                        summary.blocked.append(st.id)
+                        continue
+                    summary.failed[st.id] = runs.last_error_line(exc)
                     echo(f"FAILED {st.id}: {summary.failed[st.id]}")
+                    continue
+                if status[st.id] == "skipped":
+                    summary.skipped.append(st.id)
+                    continue
+                summary.done.append(st.id)
+                if progress:
+                    again = (
+                        f" (again: {upstream_id(st)} re-made the checkpoint it used, and it is not the one its "
+                        "result was computed on, or that one's fingerprint is unknown)"
+                        if st.id in check_ids
+                        else ""
+                    )
+                    echo(f"[{count}/{total}] done {st.id}{again}")
         if stop.requested:
             summary.interrupted = True
+
             # a submitted stage still queued in the pool had not started: only those a worker had
-            # taken up were stopped while running
-            # (a local pool hands a worker at most one queued stage ahead; a Dask future cannot say,
-            # and counts as started)
-            started = [fut for fut in running if getattr(fut, "running", lambda: True)() or fut.done()]
-            summary.stopped = [running[fut].id for fut in started]
-            summary.not_started = [st.id for fut, st in running.items() if fut not in started] + [
-                st.id for st in waiting
-            ]
+            # taken up were stopped while running (a local pool hands a worker at most one queued
+            # stage ahead). A Dask future cannot say: one whose upstream stage had finished counts as
+            # started, the others had not.
+            def started(fut, st) -> bool:
+                if isinstance(fut, concurrent.futures.Future):
+                    return fut.running() or fut.done()
+                return upstream_id(st) is None or upstream_id(st) in status
+
+            started_ids = [st.id for fut, st in running.items() if started(fut, st)]
+            summary.stopped = started_ids
+            summary.not_started = [st.id for st in running.values() if st.id not in started_ids]
+            summary.not_started += [st.id for st in waiting]
             stop.end_workers()
+            if futures:  # Dask: what the cluster has not run yet is dropped
+                executor.cancel(list(futures.values()))
             runs.remove_stale_temporaries()  # the stopped stages' half-written run records
     finally:
         if summary.interrupted:
@@ -370,6 +427,9 @@ def _executor(workers: int, scheduler: str | None):
         class _DaskSubmit:  # Dask would cache identical calls; every stage run is a side effect
             def submit(self, fn, *args):
                 return client.submit(fn, *args, pure=False)
+
+            def cancel(self, futures: list) -> None:
+                client.cancel(futures)
 
         return _DaskSubmit(), client.close
     from concurrent.futures import ProcessPoolExecutor

@@ -148,6 +148,12 @@ def test_a_figure_without_data_is_glued_as_a_placeholder_that_says_what_is_missi
         assert (tmp_path / f"{name}.svg").exists() and f"{name}-remake" in glued
     figures.glue_values({"a": 1, "b": "two"}, "sec-")
     assert glued["sec-a"] == 1 and glued["sec-b"] == "two"
+    # a report section: its values and figures under one prefix, a figure without data says so
+    section = {"values": {"n": 3}, "figures": {"L0": None, "Linf": charts.placeholder("drawn")}}
+    figures.glue_section(section, "sec-", only=only, profile="cpu", missing="no {name} for mlp", folder=tmp_path)
+    assert glued["sec-n"] == 3 and "no L0 for mlp" in str(glued["fig-sec-L0"].to_dict())
+    assert "drawn" in str(glued["fig-sec-Linf"].to_dict()) and (tmp_path / "fig-sec-Linf.svg").exists()
+    assert "--only arch=mlp" in str(glued["fig-sec-L0-remake"].data)
 
 
 def test_every_chapter_keeps_its_analysis_in_the_package():
@@ -161,4 +167,4 @@ def test_every_chapter_keeps_its_analysis_in_the_package():
         lines = [line.strip() for c in cells for line in c.source.splitlines()]
         sizes[path.name] = sum(1 for line in lines if line and not line.startswith("#"))
     assert len(sizes) > 10 and max(sizes.values()) > 10  # the chapters were read
-    assert {name: n for name, n in sizes.items() if n > 40} == {}
+    assert {name: n for name, n in sizes.items() if n > 32} == {}
