@@ -323,9 +323,10 @@ def load() -> list[float] | None:
         return None
 
 
-def choose_sets(names: str | list[str]) -> dict[str, dict[str, list]]:
-    """The attack sets named (``"default,original"`` or a list), in that order; SpecError naming the
-    valid ones for an unknown or repeated name."""
+def choose_sets(names: str | list[str], norms: str | list[str] | None = None) -> dict[str, dict[str, list]]:
+    """The attack sets named (``"default,original"`` or a list), in that order, each with the norms
+    named (``"L0,L2"``; all three by default); SpecError naming the valid ones for an unknown or
+    repeated name."""
     from prunerob.spec import invalid
 
     valid = attack_sets()
@@ -335,7 +336,14 @@ def choose_sets(names: str | list[str]) -> dict[str, dict[str, list]]:
             raise invalid("--sets", name, tuple(valid), why="is not an attack set")
     if not chosen or len(set(chosen)) != len(chosen):
         raise invalid("--sets", ",".join(chosen), tuple(valid), why="must name each set once")
-    return {name: valid[name] for name in chosen}
+    every = ("Linf", "L2", "L0")
+    picked = every if norms is None else [n.strip() for n in norms.split(",")] if isinstance(norms, str) else norms
+    for norm in picked:
+        if norm not in every:
+            raise invalid("--norms", norm, every, why="is not a norm")
+    if not picked or len(set(picked)) != len(picked):
+        raise invalid("--norms", ",".join(picked), every, why="must name each norm once")
+    return {name: {norm: valid[name][norm] for norm in every if norm in picked} for name in chosen}
 
 
 def check_attack_bench(checkpoints: list[Path], n: int, rounds: int, throughput_n: int, device: str) -> None:
@@ -409,12 +417,13 @@ def bench_attacks_many(
     out: Path | None = None,
     command: str = "",
     echo=print,
+    norms: str | None = None,
 ) -> Path:
     """``bench_attacks_on`` for each checkpoint in turn, one record each, into one JSON file
     (``benchmarks/attacks.json`` unless ``out``) written again after every checkpoint, so that a
     long run stopped part way keeps the checkpoints it finished.  Inputs are checked first
     (``check_attack_bench``, ``choose_sets``)."""
-    chosen = choose_sets(sets)
+    chosen = choose_sets(sets, norms)
     check_attack_bench(checkpoints, n, rounds, throughput_n, device)
     records: list[dict] = []
     path = out or BENCH_DIR / "attacks.json"

@@ -81,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         "(default: default,original)",
     )
     bench.add_argument(
+        "--norms",
+        help="attacks: the norms to evaluate, comma-separated: Linf, L2, L0 (default: all three)",
+    )
+    bench.add_argument(
         "--throughput-n",
         type=int,
         default=500,
@@ -178,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.sets,
                     Path(args.out) if args.out else None,
                     " ".join(sys.argv),
+                    norms=args.norms,
                 )
             print(f"wrote {path}")
             return 0

@@ -89,6 +89,14 @@ def test_default_attack_set_uses_the_ensembles():
     assert [s.attack for s in sets["default"]["L2"]] == ["l2_ensemble"]
 
 
+def test_attack_sets_can_be_restricted_to_some_norms_in_the_catalogs_order():
+    chosen = bench.choose_sets("strongest,default", "L0, Linf")
+    assert list(chosen) == ["strongest", "default"]
+    assert all(list(per_norm) == ["Linf", "L0"] for per_norm in chosen.values())
+    assert chosen["default"]["L0"][0].attack == "l0_ensemble"
+    assert all(list(per_norm) == ["Linf", "L2", "L0"] for per_norm in bench.choose_sets("default").values())
+
+
 def test_bench_sweep_projects_the_default_sets_cost_from_the_profiles_runs(monkeypatch, tmp_path):
     import nbformat
     import pandas as pd

@@ -56,6 +56,7 @@ def test_bad_input_is_one_line_and_exit_status_2(argv, words, out_dirs, capsys):
             ["--sets='strongst' is not an attack set", "valid: default, original, strongest"],
         ),
         (["--checkpoint", "{tmp}/model.pt", "--sets", "default,default"], ["must name each set once"]),
+        (["--checkpoint", "{tmp}/model.pt", "--norms", "L0,L3"], ["--norms='L3' is not a norm", "valid: Linf, L2, L0"]),
         (["--checkpoint", "{tmp}/model.pt", "--rounds", "0"], ["--rounds=0 must be an integer >= 1"]),
         (["--checkpoint", "{tmp}/model.pt", "--n", "20000"], ["--n=20000", "10000 test images of mnist"]),
         (["--checkpoint", "{tmp}/model.pt", "--device", "tpu"], ["device='tpu'"]),
