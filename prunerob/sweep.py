@@ -165,6 +165,14 @@ def run(
         up = upstream_id(st)
         return st.id in check_ids, before.get(up) if up else None
 
+    def again(st) -> str:  # why a re-checked stage runs
+        return (
+            f" (again: {upstream_id(st)} re-made the checkpoint it used, and it is not the one its result "
+            "was computed on, or that one's fingerprint is unknown)"
+            if st.id in check_ids
+            else ""
+        )
+
     try:
         stop.install()
         if scheduler:
@@ -196,7 +204,7 @@ def run(
                         count += 1
                         continue
                     if progress:
-                        echo(f"scheduled {st.id}  ({plan.describe(st)})")
+                        echo(f"scheduled {st.id}  ({plan.describe(st)}){again(st)}")
                     running[executor.submit(_stage_task, st, device, progress)] = st
                 else:
                     still.append(st)
@@ -220,14 +228,8 @@ def run(
                     summary.skipped.append(st.id)
                     continue
                 summary.done.append(st.id)
-                if progress:
-                    again = (
-                        f" (again: {upstream_id(st)} re-made the checkpoint it used, and it is not the one its "
-                        "result was computed on, or that one's fingerprint is unknown)"
-                        if st.id in check_ids
-                        else ""
-                    )
-                    echo(f"[{count}/{total}] done {st.id}{again}")
+                if progress:  # on Dask, where it was not scheduled by this loop, why a re-checked stage ran
+                    echo(f"[{count}/{total}] done {st.id}{again(st) if scheduler else ''}")
         if stop.requested:
             summary.interrupted = True
 
