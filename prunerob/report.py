@@ -354,6 +354,35 @@ def clean_two_trainings(prune: pd.DataFrame, standard: str, adversarial: str, co
     )
 
 
+def minimal_gaps(rows: pd.DataFrame) -> str:
+    """How much each minimal attack overstates robustness against the strongest fixed attack of its
+    norm, from one model's white-box attack rows, in a sentence: per norm and minimal attack, the
+    largest excess of its robust accuracy over the fixed attack's in points, over the budgets and
+    checkpoints where both ran, and where it was ("at most 0.0 points": never above it)."""
+    agreement = aggregate.fixed_minimal_agreement(aggregate.white_box(rows)) if len(rows) else pd.DataFrame()
+    if not len(agreement):
+        return "no minimal attack ran beside a fixed one on this model"
+    strongest = agreement[agreement["strongest"]]
+    parts = []
+    for norm in [n for n in NORMS if n in set(strongest["norm"])]:
+        found = []
+        for minimal, group in strongest[strongest["norm"] == norm].groupby("minimal", sort=True):
+            excess = group["minimal_acc"] - group["fixed_acc"]
+            top = group.loc[excess.idxmax()]
+            where = (
+                f" (CR {top['cr']:g}, budget {charts.eps_label(top['eps'], norm)}: "
+                f"{top['minimal_acc']:.1%} vs {top['fixed_acc']:.1%})"
+                if excess.max() > 0
+                else ""
+            )
+            found.append(
+                f"{minimal} at most {100 * max(float(excess.max()), 0.0):.1f} points above "
+                f"{' / '.join(sorted(set(group['fixed'])))} over {len(group)} budgets and checkpoints{where}"
+            )
+        parts.append(f"{norm}: " + "; ".join(found))
+    return ". ".join(parts)
+
+
 def attack_health(rows: pd.DataFrame) -> dict[str, Any]:
     """How far one model's attack results can be trusted, from its white-box attack rows: ``agree``
     ("k of n" budgets and checkpoints where the strongest fixed attack and a minimal attack agree
@@ -1698,7 +1727,7 @@ def trainings_section(
     with ``norm``), opening at the budget that contrasts the two, or None without both trainings;
     ``values``: the prose (``n`` images, ``clean-text``, ``<norm>-text``, ``missing`` where there is
     nothing, and the adversarial model's :func:`attack_health` as ``agree``, ``agree-gap``,
-    ``checks``, ``violations``, ``disagree-text``); ``table``: :func:`lines_table` per method and CR."""
+    ``checks``, ``violations``, ``disagree-text``, and its :func:`minimal_gaps` as ``minimal-gaps``); ``table``: :func:`lines_table` per method and CR."""
     compared = trainings_compared(groups, model, trainings)
     worst = compared["worst"]
     health = attack_health(compare.rows_of(compared["attack"], dict(model, training=list(trainings)[1])))
@@ -1710,6 +1739,7 @@ def trainings_section(
         "checks": health["checks"],
         "violations": health["violations"],
         "disagree-text": health["disagree"],
+        "minimal-gaps": minimal_gaps(compare.rows_of(compared["attack"], dict(model, training=list(trainings)[1]))),
     }
     shown: dict[str, Any] = {}
     for norm, found in compared["contrast"].items():

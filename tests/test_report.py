@@ -624,6 +624,30 @@ def test_attack_health_counts_agreement_checks_and_names_the_weaker_attack():
     assert report.attack_health(rows.iloc[:0])["agree"] == "none"
 
 
+def test_minimal_gaps_says_how_far_each_minimal_attack_stands_above_the_strongest_fixed_one():
+    def row(attack, kind, norm, eps, acc, cr=4.0):
+        return dict(scenario="white-box", prune_id=f"p{cr:g}", cr=cr, norm=norm, kind=kind, eps=eps, attack=attack,
+                    robust_acc=acc, stage_id=f"{attack}{cr:g}", all_checks_passed=True, violations=0)  # fmt: skip
+
+    rows = pd.DataFrame(
+        [
+            row("l2_apgd", "fixed", "L2", 1.0, 0.40),
+            row("l2_ddn", "minimal", "L2", 1.0, 0.46),  # 6 points above APGD
+            row("l2_ensemble", "minimal", "L2", 1.0, 0.39),  # below it: never above
+            row("l2_apgd", "fixed", "L2", 1.0, 0.30, cr=16.0),
+            row("l2_ddn", "minimal", "L2", 1.0, 0.52, cr=16.0),  # 22 points: the largest
+            row("l2_ensemble", "minimal", "L2", 1.0, 0.31, cr=16.0),
+            row("linf_apgd", "fixed", "Linf", 8 / 255, 0.5),
+            row("linf_fmn", "minimal", "Linf", 8 / 255, 0.5),
+        ]
+    )
+    text = report.minimal_gaps(rows)
+    assert text.startswith("Linf: linf_fmn at most 0.0 points above linf_apgd over 1 budgets and checkpoints. L2: ")
+    assert "l2_ddn at most 22.0 points above l2_apgd over 2 budgets and checkpoints (CR 16, budget 1: 52.0% vs 30.0%)" in text
+    assert "l2_ensemble at most 1.0 points above l2_apgd over 2 budgets and checkpoints (CR 16" in text
+    assert report.minimal_gaps(rows[rows["kind"] == "fixed"]).startswith("no minimal attack ran beside")
+
+
 def test_attack_bench_reads_the_committed_benchmark_per_norm():
     import json
 
