@@ -368,7 +368,7 @@ def minimal_gaps(rows: pd.DataFrame) -> str:
         found = []
         for minimal, group in strongest[strongest["norm"] == norm].groupby("minimal", sort=True):
             excess = group["minimal_acc"] - group["fixed_acc"]
-            top = group.loc[excess.idxmax()]
+            top = group.iloc[int(np.argmax(excess.to_numpy()))]
             where = (
                 f" (CR {top['cr']:g}, budget {charts.eps_label(top['eps'], norm)}: "
                 f"{top['minimal_acc']:.1%} vs {top['fixed_acc']:.1%})"

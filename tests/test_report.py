@@ -643,7 +643,10 @@ def test_minimal_gaps_says_how_far_each_minimal_attack_stands_above_the_stronges
     )
     text = report.minimal_gaps(rows)
     assert text.startswith("Linf: linf_fmn at most 0.0 points above linf_apgd over 1 budgets and checkpoints. L2: ")
-    assert "l2_ddn at most 22.0 points above l2_apgd over 2 budgets and checkpoints (CR 16, budget 1: 52.0% vs 30.0%)" in text
+    assert (
+        "l2_ddn at most 22.0 points above l2_apgd over 2 budgets and checkpoints (CR 16, budget 1: 52.0% vs 30.0%)"
+        in text
+    )
     assert "l2_ensemble at most 1.0 points above l2_apgd over 2 budgets and checkpoints (CR 16" in text
     assert report.minimal_gaps(rows[rows["kind"] == "fixed"]).startswith("no minimal attack ran beside")
 
