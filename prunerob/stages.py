@@ -61,8 +61,11 @@ def fixed_threads(device: torch.device):
 # (train, prune) therefore run on a CPU with portable math: ATen's default (not vectorised) kernels
 # and MKL in its reproducible mode COMPATIBLE (both chosen when the process starts: PORTABLE_ENV,
 # which the sweep and `stage` give their kernels), oneDNN and NNPACK off.  Measured: one set of
-# weights with MKL restricted to SSE4.2, AVX2 or AVX-512, at about 1.5-2x the training time.  Attacks
-# run on the processor's fastest kernels; their tables record the checkpoint they measured.
+# weights with MKL restricted to SSE4.2, AVX2 or AVX-512 on one Intel processor, at about 1.5-2x the
+# training time.  Not across vendors: an AMD EPYC re-made the same stages with other weights (README,
+# "The sweep"), each the same there run after run; where a re-made checkpoint differs,
+# its fingerprint says so and what was measured on it runs again.  Attacks run on the processor's
+# fastest kernels; their tables record the checkpoint they measured.
 PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
 # set to 1 to train and prune with the processor's own kernels (weights then depend on the processor)
 NATIVE_MATH_VAR = "PRUNEROB_NATIVE_MATH"

@@ -3,7 +3,8 @@
 The same stage gave other weights on an AVX-512 Intel and an AVX2 AMD processor; a stage started by
 `stage` or `sweep` runs torch's default kernels and MKL in its reproducible mode. Another processor is
 imitated here by restricting MKL's instruction set (MKL_ENABLE_INSTRUCTIONS), which changes the
-weights of a native run but must not change a portable one."""
+weights of a native run but must not change a portable one. (This holds on one processor's instruction
+sets; an AMD EPYC gave other weights than an Intel Xeon with portable math too: see the README.)"""
 
 from __future__ import annotations
 
