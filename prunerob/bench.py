@@ -17,6 +17,7 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -271,6 +272,7 @@ def bench_attacks(
                     "robust_acc": dict(zip(map(float, worst["eps"]), map(float, worst["robust_acc"]))),
                     "median_distance": float(dist.median()),
                     "checks_passed": passed,
+                    **per_attack(samples, norm, grid),
                 }
     if {"default", "original"} <= set(out):
         t_default = sum(v["seconds"] for v in out["default"].values())
@@ -293,6 +295,28 @@ def bench_attacks(
             if norm in out["strongest"]
         }
     return out
+
+
+def per_attack(samples: pd.DataFrame, norm: str, grid: list[float]) -> dict:
+    """What each attack of a set (or each component of an ensemble, by the samples' ``source_attack``)
+    found on its own: ``per_attack`` (attack -> robust accuracy per budget, the attack alone) and
+    ``worst_from`` (attack -> the share of the samples some attack broke whose smallest verified
+    distance it found; a tie goes to the attack run first)."""
+    source = samples["source_attack"] if "source_attack" in samples else samples["attack"]
+    source = source.where(source.notna() & (source != "misclassified"), samples["attack"])
+    frame = samples.assign(source=source)
+    alone = {}
+    if frame["attack"].nunique() > 1:
+        for attack, own in frame.groupby("attack", sort=False):
+            worst = aggregate.worst_case(own, {norm: grid})
+            alone[str(attack)] = dict(zip(map(float, worst["eps"]), map(float, worst["robust_acc"])))
+    broken = frame["success"].astype(bool) & frame["valid"].astype(bool) & (frame["clean_pred"] == frame["label"])
+    d = frame["distance"].where(broken, np.inf)
+    best = frame.assign(d=d).loc[lambda f: np.isfinite(f["d"])]
+    if not len(best):
+        return {"per_attack": alone, "worst_from": {}}
+    won = best.loc[best.groupby("sample", sort=False)["d"].idxmin(), "source"]
+    return {"per_attack": alone, "worst_from": {str(k): float(v) for k, v in won.value_counts(normalize=True).items()}}
 
 
 def default_vs_strongest(default: dict, strongest: dict) -> dict:

@@ -231,6 +231,14 @@ def test_attack_bench_compares_the_default_set_with_the_strongest_per_sample(mon
     gap = out["default_vs_strongest"]["L0"]
     assert gap["largest_excess"] == pytest.approx(0.1) and gap["at_eps"] == 8.0 and not gap["within_1_point"]
     assert "speedup" not in out  # no original set
+    # what each attack found alone, and whose distance was the smallest (a tie: the attack run first)
+    strongest = out["strongest"]["L0"]
+    assert strongest["per_attack"] == {
+        "l0_fmn": {0.0: 1.0, 2.0: 0.8, 8.0: 0.2},
+        "l0_sigma_zero": {0.0: 1.0, 2.0: 0.8, 8.0: 0.1},
+    }
+    assert strongest["worst_from"] == pytest.approx({"l0_fmn": 7 / 9, "l0_sigma_zero": 2 / 9})
+    assert out["default"]["L0"]["per_attack"] == {} and out["default"]["L0"]["worst_from"] == {"l0_fmn": 1.0}
 
 
 @pytest.mark.slow
@@ -252,6 +260,8 @@ def test_attack_bench_default_vs_strongest_on_a_trained_cnn(trained_cnn, mnist):
     assert gap["largest_excess"] == max(d[e] - s[e] for e in d) >= 0
     assert gap["within_1_point"] == (gap["largest_excess"] <= 0.01 + 1e-9)
     assert out["strongest"]["L2"]["checks_passed"]
+    assert set(out["strongest"]["L2"]["per_attack"]) == {"l2_ddn", "l2_fmn"}
+    assert sum(out["strongest"]["L2"]["worst_from"].values()) == pytest.approx(1.0)
 
 
 def test_bench_attacks_cli_writes_one_record_per_checkpoint_after_each(tmp_path, monkeypatch, capsys):
