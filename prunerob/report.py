@@ -186,6 +186,16 @@ def shown(table: pd.DataFrame) -> pd.DataFrame | None:
     return table if len(table) else None
 
 
+def distance_label(distance: float, norm: str) -> str:
+    """A perturbation's size as the charts write budgets: Linf in 255ths (one decimal), L2 with two
+    decimals, L0 in pixels; an en dash where it is not finite (no attack succeeded)."""
+    if not math.isfinite(distance):
+        return DASH
+    if norm == "Linf":
+        return f"{distance * 255:.1f}/255"
+    return f"{distance:g} px" if norm == "L0" else f"{distance:.2f}"
+
+
 def readable(table: pd.DataFrame, fmt: str | dict = "{:.3f}", caption: str | None = None):
     """A table styled for reading: compression rates as '4' (an index level or column level named
     ``cr``), budgets as the charts write them (a level named ``eps``, read with the ``norm`` level
@@ -492,8 +502,8 @@ def attack_bench(blob: dict) -> AttackBench:
                 "original": _bench_set_name(o),
                 "seconds (default)": round(d["seconds"], 1),
                 "seconds (original)": round(o["seconds"], 1),
-                "median distance (default)": d["median_distance"],
-                "median distance (original)": o["median_distance"],
+                "median distance (default)": distance_label(d["median_distance"], norm),
+                "median distance (original)": distance_label(o["median_distance"], norm),
                 "largest robust-accuracy excess": round(
                     max(d["robust_acc"][e] - o["robust_acc"][e] for e in d["robust_acc"]), 3
                 ),
@@ -1955,7 +1965,10 @@ def versions_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
             rows.append(
                 frame.groupby(cols, dropna=False).agg(stages=("stage_id", "nunique")).reset_index().assign(stage=kind)
             )
-    return pd.concat(rows, ignore_index=True).set_index("stage") if rows else pd.DataFrame()
+    if not rows:
+        return pd.DataFrame()
+    # a stage kind without an attack library (train, prune) shows an en dash there, not NaN
+    return pd.concat(rows, ignore_index=True).fillna(DASH).set_index("stage")
 
 
 def fingerprint_sentence(agreement: pd.DataFrame) -> str:
@@ -2183,7 +2196,16 @@ def stage_defaults_table() -> pd.DataFrame:
     for stage_part, cls in spec.AttackStage.PARTS.items():
         for f in fields(cls):
             value = getattr(cls(), f.name)
-            if isinstance(value, tuple):
+            if f.name == "eps" and stage_part == "attack":  # each norm's grid, as the charts write budgets
+                value = (
+                    "; ".join(
+                        f"{norm}{' (pixels)' if norm == 'L0' else ''}: "
+                        + ", ".join(charts.eps_label(v, norm) for v in grid)
+                        for norm, grid in spec.NORM_DEFAULT_EPS.items()
+                    )
+                    + " (the attack's norm's grid)"
+                )
+            elif isinstance(value, tuple):
                 value = ", ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in value)
             rows.append({"part": stage_part, "parameter": f.name, "default": str(value) if value != "" else "(empty)"})
     return pd.DataFrame(rows).set_index(["part", "parameter"])

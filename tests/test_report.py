@@ -624,6 +624,19 @@ def test_attack_health_counts_agreement_checks_and_names_the_weaker_attack():
     assert report.attack_health(rows.iloc[:0])["agree"] == "none"
 
 
+def test_tables_write_sizes_and_defaults_as_the_charts_do():
+    assert report.distance_label(0.0966, "Linf") == "24.6/255" and report.distance_label(1.2408, "L2") == "1.24"
+    assert report.distance_label(4.0, "L0") == "4 px" and report.distance_label(float("inf"), "L2") == report.DASH
+    defaults = report.stage_defaults_table()
+    eps = defaults.loc[("attack", "eps"), "default"]
+    assert eps.startswith("Linf: 2/255, 4/255") and "L0 (pixels): 1, 2, 4" in eps and "L2: 0.5, 1" in eps
+    versions = report.versions_table(
+        {"train": pd.DataFrame({"stage_id": ["t"], "code_version": ["c"], "torch_version": ["2"], "device": ["cpu"]}),
+         "attack": pd.DataFrame({"stage_id": ["a"], "code_version": ["c"], "torch_version": ["2"], "device": ["cpu"],
+                                 "library": ["foolbox"], "library_version": ["3.3"]})})  # fmt: skip
+    assert versions.loc["train", "library"] == report.DASH and not versions.isna().any().any()
+
+
 def test_minimal_gaps_says_how_far_each_minimal_attack_stands_above_the_strongest_fixed_one():
     def row(attack, kind, norm, eps, acc, cr=4.0):
         return dict(scenario="white-box", prune_id=f"p{cr:g}", cr=cr, norm=norm, kind=kind, eps=eps, attack=attack,
