@@ -637,6 +637,38 @@ def test_tables_write_sizes_and_defaults_as_the_charts_do():
     assert versions.loc["train", "library"] == report.DASH and not versions.isna().any().any()
 
 
+def test_l0_strength_reads_the_default_against_the_strongest_set_per_checkpoint():
+    def record(cr, default, strongest, won):
+        return {
+            "checkpoint": f"artifacts/prune/p/cr{cr}.pt",
+            "n_samples": 300,
+            "default": {"L0": {"robust_acc": {"0.0": 1.0, "4.0": default}}},
+            "strongest": {"L0": {"attacks": ["l0_bb", "l0_sigma_zero"], "presets": ["original", "strong"],
+                                 "robust_acc": {"0.0": 1.0, "4.0": strongest},
+                                 "per_attack": {"l0_bb": {"0.0": 1.0, "4.0": 0.6}, "l0_sigma_zero": {"0.0": 1.0, "4.0": strongest}},
+                                 "worst_from": won}},
+            "default_vs_strongest": {"L0": {"largest_excess": default - strongest, "at_eps": 4.0}},
+        }  # fmt: skip
+
+    blob = {
+        "records": [
+            record(1, 0.80, 0.79, {"l0_bb": 0.6, "l0_sigma_zero": 0.4}),
+            record(64, 0.46, 0.34, {"l0_sigma_zero": 0.7, "l0_bb": 0.3}),
+        ]
+    }
+    out = report.l0_strength(blob)
+    assert out["text"].startswith("on 300 test images per checkpoint, the default L0 set stands above the strongest")
+    assert "by at most 12.0 points at CR 64 (4 px; l0_sigma_zero found the smallest distance for 70% of" in out["text"]
+    assert "; 1.0 points at CR 1 (4 px; l0_bb found" in out["text"]
+    row = out["table"].loc[("L0", 64.0, 4.0)]
+    assert (
+        row["default set"] == 0.46
+        and row["l0_sigma_zero (strong) alone"] == 0.34
+        and row["l0_bb (original) alone"] == 0.6
+    )
+    assert report.l0_strength({"records": []})["text"] == "not measured"
+
+
 def test_minimal_gaps_says_how_far_each_minimal_attack_stands_above_the_strongest_fixed_one():
     def row(attack, kind, norm, eps, acc, cr=4.0):
         return dict(scenario="white-box", prune_id=f"p{cr:g}", cr=cr, norm=norm, kind=kind, eps=eps, attack=attack,
