@@ -569,11 +569,11 @@ def l0_strength(blob: dict) -> dict[str, Any]:
             continue
         found = re.search(r"cr(\d+(?:\.\d+)?)\.pt$", str(r.get("checkpoint", "")))
         cr = float(found.group(1)) if found else math.nan
+        presets = dict(zip(s["attacks"], s.get("presets", [])))
         for key, value in d["robust_acc"].items():
             if float(key) > 0:
                 row = {"norm": "L0", "cr": cr, "eps": float(key), "default set": value}
                 row["strongest set"] = s["robust_acc"][key]
-                presets = dict(zip(s["attacks"], s.get("presets", [])))
                 row.update(
                     {f"{a} ({presets.get(a, '?')}) alone": acc[key] for a, acc in s.get("per_attack", {}).items()}
                 )
@@ -1782,7 +1782,8 @@ def trainings_section(
     ``checks``, ``violations``, ``disagree-text``, and its :func:`minimal_gaps` as ``minimal-gaps``); ``table``: :func:`lines_table` per method and CR."""
     compared = trainings_compared(groups, model, trainings)
     worst = compared["worst"]
-    health = attack_health(compare.rows_of(compared["attack"], dict(model, training=list(trainings)[1])))
+    adversarial = compare.rows_of(compared["attack"], dict(model, training=list(trainings)[1]))
+    health = attack_health(adversarial)
     values: dict[str, Any] = {
         "n": int(worst["n"].max()) if len(worst) else 0,
         "clean-text": compared["clean"] or missing,
@@ -1791,7 +1792,7 @@ def trainings_section(
         "checks": health["checks"],
         "violations": health["violations"],
         "disagree-text": health["disagree"],
-        "minimal-gaps": minimal_gaps(compare.rows_of(compared["attack"], dict(model, training=list(trainings)[1]))),
+        "minimal-gaps": minimal_gaps(adversarial),
     }
     shown: dict[str, Any] = {}
     for norm, found in compared["contrast"].items():
