@@ -44,6 +44,7 @@ def test_dask_runs_every_stage_after_its_upstream_and_none_after_a_failed_one(re
     with LocalCluster(
         n_workers=1, threads_per_worker=2, processes=False, protocol="tcp://", host="127.0.0.1", dashboard_address=None
     ) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")  # a real scheduler, over loopback
         summary = sweep.run("smoke", scheduler=cluster.scheduler_address, echo=lines.append)
     downstream = {s.id for s in stages if s.kind == "attack" and s.upstream.id == prune.id}
     assert summary.failed.keys() == {prune.id} and "broke" in summary.failed[prune.id]
