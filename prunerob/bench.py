@@ -302,8 +302,10 @@ def per_attack(samples: pd.DataFrame, norm: str, grid: list[float]) -> dict:
     found on its own: ``per_attack`` (attack -> robust accuracy per budget, the attack alone) and
     ``worst_from`` (attack -> the share of the samples some attack broke whose smallest verified
     distance it found; a tie goes to the attack run first)."""
+    from prunerob.evaluate import MISCLASSIFIED
+
     source = samples["source_attack"] if "source_attack" in samples else samples["attack"]
-    source = source.where(source.notna() & (source != "misclassified"), samples["attack"])
+    source = source.where(source.notna() & (source != MISCLASSIFIED), samples["attack"])
     frame = samples.assign(source=source)
     alone = {}
     if frame["attack"].nunique() > 1:
@@ -360,7 +362,7 @@ def choose_sets(names: str | list[str], norms: str | list[str] | None = None) ->
             raise invalid("--sets", name, tuple(valid), why="is not an attack set")
     if not chosen or len(set(chosen)) != len(chosen):
         raise invalid("--sets", ",".join(chosen), tuple(valid), why="must name each set once")
-    every = ("Linf", "L2", "L0")
+    every = tuple(valid["default"])  # the norms, in the order every set lists them
     picked = every if norms is None else [n.strip() for n in norms.split(",")] if isinstance(norms, str) else norms
     for norm in picked:
         if norm not in every:
