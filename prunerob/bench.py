@@ -145,6 +145,17 @@ def throughput(model, x, y, steps: int = 40, repeats: int = 7) -> dict:
 
 
 # The default attack set against the original's and the strongest the registry has, per norm.
+# The default set: what the study runs on every pruned checkpoint, per norm (attack, preset); the
+# book's robust accuracy of a norm is the per-sample worst case over its attacks that ran.  Linf:
+# FMN (500 steps) and APGD at each budget (FMN alone stood up to 6.3 points above the strongest set
+# at 32/255); L2: DDN (100 steps) and FMN-L2 per sample; L0: sigma-zero (2,000 steps) and PGD_0 with
+# a budget search per sample (the preset with 500 steps stood 12.3 points above the strongest at CR
+# 64).  benchmarks/attacks_default_vs_strongest.json measures it against the strongest set.
+DEFAULT_SET = {
+    "Linf": (("linf_fmn", "strong"), ("linf_apgd", "default")),
+    "L2": (("l2_ensemble", "fast"),),
+    "L0": (("l0_ensemble", "strong"),),
+}
 L2_EPS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 L0_EPS = (1, 2, 4, 8, 12, 16, 24, 32)
 # Each attack's strongest preset (the strongest set): "strong" where there is one; otherwise the one
@@ -170,8 +181,8 @@ STRONGEST_PRESETS = {
 
 
 def attack_sets() -> dict[str, dict[str, list]]:
-    """The default set (one minimal attack per norm: one run gives the whole curve; in L2 and L0 a
-    per-sample ensemble of two), the original's (PGD-40 at each eps, C&W and Brendel-Bethge at its
+    """The default set (``DEFAULT_SET``: one minimal attack per norm, one run gives the whole curve,
+    in L2 and L0 a per-sample ensemble of two; in Linf APGD at each budget beside it), the original's (PGD-40 at each eps, C&W and Brendel-Bethge at its
     settings) and the strongest (every attack of the norm in the registry, fixed and minimal, each at
     its strongest preset: ``STRONGEST_PRESETS``; fixed ones at the default set's budgets).  The ``cpu``
     profile runs fixed-budget checks beside the default set (APGD, PGD_0, the original's PGD
@@ -182,10 +193,9 @@ def attack_sets() -> dict[str, dict[str, list]]:
     grids = {"Linf": PAPER_LINF_EPS, "L2": L2_EPS, "L0": L0_EPS}
     return {
         "default": {
-            "Linf": [AttackSpec(attack="linf_fmn", preset="strong", eps=PAPER_LINF_EPS)],
-            "L2": [AttackSpec(attack="l2_ensemble", eps=L2_EPS)],  # DDN and FMN-L2, per sample
-            "L0": [AttackSpec(attack="l0_ensemble", eps=L0_EPS)],
-        },  # sigma-zero and PGD_0-min
+            norm: [AttackSpec(attack=name, preset=preset, eps=grids[norm]) for name, preset in pairs]
+            for norm, pairs in DEFAULT_SET.items()
+        },
         "original": {
             "Linf": [AttackSpec(attack="linf_pgd", eps=PAPER_LINF_EPS)],
             "L2": [AttackSpec(attack="l2_cw", eps=L2_EPS)],
@@ -274,6 +284,13 @@ def bench_attacks(
                     "checks_passed": passed,
                     **per_attack(samples, norm, grid),
                 }
+    return compare_sets(out)
+
+
+def compare_sets(out: dict) -> dict:
+    """Adds to a record of ``bench_attacks`` what its sets' blocks say side by side: with the default
+    and the original's set ``speedup`` and per norm ``no_weaker``; with the default and the strongest
+    ``default_vs_strongest`` per norm."""
     if {"default", "original"} <= set(out):
         t_default = sum(v["seconds"] for v in out["default"].values())
         t_original = sum(v["seconds"] for v in out["original"].values())
@@ -422,8 +439,11 @@ def bench_attacks_on(
     x, y = data.load_split(blob["dataset"], train=False)
     x, y = data.to_float(x[: max(n, throughput_n)]).to(dev), y[: max(n, throughput_n)].to(dev)
     chosen = sets if sets is not None else choose_sets("default,original")
+    meta = blob.get("meta", {})
     return {
         "checkpoint": str(checkpoint),
+        "cr": meta.get("cr"),
+        "checkpoint_sha": meta.get("row", {}).get("checkpoint_sha"),
         "device": dev.type,
         "sets": list(chosen),
         "throughput": throughput(model, x[:throughput_n], y[:throughput_n]),
@@ -444,20 +464,69 @@ def bench_attacks_many(
     command: str = "",
     echo=print,
     norms: str | None = None,
+    reuse_strongest: list[Path] | None = None,
 ) -> Path:
     """``bench_attacks_on`` for each checkpoint in turn, one record each, into one JSON file
     (``benchmarks/attacks.json`` unless ``out``) written again after every checkpoint, so that a
     long run stopped part way keeps the checkpoints it finished.  Inputs are checked first
-    (``check_attack_bench``, ``choose_sets``)."""
+    (``check_attack_bench``, ``choose_sets``).  ``reuse_strongest``: earlier ``bench attacks``
+    JSON files whose strongest-set blocks for the same checkpoint and images are taken instead of run again
+    (``strongest_from``; they are marked ``reused_from``)."""
     chosen = choose_sets(sets, norms)
     check_attack_bench(checkpoints, n, rounds, throughput_n, device)
+    earlier = [r for path in reuse_strongest or [] for r in read_records(path)]
     records: list[dict] = []
     path = out or BENCH_DIR / "attacks.json"
     for checkpoint in checkpoints:
-        records.append(bench_attacks_on(Path(checkpoint), n, device, throughput_n, rounds, chosen))
+        reused = strongest_from(earlier, Path(checkpoint), n) if "strongest" in chosen else {}
+        to_run = {name: {norm: specs for norm, specs in per_norm.items() if name != "strongest" or norm not in reused}
+                  for name, per_norm in chosen.items()}  # fmt: skip
+        record = bench_attacks_on(
+            Path(checkpoint), n, device, throughput_n, rounds, {k: v for k, v in to_run.items() if v}
+        )
+        for norm in chosen.get("strongest", {}):
+            if norm in reused:
+                record.setdefault("strongest", {})[norm] = reused[norm]
+        record["sets"] = list(chosen)
+        records.append(compare_sets(record))
         path = write("attacks", records, command, out)
         echo(json.dumps({"checkpoint": str(checkpoint), **summary(records[-1])}, indent=1))
     return path
+
+
+def read_records(path: Path) -> list[dict]:
+    """The records of an earlier benchmark JSON, each set's blocks marked ``reused_from`` (the file);
+    SpecError (one line) if it cannot be read."""
+    from prunerob.spec import SpecError
+
+    try:
+        blob = json.loads(Path(path).read_text())
+        for r in blob["records"]:
+            for name in r.get("sets", []):
+                for block in r.get(name, {}).values():
+                    block.setdefault("reused_from", f"{path} ({blob.get('when', '?')})")
+        return list(blob["records"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SpecError(f"--reuse-strongest {path}: not a benchmark JSON with records ({exc})") from None
+
+
+def strongest_from(records: list[dict], checkpoint: Path, n: int) -> dict:
+    """The strongest set's blocks (norm -> block) of the earlier records for this checkpoint on the same
+    ``n`` images: matched by the checkpoint's ``checkpoint_sha`` where both have one, else by path (a
+    record written before records carried the sha); {} when there is none."""
+    meta = torch.load(checkpoint, map_location="cpu", weights_only=True).get("meta", {})
+    sha = meta.get("row", {}).get("checkpoint_sha")
+    blocks: dict = {}
+    for r in records:
+        same = (
+            r.get("checkpoint_sha") == sha
+            if r.get("checkpoint_sha") and sha
+            else r.get("checkpoint") == str(checkpoint)
+        )
+        if same and r.get("n_samples") == n:
+            for norm, block in r.get("strongest", {}).items():
+                blocks.setdefault(norm, block)  # the first file named wins
+    return blocks
 
 
 def summary(record: dict) -> dict:
@@ -493,7 +562,7 @@ def bench_sweep(profile: str, workers: int = 2, grid_checkpoints: int = 73) -> l
             return float("nan")
 
     stages["papermill_seconds"] = [papermill_seconds(r) for r in stages.itertuples()]
-    defaults = {"linf_fmn/strong", "l2_ensemble/fast", "l0_ensemble/default"}
+    defaults = {f"{name}/{preset}" for pairs in DEFAULT_SET.values() for name, preset in pairs}
     records = []
     for (arch, training, attack_name, preset, output), g in stages.groupby(
         ["arch", "training", "attack", "preset", "attack_output"], dropna=False
@@ -516,7 +585,7 @@ def bench_sweep(profile: str, workers: int = 2, grid_checkpoints: int = 73) -> l
         )
     frame = pd.DataFrame(records)
     for (arch, training), g in frame[frame["default_set"]].groupby(["arch", "training"]):
-        if len(g) == 3:
+        if len(g) == len(defaults):
             per = float(g["papermill_seconds_median"].sum())
             records.append(
                 {

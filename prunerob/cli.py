@@ -85,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         help="attacks: the norms to evaluate, comma-separated: Linf, L2, L0 (default: all three)",
     )
     bench.add_argument(
+        "--reuse-strongest",
+        action="append",
+        default=[],
+        help="attacks: an earlier bench attacks JSON (repeat for several): its strongest-set results for the same checkpoint and "
+        "images are taken instead of run again (they are marked reused_from)",
+    )
+    bench.add_argument(
         "--throughput-n",
         type=int,
         default=500,
@@ -183,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                     Path(args.out) if args.out else None,
                     " ".join(sys.argv),
                     norms=args.norms,
+                    reuse_strongest=[Path(p) for p in args.reuse_strongest],
                 )
             print(f"wrote {path}")
             return 0

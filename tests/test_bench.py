@@ -83,10 +83,32 @@ def test_attack_bench_alternates_rounds_and_keeps_each_norms_best_seconds(mnist,
     assert out["rounds"] == 2 and out["speedup"] > 0
 
 
-def test_default_attack_set_uses_the_ensembles():
+def test_default_attack_set_uses_the_ensembles_and_apgd_beside_fmn_at_presets_the_catalog_has():
+    from prunerob import catalog
+
     sets = bench.attack_sets()
-    assert [s.attack for s in sets["default"]["L0"]] == ["l0_ensemble"]
-    assert [s.attack for s in sets["default"]["L2"]] == ["l2_ensemble"]
+    assert [(s.attack, s.preset) for s in sets["default"]["L0"]] == [("l0_ensemble", "strong")]
+    assert [(s.attack, s.preset) for s in sets["default"]["L2"]] == [("l2_ensemble", "fast")]
+    assert [s.attack for s in sets["default"]["Linf"]] == ["linf_fmn", "linf_apgd"]
+    for norm, specs in sets["default"].items():
+        for s in specs:
+            assert catalog.attack(s.attack).norm == norm and s.preset in catalog.attack(s.attack).presets
+
+
+def test_the_recomputed_units_of_the_cpu_profile_face_the_default_set_on_every_pruned_checkpoint():
+    """The units recomputed since the default set changed (README: the recompute status) run every
+    attack of ``bench.DEFAULT_SET`` at its preset on every CR they prune to."""
+    from prunerob import profiles
+
+    stages = [s for s in profiles.expand(profiles.load_profile("cpu")) if s.kind == "attack"]
+    wanted = {pair for pairs in bench.DEFAULT_SET.values() for pair in pairs}
+    unit = [s for s in stages if s.model.arch == "cnn_original"]
+    by_cr: dict = {}
+    for s in unit:
+        by_cr.setdefault((str(s.prune), s.checkpoint.cr), set()).add((s.attack.attack, s.attack.preset or "default"))
+    assert len(by_cr) == 7
+    for key, pairs in by_cr.items():
+        assert wanted <= pairs, (key, wanted - pairs)
 
 
 def test_attack_sets_can_be_restricted_to_some_norms_in_the_catalogs_order():
@@ -107,9 +129,11 @@ def test_bench_sweep_projects_the_default_sets_cost_from_the_profiles_runs(monke
     for i, (attack, preset, seconds) in enumerate(
         [
             ("linf_fmn", "strong", 30.0),
+            ("linf_apgd", "default", 20.0),
             ("l2_ensemble", "fast", 10.0),
-            ("l0_ensemble", "default", 60.0),
+            ("l0_ensemble", "strong", 60.0),
             ("l0_pgd", "default", 40.0),
+            ("l0_ensemble", "default", 50.0),
         ]
     ):
         for cr in (1.0, 2.0):
@@ -135,11 +159,12 @@ def test_bench_sweep_projects_the_default_sets_cost_from_the_profiles_runs(monke
     records = bench.bench_sweep("cpu", workers=2, grid_checkpoints=10)
     per_attack = {r["attack"]: r for r in records if "attack" in r}
     assert per_attack["l0_pgd"]["stage_seconds_median"] == 60.0 and not per_attack["l0_pgd"]["default_set"]
+    assert [r["default_set"] for r in records if r.get("attack") == "l0_ensemble"] == [False, True]
     assert per_attack["linf_fmn"]["papermill_seconds_median"] == 55.0
     (projection,) = [r for r in records if "projection" in r]
-    # medians over CR 1 and 2 of the three default attacks' whole-stage seconds: 55 + 25 + 100 = 180
-    assert projection["seconds_per_checkpoint_papermill"] == 180.0
-    assert projection["projected_minutes"] == 180.0 * 10 / 2 / 60
+    # medians over CR 1 and 2 of the four default attacks' whole-stage seconds: 55 + 40 + 25 + 100
+    assert projection["seconds_per_checkpoint_papermill"] == 220.0
+    assert projection["projected_minutes"] == 220.0 * 10 / 2 / 60
 
 
 def test_strongest_set_has_every_non_ensemble_attack_of_each_norm_once_at_a_preset_it_has():
@@ -288,3 +313,42 @@ def test_bench_attacks_cli_writes_one_record_per_checkpoint_after_each(tmp_path,
     blob = json.loads(out.read_text())
     assert blob["benchmark"] == "attacks" and [r["checkpoint"] for r in blob["records"]] == list(map(str, paths))
     assert f"wrote {out}" in capsys.readouterr().out
+
+
+def test_bench_attacks_reuses_an_earlier_runs_strongest_set_for_the_same_checkpoint_and_images(tmp_path, monkeypatch):
+    """--reuse-strongest: the strongest set's blocks of an earlier JSON (same checkpoint, same n) are
+    taken, marked with the file they came from, and compared with the default set as if run now;
+    a norm the earlier file lacks, or another n, is run."""
+    import torch
+
+    from prunerob import cli
+
+    ckpt = tmp_path / "cr64.pt"
+    torch.save({"arch": "cnn", "dataset": "mnist", "meta": {"cr": 64, "row": {"checkpoint_sha": "abc"}}}, ckpt)
+    acc = {"0.0": 0.98, "4.0": 0.34}
+    earlier = tmp_path / "earlier.json"
+    blob = {"when": "then", "records": [
+        {"checkpoint": "elsewhere/cr64.pt", "checkpoint_sha": "abc", "n_samples": 300, "sets": ["strongest"],
+         "strongest": {"L0": {"robust_acc": acc, "attacks": ["l0_bb"]}}},
+        {"checkpoint": "other.pt", "checkpoint_sha": "zzz", "n_samples": 300, "sets": ["strongest"],
+         "strongest": {"Linf": {"robust_acc": {"0.0": 0.0}}}},
+    ]}  # fmt: skip
+    earlier.write_text(json.dumps(blob))
+    ran = []
+
+    def fake(checkpoint, n, device, throughput_n, rounds, sets):
+        ran.append({name: list(per_norm) for name, per_norm in sets.items()})
+        return {"checkpoint": str(checkpoint), "default": {"L0": {"robust_acc": {"0.0": 0.98, "4.0": 0.36}}},
+                **({"strongest": {"Linf": {"robust_acc": {"0.0": 0.9}}}} if "strongest" in sets else {})}  # fmt: skip
+
+    monkeypatch.setattr(bench, "bench_attacks_on", fake)
+    out = tmp_path / "out.json"
+    argv = ["bench", "attacks", "--checkpoint", str(ckpt), "--n", "300", "--sets", "default,strongest",
+            "--norms", "L0", "--reuse-strongest", str(earlier), "--out", str(out)]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert ran == [{"default": ["L0"]}]  # the strongest L0 block came from the earlier file
+    (record,) = json.loads(out.read_text())["records"]
+    assert record["strongest"]["L0"]["reused_from"] == f"{earlier} (then)"
+    assert record["default_vs_strongest"]["L0"]["largest_excess"] == pytest.approx(0.02)
+    assert cli.main(argv[:5] + ["301"] + argv[6:]) == 0  # other images: nothing to reuse, it runs
+    assert ran[-1] == {"default": ["L0"], "strongest": ["L0"]}
