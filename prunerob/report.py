@@ -555,42 +555,44 @@ def attack_bench_checkpoints(blob: dict) -> pd.DataFrame:
 _BENCH_SETS = ("default", "strongest", "original")
 
 
-def l0_strength(blob: dict) -> dict[str, Any]:
-    """The L0 records of a default-vs-strongest benchmark (``bench attacks --norms L0 --sets
-    default,strongest``, one checkpoint ``.../cr<CR>.pt`` each): ``table`` (robust accuracy per CR
-    and budget of the default set, the strongest set and each of the strongest set's attacks alone)
-    and ``text`` (per CR, how many points the default set stands above the strongest at most, and
-    where; which attack found the smallest distance most often).  Empty table and "not measured"
-    without such records."""
+def set_strength(blob: dict, norm: str) -> dict[str, Any]:
+    """The ``norm`` records of a default-vs-strongest benchmark (``bench attacks --sets
+    default,strongest``, one checkpoint each; its CR from the record, or for a record written before
+    records carried it from the file name ``cr<CR>.pt``): ``table`` (robust accuracy per CR and
+    budget of the default set, the strongest set and each of the strongest set's attacks alone) and
+    ``text`` (per CR, how many points the default set stands above the strongest at most, and where;
+    which attack found the smallest distance most often).  Empty table and "not measured" without
+    such records."""
     rows, parts = [], []
     for r in blob.get("records", []):
-        d, s = r.get("default", {}).get("L0"), r.get("strongest", {}).get("L0")
+        d, s = r.get("default", {}).get(norm), r.get("strongest", {}).get(norm)
         if d is None or s is None:
             continue
         found = re.search(r"cr(\d+(?:\.\d+)?)\.pt$", str(r.get("checkpoint", "")))
-        cr = float(found.group(1)) if found else math.nan
+        cr = float(r["cr"]) if r.get("cr") is not None else float(found.group(1)) if found else math.nan
         presets = dict(zip(s["attacks"], s.get("presets", [])))
         for key, value in d["robust_acc"].items():
             if float(key) > 0:
-                row = {"norm": "L0", "cr": cr, "eps": float(key), "default set": value}
+                row = {"norm": norm, "cr": cr, "eps": float(key), "default set": value}
                 row["strongest set"] = s["robust_acc"][key]
                 row.update(
                     {f"{a} ({presets.get(a, '?')}) alone": acc[key] for a, acc in s.get("per_attack", {}).items()}
                 )
                 rows.append(row)
-        gap = r["default_vs_strongest"]["L0"]  # bench writes it where both sets ran
+        gap = r["default_vs_strongest"][norm]  # bench writes it where both sets ran
         won = max(s.get("worst_from", {"?": 0.0}).items(), key=lambda kv: kv[1])
         parts.append(
-            (cr, f"{100 * max(gap['largest_excess'], 0.0):.1f} points at CR {cr:g} ({float(gap['at_eps']):g} px; "
-             f"{won[0]} found the smallest distance for {won[1]:.0%} of the broken images)", r["n_samples"])
+            (cr, f"{100 * max(gap['largest_excess'], 0.0):.1f} points at CR {cr:g} "
+             f"({distance_label(float(gap['at_eps']), norm)}; {won[0]} found the smallest distance for {won[1]:.0%} "
+             "of the broken images)", r["n_samples"])
         )  # fmt: skip
     if not rows:
         return {"table": pd.DataFrame(), "text": "not measured"}
     parts.sort(key=lambda p: -p[0] if math.isfinite(p[0]) else 0.0)
     n = ", ".join(sorted({str(p[2]) for p in parts}))
     text = (
-        f"on {n} test images per checkpoint, the default L0 set stands above the strongest L0 set by at most "
-        + "; ".join(p[1] for p in parts)
+        f"on {n} test images per checkpoint, the default {norm} set stands above the strongest {norm} set by "
+        "at most " + "; ".join(p[1] for p in parts)
     )
     table = pd.DataFrame(rows).set_index(["norm", "cr", "eps"]).sort_index()
     return {"table": table, "text": text}

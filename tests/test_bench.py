@@ -88,7 +88,7 @@ def test_default_attack_set_uses_the_ensembles_and_apgd_beside_fmn_at_presets_th
 
     sets = bench.attack_sets()
     assert [(s.attack, s.preset) for s in sets["default"]["L0"]] == [("l0_ensemble", "strong")]
-    assert [(s.attack, s.preset) for s in sets["default"]["L2"]] == [("l2_ensemble", "fast")]
+    assert [(s.attack, s.preset) for s in sets["default"]["L2"]] == [("l2_ensemble", "default")]
     assert [s.attack for s in sets["default"]["Linf"]] == ["linf_fmn", "linf_apgd"]
     for norm, specs in sets["default"].items():
         for s in specs:
@@ -130,7 +130,8 @@ def test_bench_sweep_projects_the_default_sets_cost_from_the_profiles_runs(monke
         [
             ("linf_fmn", "strong", 30.0),
             ("linf_apgd", "default", 20.0),
-            ("l2_ensemble", "fast", 10.0),
+            ("l2_ensemble", "default", 10.0),
+            ("l2_ensemble", "fast", 5.0),
             ("l0_ensemble", "strong", 60.0),
             ("l0_pgd", "default", 40.0),
             ("l0_ensemble", "default", 50.0),
@@ -338,7 +339,7 @@ def test_bench_attacks_reuses_an_earlier_runs_strongest_set_for_the_same_checkpo
 
     def fake(checkpoint, n, device, throughput_n, rounds, sets):
         ran.append({name: list(per_norm) for name, per_norm in sets.items()})
-        return {"checkpoint": str(checkpoint), "default": {"L0": {"robust_acc": {"0.0": 0.98, "4.0": 0.36}}},
+        return {"checkpoint": str(checkpoint), "default": {"L0": {"robust_acc": {0.0: 0.98, 4.0: 0.36}}},
                 **({"strongest": {"Linf": {"robust_acc": {"0.0": 0.9}}}} if "strongest" in sets else {})}  # fmt: skip
 
     monkeypatch.setattr(bench, "bench_attacks_on", fake)

@@ -637,10 +637,11 @@ def test_tables_write_sizes_and_defaults_as_the_charts_do():
     assert versions.loc["train", "library"] == report.DASH and not versions.isna().any().any()
 
 
-def test_l0_strength_reads_the_default_against_the_strongest_set_per_checkpoint():
+def test_set_strength_reads_the_default_against_the_strongest_set_per_checkpoint():
     def record(cr, default, strongest, won):
         return {
-            "checkpoint": f"artifacts/prune/p/cr{cr}.pt",
+            "checkpoint": f"artifacts/prune/p/cr{cr}.pt" if cr == 1 else "x.pt",
+            **({} if cr == 1 else {"cr": cr}),  # older records: the CR from the file name
             "n_samples": 300,
             "default": {"L0": {"robust_acc": {"0.0": 1.0, "4.0": default}}},
             "strongest": {"L0": {"attacks": ["l0_bb", "l0_sigma_zero"], "presets": ["original", "strong"],
@@ -656,7 +657,7 @@ def test_l0_strength_reads_the_default_against_the_strongest_set_per_checkpoint(
             record(64, 0.46, 0.34, {"l0_sigma_zero": 0.7, "l0_bb": 0.3}),
         ]
     }
-    out = report.l0_strength(blob)
+    out = report.set_strength(blob, "L0")
     assert out["text"].startswith("on 300 test images per checkpoint, the default L0 set stands above the strongest")
     assert "by at most 12.0 points at CR 64 (4 px; l0_sigma_zero found the smallest distance for 70% of" in out["text"]
     assert "; 1.0 points at CR 1 (4 px; l0_bb found" in out["text"]
@@ -666,7 +667,8 @@ def test_l0_strength_reads_the_default_against_the_strongest_set_per_checkpoint(
         and row["l0_sigma_zero (strong) alone"] == 0.34
         and row["l0_bb (original) alone"] == 0.6
     )
-    assert report.l0_strength({"records": []})["text"] == "not measured"
+    assert report.set_strength({"records": []}, "L0")["text"] == "not measured"
+    assert report.set_strength(blob, "Linf")["text"] == "not measured"
 
 
 def test_minimal_gaps_says_how_far_each_minimal_attack_stands_above_the_strongest_fixed_one():
