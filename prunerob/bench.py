@@ -442,11 +442,9 @@ def bench_attacks_on(
     x, y = data.load_split(blob["dataset"], train=False)
     x, y = data.to_float(x[: max(n, throughput_n)]).to(dev), y[: max(n, throughput_n)].to(dev)
     chosen = sets if sets is not None else choose_sets("default,original")
-    meta = blob.get("meta", {})
     return {
         "checkpoint": str(checkpoint),
-        "cr": meta.get("cr"),
-        "checkpoint_sha": meta.get("row", {}).get("checkpoint_sha"),
+        **identity(blob),
         "device": dev.type,
         "sets": list(chosen),
         "throughput": throughput(model, x[:throughput_n], y[:throughput_n]),
@@ -481,7 +479,8 @@ def bench_attacks_many(
     records: list[dict] = []
     path = out or BENCH_DIR / "attacks.json"
     for checkpoint in checkpoints:
-        reused = strongest_from(earlier, Path(checkpoint), n) if "strongest" in chosen else {}
+        sha = identity(torch.load(checkpoint, map_location="cpu", weights_only=True))["checkpoint_sha"]
+        reused = strongest_from(earlier, Path(checkpoint), sha, n) if "strongest" in chosen else {}
         to_run = {name: {norm: specs for norm, specs in per_norm.items() if name != "strongest" or norm not in reused}
                   for name, per_norm in chosen.items()}  # fmt: skip
         record = bench_attacks_on(
@@ -491,7 +490,7 @@ def bench_attacks_many(
             if norm in reused:
                 record.setdefault("strongest", {})[norm] = reused[norm]
         record["sets"] = list(chosen)
-        records.append(compare_sets(record))
+        records.append(compare_sets(record) if reused else record)  # bench_attacks compared what it ran
         path = write("attacks", records, command, out)
         echo(json.dumps({"checkpoint": str(checkpoint), **summary(records[-1])}, indent=1))
     return path
@@ -517,12 +516,17 @@ def read_records(path: Path) -> list[dict]:
         raise SpecError(f"--reuse-strongest {path}: not a benchmark JSON with records ({exc})") from None
 
 
-def strongest_from(records: list[dict], checkpoint: Path, n: int) -> dict:
-    """The strongest set's blocks (norm -> block) of the earlier records for this checkpoint on the same
-    ``n`` images: matched by the checkpoint's ``checkpoint_sha`` where both have one, else by path (a
-    record written before records carried the sha); {} when there is none."""
-    meta = torch.load(checkpoint, map_location="cpu", weights_only=True).get("meta", {})
-    sha = meta.get("row", {}).get("checkpoint_sha")
+def identity(blob: dict) -> dict:
+    """What a saved model says it is, for a benchmark record: its ``cr`` and ``checkpoint_sha`` (None
+    where it does not say)."""
+    meta = blob.get("meta", {})
+    return {"cr": meta.get("cr"), "checkpoint_sha": meta.get("row", {}).get("checkpoint_sha")}
+
+
+def strongest_from(records: list[dict], checkpoint: Path, sha: str | None, n: int) -> dict:
+    """The strongest set's blocks (norm -> block) of the earlier records for this checkpoint (``sha``
+    its fingerprint) on the same ``n`` images: matched by fingerprint where both have one, else by
+    path (a record written before records carried the sha); {} when there is none."""
     blocks: dict = {}
     for r in records:
         same = (
