@@ -481,7 +481,7 @@ def bench_attacks_many(
     path = out or BENCH_DIR / "attacks.json"
     for checkpoint in checkpoints:
         sha = identity(torch.load(checkpoint, map_location="cpu", weights_only=True))["checkpoint_sha"]
-        reused = strongest_from(earlier, Path(checkpoint), sha, n) if "strongest" in chosen else {}
+        reused = strongest_from(earlier, Path(checkpoint), sha, n, chosen["strongest"]) if "strongest" in chosen else {}
         to_run = {name: {norm: specs for norm, specs in per_norm.items() if name != "strongest" or norm not in reused}
                   for name, per_norm in chosen.items()}  # fmt: skip
         record = bench_attacks_on(
@@ -524,10 +524,13 @@ def identity(blob: dict) -> dict:
     return {"cr": meta.get("cr"), "checkpoint_sha": meta.get("row", {}).get("checkpoint_sha")}
 
 
-def strongest_from(records: list[dict], checkpoint: Path, sha: str | None, n: int) -> dict:
+def strongest_from(records: list[dict], checkpoint: Path, sha: str | None, n: int, strongest: dict) -> dict:
     """The strongest set's blocks (norm -> block) of the earlier records for this checkpoint (``sha``
     its fingerprint) on the same ``n`` images: matched by fingerprint where both have one, else by
-    path (a record written before records carried the sha); {} when there is none."""
+    path (a record written before records carried the sha); {} when there is none.  A block counts
+    only if it ran the attacks and presets that ``strongest`` (norm -> specs, the set as it is now)
+    names: a block of an earlier strongest set (another preset of one attack) is run again."""
+    want = {norm: [[s.attack, s.preset] for s in specs] for norm, specs in strongest.items()}
     blocks: dict = {}
     for r in records:
         same = (
@@ -537,7 +540,8 @@ def strongest_from(records: list[dict], checkpoint: Path, sha: str | None, n: in
         )
         if same and r.get("n_samples") == n:
             for norm, block in r.get("strongest", {}).items():
-                blocks.setdefault(norm, block)  # the first file named wins
+                if [list(p) for p in zip(block.get("attacks", []), block.get("presets", []))] == want.get(norm):
+                    blocks.setdefault(norm, block)  # the first file named wins
     return blocks
 
 

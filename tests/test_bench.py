@@ -87,7 +87,7 @@ def test_default_attack_set_uses_the_ensembles_and_apgd_beside_fmn_at_presets_th
     from prunerob import catalog
 
     sets = bench.attack_sets()
-    assert [(s.attack, s.preset) for s in sets["default"]["L0"]] == [("l0_ensemble", "strong")]
+    assert [(s.attack, s.preset) for s in sets["default"]["L0"]] == [("l0_ensemble", "steps6000")]
     assert [(s.attack, s.preset) for s in sets["default"]["L2"]] == [("l2_ensemble", "default")]
     assert [s.attack for s in sets["default"]["Linf"]] == ["linf_fmn", "linf_apgd"]
     for norm, specs in sets["default"].items():
@@ -132,7 +132,7 @@ def test_bench_sweep_projects_the_default_sets_cost_from_the_profiles_runs(monke
             ("linf_apgd", "default", 20.0),
             ("l2_ensemble", "default", 10.0),
             ("l2_ensemble", "fast", 5.0),
-            ("l0_ensemble", "strong", 60.0),
+            ("l0_ensemble", "steps6000", 60.0),
             ("l0_pgd", "default", 40.0),
             ("l0_ensemble", "default", 50.0),
         ]
@@ -184,10 +184,10 @@ def test_strongest_set_has_every_non_ensemble_attack_of_each_norm_once_at_a_pres
         for s in specs:
             info = attacks.get(s.attack)
             assert s.preset in info.presets, (s.attack, s.preset)
-            assert "strong" not in info.presets or s.preset == "strong" or s.attack == "l2_ddn"
+            assert "strong" not in info.presets or s.preset == "strong" or s.attack in ("l2_ddn", "l0_sigma_zero")
             assert tuple(s.eps) == tuple(grids[norm])  # the default set's budgets
     chosen = {s.attack: attacks.get(s.attack).presets[s.preset] for specs in strongest.values() for s in specs}
-    assert chosen["l0_sigma_zero"]["steps"] == 2000
+    assert chosen["l0_sigma_zero"]["steps"] == max(p["steps"] for p in attacks.get("l0_sigma_zero").presets.values())
     assert chosen["linf_apgd"]["n_restarts"] > 1 and chosen["l2_apgd"]["n_restarts"] > 1
     assert chosen["l0_bb"] == attacks.get("l0_bb").presets["original"]
     assert chosen["l2_cw"] == attacks.get("l2_cw").presets["original"]
@@ -327,10 +327,12 @@ def test_bench_attacks_reuses_an_earlier_runs_strongest_set_for_the_same_checkpo
     ckpt = tmp_path / "cr64.pt"
     torch.save({"arch": "cnn", "dataset": "mnist", "meta": {"cr": 64, "row": {"checkpoint_sha": "abc"}}}, ckpt)
     acc = {"0.0": 0.98, "4.0": 0.34}
+    l0 = bench.attack_sets()["strongest"]["L0"]
+    now = {"attacks": [s.attack for s in l0], "presets": [s.preset for s in l0]}
     earlier = tmp_path / "earlier.json"
     blob = {"when": "then", "records": [
         {"checkpoint": "elsewhere/cr64.pt", "checkpoint_sha": "abc", "n_samples": 300, "sets": ["strongest"],
-         "strongest": {"L0": {"robust_acc": acc, "attacks": ["l0_bb"]}}},
+         "strongest": {"L0": {"robust_acc": acc, **now}}},
         {"checkpoint": "other.pt", "checkpoint_sha": "zzz", "n_samples": 300, "sets": ["strongest"],
          "strongest": {"Linf": {"robust_acc": {"0.0": 0.0}}}},
     ]}  # fmt: skip
@@ -352,4 +354,10 @@ def test_bench_attacks_reuses_an_earlier_runs_strongest_set_for_the_same_checkpo
     assert record["strongest"]["L0"]["reused_from"] == f"{earlier} (then)"
     assert record["default_vs_strongest"]["L0"]["largest_excess"] == pytest.approx(0.02)
     assert cli.main(argv[:5] + ["301"] + argv[6:]) == 0  # other images: nothing to reuse, it runs
+    assert ran[-1] == {"default": ["L0"], "strongest": ["L0"]}
+    # a block of an earlier strongest set (one attack at another preset) is run again, not reused
+    blob["records"][0]["strongest"]["L0"]["presets"] = ["strong" if a == "l0_sigma_zero" else p for a, p in
+                                                        zip(now["attacks"], now["presets"])]  # fmt: skip
+    earlier.write_text(json.dumps(blob))
+    assert cli.main(argv) == 0
     assert ran[-1] == {"default": ["L0"], "strongest": ["L0"]}
