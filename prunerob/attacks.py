@@ -309,7 +309,7 @@ def _l0_sigma_zero(
     return best
 
 
-def _verified(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cand: torch.Tensor, norm: str) -> torch.Tensor:
+def verified_distance(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cand: torch.Tensor, norm: str) -> torch.Tensor:
     """Per sample: the candidate's distance where it is a verified adversarial (in the box,
     misclassified on a re-run), inf elsewhere -- the checks of evaluate.py."""
     with torch.no_grad():
@@ -328,14 +328,14 @@ def _minimal_ensemble(name: str, norm: str) -> Callable[..., tuple[torch.Tensor,
         best = x.clone()
         best_d = torch.full((len(x),), float("inf"), device=x.device)
         source = [name] * len(x)
-        for attack, preset in components:
-            params = dict(catalog.attack(attack).presets[preset])
+        for attack, preset in components:  # a preset's name, or its parameters (doubled_steps)
+            params = dict(catalog.attack(attack).presets[preset]) if isinstance(preset, str) else dict(preset)
             if attack == "l0_pgd_min":
                 params["known"] = best_d
             cand = get(attack).run(model, x, y, **params)
             if isinstance(cand, tuple):
                 cand = cand[0]
-            d = _verified(model, x, y, cand, norm)
+            d = verified_distance(model, x, y, cand, norm)
             better = d < best_d
             best = torch.where(better.view(-1, *[1] * (x.dim() - 1)), cand, best)
             best_d = torch.where(better, d, best_d)
@@ -344,6 +344,21 @@ def _minimal_ensemble(name: str, norm: str) -> Callable[..., tuple[torch.Tensor,
         return best, source
 
     return run
+
+
+def doubled_steps(params: dict) -> dict | None:
+    """An attack's parameters with every iteration count (``steps``) doubled, an ensemble's components
+    each given as ``[attack, parameters]``; None where nothing has a step count.  For the convergence
+    check of evaluate.py: an attack whose result still changes with twice the steps had not finished
+    optimising (Pintor et al. 2022's incomplete-optimisation indicator, measured by re-running)."""
+    if "components" in params:
+        comps = []
+        for attack, preset in params["components"]:
+            own = dict(catalog.attack(attack).presets[preset]) if isinstance(preset, str) else dict(preset)
+            comps.append([attack, doubled_steps(own) or own])
+        changed = any("steps" in p for _, p in comps)
+        return {**params, "components": comps} if changed else None
+    return {**params, "steps": 2 * int(params["steps"])} if "steps" in params else None
 
 
 def _apgd(norm: str) -> Callable[..., torch.Tensor]:

@@ -921,8 +921,9 @@ def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.D
     unbounded attack left more than 1 % of the samples standing: the attack, not the model, is then
     the limit), ``never_broken`` (share of correctly classified samples no minimal attack of the
     norm broke at any distance), ``sources`` (share of samples whose smallest distance came from
-    each attack or ensemble component), ``tripped`` and ``why``. Incomplete optimisation (distances
-    still shrinking in the last steps) is not recorded by the attacks and not indicated here."""
+    each attack or ensemble component), ``not_converged`` (runs whose convergence check failed:
+    twice the steps cut the distance of more than 1 of 50 samples by over 5 %, evaluate.
+    convergence_check; recorded by runs made since 2026-12-04, NA before), ``tripped`` and ``why``."""
     cols = [
         "method",
         "dataset",
@@ -934,6 +935,7 @@ def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.D
         "unbounded_failed",
         "never_broken",
         "sources",
+        "not_converged",
         "tripped",
         "why",
     ]
@@ -942,14 +944,16 @@ def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.D
         return pd.DataFrame(columns=cols)
     keys = ["dataset", "arch", "training", *METHOD_KEYS, "cr", "norm"]
     out = attack.groupby(keys, dropna=False).agg(violations=("violations", "sum")).reset_index()
-    if len(checks):
-        unb = aggregate.white_box(checks)
-        unb = unb[unb["check"] == "unbounded_breaks_all"]
-        failed = unb.groupby(keys, dropna=False)["passed"].agg(lambda p: int((~p.astype(bool)).sum()))
-        out = out.merge(failed.rename("unbounded_failed").reset_index(), on=keys, how="left")
-    else:
-        out["unbounded_failed"] = 0
+    white = aggregate.white_box(checks) if len(checks) else checks
+    for check, col, absent in (("unbounded_breaks_all", "unbounded_failed", 0), ("converged_at_twice_the_steps", "not_converged", pd.NA)):
+        rows = white[white["check"] == check] if len(white) else white
+        if len(rows):
+            failed = rows.groupby(keys, dropna=False)["passed"].agg(lambda p: int((~p.astype(bool)).sum()))
+            out = out.merge(failed.rename(col).reset_index(), on=keys, how="left")
+        else:
+            out[col] = absent
     out["unbounded_failed"] = out["unbounded_failed"].fillna(0).astype(int)
+    out["not_converged"] = out["not_converged"].astype("Int64")  # NA: no run of the cell was checked
     minimal = samples[(samples["kind"] == "minimal")] if len(samples) else samples
     never: dict[tuple, list[float]] = {}
     sources: dict[tuple, str] = {}
@@ -974,6 +978,8 @@ def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.D
             w.append(f"unbounded attack left samples standing in {int(_num(r.unbounded_failed))} run(s)")
         if _num(r.never_broken) > 0.01:
             w.append(f"{r.never_broken:.1%} of the samples never broken")
+        if not pd.isna(r.not_converged) and r.not_converged:
+            w.append(f"twice the steps still cut distances in {int(r.not_converged)} run(s) (not converged)")
         why.append("; ".join(w))
     out["why"] = why
     out["tripped"] = out["why"] != ""

@@ -122,7 +122,7 @@ def test_ensemble_is_never_weaker_than_its_components(runs):
     ok = ok_t.numpy()
     pgd_adv, known = runs["_seen"]["l0_pgd_min"]
     assert known is not None and len(pgd_adv) == ok.sum()  # it was told sigma-zero's distances
-    d_pgd_inside = attacks._verified(runs["_model"], x[ok_t], y[ok_t], pgd_adv, "L0")
+    d_pgd_inside = attacks.verified_distance(runs["_model"], x[ok_t], y[ok_t], pgd_adv, "L0")
     assert (torch.tensor(d_ens.to_numpy()[ok], dtype=d_pgd_inside.dtype) <= d_pgd_inside).all()
     assert (d_ens.to_numpy()[~ok] == 0).all()
     # and at every budget, no weaker than a separate PGD_0-min run (its random restarts differ)

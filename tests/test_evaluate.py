@@ -111,7 +111,9 @@ def test_minimal_attacks_give_verified_curves(trained_cnn, samples, attack, eps)
     spec = AttackSpec(attack=attack, eps=eps, n_samples=40, attack_batch_size=40)
     res = ev.attack_curve(trained_cnn, x[:40], y[:40], spec, (1, 28, 28))
     curve = res.curve.sort_values("eps")
-    assert res.checks.set_index("check")["passed"].all(), res.checks
+    checks = res.checks.set_index("check")
+    assert "converged_at_twice_the_steps" in checks.index  # whether it passes is the attack's convergence
+    assert checks.drop(index="converged_at_twice_the_steps")["passed"].all(), res.checks
     assert np.all(np.diff(curve["robust_acc"]) <= 0)
     s = res.samples
     found = s["success"] & (s["clean_pred"] == s["label"])
@@ -462,14 +464,17 @@ def test_a_minimal_attack_skips_samples_the_model_already_gets_wrong(trained_cnn
     seen = []
 
     def spy(model, xb, yb, **params):
-        seen.append(len(xb))
+        seen.append((len(xb), params["steps"]))
         return info.run(model, xb, yb, **params)
 
     monkeypatch.setitem(attacks.ATTACKS, "l2_ddn", type(info)(**{**info.__dict__, "run": spy}))
     spec = AttackSpec(attack="l2_ddn", eps=(0.5, 1.0), n_samples=30, attack_batch_size=100)
     res = ev.attack_curve(trained_cnn, x, y, spec, (1, 28, 28))
     wrong = (trained_cnn(x).argmax(1) != y).numpy()
-    assert sum(seen) == int((~wrong).sum()) and wrong[:10].all()
+    steps = spec.preset_params["steps"]
+    assert sum(n for n, k in seen if k == steps) == int((~wrong).sum()) and wrong[:10].all()
+    assert [k for _, k in seen if k != steps] == [2 * steps]  # the convergence check, on correct samples only
+    seen.clear()
     s = res.samples.set_index("sample")
     assert (s.loc[wrong, "distance"] == 0).all() and (s.loc[wrong, "source_attack"] == ev.MISCLASSIFIED).all()
     alone = ev.attack_curve(trained_cnn, x[~wrong], y[~wrong], spec, (1, 28, 28)).samples["distance"].to_numpy()
@@ -508,3 +513,56 @@ def test_a_fixed_attack_attacks_only_the_samples_still_robust(trained_cnn, sampl
     assert (top["success"] == (top["adv_pred"] != top["label"])).all() and top["success"].any()
     assert (top.loc[top["success"], "distance"] <= 64 / 255 + 1e-6).all()
     assert res.checks.set_index("check")["passed"].all(), res.checks
+
+
+def test_doubled_steps_doubles_every_step_count_of_an_attack_or_of_an_ensembles_components():
+    from prunerob import catalog
+
+    assert attacks.doubled_steps({"steps": 500, "lr": 1.0}) == {"steps": 1000, "lr": 1.0}
+    assert attacks.doubled_steps({"gamma": 0.05}) is None
+    ens = attacks.doubled_steps(catalog.attack("l0_ensemble").presets["steps6000"])
+    (sz, sz_params), (pgd, pgd_params) = ens["components"]
+    assert (sz, sz_params["steps"]) == ("l0_sigma_zero", 12000) and sz_params["sigma"] == 1e-3
+    assert (pgd, pgd_params["steps"]) == ("l0_pgd_min", 2 * catalog.attack("l0_pgd_min").presets["default"]["steps"])
+
+
+def _steps_dependent(info, enough: int):
+    """``info``'s run, but returning the input unchanged (no adversarial found) unless given at least
+    ``enough`` steps: an attack that has not converged at fewer."""
+
+    def run(model, x, y, **params):
+        return info.run(model, x, y, **params) if params["steps"] >= enough else x.clone()
+
+    return type(info)(**{**info.__dict__, "run": run})
+
+
+@pytest.mark.parametrize("factor, passes", [(1, True), (2, False)])
+def test_the_convergence_check_fails_when_twice_the_steps_find_smaller_distances(
+    trained_cnn, samples, monkeypatch, factor, passes
+):
+    """Incomplete optimisation, measured: the first 50 correct samples attacked again with twice
+    the steps; an attack that only finds adversarials with more steps than it ran fails the check
+    (and the failure indicator names it); one whose result does not change passes."""
+    from prunerob import report
+
+    x, y = samples
+    spec = AttackSpec(attack="l2_ddn", eps=(0.5, 1.0, 2.0), n_samples=60, attack_batch_size=60)
+    info = attacks.ATTACKS["l2_ddn"]
+    monkeypatch.setitem(attacks.ATTACKS, "l2_ddn", _steps_dependent(info, factor * spec.preset_params["steps"]))
+    res = ev.attack_curve(trained_cnn, x[:60], y[:60], spec, (1, 28, 28))
+    row = res.checks.set_index("check").loc["converged_at_twice_the_steps"]
+    assert bool(row["passed"]) is passes and row["expected"] == ev.CONVERGENCE_MAX
+    # factor 2: the run found nothing, twice its steps break (nearly) every sample
+    assert (row["value"] <= ev.CONVERGENCE_MAX) if passes else row["value"] > 0.9
+    ind = report.failure_indicators(
+        res.curve.assign(**_cell()), res.samples.assign(**_cell()), res.checks.assign(**_cell())
+    ).iloc[0]
+    assert bool(ind["not_converged"] == 0) is passes
+    assert ("not converged" in ind["why"]) is not passes
+
+
+def _cell() -> dict:
+    """The columns that name a result's model and method in the tables (for report's indicators)."""
+    return {"dataset": "mnist", "arch": "cnn", "training": "standard", "structure": "unstructured", "scope": "global",
+            "criterion": "magnitude", "schedule": "oneshot", "prune_dense_neurons": False, "seed": 0, "cr": 1.0,
+            "attack": "l2_ddn", "norm": "L2", "kind": "minimal", "scenario": "white-box", "source_cr": 1.0}  # fmt: skip

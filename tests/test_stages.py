@@ -291,6 +291,7 @@ def test_a_budget_added_to_a_minimal_attack_comes_from_its_samples_as_a_new_run_
     assert plan.missing_budgets(small) == [] and plan.missing_budgets(large) == [0.25, 2.0]
     assert plan.regrid(large) == [0.25, 2.0] and plan.missing_budgets(large) == []
     regridded = {t: results.read_table_file(results.table_path(t, large.id)) for t in ("attack", "checks")}
+    assert "converged_at_twice_the_steps" in set(regridded["checks"]["check"])  # kept: no budget enters it
     direct = stages.run_attack(large, device="cpu", progress=False)  # the same run, reported at the larger grid
     columns = ["eps", "robust_acc", "robust_acc_original_rule", "n", "violations", "clean_acc", "all_checks_passed"]
     pd.testing.assert_frame_equal(regridded["attack"][columns], direct[columns])
