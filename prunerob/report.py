@@ -1679,8 +1679,14 @@ def indicator_summary(indicators: pd.DataFrame, archs) -> dict[str, Any]:
         .rename("most common split of the worst case (share of samples per attack)")
         .to_frame()
     )
+    checked = shown["not_converged"].notna()
+    converged = (
+        f" Convergence (twice the steps) was checked in {int(checked.sum())} of them, "
+        f"{int((shown.loc[checked, 'not_converged'] > 0).sum())} not converged."
+    )
     return {
-        "sentence": f"**{len(tripped)} of {len(shown)}** (model, method, CR, norm) results tripped an indicator.",
+        "sentence": f"**{len(tripped)} of {len(shown)}** (model, method, CR, norm) results tripped an indicator."
+        + converged,
         "tripped": tripped.set_index(["arch", "method", "norm", "cr"])[["why"]],
         "sources": sources,
     }

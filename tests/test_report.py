@@ -360,8 +360,9 @@ def _indicator_tables():
     )
     checks = pd.DataFrame(
         [
-            {**base, "cr": cr, "attack": "l0_ensemble", "check": "unbounded_breaks_all", "passed": cr == 1}
+            {**base, "cr": cr, "attack": "l0_ensemble", "check": check, "passed": cr == 1}
             for cr in (1, 4)
+            for check in ("unbounded_breaks_all", "converged_at_twice_the_steps")
         ]
     )
     rows = []
@@ -394,6 +395,10 @@ def test_failure_indicators_trip_on_unverified_candidates_a_failed_unbounded_run
     assert ind.loc[4, "tripped"] and ind.loc[4, "violations"] == 2 and ind.loc[4, "unbounded_failed"] == 1
     assert ind.loc[4, "never_broken"] == pytest.approx(3 / 9)  # the misclassified sample does not count
     assert "33.3% of the samples never broken" in ind.loc[4, "why"]
+    assert ind.loc[1, "not_converged"] == 0 and ind.loc[4, "not_converged"] == 1
+    assert "not converged" in ind.loc[4, "why"] and "not converged" not in ind.loc[1, "why"]
+    no_check = checks[checks["check"] != "converged_at_twice_the_steps"]  # runs made before the check
+    assert report.failure_indicators(attack, samples, no_check)["not_converged"].isna().all()
 
 
 def test_a_tripped_point_is_marked_in_the_chart():
@@ -966,7 +971,10 @@ def test_cross_family_table_and_indicator_summary_per_model():
     attack, samples, checks = _indicator_tables()
     ind = report.failure_indicators(attack, samples, checks)
     health = report.indicator_summary(ind, ["mlp"])
-    assert health["sentence"] == "**1 of 2** (model, method, CR, norm) results tripped an indicator."
+    assert health["sentence"] == (
+        "**1 of 2** (model, method, CR, norm) results tripped an indicator. "
+        "Convergence (twice the steps) was checked in 2 of them, 1 not converged."
+    )
     assert list(health["tripped"].index.get_level_values("cr")) == [4]
     assert "l0_pgd_min 56%" in health["sources"].iloc[0, 0]
     rows = [
