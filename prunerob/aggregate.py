@@ -159,14 +159,19 @@ def worst_case(samples: pd.DataFrame, eps_grid: dict[str, list[float]] | None = 
     return out[["prune_id", "cr", "norm", "eps", "robust_acc", "n", "attacks"]]
 
 
+def verified_distance(samples: pd.DataFrame) -> pd.Series:
+    """Per samples row: the distance of its verified adversarial example (a success that passed
+    verification), 0 where the clean sample is misclassified, inf where the attack found none."""
+    ok = samples["success"].astype(bool) & samples["valid"].astype(bool)
+    wrong = samples["clean_pred"] != samples["label"]
+    return samples["distance"].where(ok, np.inf).where(~wrong, 0.0)
+
+
 def min_distance(samples: pd.DataFrame) -> pd.DataFrame:
     """Per checkpoint, norm and sample: the smallest distance of a verified adversarial example over
     every attack of that norm (0 if the clean sample is misclassified, inf if no attack succeeded).
     Fixed attacks contribute the distances of their verified successes."""
-    ok = samples["success"].astype(bool) & samples["valid"].astype(bool)
-    wrong = samples["clean_pred"] != samples["label"]
-    d = samples["distance"].where(ok, np.inf).where(~wrong, 0.0)
-    frame = samples.assign(distance=d)
+    frame = samples.assign(distance=verified_distance(samples))
     # pandas-stubs type this as a Series; with as_index=False it is a DataFrame
     return frame.groupby(["prune_id", "cr", "norm", "sample"], as_index=False)["distance"].min()  # type: ignore[return-value]
 

@@ -309,7 +309,9 @@ def _l0_sigma_zero(
     return best
 
 
-def verified_distance(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cand: torch.Tensor, norm: str) -> torch.Tensor:
+def verified_distance(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, cand: torch.Tensor, norm: str
+) -> torch.Tensor:
     """Per sample: the candidate's distance where it is a verified adversarial (in the box,
     misclassified on a re-run), inf elsewhere -- the checks of evaluate.py."""
     with torch.no_grad():

@@ -333,8 +333,8 @@ def per_attack(samples: pd.DataFrame, norm: str, grid: list[float]) -> dict:
         for attack, own in frame.groupby("attack", sort=False):
             worst = aggregate.worst_case(own, {norm: grid})
             alone[str(attack)] = dict(zip(map(float, worst["eps"]), map(float, worst["robust_acc"])))
-    broken = frame["success"].astype(bool) & frame["valid"].astype(bool) & (frame["clean_pred"] == frame["label"])
-    d = frame["distance"].where(broken, np.inf)
+    # the samples some attack broke (aggregate's verification rule), misclassified ones left out
+    d = aggregate.verified_distance(frame).where(frame["clean_pred"] == frame["label"], np.inf)
     best = frame.assign(d=d).loc[lambda f: np.isfinite(f["d"])]
     if not len(best):
         return {"per_attack": alone, "worst_from": {}}

@@ -185,7 +185,9 @@ def attack_curve(
     with attack_mode(model), attack_mode(source) if source is not None else contextlib.nullcontext():
         clean_pred = predict(model, x, spec.attack_batch_size).argmax(1)
         samples, curve, unbounded_acc = run(model, x, y, clean_pred, spec, info, input_shape, progress, source)
-        converged = convergence_check(model, x, y, samples, spec, info) if info.kind == "minimal" and source is None else None
+        converged = (
+            convergence_check(model, x, y, samples, spec, info) if info.kind == "minimal" and source is None else None
+        )
     clean_acc = _share(clean_pred == y)
     unbounded = attack_registry.unbounded_eps(info.norm, input_shape)
     checks = sanity_checks(curve, clean_acc, unbounded, unbounded_acc)

@@ -365,12 +365,14 @@ def clean_two_trainings(prune: pd.DataFrame, standard: str, adversarial: str, co
     )
 
 
-def minimal_gaps(rows: pd.DataFrame) -> str:
+def minimal_gaps(rows: pd.DataFrame, agreement: pd.DataFrame | None = None) -> str:
     """How much each minimal attack overstates robustness against the strongest fixed attack of its
     norm, from one model's white-box attack rows, in a sentence: per norm and minimal attack, the
     largest excess of its robust accuracy over the fixed attack's in points, over the budgets and
-    checkpoints where both ran, and where it was ("at most 0.0 points": never above it)."""
-    agreement = aggregate.fixed_minimal_agreement(aggregate.white_box(rows)) if len(rows) else pd.DataFrame()
+    checkpoints where both ran, and where it was ("at most 0.0 points": never above it).
+    ``agreement``: the rows' ``aggregate.fixed_minimal_agreement`` where the caller has it."""
+    if agreement is None:
+        agreement = aggregate.fixed_minimal_agreement(aggregate.white_box(rows)) if len(rows) else pd.DataFrame()
     if not len(agreement):
         return "no minimal attack ran beside a fixed one on this model"
     strongest = agreement[agreement["strongest"]]
@@ -398,8 +400,9 @@ def attack_health(rows: pd.DataFrame) -> dict[str, Any]:
     """How far one model's attack results can be trusted, from its white-box attack rows: ``agree``
     ("k of n" budgets and checkpoints where the strongest fixed attack and a minimal attack agree
     within 5 points), ``gap`` (the largest such gap, in points), ``checks`` ("k of n" runs passing
-    every sanity check), ``violations`` (adversarial examples that failed verification) and
-    ``disagree`` (the disagreements in a sentence, naming the weaker attack)."""
+    every sanity check), ``violations`` (adversarial examples that failed verification),
+    ``disagree`` (the disagreements in a sentence, naming the weaker attack) and ``agreement`` (the
+    rows' ``aggregate.fixed_minimal_agreement``, for :func:`minimal_gaps`)."""
     rows = aggregate.white_box(rows)
     if not len(rows):
         return {
@@ -408,6 +411,7 @@ def attack_health(rows: pd.DataFrame) -> dict[str, Any]:
             "checks": "none",
             "violations": 0,
             "disagree": "There is no disagreement.",
+            "agreement": pd.DataFrame(),
         }
     agreement = aggregate.fixed_minimal_agreement(rows)
     strongest = agreement[agreement["strongest"]] if len(agreement) else agreement
@@ -436,6 +440,7 @@ def attack_health(rows: pd.DataFrame) -> dict[str, Any]:
         )
         if parts
         else "There is no disagreement.",
+        "agreement": agreement,
     }
 
 
@@ -945,7 +950,10 @@ def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.D
     keys = ["dataset", "arch", "training", *METHOD_KEYS, "cr", "norm"]
     out = attack.groupby(keys, dropna=False).agg(violations=("violations", "sum")).reset_index()
     white = aggregate.white_box(checks) if len(checks) else checks
-    for check, col, absent in (("unbounded_breaks_all", "unbounded_failed", 0), ("converged_at_twice_the_steps", "not_converged", pd.NA)):
+    for check, col, absent in (
+        ("unbounded_breaks_all", "unbounded_failed", 0),
+        ("converged_at_twice_the_steps", "not_converged", pd.NA),
+    ):
         rows = white[white["check"] == check] if len(white) else white
         if len(rows):
             failed = rows.groupby(keys, dropna=False)["passed"].agg(lambda p: int((~p.astype(bool)).sum()))
@@ -978,8 +986,9 @@ def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.D
             w.append(f"unbounded attack left samples standing in {int(_num(r.unbounded_failed))} run(s)")
         if _num(r.never_broken) > 0.01:
             w.append(f"{r.never_broken:.1%} of the samples never broken")
-        if not pd.isna(r.not_converged) and r.not_converged:
-            w.append(f"twice the steps still cut distances in {int(r.not_converged)} run(s) (not converged)")
+        unconverged = 0.0 if r.not_converged is pd.NA else _num(r.not_converged)
+        if unconverged:
+            w.append(f"twice the steps still cut distances in {int(unconverged)} run(s) (not converged)")
         why.append("; ".join(w))
     out["why"] = why
     out["tripped"] = out["why"] != ""
@@ -1806,7 +1815,7 @@ def trainings_section(
         "checks": health["checks"],
         "violations": health["violations"],
         "disagree-text": health["disagree"],
-        "minimal-gaps": minimal_gaps(adversarial),
+        "minimal-gaps": minimal_gaps(adversarial, health["agreement"]),
     }
     shown: dict[str, Any] = {}
     for norm, found in compared["contrast"].items():
