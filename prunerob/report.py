@@ -15,7 +15,6 @@ indicator tripped are marked (``failure_indicators``).
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import fields
 from typing import Any, cast
 
@@ -562,8 +561,7 @@ _BENCH_SETS = ("default", "strongest", "original")
 
 def set_strength(blob: dict, norm: str) -> dict[str, Any]:
     """The ``norm`` records of a default-vs-strongest benchmark (``bench attacks --sets
-    default,strongest``, one checkpoint each; its CR from the record, or for a record written before
-    records carried it from the file name ``cr<CR>.pt``): ``table`` (robust accuracy per CR and
+    default,strongest``, one checkpoint each, with its ``cr``): ``table`` (robust accuracy per CR and
     budget of the default set, the strongest set and each of the strongest set's attacks alone) and
     ``text`` (per CR, how many points the default set stands above the strongest at most, and where;
     which attack found the smallest distance most often).  Empty table and "not measured" without
@@ -573,8 +571,7 @@ def set_strength(blob: dict, norm: str) -> dict[str, Any]:
         d, s = r.get("default", {}).get(norm), r.get("strongest", {}).get(norm)
         if d is None or s is None:
             continue
-        found = re.search(r"cr(\d+(?:\.\d+)?)\.pt$", str(r.get("checkpoint", "")))
-        cr = float(r["cr"]) if r.get("cr") is not None else float(found.group(1)) if found else math.nan
+        cr = float(r["cr"])
         presets = dict(zip(s["attacks"], s.get("presets", [])))
         for key, value in d["robust_acc"].items():
             if float(key) > 0:
@@ -593,7 +590,7 @@ def set_strength(blob: dict, norm: str) -> dict[str, Any]:
         )  # fmt: skip
     if not rows:
         return {"table": pd.DataFrame(), "text": "not measured"}
-    parts.sort(key=lambda p: -p[0] if math.isfinite(p[0]) else 0.0)
+    parts.sort(key=lambda p: -p[0])
     n = ", ".join(sorted({str(p[2]) for p in parts}))
     text = (
         f"on {n} test images per checkpoint, the default {norm} set stands above the strongest {norm} set by "

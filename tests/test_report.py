@@ -645,8 +645,8 @@ def test_tables_write_sizes_and_defaults_as_the_charts_do():
 def test_set_strength_reads_the_default_against_the_strongest_set_per_checkpoint():
     def record(cr, default, strongest, won):
         return {
-            "checkpoint": f"artifacts/prune/p/cr{cr}.pt" if cr == 1 else "x.pt",
-            **({} if cr == 1 else {"cr": cr}),  # older records: the CR from the file name
+            "checkpoint": "x.pt",
+            "cr": cr,
             "n_samples": 300,
             "default": {"L0": {"robust_acc": {"0.0": 1.0, "4.0": default}}},
             "strongest": {"L0": {"attacks": ["l0_bb", "l0_sigma_zero"], "presets": ["original", "strong"],
