@@ -45,6 +45,7 @@ UNBOUNDED_MAX_ACC = 0.01
 # attacked again with twice the steps; it fails when the longer run finds a distance more than
 # CONVERGENCE_GAIN smaller for more than CONVERGENCE_MAX of them (1 of 50): the attack had not
 # finished optimising.
+CONVERGENCE_CHECK = "converged_at_twice_the_steps"
 CONVERGENCE_N = 50
 CONVERGENCE_GAIN = 0.05
 CONVERGENCE_MAX = 0.02
@@ -221,7 +222,7 @@ def convergence_check(
     run = samples["distance"].to_numpy(dtype=np.float32)[idx]
     share = float((longer < run * (1 - CONVERGENCE_GAIN)).mean())
     return {
-        "check": "converged_at_twice_the_steps",
+        "check": CONVERGENCE_CHECK,
         "value": share,
         "expected": CONVERGENCE_MAX,
         "passed": share <= CONVERGENCE_MAX,

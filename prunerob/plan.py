@@ -110,7 +110,7 @@ def regrid(stage) -> list[float]:
         float(unbounded["value"].iloc[0]) if len(unbounded) else None,
     )
     common = checks.drop(columns=[c for c in ("check", "value", "expected", "passed", "eps") if c in checks]).iloc[[0]]
-    kept = checks[checks["check"] == "converged_at_twice_the_steps"]  # the budgets do not enter it
+    kept = checks[checks["check"] == evaluate.CONVERGENCE_CHECK]  # the budgets do not enter it
     redone = pd.concat([redone, kept[[c for c in redone.columns if c in kept]]], ignore_index=True)
     new_checks = redone.assign(**{str(k): v for k, v in common.iloc[0].items()})
     curve = curve.assign(all_checks_passed=bool(redone["passed"].all()))

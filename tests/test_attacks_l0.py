@@ -43,7 +43,7 @@ def runs(pruned_cnn, mnist):
 
     def recording(model, xb, yb, **params):
         adv = info.run(model, xb, yb, **params)
-        seen["l0_pgd_min"] = (adv, params.get("known"))
+        seen.setdefault("l0_pgd_min", (adv, params.get("known")))  # the run's; then the convergence check's
         return adv
 
     with pytest.MonkeyPatch.context() as mp:
@@ -63,7 +63,8 @@ def _distance(res):
 @pytest.mark.slow
 def test_sigma_zero_candidates_verify(runs):
     res = runs["l0_sigma_zero"]
-    assert res.checks.set_index("check")["passed"].all(), res.checks  # incl. no violations, breaks all
+    # incl. no violations, breaks all; its convergence is sigma-zero's step count, not verification
+    assert res.checks.set_index("check").drop(index=ev.CONVERGENCE_CHECK)["passed"].all(), res.checks
     assert res.curve["violations"].sum() == 0
     s = res.samples
     found = s["success"] & (s["clean_pred"] == s["label"])
@@ -110,7 +111,7 @@ def test_sigma_zero_is_no_weaker_than_pgd0_min(runs):
 @pytest.mark.slow
 def test_ensemble_is_never_weaker_than_its_components(runs):
     ens = runs["l0_ensemble"]
-    assert ens.checks.set_index("check")["passed"].all(), ens.checks
+    assert ens.checks.set_index("check").drop(index=ev.CONVERGENCE_CHECK)["passed"].all(), ens.checks
     d_ens = _distance(ens)
     # sigma-zero is deterministic (no random start): the ensemble ran the same sigma-zero
     assert (d_ens <= _distance(runs["l0_sigma_zero"])).all()
@@ -175,7 +176,7 @@ def test_l2_ensemble_is_the_smaller_of_its_components(trained_cnn, mnist, monkey
     cheap = {"default": {"components": [["l2_ddn", "default"], ["l2_fmn", "default"]]}}
     monkeypatch.setitem(catalog.ATTACKS, "l2_ensemble", dataclasses.replace(info, presets=cheap))
     ens = _run(trained_cnn, x, y, "l2_ensemble", eps=eps)
-    assert ens.checks.set_index("check")["passed"].all(), ens.checks
+    assert ens.checks.set_index("check").drop(index=ev.CONVERGENCE_CHECK)["passed"].all(), ens.checks
     comps = dict(cheap["default"]["components"])
     d = {name: _distance(_run(trained_cnn, x, y, name, preset=preset, eps=eps)) for name, preset in comps.items()}
     d_ens = _distance(ens)
