@@ -173,8 +173,11 @@ def attack_curve(
     input_shape: tuple[int, int, int],
     progress: bool = False,
     source: nn.Module | None = None,
+    convergence: bool = True,
 ) -> AttackResult:
-    """Robust accuracy over ``spec.eps`` (plus eps 0) on (x, y), and the sanity checks.
+    """Robust accuracy over ``spec.eps`` (plus eps 0) on (x, y), and the sanity checks
+    (``convergence``: with a minimal attack's convergence check, :func:`convergence_check`; the
+    benchmarks, which time and compare attacks, leave it out).
 
     Fixed attacks run once per epsilon (plus an unbounded sanity run); minimal attacks run once
     and give the curve from their per-sample distances.  ``source`` (transfer): the examples are
@@ -186,9 +189,8 @@ def attack_curve(
     with attack_mode(model), attack_mode(source) if source is not None else contextlib.nullcontext():
         clean_pred = predict(model, x, spec.attack_batch_size).argmax(1)
         samples, curve, unbounded_acc = run(model, x, y, clean_pred, spec, info, input_shape, progress, source)
-        converged = (
-            convergence_check(model, x, y, samples, spec, info) if info.kind == "minimal" and source is None else None
-        )
+        checked = convergence and info.kind == "minimal" and source is None
+        converged = convergence_check(model, x, y, samples, spec, info) if checked else None
     clean_acc = _share(clean_pred == y)
     unbounded = attack_registry.unbounded_eps(info.norm, input_shape)
     checks = sanity_checks(curve, clean_acc, unbounded, unbounded_acc)

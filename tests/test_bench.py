@@ -63,10 +63,11 @@ def test_attack_bench_alternates_rounds_and_keeps_each_norms_best_seconds(mnist,
     order, cache = [], {}
     real = ev.attack_curve
 
-    def once(model, x, y, spec, shape):
+    def once(model, x, y, spec, shape, **kw):
+        assert kw == {"convergence": False}  # a benchmark times the attack alone
         order.append(spec.attack)
         if spec.attack not in cache:
-            cache[spec.attack] = real(model, x, y, spec, shape)
+            cache[spec.attack] = real(model, x, y, spec, shape, **kw)
         return cache[spec.attack]
 
     monkeypatch.setattr(ev, "attack_curve", once)
@@ -221,7 +222,7 @@ def test_attack_bench_compares_the_default_set_with_the_strongest_per_sample(mon
     }
     order = []
 
-    def fake(model, x, y, spec, shape):
+    def fake(model, x, y, spec, shape, convergence=True):
         order.append(spec.attack)
         d = np.asarray(distances[spec.attack], float)
         samples = pd.DataFrame(
