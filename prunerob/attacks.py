@@ -320,6 +320,11 @@ def verified_distance(
     return torch.where(wrong & inside_box(cand), dist, torch.full_like(dist, float("inf")))
 
 
+def _component_params(attack: str, preset: str | dict) -> dict:
+    """An ensemble component's parameters: its preset's, by name, or given whole (doubled_steps)."""
+    return dict(catalog.attack(attack).presets[preset]) if isinstance(preset, str) else dict(preset)
+
+
 def _minimal_ensemble(name: str, norm: str) -> Callable[..., tuple[torch.Tensor, list[str]]]:
     """Per sample, the smallest verified adversarial over ``components`` (``[attack, preset]`` pairs,
     run in order).  An L0 component ``l0_pgd_min`` only searches budgets below the best distance
@@ -330,8 +335,8 @@ def _minimal_ensemble(name: str, norm: str) -> Callable[..., tuple[torch.Tensor,
         best = x.clone()
         best_d = torch.full((len(x),), float("inf"), device=x.device)
         source = [name] * len(x)
-        for attack, preset in components:  # a preset's name, or its parameters (doubled_steps)
-            params = dict(catalog.attack(attack).presets[preset]) if isinstance(preset, str) else dict(preset)
+        for attack, preset in components:
+            params = _component_params(attack, preset)
             if attack == "l0_pgd_min":
                 params["known"] = best_d
             cand = get(attack).run(model, x, y, **params)
@@ -356,7 +361,7 @@ def doubled_steps(params: dict) -> dict | None:
     if "components" in params:
         comps = []
         for attack, preset in params["components"]:
-            own = dict(catalog.attack(attack).presets[preset]) if isinstance(preset, str) else dict(preset)
+            own = _component_params(attack, preset)
             comps.append([attack, doubled_steps(own) or own])
         changed = any("steps" in p for _, p in comps)
         return {**params, "components": comps} if changed else None
