@@ -455,6 +455,68 @@ def bench_attacks_on(
     }
 
 
+def bench_convergence(checkpoint: Path, n: int, norms: str | None = None, device: str = "auto", echo=print) -> dict:
+    """Whether each norm's default minimal attack (``DEFAULT_SET``) has converged, on more samples
+    than a run's own check: the attack on the checkpoint's first ``n`` test images, then
+    ``evaluate.convergence_check`` on every correctly classified one of them (twice the steps).  Per
+    norm: ``robust_acc`` (the run's, per budget), ``robust_acc_twice_the_steps`` (the per-sample
+    worst case of the run and the longer run), ``moved_points`` (their difference, the curve check's
+    shift over all n images), ``distances_cut`` (share of the checked samples whose distance the
+    longer run cut by over 5 %), ``seconds`` of the run and of the check."""
+    from prunerob import attacks, data, stages
+    from prunerob import evaluate as ev
+    from prunerob.train import select_device
+
+    load_before = load()
+    dev = select_device(device)
+    model = stages.load_model(checkpoint, dev)
+    blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    x, y = data.load_split(blob["dataset"], train=False)
+    x, y = data.to_float(x[:n]).to(dev), y[:n].to(dev)
+    minimal = {
+        norm: next(s for s in specs if attacks.get(s.attack).kind == "minimal")
+        for norm, specs in choose_sets("default", norms)["default"].items()
+    }
+    out: dict = {"checkpoint": str(checkpoint), **identity(blob), "device": dev.type, "n_samples": n, "norms": {}}
+    for norm, spec in minimal.items():
+        spec = _resized(spec, n, 500)
+        start = time.perf_counter()
+        res = ev.attack_curve(model, x, y, spec, data.info(blob["dataset"]).input_shape, convergence=False)
+        ran = time.perf_counter() - start
+        with ev.attack_mode(model):
+            rows = ev.convergence_check(model, x, y, res.samples, spec, attacks.get(spec.attack), n=n)
+        checked = int((res.samples["clean_pred"] == res.samples["label"]).sum())
+        acc = dict(zip(res.curve["eps"].astype(float), res.curve["robust_acc"].astype(float)))
+        moved = {float(r["eps"]): r["value"] * checked / n for r in rows if r["check"] == ev.CURVE_CHECK}
+        out["norms"][norm] = {
+            "attack": spec.attack,
+            "preset": spec.preset,
+            "n_checked": checked,
+            "robust_acc": {str(e): a for e, a in acc.items()},
+            "robust_acc_twice_the_steps": {str(e): a - moved.get(e, 0.0) for e, a in acc.items()},
+            "moved_points": {str(e): round(100 * m, 2) for e, m in moved.items()},
+            "distances_cut": next(r["value"] for r in rows if r["check"] == ev.CONVERGENCE_CHECK),
+            "seconds": {"run": round(ran, 1), "twice_the_steps": round(time.perf_counter() - start - ran, 1)},
+        }
+        echo(json.dumps({"checkpoint": str(checkpoint), "norm": norm, **out["norms"][norm]}, indent=1))
+    return {**out, "load_before": load_before, "load_after": load()}
+
+
+def bench_convergence_many(
+    checkpoints: list[Path], n: int, norms: str | None, device: str, out: Path | None, command: str, echo=print
+) -> Path:
+    """``bench_convergence`` on each checkpoint, inputs checked first; the JSON is written after each
+    checkpoint (a run stopped part way keeps what finished)."""
+    choose_sets("default", norms)
+    check_attack_bench(checkpoints, n, 1, 1, device)
+    records: list[dict] = []
+    path = out or BENCH_DIR / "convergence.json"
+    for checkpoint in checkpoints:
+        records.append(bench_convergence(Path(checkpoint), n, norms, device, echo))
+        path = write("convergence", records, command, out)
+    return path
+
+
 def bench_attacks_many(
     checkpoints: list[Path],
     n: int,

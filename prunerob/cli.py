@@ -60,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="measure speed; results go to benchmarks/<name>.json")
     bench.add_argument(
         "what",
-        choices=["prune", "attacks", "sweep"],
+        choices=["prune", "attacks", "sweep", "convergence"],
         help="prune: mask computation and application, all methods; attacks: attack speed and strength; "
-        "sweep: attack cost per checkpoint measured in a profile's own runs, and the grid time it projects",
+        "sweep: attack cost per checkpoint measured in a profile's own runs, and the grid time it projects; "
+        "convergence: each norm's default minimal attack against twice its steps, on --n images",
     )
     bench.add_argument("--profile", default="cpu", help="sweep: the profile whose runs are read (default: cpu)")
     bench.add_argument("--arch", default="vgg11", help="prune: the architecture (3x32x32 input)")
@@ -70,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         "--checkpoint",
         action="append",
         default=[],
-        help="attacks: a saved model (artifacts/.../*.pt); repeat for several, one record each in one JSON",
+        help="attacks, convergence: a saved model (artifacts/.../*.pt); repeat for several, one record each in one JSON",
     )
-    bench.add_argument("--n", type=int, default=100, help="attacks: number of test images (default 100)")
+    bench.add_argument("--n", type=int, default=100, help="attacks, convergence: number of test images (default 100)")
     bench.add_argument(
         "--sets",
         default="default,original",
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     bench.add_argument(
         "--norms",
-        help="attacks: the norms to evaluate, comma-separated: Linf, L2, L0 (default: all three)",
+        help="attacks, convergence: the norms to evaluate, comma-separated: Linf, L2, L0 (default: all three)",
     )
     bench.add_argument(
         "--reuse-strongest",
@@ -179,6 +180,15 @@ def main(argv: list[str] | None = None) -> int:
                             f"{r['arch']} ({r['training']}): {r['seconds_per_checkpoint_papermill']:.0f} s per "
                             f"checkpoint, {r['projection']}: {r['projected_minutes']:.0f} min"
                         )
+            elif args.what == "convergence":
+                path = bench_mod.bench_convergence_many(
+                    [Path(c) for c in args.checkpoint],
+                    args.n,
+                    args.norms,
+                    args.device,
+                    Path(args.out) if args.out else None,
+                    " ".join(sys.argv),
+                )
             else:
                 path = bench_mod.bench_attacks_many(
                     [Path(c) for c in args.checkpoint],

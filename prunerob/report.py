@@ -925,7 +925,10 @@ def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.D
     norm broke at any distance), ``sources`` (share of samples whose smallest distance came from
     each attack or ensemble component), ``not_converged`` (runs whose convergence check failed:
     twice the steps cut the distance of more than 1 of 50 samples by over 5 %, evaluate.
-    convergence_check; recorded by runs made since 2026-12-04, NA before), ``tripped`` and ``why``."""
+    convergence_check; recorded by runs made since 2026-12-04, NA before), ``curve_moved`` (budgets,
+    over the cell's runs, at which twice the steps broke more than 1 of those 50 samples that the run
+    counted robust: the robust accuracy read there would move; recorded since 2026-12-05, NA before),
+    ``tripped`` and ``why``."""
     cols = [
         "method",
         "dataset",
@@ -938,6 +941,7 @@ def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.D
         "never_broken",
         "sources",
         "not_converged",
+        "curve_moved",
         "tripped",
         "why",
     ]
@@ -950,6 +954,7 @@ def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.D
     for check, col, absent in (
         ("unbounded_breaks_all", "unbounded_failed", 0),
         ("converged_at_twice_the_steps", "not_converged", pd.NA),
+        ("curve_holds_at_twice_the_steps", "curve_moved", pd.NA),
     ):
         rows = white[white["check"] == check] if len(white) else white
         if len(rows):
@@ -958,7 +963,8 @@ def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.D
         else:
             out[col] = absent
     out["unbounded_failed"] = out["unbounded_failed"].fillna(0).astype(int)
-    out["not_converged"] = out["not_converged"].astype("Int64")  # NA: no run of the cell was checked
+    for col in ("not_converged", "curve_moved"):
+        out[col] = out[col].astype("Int64")  # NA: no run of the cell was checked
     minimal = samples[(samples["kind"] == "minimal")] if len(samples) else samples
     never: dict[tuple, list[float]] = {}
     sources: dict[tuple, str] = {}
@@ -986,6 +992,9 @@ def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.D
         unconverged = 0.0 if r.not_converged is pd.NA else _num(r.not_converged)
         if unconverged:
             w.append(f"twice the steps still cut distances in {int(unconverged)} run(s) (not converged)")
+        moved = 0.0 if r.curve_moved is pd.NA else _num(r.curve_moved)
+        if moved:
+            w.append(f"twice the steps move the robust accuracy at {int(moved)} budget(s)")
         why.append("; ".join(w))
     out["why"] = why
     out["tripped"] = out["why"] != ""
@@ -1685,10 +1694,12 @@ def indicator_summary(indicators: pd.DataFrame, archs) -> dict[str, Any]:
         .rename("most common split of the worst case (share of samples per attack)")
         .to_frame()
     )
-    checked = shown["not_converged"].notna()
+    checked, curved = shown["not_converged"].notna(), shown["curve_moved"].notna()
     converged = (
         f" Convergence (twice the steps) was checked in {int(checked.sum())} of them, "
-        f"{int((shown.loc[checked, 'not_converged'] > 0).sum())} not converged."
+        f"{int((shown.loc[checked, 'not_converged'] > 0).sum())} not converged (distances still cut by over 5 %); "
+        f"its effect on the curve in {int(curved.sum())}, {int((shown.loc[curved, 'curve_moved'] > 0).sum())} "
+        "of which would move at a budget."
     )
     return {
         "sentence": f"**{len(tripped)} of {len(shown)}** (model, method, CR, norm) results tripped an indicator."

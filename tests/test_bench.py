@@ -362,3 +362,33 @@ def test_bench_attacks_reuses_an_earlier_runs_strongest_set_for_the_same_checkpo
     earlier.write_text(json.dumps(blob))
     assert cli.main(argv) == 0
     assert ran[-1] == {"default": ["L0"], "strongest": ["L0"]}
+
+
+def test_bench_convergence_reads_the_curve_at_twice_the_steps_on_a_real_checkpoint(out_dirs, monkeypatch, capsys):
+    """On a real (briefly trained) MLP checkpoint: each norm's default minimal attack, then twice its
+    steps on every correct sample; the longer run can only lower the curve (per-sample worst case),
+    ``moved_points`` is that shift, and a bad --norms stops before any work with one line."""
+    from prunerob import cli, stages
+    from prunerob.spec import PruneStage, TrainStage
+
+    common = dict(arch="mlp", n_train=1000, n_eval=500, max_epochs=1)
+    stages.run_train(TrainStage.from_params(**common), device="cpu", progress=False)
+    prune = PruneStage.from_params(**common, crs=[1], finetune_max_epochs=0)
+    stages.run_prune(prune, device="cpu", progress=False)
+    checkpoint = stages.prune_checkpoint(prune, 1)
+    # a cheap stand-in for the default L2 attack on 40 images: DDN at its default (100 steps)
+    monkeypatch.setitem(bench.DEFAULT_SET, "L2", (("l2_ddn", "default"),))
+    out = out_dirs["results"] / "convergence.json"
+    argv = ["bench", "convergence", "--checkpoint", str(checkpoint), "--n", "40", "--norms", "L2", "--out", str(out)]
+    assert cli.main(argv) == 0
+    (record,) = json.loads(out.read_text())["records"]
+    got = record["norms"]["L2"]
+    assert (got["attack"], record["n_samples"]) == ("l2_ddn", 40) and 0 < got["n_checked"] <= 40
+    for eps, acc in got["robust_acc"].items():
+        twice = got["robust_acc_twice_the_steps"][eps]
+        assert twice <= acc + 1e-9
+        if float(eps) > 0:
+            assert got["moved_points"][eps] == pytest.approx(100 * (acc - twice), abs=0.01)
+    assert 0 <= got["distances_cut"] <= 1 and got["seconds"]["twice_the_steps"] > 0
+    assert cli.main(["bench", "convergence", "--checkpoint", str(checkpoint), "--norms", "L3"]) == 2
+    assert "--norms" in capsys.readouterr().err

@@ -556,10 +556,19 @@ def test_the_convergence_check_fails_when_twice_the_steps_find_smaller_distances
     assert bool(row["passed"]) is passes and row["expected"] == ev.CONVERGENCE_MAX
     # factor 2: the run found nothing, twice its steps break (nearly) every sample
     assert (row["value"] <= ev.CONVERGENCE_MAX) if passes else row["value"] > 0.9
+    # the curve check: a row per budget of the run, each the share of the checked samples the run
+    # counted robust there and the longer run broke
+    curve = res.checks[res.checks["check"] == ev.CURVE_CHECK].set_index("eps")
+    assert list(curve.index) == [0.5, 1.0, 2.0] and (curve["expected"] == ev.CONVERGENCE_MAX).all()
+    if passes:
+        assert curve["passed"].all() and (curve["value"] <= ev.CONVERGENCE_MAX).all()
+    else:  # the run found nothing (every checked sample robust), twice its steps break most within 2
+        assert not curve.loc[2.0, "passed"] and curve.loc[2.0, "value"] > 0.5
+        assert list(curve["value"]) == sorted(curve["value"])  # a larger budget: more of them broken
     ind = report.failure_indicators(
         res.curve.assign(**_cell()), res.samples.assign(**_cell()), res.checks.assign(**_cell())
     ).iloc[0]
-    assert bool(ind["not_converged"] == 0) is passes
+    assert bool(ind["not_converged"] == 0) is passes and bool(ind["curve_moved"] == 0) is passes
     assert ("not converged" in ind["why"]) is not passes
 
 

@@ -364,6 +364,19 @@ def _indicator_tables():
             for cr in (1, 4)
             for check in ("unbounded_breaks_all", "converged_at_twice_the_steps")
         ]
+        # the curve check: one row per budget; at CR 4 two of its three budgets moved
+        + [
+            {
+                **base,
+                "cr": cr,
+                "attack": "l0_ensemble",
+                "check": "curve_holds_at_twice_the_steps",
+                "eps": eps,
+                "passed": cr == 1 or eps == 8.0,
+            }
+            for cr in (1, 4)
+            for eps in (2.0, 4.0, 8.0)
+        ]  # fmt: skip
     )
     rows = []
     for cr in (1, 4):
@@ -397,8 +410,11 @@ def test_failure_indicators_trip_on_unverified_candidates_a_failed_unbounded_run
     assert "33.3% of the samples never broken" in ind.loc[4, "why"]
     assert ind.loc[1, "not_converged"] == 0 and ind.loc[4, "not_converged"] == 1
     assert "not converged" in ind.loc[4, "why"] and "not converged" not in ind.loc[1, "why"]
-    no_check = checks[checks["check"] != "converged_at_twice_the_steps"]  # runs made before the check
-    assert report.failure_indicators(attack, samples, no_check)["not_converged"].isna().all()
+    assert ind.loc[1, "curve_moved"] == 0 and ind.loc[4, "curve_moved"] == 2
+    assert "move the robust accuracy at 2 budget(s)" in ind.loc[4, "why"] and "move" not in ind.loc[1, "why"]
+    no_check = checks[~checks["check"].str.contains("twice_the_steps")]  # runs made before the checks
+    older = report.failure_indicators(attack, samples, no_check)
+    assert older["not_converged"].isna().all() and older["curve_moved"].isna().all()
 
 
 def test_a_tripped_point_is_marked_in_the_chart():
@@ -973,7 +989,8 @@ def test_cross_family_table_and_indicator_summary_per_model():
     health = report.indicator_summary(ind, ["mlp"])
     assert health["sentence"] == (
         "**1 of 2** (model, method, CR, norm) results tripped an indicator. "
-        "Convergence (twice the steps) was checked in 2 of them, 1 not converged."
+        "Convergence (twice the steps) was checked in 2 of them, 1 not converged (distances still cut by over "
+        "5 %); its effect on the curve in 2, 1 of which would move at a budget."
     )
     assert list(health["tripped"].index.get_level_values("cr")) == [4]
     assert "l0_pgd_min 56%" in health["sources"].iloc[0, 0]
