@@ -600,6 +600,31 @@ def set_strength(blob: dict, norm: str) -> dict[str, Any]:
     return {"table": table, "text": text}
 
 
+def convergence_strength(blob: dict, norm: str) -> str:
+    """The ``norm`` records of ``bench convergence`` in a sentence: per CR, how far twice the steps of
+    the default minimal attack moved its curve at most (points of robust accuracy, and where) and the
+    share of the checked images whose distance they cut by over 5 %; "not measured" without records."""
+    parts, ns, what = [], set(), ""
+    for r in blob.get("records", []):
+        got = r.get("norms", {}).get(norm)
+        if got is None:
+            continue
+        ns.add(r["n_samples"])
+        what = f"{got['attack']} ({got['preset']})"
+        eps, moved = max(got["moved_points"].items(), key=lambda kv: (kv[1], -float(kv[0])))
+        parts.append(
+            (float(r["cr"]), f"{moved:.1f} points at CR {float(r['cr']):g} ({distance_label(float(eps), norm)}; "
+             f"{got['distances_cut']:.0%} of the distances cut)")
+        )  # fmt: skip
+    if not parts:
+        return "not measured"
+    parts.sort(key=lambda p: -p[0])
+    n = ", ".join(map(str, sorted(ns)))
+    return f"on {n} test images per checkpoint, twice the steps of {what} moved its curve by at most " + "; ".join(
+        p[1] for p in parts
+    )
+
+
 def clean_per_method(prune: pd.DataFrame) -> str | None:
     """One model's clean accuracy in a phrase: dense, then every method's at the largest CR
     ("dense 90.79%; at CR 64 global magnitude unstructured 90.47%, ..."); None without rows."""
@@ -928,7 +953,8 @@ def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.D
     convergence_check; recorded by runs made since 2026-12-04, NA before), ``curve_moved`` (budgets,
     over the cell's runs, at which twice the steps broke more than 1 of those 50 samples that the run
     counted robust: the robust accuracy read there would move; recorded since 2026-12-05, NA before),
-    ``tripped`` and ``why``."""
+    ``tripped`` and ``why``.  A cell trips on ``curve_moved``, and on ``not_converged`` only where its
+    curve check did not run or failed too."""
     cols = [
         "method",
         "dataset",
@@ -989,10 +1015,12 @@ def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.D
             w.append(f"unbounded attack left samples standing in {int(_num(r.unbounded_failed))} run(s)")
         if _num(r.never_broken) > 0.01:
             w.append(f"{r.never_broken:.1%} of the samples never broken")
+        # distances still shrinking trip the result unless its curve check ran and held (one pixel
+        # is over 5 % of most L0 distances: the curve check says whether a budget's count moves)
         unconverged = 0.0 if r.not_converged is pd.NA else _num(r.not_converged)
-        if unconverged:
-            w.append(f"twice the steps still cut distances in {int(unconverged)} run(s) (not converged)")
         moved = 0.0 if r.curve_moved is pd.NA else _num(r.curve_moved)
+        if unconverged and (moved or r.curve_moved is pd.NA):
+            w.append(f"twice the steps still cut distances in {int(unconverged)} run(s) (not converged)")
         if moved:
             w.append(f"twice the steps move the robust accuracy at {int(moved)} budget(s)")
         why.append("; ".join(w))
@@ -1698,8 +1726,12 @@ def indicator_summary(indicators: pd.DataFrame, archs) -> dict[str, Any]:
     converged = (
         f" Convergence (twice the steps) was checked in {int(checked.sum())} of them, "
         f"{int((shown.loc[checked, 'not_converged'] > 0).sum())} not converged (distances still cut by over 5 %); "
-        f"its effect on the curve in {int(curved.sum())}, {int((shown.loc[curved, 'curve_moved'] > 0).sum())} "
-        "of which would move at a budget."
+        + (
+            f"its effect on the curve in {int(curved.sum())}, {int((shown.loc[curved, 'curve_moved'] > 0).sum())} "
+            "of which would move at a budget."
+            if curved.any()
+            else "its effect on the curve (per budget) was checked in none of them (runs made before 2026-12-05)."
+        )
     )
     return {
         "sentence": f"**{len(tripped)} of {len(shown)}** (model, method, CR, norm) results tripped an indicator."

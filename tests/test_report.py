@@ -412,6 +412,11 @@ def test_failure_indicators_trip_on_unverified_candidates_a_failed_unbounded_run
     assert "not converged" in ind.loc[4, "why"] and "not converged" not in ind.loc[1, "why"]
     assert ind.loc[1, "curve_moved"] == 0 and ind.loc[4, "curve_moved"] == 2
     assert "move the robust accuracy at 2 budget(s)" in ind.loc[4, "why"] and "move" not in ind.loc[1, "why"]
+    # distances cut while every budget's count held: recorded, not tripped on (no other indicator at CR 1)
+    held = checks.assign(passed=checks["passed"] | (checks["check"] == "curve_holds_at_twice_the_steps"))
+    held.loc[(held["cr"] == 1) & (held["check"] == "converged_at_twice_the_steps"), "passed"] = False
+    alone = report.failure_indicators(attack, samples, held).set_index("cr").loc[1]
+    assert alone["not_converged"] == 1 and alone["curve_moved"] == 0 and not alone["tripped"]
     no_check = checks[~checks["check"].str.contains("twice_the_steps")]  # runs made before the checks
     older = report.failure_indicators(attack, samples, no_check)
     assert older["not_converged"].isna().all() and older["curve_moved"].isna().all()
@@ -993,6 +998,10 @@ def test_cross_family_table_and_indicator_summary_per_model():
         "5 %); its effect on the curve in 2, 1 of which would move at a budget."
     )
     assert list(health["tripped"].index.get_level_values("cr")) == [4]
+    older = report.failure_indicators(attack, samples, checks[checks["check"] != "curve_holds_at_twice_the_steps"])
+    assert report.indicator_summary(older, ["mlp"])["sentence"].endswith(
+        "its effect on the curve (per budget) was checked in none of them (runs made before 2026-12-05)."
+    )
     assert "l0_pgd_min 56%" in health["sources"].iloc[0, 0]
     rows = [
         {"prune_id": "p", "cr": 4, "norm": "L2", "eps": 1.0, "attack": a, "kind": k, "robust_acc": acc}
@@ -1487,3 +1496,17 @@ def test_two_models_section_and_one_model_chart_open_where_the_reference_is_near
     assert "L2: A and B" in str(both["figures"]["L2"].to_dict())
     assert report.one_model_chart(worst, "L0", "A", "t") is None
     assert report.one_model_chart(worst[worst["method"] == "A"], "L2", "A", "L2 of A") is not None
+
+
+def test_convergence_strength_names_the_largest_shift_per_cr_and_where():
+    def record(cr, moved, cut):
+        got = {"attack": "l0_ensemble", "preset": "steps6000", "moved_points": moved, "distances_cut": cut}
+        return {"cr": cr, "n_samples": 200, "norms": {"L0": got}}
+
+    blob = {"records": [record(1, {"2.0": 0.0, "4.0": 0.5}, 0.04), record(64, {"2.0": 1.5, "4.0": 1.5}, 0.2)]}
+    assert report.convergence_strength(blob, "L0") == (
+        "on 200 test images per checkpoint, twice the steps of l0_ensemble (steps6000) moved its curve by at "
+        "most 1.5 points at CR 64 (2 px; 20% of the distances cut); 0.5 points at CR 1 (4 px; 4% of the "
+        "distances cut)"
+    )
+    assert report.convergence_strength(blob, "L2") == "not measured"
