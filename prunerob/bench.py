@@ -455,14 +455,17 @@ def bench_attacks_on(
     }
 
 
-def bench_convergence(checkpoint: Path, n: int, norms: str | None = None, device: str = "auto", echo=print) -> dict:
+def bench_convergence(
+    checkpoint: Path, n: int, norms: str | None = None, device: str = "auto", echo=print, preset: str | None = None
+) -> dict:
     """Whether each norm's default minimal attack (``DEFAULT_SET``) has converged, on more samples
     than a run's own check: the attack on the checkpoint's first ``n`` test images, then
     ``evaluate.convergence_check`` on every correctly classified one of them (twice the steps).  Per
     norm: ``robust_acc`` (the run's, per budget), ``robust_acc_twice_the_steps`` (the per-sample
     worst case of the run and the longer run), ``moved_points`` (their difference, the curve check's
     shift over all n images), ``distances_cut`` (share of the checked samples whose distance the
-    longer run cut by over 5 %), ``seconds`` of the run and of the check."""
+    longer run cut by over 5 %), ``seconds`` of the run and of the check.  ``preset``: the minimal
+    attack at this preset instead of the default set's (one norm; ``minimal_at``)."""
     from prunerob import attacks, data, stages
     from prunerob import evaluate as ev
     from prunerob.train import select_device
@@ -473,10 +476,7 @@ def bench_convergence(checkpoint: Path, n: int, norms: str | None = None, device
     blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
     x, y = data.load_split(blob["dataset"], train=False)
     x, y = data.to_float(x[:n]).to(dev), y[:n].to(dev)
-    minimal = {
-        norm: next(s for s in specs if attacks.get(s.attack).kind == "minimal")
-        for norm, specs in choose_sets("default", norms)["default"].items()
-    }
+    minimal = minimal_at(norms, preset)
     out: dict = {"checkpoint": str(checkpoint), **identity(blob), "device": dev.type, "n_samples": n, "norms": {}}
     for norm, spec in minimal.items():
         spec = _resized(spec, n, 500)
@@ -490,7 +490,7 @@ def bench_convergence(checkpoint: Path, n: int, norms: str | None = None, device
         moved = {float(r["eps"]): r["value"] * checked / n for r in rows if r["check"] == ev.CURVE_CHECK}
         out["norms"][norm] = {
             "attack": spec.attack,
-            "preset": spec.preset,
+            "preset": spec.preset_name,
             "n_checked": checked,
             "robust_acc": {str(e): a for e, a in acc.items()},
             "robust_acc_twice_the_steps": {str(e): a - moved.get(e, 0.0) for e, a in acc.items()},
@@ -502,17 +502,41 @@ def bench_convergence(checkpoint: Path, n: int, norms: str | None = None, device
     return {**out, "load_before": load_before, "load_after": load()}
 
 
+def minimal_at(norms: str | None, preset: str | None = None) -> dict:
+    """Per norm named (all three by default), the default set's minimal attack, at ``preset`` where
+    one is given (then exactly one norm, and a preset that attack has; SpecError otherwise)."""
+    from prunerob import attacks
+    from prunerob.spec import AttackSpec, invalid
+
+    minimal = {
+        norm: next(s for s in specs if attacks.get(s.attack).kind == "minimal")
+        for norm, specs in choose_sets("default", norms)["default"].items()
+    }
+    if preset is None:
+        return minimal
+    if len(minimal) != 1:
+        raise invalid("--preset", preset, why="needs exactly one norm in --norms")
+    return {norm: AttackSpec(**{**spec.params(), "preset": preset}) for norm, spec in minimal.items()}
+
+
 def bench_convergence_many(
-    checkpoints: list[Path], n: int, norms: str | None, device: str, out: Path | None, command: str, echo=print
+    checkpoints: list[Path],
+    n: int,
+    norms: str | None,
+    device: str,
+    out: Path | None,
+    command: str,
+    echo=print,
+    preset: str | None = None,
 ) -> Path:
     """``bench_convergence`` on each checkpoint, inputs checked first; the JSON is written after each
     checkpoint (a run stopped part way keeps what finished)."""
-    choose_sets("default", norms)
+    minimal_at(norms, preset)
     check_attack_bench(checkpoints, n, 1, 1, device)
     records: list[dict] = []
     path = out or BENCH_DIR / "convergence.json"
     for checkpoint in checkpoints:
-        records.append(bench_convergence(Path(checkpoint), n, norms, device, echo))
+        records.append(bench_convergence(Path(checkpoint), n, norms, device, echo, preset))
         path = write("convergence", records, command, out)
     return path
 

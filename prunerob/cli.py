@@ -105,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         help="attacks: alternating rounds of the sets (the strongest runs once); each "
         "set's and norm's seconds are its best round (default 3)",
     )
+    bench.add_argument(
+        "--preset",
+        help="convergence: the norm's default minimal attack at this preset instead of the default set's (one norm)",
+    )
     bench.add_argument("--device", default="auto")
     bench.add_argument(
         "--out", help="JSON file to write (default benchmarks/<what>_<arch>.json; attacks: benchmarks/attacks.json)"
@@ -188,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.device,
                     Path(args.out) if args.out else None,
                     " ".join(sys.argv),
+                    preset=args.preset,
                 )
             else:
                 path = bench_mod.bench_attacks_many(

@@ -390,5 +390,7 @@ def test_bench_convergence_reads_the_curve_at_twice_the_steps_on_a_real_checkpoi
         if float(eps) > 0:
             assert got["moved_points"][eps] == pytest.approx(100 * (acc - twice), abs=0.01)
     assert 0 <= got["distances_cut"] <= 1 and got["seconds"]["twice_the_steps"] > 0
-    assert cli.main(["bench", "convergence", "--checkpoint", str(checkpoint), "--norms", "L3"]) == 2
-    assert "--norms" in capsys.readouterr().err
+    for bad, named in ((["--norms", "L3"], "--norms"), (["--norms", "L0,L2", "--preset", "strong"], "--preset"),
+                       (["--norms", "L0", "--preset", "steps7"], "preset")):  # fmt: skip
+        assert cli.main(["bench", "convergence", "--checkpoint", str(checkpoint), *bad]) == 2
+        assert named in capsys.readouterr().err
