@@ -311,8 +311,9 @@ ATTACKS: dict[str, Attack] = {
             # rejected: warm restarts from the best point (3 x 1,000 steps 35.7 % at 4 px), reverting
             # changed pixels greedily after 2,000 steps (36.3 %), lr 3 (36.7 %)
             "steps6000": {"steps": 6000, "lr": 1.0, "sigma": 1e-3, "threshold": 0.3, "threshold_factor": 0.01},
-            # steps12000: where 6,000 steps still move the curve (bench convergence, 2026-12-05: twice
-            # 6,000 steps moved the CNN's L0 curve by up to 2 points at CR 16, 8 px)
+            # steps12000: twice 6,000 steps moved the CNN's L0 curve by up to 2 points (CR 16, 8 px;
+            # bench convergence, 2026-12-05); 12,000 steps were not better at CR 64 (33.5 % robust at
+            # 4 px against 33.0 %) and 24,000 moved that by 3 points: the strongest set's, not the default
             "steps12000": {"steps": 12000, "lr": 1.0, "sigma": 1e-3, "threshold": 0.3, "threshold_factor": 0.01},
         },
         description="sigma-zero (Cina et al. 2025): Adam on a smooth approximation of the number of changed "
