@@ -612,8 +612,9 @@ def convergence_strength(blob: dict, norm: str) -> str:
         ns.add(r["n_samples"])
         what = f"{got['attack']} ({got['preset']})"
         eps, moved = max(got["moved_points"].items(), key=lambda kv: (kv[1], -float(kv[0])))
+        where = f"{budget(float(eps), norm)}; " if moved > 0 else ""
         parts.append(
-            (float(r["cr"]), f"{moved:.1f} points at CR {float(r['cr']):g} ({distance_label(float(eps), norm)}; "
+            (float(r["cr"]), f"{moved:.1f} points at CR {float(r['cr']):g} ({where}"
              f"{got['distances_cut']:.0%} of the distances cut)")
         )  # fmt: skip
     if not parts:

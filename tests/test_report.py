@@ -1503,10 +1503,11 @@ def test_convergence_strength_names_the_largest_shift_per_cr_and_where():
         got = {"attack": "l0_ensemble", "preset": "steps6000", "moved_points": moved, "distances_cut": cut}
         return {"cr": cr, "n_samples": 200, "norms": {"L0": got}}
 
-    blob = {"records": [record(1, {"2.0": 0.0, "4.0": 0.5}, 0.04), record(64, {"2.0": 1.5, "4.0": 1.5}, 0.2)]}
+    blob = {"records": [record(1, {"2.0": 0.0, "4.0": 0.5}, 0.04), record(64, {"2.0": 1.5, "4.0": 1.5}, 0.2),
+                        record(16, {"2.0": 0.0, "4.0": 0.0}, 0.0)]}  # fmt: skip
     assert report.convergence_strength(blob, "L0") == (
         "on 200 test images per checkpoint, twice the steps of l0_ensemble (steps6000) moved its curve by at "
-        "most 1.5 points at CR 64 (2 px; 20% of the distances cut); 0.5 points at CR 1 (4 px; 4% of the "
-        "distances cut)"
+        "most 1.5 points at CR 64 (2 px; 20% of the distances cut); 0.0 points at CR 16 (0% of the distances "
+        "cut); 0.5 points at CR 1 (4 px; 4% of the distances cut)"
     )
     assert report.convergence_strength(blob, "L2") == "not measured"
