@@ -167,17 +167,14 @@ def main(argv: list[str] | None = None) -> int:
 
             from prunerob import bench as bench_mod
 
+            out, command, checkpoints = Path(args.out) if args.out else None, " ".join(sys.argv), args.checkpoint
             if args.what == "prune":
                 records = bench_mod.bench_prune(args.arch)
-                path = bench_mod.write(
-                    f"prune_{args.arch}", records, " ".join(sys.argv), Path(args.out) if args.out else None
-                )
+                path = bench_mod.write(f"prune_{args.arch}", records, command, out)
                 print(bench_mod.summarize_prune(records))
             elif args.what == "sweep":
                 records = bench_mod.bench_sweep(args.profile)
-                path = bench_mod.write(
-                    f"sweep_{args.profile}", records, " ".join(sys.argv), Path(args.out) if args.out else None
-                )
+                path = bench_mod.write(f"sweep_{args.profile}", records, command, out)
                 for r in records:
                     if "projection" in r:
                         print(
@@ -186,24 +183,18 @@ def main(argv: list[str] | None = None) -> int:
                         )
             elif args.what == "convergence":
                 path = bench_mod.bench_convergence_many(
-                    [Path(c) for c in args.checkpoint],
-                    args.n,
-                    args.norms,
-                    args.device,
-                    Path(args.out) if args.out else None,
-                    " ".join(sys.argv),
-                    preset=args.preset,
+                    list(map(Path, checkpoints)), args.n, args.norms, args.device, out, command, preset=args.preset
                 )
             else:
                 path = bench_mod.bench_attacks_many(
-                    [Path(c) for c in args.checkpoint],
+                    list(map(Path, checkpoints)),
                     args.n,
                     args.device,
                     args.throughput_n,
                     args.rounds,
                     args.sets,
-                    Path(args.out) if args.out else None,
-                    " ".join(sys.argv),
+                    out,
+                    command,
                     norms=args.norms,
                     reuse_strongest=[Path(p) for p in args.reuse_strongest],
                 )
