@@ -492,7 +492,7 @@ def attack_bench(blob: dict) -> AttackBench:
         "bench-machine": f"{machine['cpu_count']} CPU cores" + (f", {machine['cuda']}" if machine.get("cuda") else ""),
         "bench-default-s": f"{sum(v['seconds'] for v in b['default'].values()):.0f}",
         "bench-original-s": f"{sum(v['seconds'] for v in b['original'].values()):.0f}",
-        "bench-speedup": f"{b['speedup']:.0f}",
+        "bench-speedup": f"{b['speedup']:.1f}",
         "bench-throughput": f"{b['throughput']['ratio']:.2f}",
         "bench-batch": b["throughput"]["batch_size"],
     }
