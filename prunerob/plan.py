@@ -109,13 +109,12 @@ def regrid(stage) -> list[float]:
         float(unbounded["eps"].iloc[0]) if len(unbounded) else float("nan"),
         float(unbounded["value"].iloc[0]) if len(unbounded) else None,
     )
-    common = checks.drop(columns=[c for c in ("check", "value", "expected", "passed", "eps") if c in checks]).iloc[[0]]
+    own = [c for c in ("check", "value", "expected", "passed", "eps") if c in checks]  # a check's; the rest: the run's
+    common = checks.drop(columns=own).iloc[[0]]
     # the convergence checks stand: the distance check does not depend on the budgets, the curve
     # check's rows are per budget (a budget added here has none)
     kept = checks[checks["check"].isin([evaluate.CONVERGENCE_CHECK, evaluate.CURVE_CHECK])]
-    redone = pd.concat(
-        [redone, kept[[c for c in ("check", "value", "expected", "passed", "eps") if c in kept]]], ignore_index=True
-    )
+    redone = pd.concat([redone, kept[own]], ignore_index=True)
     new_checks = redone.assign(**{str(k): v for k, v in common.iloc[0].items()})
     curve = curve.assign(all_checks_passed=bool(redone["passed"].all()))
     results.write_table(results.conform(new_checks, "checks"), "checks", stage.id)
