@@ -31,6 +31,26 @@ VOLATILE = {
 }
 
 
+def _kernels_of(results_dir):
+    """The pids of the stage kernels running for a sweep that writes to results_dir (a kernel runs in
+    a session of its own, so killing the sweep's process group does not reach it: it must end by
+    itself once its parent is gone)."""
+    pids = []
+    for proc in os.listdir("/proc"):
+        if not proc.isdigit():
+            continue
+        try:
+            with open(f"/proc/{proc}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{proc}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+        except OSError:  # ended meanwhile, or not ours
+            continue
+        if b"ipykernel" in cmdline and f"PRUNEROB_RESULTS={results_dir}".encode() in environ:
+            pids.append(int(proc))
+    return pids
+
+
 def _tables(results_dir):
     out = {}
     for table in ("train", "prune", "layers", "attack", "checks", "samples"):
@@ -51,7 +71,7 @@ def test_killed_sweep_resumes_on_dask_to_the_same_tables(smoke_study, tmp_path, 
     }
     for k, v in env.items():
         monkeypatch.setenv(k, str(v))
-    finished_before = set()
+    finished_before, kernels_seen = set(), False
     for delay in (12, 30):  # two kills at different points of the pipeline
         proc = subprocess.Popen(
             [sys.executable, "-m", "prunerob", "sweep", "--profile", "smoke"],
@@ -60,14 +80,22 @@ def test_killed_sweep_resumes_on_dask_to_the_same_tables(smoke_study, tmp_path, 
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(delay)
+        until = time.time() + delay
+        while time.time() < until:
+            kernels_seen |= bool(_kernels_of(env["PRUNEROB_RESULTS"]))
+            time.sleep(0.5)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        deadline = time.time() + 15  # no kernel outlives the killed sweep (each polls its parent)
+        while _kernels_of(env["PRUNEROB_RESULTS"]) and time.time() < deadline:
+            time.sleep(0.5)
+        assert not _kernels_of(env["PRUNEROB_RESULTS"]), "a stage kernel outlived the killed sweep"
         visible = {p for p in env["PRUNEROB_RESULTS"].rglob("*.parquet")}
         for path in visible:  # every visible table is whole
             assert results.read_table_file(path) is not None, path
         assert finished_before <= visible  # nothing that had finished was lost
         finished_before = visible
+    assert kernels_seen  # the check above looked at real kernels
     done_before = {
         s.id
         for s in profiles.expand(profiles.load_profile("smoke"))
@@ -78,9 +106,9 @@ def test_killed_sweep_resumes_on_dask_to_the_same_tables(smoke_study, tmp_path, 
     ) as cluster:
         summary = sweep.run("smoke", scheduler=cluster.scheduler_address, progress=False)
     assert not summary.failed and not summary.blocked, summary.failed
-    # only what was missing ran again, and all of it (a stage the killed run's kernel was finishing
-    # may land between the count above and the sweep's start: it is then skipped, not re-run)
-    assert not set(summary.done) & done_before and len(summary.done) + len(summary.skipped) == 10
+    # only what was missing ran again, and all of it (no kernel of the killed runs was left to land a
+    # stage after the count above)
+    assert set(summary.skipped) == done_before and len(summary.done) + len(done_before) == 10
     resumed, reference = _tables(env["PRUNEROB_RESULTS"]), _tables(smoke_study["PRUNEROB_RESULTS"])
     for table in reference:
         pd.testing.assert_frame_equal(
