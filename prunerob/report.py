@@ -559,6 +559,15 @@ def attack_bench_checkpoints(blob: dict) -> pd.DataFrame:
 _BENCH_SETS = ("default", "strongest", "original")
 
 
+def per_cr_sentence(parts: list[tuple[float, str, Any]], lead: str) -> str:
+    """Per-checkpoint phrases ``(cr, phrase, n_samples)`` in one sentence, largest CR first: "on N test
+    images per checkpoint, <lead> <phrase>; <phrase>"; "not measured" without phrases."""
+    if not parts:
+        return "not measured"
+    n = ", ".join(sorted({str(p[2]) for p in parts}, key=float))
+    return f"on {n} test images per checkpoint, {lead} " + "; ".join(p[1] for p in sorted(parts, key=lambda p: -p[0]))
+
+
 def set_strength(blob: dict, norm: str) -> dict[str, Any]:
     """The ``norm`` records of a default-vs-strongest benchmark (``bench attacks --sets
     default,strongest``, one checkpoint each, with its ``cr``): ``table`` (robust accuracy per CR and
@@ -590,12 +599,7 @@ def set_strength(blob: dict, norm: str) -> dict[str, Any]:
         )  # fmt: skip
     if not rows:
         return {"table": pd.DataFrame(), "text": "not measured"}
-    parts.sort(key=lambda p: -p[0])
-    n = ", ".join(sorted({str(p[2]) for p in parts}))
-    text = (
-        f"on {n} test images per checkpoint, the default {norm} set stands above the strongest {norm} set by "
-        "at most " + "; ".join(p[1] for p in parts)
-    )
+    text = per_cr_sentence(parts, f"the default {norm} set stands above the strongest {norm} set by at most")
     table = pd.DataFrame(rows).set_index(["norm", "cr", "eps"]).sort_index()
     return {"table": table, "text": text}
 
@@ -604,26 +608,19 @@ def convergence_strength(blob: dict, norm: str) -> str:
     """The ``norm`` records of ``bench convergence`` in a sentence: per CR, how far twice the steps of
     the default minimal attack moved its curve at most (points of robust accuracy, and where) and the
     share of the checked images whose distance they cut by over 5 %; "not measured" without records."""
-    parts, ns, what = [], set(), ""
+    parts, what = [], ""
     for r in blob.get("records", []):
         got = r.get("norms", {}).get(norm)
         if got is None:
             continue
-        ns.add(r["n_samples"])
         what = f"{got['attack']} ({got['preset']})"
         eps, moved = max(got["moved_points"].items(), key=lambda kv: (kv[1], -float(kv[0])))
         where = f"{budget(float(eps), norm)}; " if moved > 0 else ""
         parts.append(
             (float(r["cr"]), f"{moved:.1f} points at CR {float(r['cr']):g} ({where}"
-             f"{got['distances_cut']:.0%} of the distances cut)")
+             f"{got['distances_cut']:.0%} of the distances cut)", r["n_samples"])
         )  # fmt: skip
-    if not parts:
-        return "not measured"
-    parts.sort(key=lambda p: -p[0])
-    n = ", ".join(map(str, sorted(ns)))
-    return f"on {n} test images per checkpoint, twice the steps of {what} moved its curve by at most " + "; ".join(
-        p[1] for p in parts
-    )
+    return per_cr_sentence(parts, f"twice the steps of {what} moved its curve by at most")
 
 
 def clean_per_method(prune: pd.DataFrame) -> str | None:
