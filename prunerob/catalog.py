@@ -114,6 +114,11 @@ CRITERIA = ("magnitude", "random")
 # --- norms and attacks -----------------------------------------------------------------------
 
 NORMS = ("L0", "L2", "Linf")
+# The names of a minimal attack's two convergence checks (run by ``evaluate``, read by ``plan`` and
+# ``report``): the share of the checked samples whose distance twice the steps cut, and, per budget,
+# the share that the run counts robust and twice the steps break
+CONVERGENCE_CHECK = "converged_at_twice_the_steps"
+CURVE_CHECK = "curve_holds_at_twice_the_steps"
 KINDS = ("fixed", "minimal")
 
 

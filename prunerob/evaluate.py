@@ -37,6 +37,7 @@ from torch import nn
 from prunerob import aggregate
 from prunerob import attacks as attack_registry
 from prunerob.attacks import distances, inside_box
+from prunerob.catalog import CONVERGENCE_CHECK, CURVE_CHECK
 from prunerob.spec import AttackSpec
 from prunerob.train import predict
 
@@ -44,11 +45,9 @@ UNBOUNDED_MAX_ACC = 0.01
 # The convergence check of a minimal attack (white-box): its first CONVERGENCE_N clean-correct samples
 # attacked again with twice the steps; it fails when the longer run finds a distance more than
 # CONVERGENCE_GAIN smaller for more than CONVERGENCE_MAX of them (1 of 50): the attack had not
-# finished optimising.
-CONVERGENCE_CHECK = "converged_at_twice_the_steps"
-# ... and, per budget of the run, the share of those samples that the run counts robust and twice the
-# steps break (the curve's shift there, on them); it fails above CONVERGENCE_MAX as well
-CURVE_CHECK = "curve_holds_at_twice_the_steps"
+# finished optimising (catalog.CONVERGENCE_CHECK); and, per budget of the run, the share of those
+# samples that the run counts robust and twice the steps break (the curve's shift there, on them;
+# catalog.CURVE_CHECK), which fails above CONVERGENCE_MAX as well.
 CONVERGENCE_N = 50
 CONVERGENCE_GAIN = 0.05
 CONVERGENCE_MAX = 0.02

@@ -113,7 +113,7 @@ def regrid(stage) -> list[float]:
     common = checks.drop(columns=own).iloc[[0]]
     # the convergence checks stand: the distance check does not depend on the budgets, the curve
     # check's rows are per budget (a budget added here has none)
-    kept = checks[checks["check"].isin([evaluate.CONVERGENCE_CHECK, evaluate.CURVE_CHECK])]
+    kept = checks[checks["check"].isin([catalog.CONVERGENCE_CHECK, catalog.CURVE_CHECK])]
     redone = pd.concat([redone, kept[own]], ignore_index=True)
     new_checks = redone.assign(**{str(k): v for k, v in common.iloc[0].items()})
     curve = curve.assign(all_checks_passed=bool(redone["passed"].all()))

@@ -977,8 +977,8 @@ def failure_indicators(attack: pd.DataFrame, samples: pd.DataFrame, checks: pd.D
     white = aggregate.white_box(checks) if len(checks) else checks
     for check, col, absent in (
         ("unbounded_breaks_all", "unbounded_failed", 0),
-        ("converged_at_twice_the_steps", "not_converged", pd.NA),
-        ("curve_holds_at_twice_the_steps", "curve_moved", pd.NA),
+        (catalog.CONVERGENCE_CHECK, "not_converged", pd.NA),
+        (catalog.CURVE_CHECK, "curve_moved", pd.NA),
     ):
         rows = white[white["check"] == check] if len(white) else white
         if len(rows):
