@@ -103,16 +103,18 @@ def test_the_recomputed_units_of_the_cpu_profile_face_the_default_set_on_every_p
 
     stages = [s for s in profiles.expand(profiles.load_profile("cpu")) if s.kind == "attack"]
     wanted = {pair for pairs in bench.DEFAULT_SET.values() for pair in pairs}
-    unit = [s for s in stages if s.model.arch == "cnn_original"]
-    by_cr: dict = {}
-    for s in unit:
-        by_cr.setdefault((str(s.prune), s.checkpoint.cr), set()).add((s.attack.attack, s.attack.preset or "default"))
-    methods = {prune for prune, _ in by_cr}
-    assert len(methods) == 2  # global and local magnitude unstructured
-    crs = [cr for _, cr in by_cr]  # every pruned CR of each method; the dense model (CR 1) once
-    assert sorted(crs) == [1] + sorted([2, 4, 8, 16, 32, 64] * 2)
-    for key, pairs in by_cr.items():
-        assert wanted <= pairs, (key, wanted - pairs)
+    # the original's CNN: global and local magnitude unstructured; the MLP: its 8 methods
+    for arch, n_methods in (("cnn_original", 2), ("mlp", 8)):
+        by_cr: dict = {}
+        for s in stages:
+            if s.model.arch == arch:
+                pair = (s.attack.attack, s.attack.preset or "default")
+                by_cr.setdefault((str(s.prune), s.checkpoint.cr), set()).add(pair)
+        assert len({prune for prune, _ in by_cr}) == n_methods, arch
+        crs = [cr for _, cr in by_cr]  # every pruned CR of each method; the dense model (CR 1) once
+        assert sorted(crs) == [1] + sorted([2, 4, 8, 16, 32, 64] * n_methods), arch
+        for key, pairs in by_cr.items():
+            assert wanted <= pairs, (arch, key, wanted - pairs)
 
 
 def test_attack_sets_can_be_restricted_to_some_norms_in_the_catalogs_order():
