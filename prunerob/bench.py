@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from prunerob import aggregate, models, prune, results
-from prunerob.spec import CRITERIA, DEFAULT_CRS, SCOPES, STRUCTURES
+from prunerob import aggregate, catalog, models, prune, results
+from prunerob.spec import CRITERIA, DEFAULT_CRS, SCOPES, STRUCTURES, SpecError
 
 BENCH_DIR = results.ROOT / "benchmarks"
 
@@ -40,12 +40,15 @@ def machine() -> dict:
     }
 
 
-def write(name: str, records: list[dict], command: str, out: Path | None = None) -> Path:
+def write(name: str, records: list[dict], command: str, out: Path | None = None, beside: str | None = None) -> Path:
+    """``benchmarks/<name>.json`` (or ``out``): the records, the command, the machine and ``beside``,
+    what else ran on the machine meanwhile as its user said (``bench --beside``; None: not said)."""
     path = out or BENCH_DIR / f"{name}.json"
     blob = {
         "benchmark": name,
         "command": command,
         "machine": machine(),
+        "beside": beside,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "records": records,
     }
@@ -361,6 +364,73 @@ def _resized(spec, n: int, batch_size: int):
     return AttackSpec(**{**spec.params(), "n_samples": n, "attack_batch_size": batch_size})
 
 
+MEMORY_FORMAT_ARCHS = {"cnn": "mnist", "cnn_original": "mnist", "resnet8": "fashion_mnist", "vgg11": "cifar10"}
+
+
+def bench_memory_format(
+    archs: list[str] | None = None, n: int = 500, steps: int = 10, rounds: int = 5, seed: int = 0
+) -> list[dict]:
+    """Per architecture (initialised with ``seed`` at its data set's input shape, ``n`` random images
+    in [0, 1]): seconds per attack step in the contiguous and in the channels-last memory format,
+    which ``evaluate.attack_mode`` uses for models with convolutions: a bare forward + backward to the
+    input (what any gradient attack step costs) and one step of sigma-zero (the default L0 attack,
+    the study's most expensive); the formats alternate, ``rounds`` rounds, best round each; and the
+    largest logit difference between the two (float rounding, not a different model)."""
+    archs = archs or list(MEMORY_FORMAT_ARCHS)
+    for arch in archs:  # every name checked before any work
+        if arch not in MEMORY_FORMAT_ARCHS:
+            raise SpecError(f"bench memory-format: unknown --arch {arch!r}; valid: {', '.join(MEMORY_FORMAT_ARCHS)}")
+    return [_memory_format_record(arch, n, steps, rounds, seed) for arch in archs]
+
+
+def _memory_format_record(arch: str, n: int, steps: int, rounds: int, seed: int) -> dict:
+    import torch.nn.functional as F
+
+    from prunerob import attacks, stages
+    from prunerob import evaluate as ev
+
+    dataset = MEMORY_FORMAT_ARCHS[arch]
+    torch.manual_seed(seed)
+    model = stages.new_model(arch, dataset)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand((n, *catalog.DATASETS[dataset].input_shape), generator=gen)
+    y = torch.randint(0, 10, (n,), generator=gen)
+
+    def bare():
+        for _ in range(steps):
+            inp = x.clone().requires_grad_(True)
+            torch.autograd.grad(F.cross_entropy(model(inp), y), inp)
+
+    def sigma_zero():
+        attacks.get("l0_sigma_zero").run(model, x, y, steps=steps - 1)  # steps - 1 steps: steps forwards
+
+    load_before = load()
+    best = {(fmt, what): float("inf") for fmt in ("contiguous", "channels_last") for what in ("bare", "sigma_zero")}
+    logits = {}
+    for r in range(rounds + 1):  # round 0 warms up
+        for fmt in ("contiguous", "channels_last"):
+            with ev.attack_mode(model, channels_last=fmt == "channels_last"):
+                if r == 0:
+                    with torch.no_grad():
+                        logits[fmt] = model(x)
+                for what, fn in (("bare", bare), ("sigma_zero", sigma_zero)):
+                    seconds = _time(fn, 1)
+                    if r:
+                        best[fmt, what] = min(best[fmt, what], seconds / steps)
+    return {
+        "arch": arch,
+        "dataset": dataset,
+        "n": n,
+        "steps": steps,
+        "rounds": rounds,
+        **{f"{what}_s_per_step_{fmt}": best[fmt, what] for fmt, what in best},
+        "speedup_bare": best["contiguous", "bare"] / best["channels_last", "bare"],
+        "speedup_sigma_zero": best["contiguous", "sigma_zero"] / best["channels_last", "sigma_zero"],
+        "max_abs_logit_difference": float((logits["contiguous"] - logits["channels_last"]).abs().max()),
+        "load_before_after": [load_before, load()],
+    }
+
+
 def load() -> list[float] | None:
     """The machine's load averages over 1, 5 and 15 minutes (runnable processes, this one included;
     None where the system has none): what else ran beside a benchmark."""
@@ -528,6 +598,7 @@ def bench_convergence_many(
     command: str,
     echo=print,
     preset: str | None = None,
+    beside: str | None = None,
 ) -> Path:
     """``bench_convergence`` on each checkpoint, inputs checked first; the JSON is written after each
     checkpoint (a run stopped part way keeps what finished)."""
@@ -537,7 +608,7 @@ def bench_convergence_many(
     path = out or BENCH_DIR / "convergence.json"
     for checkpoint in checkpoints:
         records.append(bench_convergence(Path(checkpoint), n, norms, device, echo, preset))
-        path = write("convergence", records, command, out)
+        path = write("convergence", records, command, out, beside)
     return path
 
 
@@ -553,6 +624,7 @@ def bench_attacks_many(
     echo=print,
     norms: str | None = None,
     reuse_strongest: list[Path] | None = None,
+    beside: str | None = None,
 ) -> Path:
     """``bench_attacks_on`` for each checkpoint in turn, one record each, into one JSON file
     (``benchmarks/attacks.json`` unless ``out``) written again after every checkpoint, so that a
@@ -578,7 +650,7 @@ def bench_attacks_many(
                 record.setdefault("strongest", {})[norm] = reused[norm]
         record["sets"] = list(chosen)
         records.append(compare_sets(record) if reused else record)  # bench_attacks compared what it ran
-        path = write("attacks", records, command, out)
+        path = write("attacks", records, command, out, beside)
         echo(json.dumps({"checkpoint": str(checkpoint), **summary(records[-1])}, indent=1))
     return path
 

@@ -60,13 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="measure speed; results go to benchmarks/<name>.json")
     bench.add_argument(
         "what",
-        choices=["prune", "attacks", "sweep", "convergence"],
+        choices=["prune", "attacks", "sweep", "convergence", "memory-format"],
         help="prune: mask computation and application, all methods; attacks: attack speed and strength; "
         "sweep: attack cost per checkpoint measured in a profile's own runs, and the grid time it projects; "
-        "convergence: each norm's default minimal attack against twice its steps, on --n images",
+        "convergence: each norm's default minimal attack against twice its steps, on --n images; "
+        "memory-format: an attack step's seconds in the contiguous and the channels-last memory format",
     )
     bench.add_argument("--profile", default="cpu", help="sweep: the profile whose runs are read (default: cpu)")
-    bench.add_argument("--arch", default="vgg11", help="prune: the architecture (3x32x32 input)")
+    bench.add_argument(
+        "--arch",
+        help="prune: the architecture (3x32x32 input; default vgg11); memory-format: comma-separated "
+        "architectures (default: cnn,cnn_original,resnet8,vgg11)",
+    )
     bench.add_argument(
         "--checkpoint",
         action="append",
@@ -108,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument(
         "--preset",
         help="convergence: the norm's default minimal attack at this preset instead of the default set's (one norm)",
+    )
+    bench.add_argument(
+        "--beside",
+        help="what else runs on the machine meanwhile (e.g. 'a 2-worker sweep'), written into the JSON "
+        "(its load averages are measured too)",
     )
     bench.add_argument("--device", default="auto")
     bench.add_argument(
@@ -169,12 +179,21 @@ def main(argv: list[str] | None = None) -> int:
 
             out, command, checkpoints = Path(args.out) if args.out else None, " ".join(sys.argv), args.checkpoint
             if args.what == "prune":
-                records = bench_mod.bench_prune(args.arch)
-                path = bench_mod.write(f"prune_{args.arch}", records, command, out)
+                arch = args.arch or "vgg11"
+                records = bench_mod.bench_prune(arch)
+                path = bench_mod.write(f"prune_{arch}", records, command, out, args.beside)
                 print(bench_mod.summarize_prune(records))
+            elif args.what == "memory-format":
+                records = bench_mod.bench_memory_format(args.arch.split(",") if args.arch else None)
+                path = bench_mod.write("memory_format", records, command, out, args.beside)
+                for r in records:
+                    print(
+                        f"{r['arch']}: channels-last {r['speedup_bare']:.2f}x (forward + backward), "
+                        f"{r['speedup_sigma_zero']:.2f}x (sigma-zero step)"
+                    )
             elif args.what == "sweep":
                 records = bench_mod.bench_sweep(args.profile)
-                path = bench_mod.write(f"sweep_{args.profile}", records, command, out)
+                path = bench_mod.write(f"sweep_{args.profile}", records, command, out, args.beside)
                 for r in records:
                     if "projection" in r:
                         print(
@@ -183,7 +202,14 @@ def main(argv: list[str] | None = None) -> int:
                         )
             elif args.what == "convergence":
                 path = bench_mod.bench_convergence_many(
-                    list(map(Path, checkpoints)), args.n, args.norms, args.device, out, command, preset=args.preset
+                    list(map(Path, checkpoints)),
+                    args.n,
+                    args.norms,
+                    args.device,
+                    out,
+                    command,
+                    preset=args.preset,
+                    beside=args.beside,
                 )
             else:
                 path = bench_mod.bench_attacks_many(
@@ -197,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                     command,
                     norms=args.norms,
                     reuse_strongest=[Path(p) for p in args.reuse_strongest],
+                    beside=args.beside,
                 )
             print(f"wrote {path}")
             return 0

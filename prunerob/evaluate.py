@@ -67,13 +67,19 @@ def within(dist: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def attack_mode(model: nn.Module):
-    """Eval mode (asserted on every forward), frozen parameters; both restored on exit."""
+def attack_mode(model: nn.Module, channels_last: bool = True):
+    """Eval mode (asserted on every forward), frozen parameters and, for a model with convolutions,
+    the channels-last memory format (the same outputs up to float rounding; on a CPU the attack steps
+    of the study's convolutional models run faster in it: ``bench memory-format``); all restored on
+    exit."""
     was_training = model.training
     grads = [(p, p.requires_grad) for p in model.parameters()]
+    convolutional = channels_last and any(isinstance(m, nn.Conv2d) for m in model.modules())
     model.eval()
     for p, _ in grads:
         p.requires_grad_(False)
+    if convolutional:
+        model.to(memory_format=torch.channels_last)
 
     def guard(module, _inputs):
         if module.training:
@@ -84,6 +90,8 @@ def attack_mode(model: nn.Module):
         yield model
     finally:
         handle.remove()
+        if convolutional:
+            model.to(memory_format=torch.contiguous_format)
         for p, flag in grads:
             p.requires_grad_(flag)
         model.train(was_training)

@@ -25,6 +25,23 @@ def test_prune_bench_times_every_method_and_records_the_machine(tmp_path):
     assert "cr" in bench.summarize_prune(records) or "2" in bench.summarize_prune(records)
 
 
+def test_memory_format_bench_times_both_formats_per_architecture(tmp_path, capsys):
+    from prunerob import cli
+
+    records = bench.bench_memory_format(["cnn", "resnet8"], n=8, steps=2, rounds=1)
+    assert [(r["arch"], r["dataset"]) for r in records] == [("cnn", "mnist"), ("resnet8", "fashion_mnist")]
+    for r in records:
+        for what in ("bare", "sigma_zero"):
+            for fmt in ("contiguous", "channels_last"):
+                assert r[f"{what}_s_per_step_{fmt}"] > 0
+            assert r[f"speedup_{what}"] == r[f"{what}_s_per_step_contiguous"] / r[f"{what}_s_per_step_channels_last"]
+        assert r["max_abs_logit_difference"] < 1e-4  # one model in two layouts
+    out = tmp_path / "m.json"
+    assert cli.main(["bench", "memory-format", "--arch", "cnn,mlp", "--out", str(out)]) == 2  # mlp: no such choice
+    assert "unknown --arch 'mlp'; valid: cnn, cnn_original, resnet8, vgg11" in capsys.readouterr().err
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_attack_bench_compares_sets_per_norm_and_measures_throughput(trained_cnn, mnist):
     from prunerob.spec import AttackSpec
@@ -315,10 +332,12 @@ def test_bench_attacks_cli_writes_one_record_per_checkpoint_after_each(tmp_path,
 
     monkeypatch.setattr(bench, "bench_attacks_on", fake)
     argv = ["bench", "attacks", "--n", "50", "--rounds", "2", "--sets", "strongest,default", "--out", str(out)]
+    argv += ["--beside", "a 2-worker sweep"]
     assert cli.main(argv + [a for p in paths for a in ("--checkpoint", str(p))]) == 0
     assert calls == [(p, 50, 2, ["strongest", "default"]) for p in paths]
     blob = json.loads(out.read_text())
     assert blob["benchmark"] == "attacks" and [r["checkpoint"] for r in blob["records"]] == list(map(str, paths))
+    assert blob["beside"] == "a 2-worker sweep"
     assert f"wrote {out}" in capsys.readouterr().out
 
 

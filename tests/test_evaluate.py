@@ -51,6 +51,27 @@ def test_model_mode_and_gradients_are_restored(trained_cnn, samples):
     trained_cnn.eval()
 
 
+def test_attacks_see_a_convolutional_model_in_channels_last_and_leave_it_as_it_was(trained_cnn, samples):
+    """attack_mode runs convolutional models in the channels-last memory format (faster on a CPU:
+    ``bench memory-format``) with the same predictions, and gives the model back contiguous."""
+    x, y = samples
+    conv = next(m.weight for m in trained_cnn.modules() if isinstance(m, nn.Conv2d) and m.in_channels > 1)
+    with torch.no_grad():
+        before = trained_cnn(x[:50])
+    with ev.attack_mode(trained_cnn) as model:
+        assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+        with torch.no_grad():
+            inside = model(x[:50])
+    assert conv.is_contiguous()
+    torch.testing.assert_close(inside, before, rtol=1e-4, atol=1e-4)
+    assert (inside.argmax(1) == before.argmax(1)).all()
+    with ev.attack_mode(trained_cnn, channels_last=False):
+        assert conv.is_contiguous()
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    with ev.attack_mode(mlp):  # nothing to convert
+        assert mlp[1].weight.is_contiguous()
+
+
 class Rounding(nn.Module):
     """Quantizes the input: zero gradients almost everywhere (gradient masking)."""
 
