@@ -111,11 +111,19 @@ def _time(fn, repeats: int) -> float:
     return best
 
 
+def _bare_steps(model, x, y, steps: int) -> None:
+    """``steps`` bare forward + backward passes to the input: what any gradient attack step costs."""
+    import torch.nn.functional as F
+
+    for _ in range(steps):
+        inp = x.clone().requires_grad_(True)
+        torch.autograd.grad(F.cross_entropy(model(inp), y), inp)
+
+
 def throughput(model, x, y, steps: int = 40, repeats: int = 7) -> dict:
     """(a) Linf PGD (the registry's ``linf_pgd``, 40 steps) in sample-steps per second over a bare
     forward + backward to the input at the same batch (what any attack step costs); both warmed up,
     interleaved, best of ``repeats``."""
-    import torch.nn.functional as F
 
     from prunerob import attacks
     from prunerob import evaluate as ev
@@ -124,9 +132,7 @@ def throughput(model, x, y, steps: int = 40, repeats: int = 7) -> dict:
     params = {**pgd.presets["original"], "steps": steps}
 
     def bare():
-        for _ in range(steps):
-            inp = x.clone().requires_grad_(True)
-            torch.autograd.grad(F.cross_entropy(model(inp), y), inp)
+        _bare_steps(model, x, y, steps)
 
     def attack():
         pgd.run(model, x, y, 8 / 255, **params)
@@ -384,8 +390,6 @@ def bench_memory_format(
 
 
 def _memory_format_record(arch: str, n: int, steps: int, rounds: int, seed: int) -> dict:
-    import torch.nn.functional as F
-
     from prunerob import attacks, stages
     from prunerob import evaluate as ev
 
@@ -397,9 +401,7 @@ def _memory_format_record(arch: str, n: int, steps: int, rounds: int, seed: int)
     y = torch.randint(0, 10, (n,), generator=gen)
 
     def bare():
-        for _ in range(steps):
-            inp = x.clone().requires_grad_(True)
-            torch.autograd.grad(F.cross_entropy(model(inp), y), inp)
+        _bare_steps(model, x, y, steps)
 
     def sigma_zero():
         attacks.get("l0_sigma_zero").run(model, x, y, steps=steps - 1)  # steps - 1 steps: steps forwards
