@@ -4,6 +4,7 @@
     python -m prunerob.migrate            # the tables under $PRUNEROB_RESULTS (default book/results)
     python -m prunerob.migrate --check    # say what would change, write nothing
     python -m prunerob.migrate --runs     # also title every executed notebook by what it ran
+    python -m prunerob.migrate --superseded  # also delete the tables and runs of stages no profile holds
 
 A column a file lacks is filled with its true value where the file's own rows (or its stage's other
 tables) give it, and NA only where no true value exists:
@@ -226,6 +227,39 @@ def stage_rows(root: Path | None = None, write: bool = True, echo=print, names: 
     return len(missing)
 
 
+def superseded(
+    root: Path | None = None,
+    runs_root: Path | None = None,
+    write: bool = True,
+    echo=print,
+    names: tuple[str, ...] | None = None,
+) -> list[Path]:
+    """The result tables (every stage-keyed table: all but ``sweeps``) and executed notebooks of
+    stages that no profile holds any more -- superseded when a profile changed (another preset,
+    another attack set) -- deleted (``write``) or only listed, so that the book shows one truth.
+    Sweep records and files being written (``.<name>.tmp...``) are left alone.  ``names``: the
+    profiles whose stages count (default: every profile).  Returns the paths deleted (or to delete)."""
+    from prunerob import profiles
+
+    root = Path(root or results.results_dir())
+    runs_root = Path(runs_root or results.runs_dir())
+    known = {s.id for name in names or profiles.profiles() for s in profiles.expand(profiles.load_profile(name))}
+    found = [
+        path
+        for table in results.TABLES
+        if table != "sweeps"
+        for path in sorted((root / table).glob("*.parquet"))
+        if not path.name.startswith(".") and path.stem not in known
+    ]
+    found += [p for p in sorted(runs_root.glob("*/*.ipynb")) if not p.name.startswith(".") and p.stem not in known]
+    for path in found:
+        if write:
+            path.unlink()
+    stages = {p.stem for p in found}
+    echo(f"superseded: {len(found)} files of {len(stages)} stages no profile holds {'deleted' if write else 'to delete'}")
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m prunerob.migrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -235,7 +269,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--runs", action="store_true", help="also title the executed notebooks of the book's profiles by what they ran"
     )
+    parser.add_argument(
+        "--superseded",
+        action="store_true",
+        help="also delete the tables and executed notebooks of stages no profile holds (with --check: list them)",
+    )
     args = parser.parse_args(argv)
+    if args.superseded:
+        for path in superseded(args.results, write=not args.check):
+            print(f"  {'deleted' if not args.check else 'superseded'}: {path}", file=sys.stderr)
     migrate(args.results, write=not args.check)
     minimal_ids(args.results, write=not args.check)
     stage_rows(args.results, write=not args.check)

@@ -324,3 +324,36 @@ def test_the_migration_moves_a_minimal_attacks_run_to_the_id_without_its_grid(ou
         assert pd.read_parquet(root / table / f"{stage.id}.parquet")["stage_id"].tolist() == [stage.id] * 2
     assert (runs_root / "attack" / f"{stage.id}.ipynb").read_text() == f'{{"title": "# l2_ensemble ({stage.id})"}}'
     assert migrate.minimal_ids(root, runs_root, **quiet) == {}  # idempotent
+
+
+def test_the_migration_deletes_the_tables_and_runs_of_superseded_stages_only(out_dirs):
+    """A profile change (another preset, another attack set) leaves tables of stages no profile
+    holds: ``--superseded`` deletes them, so the book shows one truth, and keeps every table of a
+    profile's stage, sweep records and files being written."""
+    from prunerob import migrate, profiles
+
+    root, runs_root = results.results_dir(), results.runs_dir()
+    kept = next(s for s in profiles.expand(profiles.load_profile("smoke")) if s.kind == "attack")
+    gone = "attack-000000000000"
+    for table in ("attack", "samples", "checks", "stages"):
+        (root / table).mkdir(parents=True, exist_ok=True)
+        for sid in (kept.id, gone):
+            pd.DataFrame({"stage_id": [sid]}).to_parquet(root / table / f"{sid}.parquet")
+    (root / "sweeps").mkdir()
+    pd.DataFrame({"x": [1]}).to_parquet(root / "sweeps" / "smoke-20261206T000000Z.parquet")
+    (runs_root / "attack").mkdir(parents=True)
+    for sid in (kept.id, gone):
+        (runs_root / "attack" / f"{sid}.ipynb").write_text("{}")
+    writing = runs_root / "attack" / f".{gone}.123.tmp.ipynb"
+    writing.write_text("{}")
+    quiet = {"echo": lambda *_: None, "names": ("smoke",)}
+    listed = migrate.superseded(root, runs_root, write=False, **quiet)
+    assert sorted(p.name for p in listed) == sorted([f"{gone}.parquet"] * 4 + [f"{gone}.ipynb"])
+    assert all(p.exists() for p in listed)  # a check deletes nothing
+    assert migrate.superseded(root, runs_root, **quiet) == listed
+    assert not any(p.exists() for p in listed)
+    for table in ("attack", "samples", "checks", "stages"):
+        assert (root / table / f"{kept.id}.parquet").exists()
+    assert (root / "sweeps" / "smoke-20261206T000000Z.parquet").exists() and writing.exists()
+    assert (runs_root / "attack" / f"{kept.id}.ipynb").exists()
+    assert migrate.superseded(root, runs_root, **quiet) == []  # idempotent
