@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from prunerob import aggregate, catalog, models, prune, results
-from prunerob.spec import CRITERIA, DEFAULT_CRS, SCOPES, STRUCTURES, SpecError
+from prunerob.spec import CRITERIA, DEFAULT_CRS, SCOPES, STRUCTURES, SpecError, invalid
 
 BENCH_DIR = results.ROOT / "benchmarks"
 
@@ -385,7 +385,7 @@ def bench_memory_format(
     archs = archs or list(MEMORY_FORMAT_ARCHS)
     for arch in archs:  # every name checked before any work
         if arch not in MEMORY_FORMAT_ARCHS:
-            raise SpecError(f"bench memory-format: unknown --arch {arch!r}; valid: {', '.join(MEMORY_FORMAT_ARCHS)}")
+            raise invalid("--arch", arch, MEMORY_FORMAT_ARCHS, why="is not an architecture with convolutions")
     return [_memory_format_record(arch, n, steps, rounds, seed) for arch in archs]
 
 
@@ -446,7 +446,6 @@ def choose_sets(names: str | list[str], norms: str | list[str] | None = None) ->
     """The attack sets named (``"default,original"`` or a list), in that order, each with the norms
     named (``"L0,L2"``; all three by default); SpecError naming the valid ones for an unknown or
     repeated name."""
-    from prunerob.spec import invalid
 
     valid = attack_sets()
     chosen = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
@@ -470,7 +469,7 @@ def check_attack_bench(checkpoints: list[Path], n: int, rounds: int, throughput_
     the CLI): at least one checkpoint, each readable (MissingUpstream otherwise) with a data set
     that is here, ``n`` and ``throughput_n`` within its test set, ``rounds`` >= 1, a device that exists."""
     from prunerob import catalog, data, stages
-    from prunerob.spec import SpecError, check_device, invalid
+    from prunerob.spec import check_device
 
     if not checkpoints:
         raise SpecError("bench attacks needs --checkpoint PATH (a model saved by a train or prune stage)")
@@ -578,7 +577,7 @@ def minimal_at(norms: str | None, preset: str | None = None) -> dict:
     """Per norm named (all three by default), the default set's minimal attack, at ``preset`` where
     one is given (then exactly one norm, and a preset that attack has; SpecError otherwise)."""
     from prunerob import attacks
-    from prunerob.spec import AttackSpec, invalid
+    from prunerob.spec import AttackSpec
 
     minimal = {
         norm: next(s for s in specs if attacks.get(s.attack).kind == "minimal")
@@ -660,7 +659,6 @@ def bench_attacks_many(
 def read_records(path: Path) -> list[dict]:
     """The records of an earlier benchmark JSON, each set's blocks marked ``reused_from`` (the file);
     SpecError (one line) if it cannot be read."""
-    from prunerob.spec import SpecError
 
     try:
         blob = json.loads(Path(path).read_text())

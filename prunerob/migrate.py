@@ -256,7 +256,9 @@ def superseded(
         if write:
             path.unlink()
     stages = {p.stem for p in found}
-    echo(f"superseded: {len(found)} files of {len(stages)} stages no profile holds {'deleted' if write else 'to delete'}")
+    echo(
+        f"superseded: {len(found)} files of {len(stages)} stages no profile holds {'deleted' if write else 'to delete'}"
+    )
     return found
 
 

@@ -38,7 +38,10 @@ def test_memory_format_bench_times_both_formats_per_architecture(tmp_path, capsy
         assert r["max_abs_logit_difference"] < 1e-4  # one model in two layouts
     out = tmp_path / "m.json"
     assert cli.main(["bench", "memory-format", "--arch", "cnn,mlp", "--out", str(out)]) == 2  # mlp: no such choice
-    assert "unknown --arch 'mlp'; valid: cnn, cnn_original, resnet8, vgg11" in capsys.readouterr().err
+    assert (
+        "--arch='mlp' is not an architecture with convolutions; valid: cnn, cnn_original, resnet8, vgg11"
+        in capsys.readouterr().err
+    )
     assert not out.exists()
 
 
