@@ -626,37 +626,47 @@ def bench_attacks_many(
     norms: str | None = None,
     reuse_strongest: list[Path] | None = None,
     beside: str | None = None,
+    reuse: list[Path] | None = None,
 ) -> Path:
     """``bench_attacks_on`` for each checkpoint in turn, one record each, into one JSON file
     (``benchmarks/attacks.json`` unless ``out``) written again after every checkpoint, so that a
     long run stopped part way keeps the checkpoints it finished.  Inputs are checked first
     (``check_attack_bench``, ``choose_sets``).  ``reuse_strongest``: earlier ``bench attacks``
-    JSON files whose strongest-set blocks for the same checkpoint and images are taken instead of run again
-    (``strongest_from``; they are marked ``reused_from``)."""
+    JSON files whose strongest-set blocks for the same checkpoint and images are taken instead of run
+    again; ``reuse``: the same for every set's blocks (default, original, strongest), each where the
+    block ran what the set names now (``blocks_from``; reused blocks are marked ``reused_from``)."""
     chosen = choose_sets(sets, norms)
     check_attack_bench(checkpoints, n, rounds, throughput_n, device)
-    earlier = [r for path in reuse_strongest or [] for r in read_records(path)]
+    earlier = {"strongest": [r for path in reuse_strongest or [] for r in read_records(path)]}
+    for path in reuse or []:
+        rows = read_records(path, "--reuse")
+        for name in chosen:
+            earlier.setdefault(name, []).extend(rows)
     records: list[dict] = []
     path = out or BENCH_DIR / "attacks.json"
     for checkpoint in checkpoints:
         sha = identity(torch.load(checkpoint, map_location="cpu", weights_only=True))["checkpoint_sha"]
-        reused = strongest_from(earlier, Path(checkpoint), sha, n, chosen["strongest"]) if "strongest" in chosen else {}
-        to_run = {name: {norm: specs for norm, specs in per_norm.items() if name != "strongest" or norm not in reused}
+        reused = {
+            name: blocks_from(earlier.get(name, []), Path(checkpoint), sha, n, name, per_norm)
+            for name, per_norm in chosen.items()
+        }
+        to_run = {name: {norm: specs for norm, specs in per_norm.items() if norm not in reused[name]}
                   for name, per_norm in chosen.items()}  # fmt: skip
         record = bench_attacks_on(
             Path(checkpoint), n, device, throughput_n, rounds, {k: v for k, v in to_run.items() if v}
         )
-        for norm in chosen.get("strongest", {}):
-            if norm in reused:
-                record.setdefault("strongest", {})[norm] = reused[norm]
+        for name, blocks in reused.items():
+            for norm, block in blocks.items():
+                record.setdefault(name, {})[norm] = block
         record["sets"] = list(chosen)
-        records.append(compare_sets(record) if reused else record)  # bench_attacks compared what it ran
+        any_reused = any(reused.values())
+        records.append(compare_sets(record) if any_reused else record)  # bench_attacks compared what it ran
         path = write("attacks", records, command, out, beside)
         echo(json.dumps({"checkpoint": str(checkpoint), **summary(records[-1])}, indent=1))
     return path
 
 
-def read_records(path: Path) -> list[dict]:
+def read_records(path: Path, option: str = "--reuse-strongest") -> list[dict]:
     """The records of an earlier benchmark JSON, each set's blocks marked ``reused_from`` (the file);
     SpecError (one line) if it cannot be read."""
 
@@ -672,7 +682,7 @@ def read_records(path: Path) -> list[dict]:
                         block["per_attack"][attack] = {float(k): v for k, v in acc.items()}
         return list(blob["records"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SpecError(f"--reuse-strongest {path}: not a benchmark JSON with records ({exc})") from None
+        raise SpecError(f"{option} {path}: not a benchmark JSON with records ({exc})") from None
 
 
 def identity(blob: dict) -> dict:
@@ -682,13 +692,13 @@ def identity(blob: dict) -> dict:
     return {"cr": meta.get("cr"), "checkpoint_sha": meta.get("row", {}).get("checkpoint_sha")}
 
 
-def strongest_from(records: list[dict], checkpoint: Path, sha: str | None, n: int, strongest: dict) -> dict:
-    """The strongest set's blocks (norm -> block) of the earlier records for this checkpoint (``sha``
-    its fingerprint) on the same ``n`` images: matched by fingerprint where both have one, else by
-    path (a record written before records carried the sha); {} when there is none.  A block counts
-    only if it ran the attacks and presets that ``strongest`` (norm -> specs, the set as it is now)
-    names: a block of an earlier strongest set (another preset of one attack) is run again."""
-    want = {norm: [[s.attack, s.preset] for s in specs] for norm, specs in strongest.items()}
+def blocks_from(records: list[dict], checkpoint: Path, sha: str | None, n: int, name: str, specs: dict) -> dict:
+    """Set ``name``'s blocks (norm -> block) of the earlier records for this checkpoint (``sha`` its
+    fingerprint) on the same ``n`` images: matched by fingerprint where both have one, else by path
+    (a record written before records carried the sha); {} when there is none.  A block counts only
+    if it ran the attacks and presets that ``specs`` (norm -> specs, the set as it is now) names: a
+    block of an earlier definition of the set (another preset of one attack) is run again."""
+    want = {norm: [[s.attack, s.preset] for s in per_norm] for norm, per_norm in specs.items()}
     blocks: dict = {}
     for r in records:
         same = (
@@ -697,7 +707,7 @@ def strongest_from(records: list[dict], checkpoint: Path, sha: str | None, n: in
             else r.get("checkpoint") == str(checkpoint)
         )
         if same and r.get("n_samples") == n:
-            for norm, block in r.get("strongest", {}).items():
+            for norm, block in r.get(name, {}).items():
                 if [list(p) for p in zip(block.get("attacks", []), block.get("presets", []))] == want.get(norm):
                     blocks.setdefault(norm, block)  # the first file named wins
     return blocks

@@ -98,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         "images are taken instead of run again (they are marked reused_from)",
     )
     bench.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        help="attacks: as --reuse-strongest, for every set (default, original, strongest): a set's results for a "
+        "norm are taken where they ran the attacks and presets the set names now",
+    )
+    bench.add_argument(
         "--throughput-n",
         type=int,
         default=500,
@@ -224,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                     norms=args.norms,
                     reuse_strongest=[Path(p) for p in args.reuse_strongest],
                     beside=args.beside,
+                    reuse=[Path(p) for p in args.reuse],
                 )
             print(f"wrote {path}")
             return 0

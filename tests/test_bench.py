@@ -391,6 +391,52 @@ def test_bench_attacks_reuses_an_earlier_runs_strongest_set_for_the_same_checkpo
     assert ran[-1] == {"default": ["L0"], "strongest": ["L0"]}
 
 
+def test_bench_attacks_reuse_takes_any_sets_blocks_that_ran_what_the_set_names_now(tmp_path, monkeypatch):
+    """--reuse: every set's blocks of an earlier JSON for the same checkpoint and images are taken
+    where they ran the attacks and presets the set names now (a changed default set runs again), and
+    the comparison is made on them; a file that is not a benchmark JSON stops with one line."""
+    import torch
+
+    from prunerob import cli
+
+    ckpt = tmp_path / "cr16.pt"
+    torch.save({"arch": "cnn", "dataset": "mnist", "meta": {"cr": 16, "row": {"checkpoint_sha": "abc"}}}, ckpt)
+    sets = bench.attack_sets()
+
+    def block(name, norm, acc):
+        specs = sets[name][norm]
+        return {"attacks": [s.attack for s in specs], "presets": [s.preset for s in specs], "robust_acc": acc}
+
+    earlier = tmp_path / "earlier.json"
+    stale = block("default", "L2", {"0.0": 0.99, "1.5": 0.2})
+    stale["presets"] = ["fast" if a == "l2_ensemble" else p for a, p in zip(stale["attacks"], stale["presets"])]
+    record = {"checkpoint": "x.pt", "checkpoint_sha": "abc", "n_samples": 300, "sets": ["default", "strongest"],
+              "default": {"L0": block("default", "L0", {"0.0": 0.99, "4.0": 0.5}), "L2": stale},
+              "strongest": {"L0": block("strongest", "L0", {"0.0": 0.99, "4.0": 0.49}),
+                            "L2": block("strongest", "L2", {"0.0": 0.99, "1.5": 0.15})}}  # fmt: skip
+    earlier.write_text(json.dumps({"when": "then", "records": [record]}))
+    ran = []
+
+    def fake(checkpoint, n, device, throughput_n, rounds, todo):
+        ran.append({name: list(per_norm) for name, per_norm in todo.items()})
+        return {"checkpoint": str(checkpoint), "default": {"L2": {"robust_acc": {0.0: 0.99, 1.5: 0.16}}}}
+
+    monkeypatch.setattr(bench, "bench_attacks_on", fake)
+    out = tmp_path / "out.json"
+    argv = ["bench", "attacks", "--checkpoint", str(ckpt), "--n", "300", "--sets", "default,strongest",
+            "--norms", "L0,L2", "--reuse", str(earlier), "--out", str(out)]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert ran == [{"default": ["L2"]}]  # the default L2 block was of another preset: run again
+    (got,) = json.loads(out.read_text())["records"]
+    assert got["default"]["L0"]["reused_from"] == f"{earlier} (then)" and "reused_from" not in got["default"]["L2"]
+    assert got["default_vs_strongest"]["L0"]["largest_excess"] == pytest.approx(0.01)
+    assert got["default_vs_strongest"]["L2"]["largest_excess"] == pytest.approx(0.01)
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]")
+    assert cli.main(argv[:-4] + ["--reuse", str(bad), "--out", str(tmp_path / "o2.json")]) == 2
+    assert not (tmp_path / "o2.json").exists()
+
+
 def test_bench_convergence_reads_the_curve_at_twice_the_steps_on_a_real_checkpoint(out_dirs, monkeypatch, capsys):
     """On a real (briefly trained) MLP checkpoint: each norm's default minimal attack, then twice its
     steps on every correct sample; the longer run can only lower the curve (per-sample worst case),
