@@ -41,9 +41,10 @@ def plan(all_stages: list, remade: dict[str, str] | None = None) -> list:
     missing or bad (``remade``, if given, gets their ids and what was wrong)."""
     by_id = {s.id: s for s in all_stages}
     todo: dict[str, Any] = {}
+    usable: set[str] = set()  # stages whose checkpoints were verified in this plan: each once
 
     def need(stage, for_checkpoint: bool) -> None:
-        if stage.id in todo:
+        if stage.id in todo or (for_checkpoint and stage.id in usable):
             return
         done = results.stage_done(PRIMARY_TABLE[stage.kind], stage.id)
         if done and not for_checkpoint:
@@ -56,6 +57,7 @@ def plan(all_stages: list, remade: dict[str, str] | None = None) -> list:
         if done:
             problem = _checkpoint_problem(stage)
             if problem is None:
+                usable.add(stage.id)
                 return
             if remade is not None:
                 remade[stage.id] = problem
