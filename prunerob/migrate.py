@@ -243,7 +243,12 @@ def superseded(
 
     root = Path(root or results.results_dir())
     runs_root = Path(runs_root or results.runs_dir())
-    known = {s.id for name in names or profiles.profiles() for s in profiles.expand(profiles.load_profile(name))}
+    from prunerob import catalog
+
+    stages = [s for name in names or profiles.profiles() for s in profiles.expand(profiles.load_profile(name))]
+    known = {s.id for s in stages}
+    # a minimal attack's run still under the id with its budget grid is not superseded: minimal_ids moves it
+    known |= {grid_id(s) for s in stages if s.kind == "attack" and catalog.attack(s.attack.attack).kind == "minimal"}
     found = [
         path
         for table in results.TABLES
@@ -252,13 +257,11 @@ def superseded(
         if not path.name.startswith(".") and path.stem not in known
     ]
     found += [p for p in sorted(runs_root.glob("*/*.ipynb")) if not p.name.startswith(".") and p.stem not in known]
-    for path in found:
-        if write:
+    if write:
+        for path in found:
             path.unlink()
-    stages = {p.stem for p in found}
-    echo(
-        f"superseded: {len(found)} files of {len(stages)} stages no profile holds {'deleted' if write else 'to delete'}"
-    )
+    n_stages = len({p.stem for p in found})
+    echo(f"superseded: {len(found)} files of {n_stages} stages no profile holds {'deleted' if write else 'to delete'}")
     return found
 
 
