@@ -186,6 +186,7 @@ STRONGEST_PRESETS = {
     "l2_fmn": "strong",  # 500 steps
     "l2_cw": "original",  # 9 binary search steps of 5,000 (fast: 5 of 200)
     "l0_pgd": "strong",  # 100 steps, 5 restarts
+    "l0_onepixel": "default",  # its only preset, at the budget of one pixel (its max_budget)
     "l0_pgd_min": "default",  # its only preset (PGD_0 at each budget is l0_pgd's job, at strong)
     "l0_sigma_zero": "steps12000",  # 12,000 steps (strong: 2,000, not converged; steps6000 moved by 2 points)
     "l0_fmn": "strong",  # 500 steps
@@ -193,11 +194,17 @@ STRONGEST_PRESETS = {
 }
 
 
+def within(grid, max_budget: float | None) -> tuple:
+    """The budgets of ``grid`` an attack searches (all, or those up to its ``max_budget``)."""
+    return tuple(grid) if max_budget is None else tuple(e for e in grid if e <= max_budget)
+
+
 def attack_sets() -> dict[str, dict[str, list]]:
     """The default set (``DEFAULT_SET``: one minimal attack per norm, one run gives the whole curve,
     in L2 and L0 a per-sample ensemble of two; in Linf APGD at each budget beside it), the original's (PGD-40 at each eps, C&W and Brendel-Bethge at its
     settings) and the strongest (every attack of the norm in the registry, fixed and minimal, each at
-    its strongest preset: ``STRONGEST_PRESETS``; fixed ones at the default set's budgets).  The ``cpu``
+    its strongest preset: ``STRONGEST_PRESETS``; fixed ones at the default set's budgets, up to their
+    ``max_budget``).  The ``cpu``
     profile runs fixed-budget checks beside the default set (APGD, PGD_0, the original's PGD
     presets); they are not part of it."""
     from prunerob import attacks
@@ -216,7 +223,7 @@ def attack_sets() -> dict[str, dict[str, list]]:
         },
         "strongest": {
             norm: [
-                AttackSpec(attack=name, preset=preset, eps=grid)
+                AttackSpec(attack=name, preset=preset, eps=within(grid, attacks.get(name).max_budget))
                 for name, preset in STRONGEST_PRESETS.items()
                 if attacks.get(name).norm == norm
             ]
@@ -571,6 +578,125 @@ def bench_convergence(
         }
         echo(json.dumps({"checkpoint": str(checkpoint), "norm": norm, **out["norms"][norm]}, indent=1))
     return {**out, "load_before": load_before, "load_after": load()}
+
+
+def one_pixel_against_runs(clean_ok: np.ndarray, broken: np.ndarray, runs: dict[str, pd.DataFrame]) -> dict:
+    """The 1-pixel budget of each L0 run (stage id -> its samples rows on images 0..n-1) held to the
+    exhaustive one-pixel search (``broken``: the samples it broke, ``clean_ok``: correct without
+    attack, both per image).  Per run and for the per-sample worst case over all of them: robust
+    accuracy at 1 px, ``over_claim_points`` (images the run counts robust that one pixel breaks, per
+    100 images) and ``beyond`` (images the run broke with one pixel that the search did not: a colour
+    outside its values).  The search's own robust accuracy is ``robust_acc_exhaustive``."""
+    n = len(clean_ok)
+    exhaustive = clean_ok & ~broken
+
+    def robust_at_1(samples: pd.DataFrame) -> np.ndarray:
+        per = aggregate.worst_case_samples(samples, {"L0": [1.0]})
+        robust = np.zeros(n, dtype=bool)
+        robust[per["sample"].to_numpy(int)] = per["robust"].to_numpy(bool)
+        return robust
+
+    def compare(robust: np.ndarray) -> dict:
+        return {
+            "robust_acc_1px": float(robust.mean()),
+            "over_claim_points": round(100 * float((robust & broken).mean()), 2),
+            "beyond": int((~robust & exhaustive).sum()),
+        }
+
+    out: dict = {"robust_acc_exhaustive": float(exhaustive.mean()), "runs": [], "worst_case": None}
+    if runs:
+        for stage_id, samples in runs.items():
+            first = samples.iloc[0]
+            out["runs"].append(
+                {
+                    "stage_id": stage_id,
+                    "attack": first["attack"],
+                    "preset": first["preset"],
+                    **compare(robust_at_1(samples)),
+                }
+            )
+        both = pd.concat(runs.values(), ignore_index=True).assign(attack=lambda f: f["stage_id"])
+        out["worst_case"] = {"attacks": sorted({r["attack"] for r in out["runs"]}), **compare(robust_at_1(both))}
+    return out
+
+
+def l0_runs_on(sha: str | None, n: int) -> dict[str, pd.DataFrame]:
+    """The white-box L0 runs of the results tables on the checkpoint with fingerprint ``sha`` that
+    attacked at least its first ``n`` test images: stage id -> its samples rows of images 0..n-1."""
+    if not sha:
+        return {}
+    attack = results.collect("attack")
+    rows = attack[(attack["checkpoint_sha"] == sha) & (attack["norm"] == "L0") & (attack["n"] >= n)]
+    runs = {}
+    for stage_id in sorted(aggregate.white_box(rows)["stage_id"].unique()):
+        samples = results.read_table_file(results.table_path("samples", stage_id))
+        if samples is not None:
+            runs[stage_id] = samples[samples["sample"] < n]
+    return runs
+
+
+def bench_onepixel(checkpoint: Path, n: int, device: str = "auto", values: tuple[float, ...] = (0.0, 1.0)) -> dict:
+    """The exhaustive one-pixel search (``attacks.one_pixel_search``) on the checkpoint's first ``n``
+    test images (those it classifies correctly), its candidates verified with the model, held to
+    every white-box L0 run of the results tables on the same checkpoint (its fingerprint) and images
+    (``one_pixel_against_runs``): how far each run's 1-pixel robust accuracy over-claims."""
+    from prunerob import attacks, data, stages
+    from prunerob import evaluate as ev
+    from prunerob.train import predict, select_device
+
+    load_before = load()
+    dev = select_device(device)
+    model = stages.load_model(checkpoint, dev)
+    blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    x, y = data.load_split(blob["dataset"], train=False)
+    x, y = data.to_float(x[:n]).to(dev), y[:n].to(dev)
+    with ev.attack_mode(model):
+        clean_ok = predict(model, x, 500).argmax(1) == y
+        start = time.perf_counter()
+        cand = attacks.one_pixel_search(model, x[clean_ok], y[clean_ok], values)
+        seconds = time.perf_counter() - start
+        d = attacks.verified_distance(model, x[clean_ok], y[clean_ok], cand, "L0")
+    broken = torch.zeros(n, dtype=torch.bool, device=dev)
+    broken[clean_ok] = d <= 1
+    ident = identity(blob)
+    ok, hit = clean_ok.cpu().numpy(), broken.cpu().numpy()
+    return {
+        "checkpoint": str(checkpoint),
+        **ident,
+        "device": dev.type,
+        "n_samples": n,
+        "values": list(values),
+        "clean_acc": float(ok.mean()),
+        "seconds": round(seconds, 1),
+        **one_pixel_against_runs(ok, hit, l0_runs_on(ident["checkpoint_sha"], n)),
+        "load_before": load_before,
+        "load_after": load(),
+    }
+
+
+def bench_onepixel_many(
+    checkpoints: list[Path], n: int, device: str, out: Path | None, command: str, echo=print, beside: str | None = None
+) -> Path:
+    """``bench_onepixel`` on each checkpoint, inputs checked first; ``benchmarks/onepixel.json`` (or
+    ``out``) is written after each checkpoint."""
+    check_attack_bench(checkpoints, n, 1, 1, device)
+    records: list[dict] = []
+    path = out or BENCH_DIR / "onepixel.json"
+    for checkpoint in checkpoints:
+        records.append(bench_onepixel(Path(checkpoint), n, device))
+        path = write("onepixel", records, command, out, beside)
+        r = records[-1]
+        worst = r["worst_case"]
+        echo(
+            f"{checkpoint}: one pixel (exhaustive) {100 * r['robust_acc_exhaustive']:.1f} % robust; "
+            + (
+                f"the tables' L0 runs ({', '.join(worst['attacks'])}) {100 * worst['robust_acc_1px']:.1f} %, "
+                f"over-claim {worst['over_claim_points']:.1f} points"
+                if worst
+                else "no L0 run of the tables on this checkpoint"
+            )
+        )
+    return path
 
 
 def minimal_at(norms: str | None, preset: str | None = None) -> dict:

@@ -60,11 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="measure speed; results go to benchmarks/<name>.json")
     bench.add_argument(
         "what",
-        choices=["prune", "attacks", "sweep", "convergence", "memory-format"],
+        choices=["prune", "attacks", "sweep", "convergence", "memory-format", "onepixel"],
         help="prune: mask computation and application, all methods; attacks: attack speed and strength; "
         "sweep: attack cost per checkpoint measured in a profile's own runs, and the grid time it projects; "
         "convergence: each norm's default minimal attack against twice its steps, on --n images; "
-        "memory-format: an attack step's seconds in the contiguous and the channels-last memory format",
+        "memory-format: an attack step's seconds in the contiguous and the channels-last memory format; "
+        "onepixel: an exhaustive one-pixel search against the 1-pixel robust accuracy of the tables' L0 runs "
+        "on the same checkpoint",
     )
     bench.add_argument("--profile", default="cpu", help="sweep: the profile whose runs are read (default: cpu)")
     bench.add_argument(
@@ -76,9 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         "--checkpoint",
         action="append",
         default=[],
-        help="attacks, convergence: a saved model (artifacts/.../*.pt); repeat for several, one record each in one JSON",
+        help="attacks, convergence, onepixel: a saved model (artifacts/.../*.pt); repeat for several, one record each "
+        "in one JSON",
     )
-    bench.add_argument("--n", type=int, default=100, help="attacks, convergence: number of test images (default 100)")
+    bench.add_argument(
+        "--n", type=int, default=100, help="attacks, convergence, onepixel: number of test images (default 100)"
+    )
     bench.add_argument(
         "--sets",
         default="default,original",
@@ -207,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
                             f"{r['arch']} ({r['training']}): {r['seconds_per_checkpoint_papermill']:.0f} s per "
                             f"checkpoint, {r['projection']}: {r['projected_minutes']:.0f} min"
                         )
+            elif args.what == "onepixel":
+                path = bench_mod.bench_onepixel_many(
+                    list(map(Path, checkpoints)), args.n, args.device, out, command, beside=args.beside
+                )
             elif args.what == "convergence":
                 path = bench_mod.bench_convergence_many(
                     list(map(Path, checkpoints)),

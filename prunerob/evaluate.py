@@ -189,7 +189,8 @@ def attack_curve(
     (``convergence``: with a minimal attack's convergence check, :func:`convergence_check`; the
     benchmarks, which time and compare attacks, leave it out).
 
-    Fixed attacks run once per epsilon (plus an unbounded sanity run); minimal attacks run once
+    Fixed attacks run once per epsilon (plus an unbounded sanity run, except an attack with a
+    ``max_budget``, which cannot reach it); minimal attacks run once
     and give the curve from their per-sample distances.  ``source`` (transfer): the examples are
     crafted on ``source`` and verified, counted and checked on ``model``; the unbounded check does
     not apply (an attack on another model need not break this one).
@@ -313,7 +314,7 @@ def _fixed_curve(model, x, y, clean_pred, spec, info, input_shape, progress, sou
                 source_attack=out["source_attack"],
             )
         )
-    if source is not None:
+    if source is not None or info.max_budget is not None:  # no unbounded check: transfer, a bounded search
         return pd.concat(sample_rows, ignore_index=True), pd.DataFrame(curve_rows), None
     big_eps = attack_registry.unbounded_eps(info.norm, input_shape)
     big = run_fixed(model, x, y, spec, info, big_eps, todo=~broken, carried=carried)

@@ -276,7 +276,9 @@ class AttackSpec(_Spec):
             and self.attack in catalog.ATTACKS
             and _canonical(self.eps) == _canonical(PAPER_LINF_EPS)
         ):
-            object.__setattr__(self, "eps", NORM_DEFAULT_EPS[catalog.ATTACKS[self.attack].norm])
+            info = catalog.ATTACKS[self.attack]
+            grid = NORM_DEFAULT_EPS[info.norm]  # up to what the attack searches (l0_onepixel: 1 pixel)
+            object.__setattr__(self, "eps", tuple(e for e in grid if info.max_budget is None or e <= info.max_budget))
         super().__post_init__()
 
     def validate(self) -> None:
@@ -300,6 +302,13 @@ class AttackSpec(_Spec):
                 list(self.eps),
                 why=f"is not valid for {self.attack}, an L0 attack: its budgets "
                 f"are numbers of pixels changed, positive integers, {example}",
+            )
+        if info.max_budget is not None and any(e > info.max_budget for e in budgets):
+            raise invalid(
+                "eps",
+                list(self.eps),
+                why=f"is not valid for {self.attack}: it searches budgets up to {info.max_budget:g} "
+                f"(e.g. [{info.max_budget:g}])",
             )
         if info.norm == "Linf" and any(e > 1 for e in budgets):
             raise invalid(

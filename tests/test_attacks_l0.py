@@ -200,3 +200,76 @@ def test_l0_attacks_on_a_pruned_cnn_against_brendel_bethge(pruned_cnn, mnist):
         assert acc["l0_sigma_zero"][eps] <= acc["l0_pgd_min"][eps] + 0.03
         assert acc["l0_ensemble"][eps] <= min(acc["l0_sigma_zero"][eps], acc["l0_pgd_min"][eps] + 0.02)
         assert acc["l0_ensemble"][eps] <= acc["l0_bb"][eps] + 0.03
+
+
+class _Linear(torch.nn.Module):
+    """Two classes; class 1 where ``weights . x + bias`` is positive (x flattened)."""
+
+    def __init__(self, weights: torch.Tensor, bias: float):
+        super().__init__()
+        self.w, self.b = weights.flatten(), bias
+
+    def forward(self, x):
+        s = x.flatten(1) @ self.w + self.b
+        return torch.stack([-s, s], 1)
+
+
+def test_one_pixel_search_finds_the_pixel_and_colour_that_decide_and_nothing_where_one_pixel_cannot():
+    # grey: class 1 iff pixel (1, 2) is white; a second model needs two pixels white
+    w = torch.zeros(1, 4, 4)
+    w[0, 1, 2] = 1.0
+    x, y = torch.zeros(2, 1, 4, 4), torch.zeros(2, dtype=torch.long)
+    adv = attacks.one_pixel_search(_Linear(w, -0.5), x, y)
+    assert ((adv - x) != 0).flatten(1).sum(1).tolist() == [1, 1] and (adv[:, 0, 1, 2] == 1).all()
+    w2 = torch.zeros(1, 4, 4)
+    w2[0, 0, 0] = w2[0, 3, 3] = 1.0
+    assert torch.equal(attacks.one_pixel_search(_Linear(w2, -1.5), x, y), x)
+    # RGB: only the colour (1, 0, 1) at pixel (2, 1) of a grey image flips it: a corner of the colour cube
+    w3 = torch.zeros(3, 4, 4)
+    w3[:, 2, 1] = torch.tensor([1.0, -1.0, 1.0])
+    x3 = torch.full((1, 3, 4, 4), 0.5)
+    adv3 = attacks.one_pixel_search(_Linear(w3, -1.5), x3, torch.zeros(1, dtype=torch.long))
+    assert adv3[0, :, 2, 1].tolist() == [1.0, 0.0, 1.0]
+    assert attacks.distances(x3, adv3, "L0").item() == 1 and torch.equal(adv3[0, :, 0], x3[0, :, 0])
+
+
+def test_one_pixel_search_on_a_pruned_cnn_agrees_with_a_pixel_by_pixel_search(pruned_cnn, mnist):
+    """Real MNIST, the pruned CNN: what the search returns changes one pixel and is misclassified, and
+    where it returns the input no single black or white pixel fools the model (checked by setting each
+    pixel in turn, without the search's batching)."""
+    x, y = mnist.eval_subset(12)
+    with ev.attack_mode(pruned_cnn):
+        ok = pruned_cnn(x).argmax(1) == y
+        x, y = x[ok], y[ok]
+        adv = attacks.one_pixel_search(pruned_cnn, x, y, chunk_values=50_000)  # several batches per image
+        changed = attacks.distances(x, adv, "L0")
+        assert (changed <= 1).all()
+        found = changed == 1
+        assert (pruned_cnn(adv[found]).argmax(1) != y[found]).all()
+        for i in range(len(x)):
+            fooled = False
+            for value in (0.0, 1.0):
+                for p in range(28 * 28):
+                    v = x[i : i + 1].clone()
+                    v.view(-1)[p] = value
+                    fooled |= bool(pruned_cnn(v).argmax(1).item() != y[i].item())
+                if fooled:
+                    break
+            assert fooled == bool(found[i]), i
+
+
+def test_l0_onepixel_runs_as_a_fixed_attack_at_one_pixel_without_an_unbounded_check(pruned_cnn, mnist):
+    """As a stage runs it: a curve at 0 and 1 px, every sanity check but the unbounded one (a one-pixel
+    search cannot reach an unbounded budget), and a 1-px result no weaker than the exhaustive search."""
+    x, y = mnist.eval_subset(30)
+    res = _run(pruned_cnn, x, y, "l0_onepixel", eps=(1,))
+    assert res.curve["eps"].tolist() == [0.0, 1.0]
+    assert set(res.checks["check"]) == {"eps0_equals_clean", "monotone_in_eps", "no_violations"}
+    assert res.checks["passed"].all()
+    at1 = res.samples[res.samples["eps"] == 1]
+    assert (at1.loc[at1["success"] & (at1["clean_pred"] == at1["label"]), "distance"] == 1).all()
+    with ev.attack_mode(pruned_cnn):
+        ok = pruned_cnn(x).argmax(1) == y
+        adv = attacks.one_pixel_search(pruned_cnn, x[ok], y[ok])
+        broken = int((pruned_cnn(adv).argmax(1) != y[ok]).sum())
+    assert res.curve.set_index("eps").loc[1.0, "robust_acc"] == pytest.approx((int(ok.sum()) - broken) / 30)

@@ -211,13 +211,15 @@ def test_strongest_set_has_every_non_ensemble_attack_of_each_norm_once_at_a_pres
             info = attacks.get(s.attack)
             assert s.preset in info.presets, (s.attack, s.preset)
             assert "strong" not in info.presets or s.preset == "strong" or s.attack in ("l2_ddn", "l0_sigma_zero")
-            assert tuple(s.eps) == tuple(grids[norm])  # the default set's budgets
+            # the default set's budgets, up to what the attack searches (one pixel for l0_onepixel)
+            assert tuple(s.eps) == tuple(e for e in grids[norm] if e <= (info.max_budget or float("inf")))
     chosen = {s.attack: attacks.get(s.attack).presets[s.preset] for specs in strongest.values() for s in specs}
     assert chosen["l0_sigma_zero"]["steps"] == max(p["steps"] for p in attacks.get("l0_sigma_zero").presets.values())
     assert chosen["linf_apgd"]["n_restarts"] > 1 and chosen["l2_apgd"]["n_restarts"] > 1
     assert chosen["l0_bb"] == attacks.get("l0_bb").presets["original"]
     assert chosen["l2_cw"] == attacks.get("l2_cw").presets["original"]
     assert chosen["l2_ddn"]["steps"] == max(p["steps"] for p in attacks.get("l2_ddn").presets.values())
+    assert [s.eps for s in strongest["L0"] if s.attack == "l0_onepixel"] == [(1,)]
 
 
 def test_default_vs_strongest_is_the_largest_excess_and_one_point_is_ten_images_of_1000():
@@ -467,3 +469,51 @@ def test_bench_convergence_reads_the_curve_at_twice_the_steps_on_a_real_checkpoi
                        (["--norms", "L0", "--preset", "steps7"], "preset")):  # fmt: skip
         assert cli.main(["bench", "convergence", "--checkpoint", str(checkpoint), *bad]) == 2
         assert named in capsys.readouterr().err
+
+
+def test_one_pixel_bench_counts_what_each_run_over_claims_at_one_pixel():
+    """Six images: 0 misclassified, 1 to 5 correct; the one-pixel search broke 1, 2 and 5.  A minimal
+    run (distances) and a fixed run (at 1 and 4 px) are held to it, each and as the worst case."""
+    import numpy as np
+    import pandas as pd
+
+    clean_ok = np.array([False, True, True, True, True, True])
+    broken = np.array([False, True, True, False, False, True])
+    base = {"prune_id": "prune-x", "cr": 64.0, "norm": "L0", "preset": "p", "scenario": "white-box"}
+    minimal = pd.DataFrame(
+        {**base, "stage_id": "attack-m", "attack": "l0_ensemble", "kind": "minimal", "sample": range(6),
+         "eps": np.nan, "broken": False, "distance": [0.0, 1.0, 3.0, 2.0, 1.0, np.inf]}
+    )  # fmt: skip
+    fixed = pd.DataFrame(
+        {**base, "stage_id": "attack-f", "attack": "l0_pgd", "kind": "fixed", "sample": [*range(6)] * 3,
+         "eps": [0.0] * 6 + [1.0] * 6 + [4.0] * 6,
+         "broken": [True, False, False, False, False, False] + [True, False, True, False, False, False] + [True] * 6,
+         "distance": np.nan}
+    )  # fmt: skip
+    out = bench.one_pixel_against_runs(clean_ok, broken, {"attack-m": minimal, "attack-f": fixed})
+    assert out["robust_acc_exhaustive"] == 2 / 6
+    runs = {r["stage_id"]: r for r in out["runs"]}
+    # minimal: robust at 1 px = distance > 1: images 2, 3, 5; of them 2 and 5 fall to one pixel;
+    # it broke image 4 with one pixel where the search (black and white only) did not
+    assert runs["attack-m"] == {
+        "stage_id": "attack-m", "attack": "l0_ensemble", "preset": "p",
+        "robust_acc_1px": 3 / 6, "over_claim_points": round(100 * 2 / 6, 2), "beyond": 1,
+    }  # fmt: skip
+    # fixed: its 1-px run broke image 2 only (its 4-px run says nothing about one pixel)
+    assert runs["attack-f"]["robust_acc_1px"] == 4 / 6 and runs["attack-f"]["over_claim_points"] == round(
+        100 * 2 / 6, 2
+    )
+    assert out["worst_case"] == {
+        "attacks": ["l0_ensemble", "l0_pgd"], "robust_acc_1px": 2 / 6,
+        "over_claim_points": round(100 / 6, 2), "beyond": 1,
+    }  # fmt: skip
+    assert bench.one_pixel_against_runs(clean_ok, broken, {})["worst_case"] is None
+
+
+def test_one_pixel_bench_refuses_a_missing_checkpoint_before_any_work(tmp_path, capsys):
+    from prunerob import cli
+
+    out = tmp_path / "o.json"
+    assert cli.main(["bench", "onepixel", "--checkpoint", str(tmp_path / "no.pt"), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip().endswith("no such file (a model saved by a train or prune stage)")
+    assert not out.exists()
