@@ -498,6 +498,19 @@ def check_attack_bench(checkpoints: list[Path], n: int, rounds: int, throughput_
         data.check_available(blob["dataset"])
 
 
+def checkpoint_and_images(checkpoint: Path, n: int, device: str = "auto"):
+    """``(device, model, saved blob, x, y)``: the checkpoint's model on the device and the first ``n``
+    test images of its data set as floats in [0, 1], with their labels, on the same device."""
+    from prunerob import data, stages
+    from prunerob.train import select_device
+
+    dev = select_device(device)
+    model = stages.load_model(checkpoint, dev)
+    blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    x, y = data.load_split(blob["dataset"], train=False)
+    return dev, model, blob, data.to_float(x[:n]).to(dev), y[:n].to(dev)
+
+
 def bench_attacks_on(
     checkpoint: Path,
     n: int,
@@ -510,16 +523,11 @@ def bench_attacks_on(
     and ``bench_attacks`` on the first ``n`` (``rounds`` alternating rounds, best seconds of each;
     ``sets``: as ``choose_sets`` returns them, by default the default and the original's set).  ``load_before`` and ``load_after``: the
     machine's load averages (``load()``) before and after."""
-    from prunerob import data, stages
-    from prunerob.train import select_device
+    from prunerob import data
 
     load_before = load()
-    dev = select_device(device)
-    model = stages.load_model(checkpoint, dev)
-    blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    dev, model, blob, x, y = checkpoint_and_images(checkpoint, max(n, throughput_n), device)
     info = data.info(blob["dataset"])
-    x, y = data.load_split(blob["dataset"], train=False)
-    x, y = data.to_float(x[: max(n, throughput_n)]).to(dev), y[: max(n, throughput_n)].to(dev)
     chosen = sets if sets is not None else choose_sets("default,original")
     return {
         "checkpoint": str(checkpoint),
@@ -544,16 +552,11 @@ def bench_convergence(
     shift over all n images), ``distances_cut`` (share of the checked samples whose distance the
     longer run cut by over 5 %), ``seconds`` of the run and of the check.  ``preset``: the minimal
     attack at this preset instead of the default set's (one norm; ``minimal_at``)."""
-    from prunerob import attacks, data, stages
+    from prunerob import attacks, data
     from prunerob import evaluate as ev
-    from prunerob.train import select_device
 
     load_before = load()
-    dev = select_device(device)
-    model = stages.load_model(checkpoint, dev)
-    blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    x, y = data.load_split(blob["dataset"], train=False)
-    x, y = data.to_float(x[:n]).to(dev), y[:n].to(dev)
+    dev, model, blob, x, y = checkpoint_and_images(checkpoint, n, device)
     minimal = minimal_at(norms, preset)
     out: dict = {"checkpoint": str(checkpoint), **identity(blob), "device": dev.type, "n_samples": n, "norms": {}}
     for norm, spec in minimal.items():
@@ -671,16 +674,12 @@ def bench_onepixel(
     > 1: the search goes on greedily up to that many pixels (its first round is the exhaustive one),
     and ``greedy`` holds the runs to it at each budget of the L0 grid up to ``pixels``
     (``greedy_against_runs``)."""
-    from prunerob import attacks, data, stages
+    from prunerob import attacks
     from prunerob import evaluate as ev
-    from prunerob.train import predict, select_device
+    from prunerob.train import predict
 
     load_before = load()
-    dev = select_device(device)
-    model = stages.load_model(checkpoint, dev)
-    blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    x, y = data.load_split(blob["dataset"], train=False)
-    x, y = data.to_float(x[:n]).to(dev), y[:n].to(dev)
+    dev, model, blob, x, y = checkpoint_and_images(checkpoint, n, device)
     with ev.attack_mode(model):
         clean_ok = predict(model, x, 500).argmax(1) == y
         start = time.perf_counter()
