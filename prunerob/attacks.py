@@ -315,6 +315,7 @@ def one_pixel_search(
     y: torch.Tensor,
     values: tuple[float, ...] = (0.0, 1.0),
     chunk_values: int = 1 << 22,
+    max_pixels: int = 1,
 ) -> torch.Tensor:
     """Exhaustive one-pixel search: every pixel of the image set to every colour whose channels each take
     one of ``values`` (MNIST with ``[0, 1]``: black and white; RGB: the cube's 8 corners), one forward
@@ -323,7 +324,12 @@ def one_pixel_search(
     budget of at least one pixel the best single-pixel change of that family, a strong check of the
     1-pixel budget that a gradient attack cannot miss by optimisation (it can only miss a colour
     outside ``values``).  Cost: pixels x colours forward passes per sample.  The registry's
-    ``l0_onepixel``; ``bench onepixel`` holds the tables' 1-pixel results to it."""
+    ``l0_onepixel``; ``bench onepixel`` holds the tables' 1-pixel results to it.
+
+    ``max_pixels`` > 1: a greedy search beyond one pixel, without gradients: where no variant is
+    misclassified, the one with the smallest margin (true logit minus the largest other) is kept and
+    the next round tries every pixel not yet changed on it, up to ``max_pixels`` changed pixels
+    (``max_pixels`` x the cost; an upper bound on each sample's L0 distance, not its minimum)."""
     n, c = x.shape[:2]
     n_pixels = x[0, 0].numel()
     levels = torch.tensor(values, dtype=x.dtype, device=x.device)
@@ -333,15 +339,37 @@ def one_pixel_search(
     out = x.clone()
     with torch.no_grad():
         for i in range(n):
-            for start in range(0, variants, chunk):
-                idx = torch.arange(start, min(start + chunk, variants), device=x.device)
-                pixel, colour = idx // len(colours), idx % len(colours)
-                batch = x[i].expand(len(idx), *x.shape[1:]).clone()
-                batch.view(len(idx), c, n_pixels)[torch.arange(len(idx), device=x.device), :, pixel] = colours[colour]
-                wrong = (model(batch).argmax(1) != y[i]).nonzero()
-                if len(wrong):
-                    out[i] = batch[wrong[0, 0]]
+            current = x[i].clone()
+            changed = torch.zeros(n_pixels, dtype=torch.bool, device=x.device)
+            for _ in range(max_pixels):
+                best, best_margin, found = None, float("inf"), False
+                for start in range(0, variants, chunk):
+                    idx = torch.arange(start, min(start + chunk, variants), device=x.device)
+                    pixel, colour = idx // len(colours), idx % len(colours)
+                    if max_pixels > 1:  # a changed pixel is not changed again; a variant equal to the point is none
+                        same = (current.view(c, n_pixels)[:, pixel].T == colours[colour]).all(1)
+                        keep = ~changed[pixel] & ~same
+                        pixel, colour = pixel[keep], colour[keep]
+                        if not len(pixel):
+                            continue
+                    batch = current.expand(len(pixel), *x.shape[1:]).clone()
+                    batch.view(len(pixel), c, n_pixels)[torch.arange(len(pixel), device=x.device), :, pixel] = colours[
+                        colour
+                    ]
+                    logits = model(batch)
+                    wrong = (logits.argmax(1) != y[i]).nonzero()
+                    if len(wrong):
+                        out[i] = batch[wrong[0, 0]]
+                        found = True
+                        break
+                    if max_pixels > 1:
+                        margin = logits[:, y[i]] - logits.scatter(1, y[i].expand(len(pixel), 1), float("-inf")).amax(1)
+                        j = int(margin.argmin())
+                        if float(margin[j]) < best_margin:
+                            best_margin, best = float(margin[j]), (batch[j].clone(), int(pixel[j]))
+                if found or best is None:
                     break
+                current, changed[best[1]] = best[0], True
     return out
 
 

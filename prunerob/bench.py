@@ -498,6 +498,19 @@ def check_attack_bench(checkpoints: list[Path], n: int, rounds: int, throughput_
         data.check_available(blob["dataset"])
 
 
+def checkpoint_and_images(checkpoint: Path, n: int, device: str = "auto"):
+    """``(device, model, saved blob, x, y)``: the checkpoint's model on the device and the first ``n``
+    test images of its data set as floats in [0, 1], with their labels, on the same device."""
+    from prunerob import data, stages
+    from prunerob.train import select_device
+
+    dev = select_device(device)
+    model = stages.load_model(checkpoint, dev)
+    blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    x, y = data.load_split(blob["dataset"], train=False)
+    return dev, model, blob, data.to_float(x[:n]).to(dev), y[:n].to(dev)
+
+
 def bench_attacks_on(
     checkpoint: Path,
     n: int,
@@ -510,16 +523,11 @@ def bench_attacks_on(
     and ``bench_attacks`` on the first ``n`` (``rounds`` alternating rounds, best seconds of each;
     ``sets``: as ``choose_sets`` returns them, by default the default and the original's set).  ``load_before`` and ``load_after``: the
     machine's load averages (``load()``) before and after."""
-    from prunerob import data, stages
-    from prunerob.train import select_device
+    from prunerob import data
 
     load_before = load()
-    dev = select_device(device)
-    model = stages.load_model(checkpoint, dev)
-    blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    dev, model, blob, x, y = checkpoint_and_images(checkpoint, max(n, throughput_n), device)
     info = data.info(blob["dataset"])
-    x, y = data.load_split(blob["dataset"], train=False)
-    x, y = data.to_float(x[: max(n, throughput_n)]).to(dev), y[: max(n, throughput_n)].to(dev)
     chosen = sets if sets is not None else choose_sets("default,original")
     return {
         "checkpoint": str(checkpoint),
@@ -544,16 +552,11 @@ def bench_convergence(
     shift over all n images), ``distances_cut`` (share of the checked samples whose distance the
     longer run cut by over 5 %), ``seconds`` of the run and of the check.  ``preset``: the minimal
     attack at this preset instead of the default set's (one norm; ``minimal_at``)."""
-    from prunerob import attacks, data, stages
+    from prunerob import attacks, data
     from prunerob import evaluate as ev
-    from prunerob.train import select_device
 
     load_before = load()
-    dev = select_device(device)
-    model = stages.load_model(checkpoint, dev)
-    blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    x, y = data.load_split(blob["dataset"], train=False)
-    x, y = data.to_float(x[:n]).to(dev), y[:n].to(dev)
+    dev, model, blob, x, y = checkpoint_and_images(checkpoint, n, device)
     minimal = minimal_at(norms, preset)
     out: dict = {"checkpoint": str(checkpoint), **identity(blob), "device": dev.type, "n_samples": n, "norms": {}}
     for norm, spec in minimal.items():
@@ -591,10 +594,7 @@ def one_pixel_against_runs(clean_ok: np.ndarray, broken: np.ndarray, runs: dict[
     exhaustive = clean_ok & ~broken
 
     def robust_at_1(samples: pd.DataFrame) -> np.ndarray:
-        per = aggregate.worst_case_samples(samples, {"L0": [1.0]})
-        robust = np.zeros(n, dtype=bool)
-        robust[per["sample"].to_numpy(int)] = per["robust"].to_numpy(bool)
-        return robust
+        return robust_at(samples, 1.0, n)
 
     def compare(robust: np.ndarray) -> dict:
         return {
@@ -620,6 +620,35 @@ def one_pixel_against_runs(clean_ok: np.ndarray, broken: np.ndarray, runs: dict[
     return out
 
 
+def robust_at(samples: pd.DataFrame, budget: float, n: int) -> np.ndarray:
+    """Per image 0..n-1: robust at ``budget`` by every run in ``samples`` (its worst case there)."""
+    per = aggregate.worst_case_samples(samples, {"L0": [float(budget)]})
+    robust = np.zeros(n, dtype=bool)
+    robust[per["sample"].to_numpy(int)] = per["robust"].to_numpy(bool)
+    return robust
+
+
+def greedy_against_runs(clean_ok: np.ndarray, distance: np.ndarray, runs: dict[str, pd.DataFrame], pixels: int) -> dict:
+    """The greedy pixel search (``distance``: the pixels its candidate changed, inf where it found none
+    within ``pixels``) held to the per-sample worst case of the L0 runs at each budget of the L0 grid
+    up to ``pixels``: ``robust_acc_greedy``, the runs' ``robust_acc`` and ``over_claim_points``
+    (images the runs count robust that the greedy search breaks within the budget, per 100 images)."""
+    n = len(clean_ok)
+    both = pd.concat(runs.values(), ignore_index=True).assign(attack=lambda f: f["stage_id"]) if runs else None
+    out = {}
+    for budget in [b for b in L0_EPS if b <= pixels]:
+        greedy = clean_ok & ~(distance <= budget)
+        row = {"robust_acc_greedy": float(greedy.mean())}
+        if both is not None:
+            robust = robust_at(both, budget, n)
+            row |= {
+                "robust_acc": float(robust.mean()),
+                "over_claim_points": round(100 * float((robust & ~greedy & clean_ok).mean()), 2),
+            }
+        out[str(budget)] = row
+    return out
+
+
 def l0_runs_on(sha: str | None, n: int) -> dict[str, pd.DataFrame]:
     """The white-box L0 runs of the results tables on the checkpoint with fingerprint ``sha`` that
     attacked at least its first ``n`` test images: stage id -> its samples rows of images 0..n-1."""
@@ -635,31 +664,34 @@ def l0_runs_on(sha: str | None, n: int) -> dict[str, pd.DataFrame]:
     return runs
 
 
-def bench_onepixel(checkpoint: Path, n: int, device: str = "auto", values: tuple[float, ...] = (0.0, 1.0)) -> dict:
+def bench_onepixel(
+    checkpoint: Path, n: int, device: str = "auto", values: tuple[float, ...] = (0.0, 1.0), pixels: int = 1
+) -> dict:
     """The exhaustive one-pixel search (``attacks.one_pixel_search``) on the checkpoint's first ``n``
     test images (those it classifies correctly), its candidates verified with the model, held to
     every white-box L0 run of the results tables on the same checkpoint (its fingerprint) and images
-    (``one_pixel_against_runs``): how far each run's 1-pixel robust accuracy over-claims."""
-    from prunerob import attacks, data, stages
+    (``one_pixel_against_runs``): how far each run's 1-pixel robust accuracy over-claims.  ``pixels``
+    > 1: the search goes on greedily up to that many pixels (its first round is the exhaustive one),
+    and ``greedy`` holds the runs to it at each budget of the L0 grid up to ``pixels``
+    (``greedy_against_runs``)."""
+    from prunerob import attacks
     from prunerob import evaluate as ev
-    from prunerob.train import predict, select_device
+    from prunerob.train import predict
 
     load_before = load()
-    dev = select_device(device)
-    model = stages.load_model(checkpoint, dev)
-    blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    x, y = data.load_split(blob["dataset"], train=False)
-    x, y = data.to_float(x[:n]).to(dev), y[:n].to(dev)
+    dev, model, blob, x, y = checkpoint_and_images(checkpoint, n, device)
     with ev.attack_mode(model):
         clean_ok = predict(model, x, 500).argmax(1) == y
         start = time.perf_counter()
-        cand = attacks.one_pixel_search(model, x[clean_ok], y[clean_ok], values)
+        cand = attacks.one_pixel_search(model, x[clean_ok], y[clean_ok], values, max_pixels=pixels)
         seconds = time.perf_counter() - start
         d = attacks.verified_distance(model, x[clean_ok], y[clean_ok], cand, "L0")
-    broken = torch.zeros(n, dtype=torch.bool, device=dev)
-    broken[clean_ok] = d <= 1
+    distance = torch.full((n,), float("inf"), device=dev)
+    distance[clean_ok] = d
     ident = identity(blob)
-    ok, hit = clean_ok.cpu().numpy(), broken.cpu().numpy()
+    ok, dist = clean_ok.cpu().numpy(), distance.cpu().numpy()
+    runs = l0_runs_on(ident["checkpoint_sha"], n)
+    greedy = {"pixels": pixels, "budgets": greedy_against_runs(ok, dist, runs, pixels)} if pixels > 1 else {}
     return {
         "checkpoint": str(checkpoint),
         **ident,
@@ -668,22 +700,32 @@ def bench_onepixel(checkpoint: Path, n: int, device: str = "auto", values: tuple
         "values": list(values),
         "clean_acc": float(ok.mean()),
         "seconds": round(seconds, 1),
-        **one_pixel_against_runs(ok, hit, l0_runs_on(ident["checkpoint_sha"], n)),
+        **one_pixel_against_runs(ok, ok & (dist <= 1), runs),
+        **({"greedy": greedy} if greedy else {}),
         "load_before": load_before,
         "load_after": load(),
     }
 
 
 def bench_onepixel_many(
-    checkpoints: list[Path], n: int, device: str, out: Path | None, command: str, echo=print, beside: str | None = None
+    checkpoints: list[Path],
+    n: int,
+    device: str,
+    out: Path | None,
+    command: str,
+    echo=print,
+    beside: str | None = None,
+    pixels: int = 1,
 ) -> Path:
     """``bench_onepixel`` on each checkpoint, inputs checked first; ``benchmarks/onepixel.json`` (or
     ``out``) is written after each checkpoint."""
+    if isinstance(pixels, bool) or not isinstance(pixels, int) or pixels < 1:
+        raise invalid("--pixels", pixels, why="must be an integer >= 1")
     check_attack_bench(checkpoints, n, 1, 1, device)
     records: list[dict] = []
     path = out or BENCH_DIR / "onepixel.json"
     for checkpoint in checkpoints:
-        records.append(bench_onepixel(Path(checkpoint), n, device))
+        records.append(bench_onepixel(Path(checkpoint), n, device, pixels=pixels))
         path = write("onepixel", records, command, out, beside)
         r = records[-1]
         worst = r["worst_case"]
@@ -696,6 +738,11 @@ def bench_onepixel_many(
                 else "no L0 run of the tables on this checkpoint"
             )
         )
+        for budget, row in r.get("greedy", {}).get("budgets", {}).items():
+            echo(
+                f"  {budget} px: greedy search {100 * row['robust_acc_greedy']:.1f} % robust"
+                + (f", the tables' runs {100 * row['robust_acc']:.1f} %" if "robust_acc" in row else "")
+            )
     return path
 
 

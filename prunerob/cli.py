@@ -123,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         "set's and norm's seconds are its best round (default 3)",
     )
     bench.add_argument(
+        "--pixels",
+        type=int,
+        default=1,
+        help="onepixel: go on greedily up to this many changed pixels where one is not enough (default 1)",
+    )
+    bench.add_argument(
         "--preset",
         help="convergence: the norm's default minimal attack at this preset instead of the default set's (one norm)",
     )
@@ -214,7 +220,13 @@ def main(argv: list[str] | None = None) -> int:
                         )
             elif args.what == "onepixel":
                 path = bench_mod.bench_onepixel_many(
-                    list(map(Path, checkpoints)), args.n, args.device, out, command, beside=args.beside
+                    list(map(Path, checkpoints)),
+                    args.n,
+                    args.device,
+                    out,
+                    command,
+                    beside=args.beside,
+                    pixels=args.pixels,
                 )
             elif args.what == "convergence":
                 path = bench_mod.bench_convergence_many(

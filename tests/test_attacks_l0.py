@@ -273,3 +273,21 @@ def test_l0_onepixel_runs_as_a_fixed_attack_at_one_pixel_without_an_unbounded_ch
         adv = attacks.one_pixel_search(pruned_cnn, x[ok], y[ok])
         broken = int((pruned_cnn(adv).argmax(1) != y[ok]).sum())
     assert res.curve.set_index("eps").loc[1.0, "robust_acc"] == pytest.approx((int(ok.sum()) - broken) / 30)
+
+
+def test_the_greedy_search_goes_on_pixel_by_pixel_where_one_is_not_enough():
+    """Two white pixels needed: the greedy search (max_pixels 2) finds them, one pixel alone finds
+    nothing, and a first round that breaks the sample is the one-pixel search's answer."""
+    w = torch.zeros(1, 4, 4)
+    w[0, 0, 0], w[0, 3, 3] = 1.0, 1.2
+    model, x, y = _Linear(w, -1.5), torch.zeros(1, 1, 4, 4), torch.zeros(1, dtype=torch.long)
+    assert torch.equal(attacks.one_pixel_search(model, x, y), x)
+    adv = attacks.one_pixel_search(model, x, y, max_pixels=2)
+    assert attacks.distances(x, adv, "L0").item() == 2 and adv[0, 0, 0, 0] == 1 and adv[0, 0, 3, 3] == 1
+    assert torch.equal(attacks.one_pixel_search(model, x, y, max_pixels=3), adv)  # stops when broken
+    w1 = torch.zeros(1, 4, 4)
+    w1[0, 1, 2] = 1.0
+    assert torch.equal(
+        attacks.one_pixel_search(_Linear(w1, -0.5), x, y, max_pixels=4),
+        attacks.one_pixel_search(_Linear(w1, -0.5), x, y),
+    )

@@ -517,3 +517,22 @@ def test_one_pixel_bench_refuses_a_missing_checkpoint_before_any_work(tmp_path, 
     assert cli.main(["bench", "onepixel", "--checkpoint", str(tmp_path / "no.pt"), "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip().endswith("no such file (a model saved by a train or prune stage)")
     assert not out.exists()
+
+
+def test_the_greedy_bench_compares_each_budget_up_to_its_pixels():
+    import numpy as np
+    import pandas as pd
+
+    clean_ok = np.array([False, True, True, True])
+    distance = np.array([np.inf, 1.0, 2.0, np.inf])  # the greedy search: image 2 needs 2 pixels, 3 none within 2
+    base = {"prune_id": "prune-x", "cr": 64.0, "norm": "L0", "preset": "p", "scenario": "white-box"}
+    minimal = pd.DataFrame(
+        {**base, "stage_id": "attack-m", "attack": "l0_ensemble", "kind": "minimal", "sample": range(4),
+         "eps": np.nan, "broken": False, "distance": [0.0, 1.0, 4.0, 3.0]}
+    )  # fmt: skip
+    out = bench.greedy_against_runs(clean_ok, distance, {"attack-m": minimal}, pixels=2)
+    assert list(out) == ["1", "2"]
+    assert out["1"] == {"robust_acc_greedy": 2 / 4, "robust_acc": 2 / 4, "over_claim_points": 0.0}
+    # at 2 px the run counts images 2 and 3 robust; the greedy search broke image 2
+    assert out["2"] == {"robust_acc_greedy": 1 / 4, "robust_acc": 2 / 4, "over_claim_points": 25.0}
+    assert bench.greedy_against_runs(clean_ok, distance, {}, pixels=1) == {"1": {"robust_acc_greedy": 2 / 4}}
