@@ -516,6 +516,11 @@ def test_one_pixel_bench_refuses_a_missing_checkpoint_before_any_work(tmp_path, 
     out = tmp_path / "o.json"
     assert cli.main(["bench", "onepixel", "--checkpoint", str(tmp_path / "no.pt"), "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip().endswith("no such file (a model saved by a train or prune stage)")
+    assert (
+        cli.main(["bench", "onepixel", "--pixels", "0", "--checkpoint", str(tmp_path / "no.pt"), "--out", str(out)])
+        == 2
+    )
+    assert "--pixels=0 must be an integer >= 1" in capsys.readouterr().err
     assert not out.exists()
 
 
