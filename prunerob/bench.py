@@ -194,11 +194,6 @@ STRONGEST_PRESETS = {
 }
 
 
-def within(grid, max_budget: float | None) -> tuple:
-    """The budgets of ``grid`` an attack searches (all, or those up to its ``max_budget``)."""
-    return tuple(grid) if max_budget is None else tuple(e for e in grid if e <= max_budget)
-
-
 def attack_sets() -> dict[str, dict[str, list]]:
     """The default set (``DEFAULT_SET``: one minimal attack per norm, one run gives the whole curve,
     in L2 and L0 a per-sample ensemble of two; in Linf APGD at each budget beside it), the original's (PGD-40 at each eps, C&W and Brendel-Bethge at its
@@ -223,7 +218,7 @@ def attack_sets() -> dict[str, dict[str, list]]:
         },
         "strongest": {
             norm: [
-                AttackSpec(attack=name, preset=preset, eps=within(grid, attacks.get(name).max_budget))
+                AttackSpec(attack=name, preset=preset, eps=attacks.get(name).within(grid))
                 for name, preset in STRONGEST_PRESETS.items()
                 if attacks.get(name).norm == norm
             ]
@@ -593,9 +588,6 @@ def one_pixel_against_runs(clean_ok: np.ndarray, broken: np.ndarray, runs: dict[
     n = len(clean_ok)
     exhaustive = clean_ok & ~broken
 
-    def robust_at_1(samples: pd.DataFrame) -> np.ndarray:
-        return robust_at(samples, 1.0, n)
-
     def compare(robust: np.ndarray) -> dict:
         return {
             "robust_acc_1px": float(robust.mean()),
@@ -612,12 +604,17 @@ def one_pixel_against_runs(clean_ok: np.ndarray, broken: np.ndarray, runs: dict[
                     "stage_id": stage_id,
                     "attack": first["attack"],
                     "preset": first["preset"],
-                    **compare(robust_at_1(samples)),
+                    **compare(robust_at(samples, 1.0, n)),
                 }
             )
-        both = pd.concat(runs.values(), ignore_index=True).assign(attack=lambda f: f["stage_id"])
-        out["worst_case"] = {"attacks": sorted({r["attack"] for r in out["runs"]}), **compare(robust_at_1(both))}
+        worst = compare(robust_at(as_one_frame(runs), 1.0, n))
+        out["worst_case"] = {"attacks": sorted({r["attack"] for r in out["runs"]}), **worst}
     return out
+
+
+def as_one_frame(runs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The runs' samples rows in one frame, each run its own attack (its stage id) for the worst case."""
+    return pd.concat(runs.values(), ignore_index=True).assign(attack=lambda f: f["stage_id"])
 
 
 def robust_at(samples: pd.DataFrame, budget: float, n: int) -> np.ndarray:
@@ -634,7 +631,7 @@ def greedy_against_runs(clean_ok: np.ndarray, distance: np.ndarray, runs: dict[s
     up to ``pixels``: ``robust_acc_greedy``, the runs' ``robust_acc`` and ``over_claim_points``
     (images the runs count robust that the greedy search breaks within the budget, per 100 images)."""
     n = len(clean_ok)
-    both = pd.concat(runs.values(), ignore_index=True).assign(attack=lambda f: f["stage_id"]) if runs else None
+    both = as_one_frame(runs) if runs else None
     out = {}
     for budget in [b for b in L0_EPS if b <= pixels]:
         greedy = clean_ok & ~(distance <= budget)

@@ -153,6 +153,10 @@ class Attack:
     # are refused, and the unbounded run (and its check) is left out: the attack cannot reach it
     max_budget: float | None = None
 
+    def within(self, grid) -> tuple:
+        """The budgets of ``grid`` this attack searches (all, or those up to its ``max_budget``)."""
+        return tuple(grid) if self.max_budget is None else tuple(e for e in grid if e <= self.max_budget)
+
 
 ATTACKS: dict[str, Attack] = {
     "linf_pgd": Attack(

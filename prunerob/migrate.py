@@ -239,12 +239,10 @@ def superseded(
     another attack set) -- deleted (``write``) or only listed, so that the book shows one truth.
     Sweep records and files being written (``.<name>.tmp...``) are left alone.  ``names``: the
     profiles whose stages count (default: every profile).  Returns the paths deleted (or to delete)."""
-    from prunerob import profiles
+    from prunerob import catalog, profiles
 
     root = Path(root or results.results_dir())
     runs_root = Path(runs_root or results.runs_dir())
-    from prunerob import catalog
-
     stages = [s for name in names or profiles.profiles() for s in profiles.expand(profiles.load_profile(name))]
     known = {s.id for s in stages}
     # a minimal attack's run still under the id with its budget grid is not superseded: minimal_ids moves it

@@ -276,9 +276,8 @@ class AttackSpec(_Spec):
             and self.attack in catalog.ATTACKS
             and _canonical(self.eps) == _canonical(PAPER_LINF_EPS)
         ):
-            info = catalog.ATTACKS[self.attack]
-            grid = NORM_DEFAULT_EPS[info.norm]  # up to what the attack searches (l0_onepixel: 1 pixel)
-            object.__setattr__(self, "eps", tuple(e for e in grid if info.max_budget is None or e <= info.max_budget))
+            info = catalog.ATTACKS[self.attack]  # up to what the attack searches (l0_onepixel: 1 pixel)
+            object.__setattr__(self, "eps", info.within(NORM_DEFAULT_EPS[info.norm]))
         super().__post_init__()
 
     def validate(self) -> None:
