@@ -382,6 +382,11 @@ def _l0_onepixel(
     return one_pixel_search(model, x, y, tuple(values))
 
 
+def _l0_greedy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, values: list[float]) -> torch.Tensor:
+    """``one_pixel_search`` going on greedily up to ``eps`` pixels, as a fixed attack."""
+    return one_pixel_search(model, x, y, tuple(values), max_pixels=int(eps)) if int(eps) >= 1 else x.clone()
+
+
 def verified_distance(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, cand: torch.Tensor, norm: str
 ) -> torch.Tensor:
@@ -471,6 +476,7 @@ RUNS: dict[str, Callable[..., torch.Tensor | tuple[torch.Tensor, list[str]]]] = 
     "l2_cw": _foolbox_minimal("L2CarliniWagnerAttack"),
     "l0_pgd": _l0_pgd,
     "l0_onepixel": _l0_onepixel,
+    "l0_greedy": _l0_greedy,
     "l0_pgd_min": _l0_pgd_min,
     "l0_sigma_zero": _l0_sigma_zero,
     "l0_ensemble": _minimal_ensemble("l0_ensemble", "L0"),
