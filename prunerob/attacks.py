@@ -382,9 +382,12 @@ def _l0_onepixel(
     return one_pixel_search(model, x, y, tuple(values))
 
 
-def _l0_greedy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, values: list[float]) -> torch.Tensor:
-    """``one_pixel_search`` going on greedily up to ``eps`` pixels, as a fixed attack."""
-    return one_pixel_search(model, x, y, tuple(values), max_pixels=int(eps)) if int(eps) >= 1 else x.clone()
+def _l0_greedy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, values: list[float], max_pixels: int
+) -> torch.Tensor:
+    """``one_pixel_search`` going on greedily up to ``max_pixels`` pixels, as a minimal attack whose
+    distances are known up to ``max_pixels`` (the catalog's ``max_budget``)."""
+    return one_pixel_search(model, x, y, tuple(values), max_pixels=max_pixels)
 
 
 def verified_distance(
