@@ -382,6 +382,14 @@ def _l0_onepixel(
     return one_pixel_search(model, x, y, tuple(values))
 
 
+def _l0_greedy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, values: list[float], max_pixels: int
+) -> torch.Tensor:
+    """``one_pixel_search`` going on greedily up to ``max_pixels`` pixels, as a minimal attack whose
+    distances are known up to ``max_pixels`` (the catalog's ``max_budget``)."""
+    return one_pixel_search(model, x, y, tuple(values), max_pixels=max_pixels)
+
+
 def verified_distance(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, cand: torch.Tensor, norm: str
 ) -> torch.Tensor:
@@ -471,6 +479,7 @@ RUNS: dict[str, Callable[..., torch.Tensor | tuple[torch.Tensor, list[str]]]] = 
     "l2_cw": _foolbox_minimal("L2CarliniWagnerAttack"),
     "l0_pgd": _l0_pgd,
     "l0_onepixel": _l0_onepixel,
+    "l0_greedy": _l0_greedy,
     "l0_pgd_min": _l0_pgd_min,
     "l0_sigma_zero": _l0_sigma_zero,
     "l0_ensemble": _minimal_ensemble("l0_ensemble", "L0"),

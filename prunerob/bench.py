@@ -187,6 +187,7 @@ STRONGEST_PRESETS = {
     "l2_cw": "original",  # 9 binary search steps of 5,000 (fast: 5 of 200)
     "l0_pgd": "strong",  # 100 steps, 5 restarts
     "l0_onepixel": "default",  # its only preset, at the budget of one pixel (its max_budget)
+    "l0_greedy": "default",  # its only preset, up to 4 pixels (its max_budget)
     "l0_pgd_min": "default",  # its only preset (PGD_0 at each budget is l0_pgd's job, at strong)
     "l0_sigma_zero": "steps12000",  # 12,000 steps (strong: 2,000, not converged; steps6000 moved by 2 points)
     "l0_fmn": "strong",  # 500 steps

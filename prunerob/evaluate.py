@@ -326,7 +326,8 @@ def _minimal_curve(model, x, y, clean_pred, spec, info, input_shape, progress, s
     """One run; a sample is robust at eps when its verified minimal distance exceeds eps.
 
     ``robust_acc_original_rule`` counts distance >= eps as robust, the rule that reproduces the
-    original study's figures (for L0 it differs by one pixel; see the book).
+    original study's figures (for L0 it differs by one pixel; see the book).  An attack with a
+    ``max_budget`` searches no further: the unbounded check is left out.
     """
     torch.manual_seed(spec.attack_seed)
     start = time.perf_counter()
@@ -369,7 +370,7 @@ def _minimal_curve(model, x, y, clean_pred, spec, info, input_shape, progress, s
         l0_channels=torch.where(found, l0_channel_count(x, adv), torch.zeros_like(dist)),
         source_attack=sources,
     )
-    unbounded_acc = None if source is not None else _share(clean_ok & ~found)
+    unbounded_acc = None if source is not None or info.max_budget is not None else _share(clean_ok & ~found)
     return samples, curve, unbounded_acc
 
 

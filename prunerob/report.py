@@ -719,6 +719,7 @@ FAMILY = {
     "l0_pgd_min": "PGD_0",
     "l0_pgd": "PGD_0",
     "l0_onepixel": "one-pixel search",
+    "l0_greedy": "greedy pixel search",
     "l0_bb": "Brendel-Bethge",
 }
 

@@ -291,3 +291,25 @@ def test_the_greedy_search_goes_on_pixel_by_pixel_where_one_is_not_enough():
         attacks.one_pixel_search(_Linear(w1, -0.5), x, y, max_pixels=4),
         attacks.one_pixel_search(_Linear(w1, -0.5), x, y),
     )
+
+
+def test_l0_greedy_gives_the_curve_up_to_its_budget_in_one_run(pruned_cnn, mnist):
+    """A minimal attack up to 4 px on the pruned CNN: its curve at 1, 2 and 4 px from one run, no
+    unbounded check (it searches 4 pixels at most), every candidate verified within 4 pixels, and at
+    4 px what the greedy search itself breaks."""
+    from prunerob.spec import AttackSpec
+
+    assert AttackSpec(attack="l0_greedy").eps == (1, 2, 4)  # the L0 grid up to its max_budget
+    assert catalog.attack("l0_greedy").presets["default"]["max_pixels"] == catalog.attack("l0_greedy").max_budget
+    x, y = mnist.eval_subset(20)
+    res = _run(pruned_cnn, x, y, "l0_greedy", eps=(1, 2, 4))
+    assert res.curve["eps"].tolist() == [0.0, 1.0, 2.0, 4.0]
+    assert set(res.checks["check"]) == {"eps0_equals_clean", "monotone_in_eps", "no_violations"}
+    assert res.checks["passed"].all()
+    s = res.samples[res.samples["success"] & (res.samples["clean_pred"] == res.samples["label"])]
+    assert ((s["distance"] >= 1) & (s["distance"] <= 4)).all()
+    with ev.attack_mode(pruned_cnn):
+        ok = pruned_cnn(x).argmax(1) == y
+        adv = attacks.one_pixel_search(pruned_cnn, x[ok], y[ok], max_pixels=4)
+        broken = int((pruned_cnn(adv).argmax(1) != y[ok]).sum())
+    assert res.curve.set_index("eps").loc[4.0, "robust_acc"] == pytest.approx((int(ok.sum()) - broken) / 20)

@@ -25,6 +25,7 @@ def _nothing_written(out_dirs):
     [
         (["stage", "attack", "-p", "attack=l0_pgd", "-p", "eps=[2.5, 8.7]"], ["eps=[2.5, 8.7]", "positive integers"]),
         (["stage", "attack", "-p", "attack=l0_onepixel", "-p", "eps=[1, 2]"], ["eps=[1, 2]", "budgets up to 1"]),
+        (["stage", "attack", "-p", "attack=l0_greedy", "-p", "eps=[4, 16]"], ["eps=[4, 16]", "budgets up to 4"]),
         (["stage", "prune", "-p", "crs=4"], ["crs=4 must be a list, e.g. [1, 2, 4]"]),
         (["stage", "attack", "-p", "eps=0.1"], ["eps=0.1 must be a list"]),
         (["stage", "attack", "-p", "n_samples=20000"], ["n_samples=20000", "10000 test images of mnist"]),
