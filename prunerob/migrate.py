@@ -145,6 +145,14 @@ def migrate(root: Path | None = None, write: bool = True, echo=print) -> dict:
     return report
 
 
+def profile_stages(names: tuple[str, ...] | None = None) -> list:
+    """Every stage of the profiles ``names`` (default: every profile), expanded once for the
+    migrations below (expanding every profile takes seconds)."""
+    from prunerob import profiles
+
+    return [s for name in names or profiles.profiles() for s in profiles.expand(profiles.load_profile(name))]
+
+
 def grid_id(stage) -> str:
     """The id a minimal attack stage had while its budget grid was hashed into it (schema version 1
     and before): the digest of every stage's canonical parameters, ``eps`` included."""
@@ -159,26 +167,27 @@ def minimal_ids(
     write: bool = True,
     echo=print,
     names: tuple[str, ...] | None = None,
+    stages: list | None = None,
 ) -> dict[str, str]:
     """Give each finished minimal attack of the profiles the id that leaves its budget grid out: its
     tables (attack, samples, checks, stages), their ``stage_id`` and its run notebook move from the
     old id (:func:`grid_id`) to the new.  Idempotent; a run whose new id is taken, or two old runs
     that would share one new id, are reported and left alone.  ``names``: the profiles whose stages
-    count (default: every profile).  Returns old id -> new id moved."""
-    from prunerob import catalog, profiles
+    count (default: every profile; ``stages``: their stages, already expanded).  Returns old id -> new id
+    moved."""
+    from prunerob import catalog
 
     root = Path(root or results.results_dir())
     runs_root = Path(runs_root or results.runs_dir())
     wanted: dict[str, list[str]] = {}
-    for name in names or profiles.profiles():
-        for stage in profiles.expand(profiles.load_profile(name)):
-            if stage.kind != "attack" or catalog.attack(stage.attack.attack).kind != "minimal":
-                continue
-            old = grid_id(stage)
-            if old != stage.id and (root / "attack" / f"{old}.parquet").exists():
-                olds = wanted.setdefault(stage.id, [])
-                if old not in olds:
-                    olds.append(old)
+    for stage in stages if stages is not None else profile_stages(names):
+        if stage.kind != "attack" or catalog.attack(stage.attack.attack).kind != "minimal":
+            continue
+        old = grid_id(stage)
+        if old != stage.id and (root / "attack" / f"{old}.parquet").exists():
+            olds = wanted.setdefault(stage.id, [])
+            if old not in olds:
+                olds.append(old)
     moved = {}
     for new, olds in sorted(wanted.items()):
         if len(olds) > 1 or (root / "attack" / f"{new}.parquet").exists():
@@ -203,20 +212,24 @@ def minimal_ids(
     return moved
 
 
-def stage_rows(root: Path | None = None, write: bool = True, echo=print, names: tuple[str, ...] | None = None) -> int:
+def stage_rows(
+    root: Path | None = None,
+    write: bool = True,
+    echo=print,
+    names: tuple[str, ...] | None = None,
+    stages: list | None = None,
+) -> int:
     """Write the ``stages`` table's row (every parameter) of each stage of every profile whose
     primary table is under ``root`` and whose row is not; returns how many were (or would be)
     written.  Tables of stages no profile holds get no row (a test keeps the book free of them);
-    ``names``: the profiles whose stages count (default: every profile)."""
-    from prunerob import profiles
-
+    ``names``: the profiles whose stages count (default: every profile; ``stages``: their stages,
+    already expanded)."""
     root = Path(root or results.results_dir())
     missing = {}
-    for name in names or profiles.profiles():
-        for stage in profiles.expand(profiles.load_profile(name)):
-            done = (root / results.PRIMARY_TABLE[stage.kind] / f"{stage.id}.parquet").exists()
-            if done and not (root / "stages" / f"{stage.id}.parquet").exists():
-                missing[stage.id] = stage
+    for stage in stages if stages is not None else profile_stages(names):
+        done = (root / results.PRIMARY_TABLE[stage.kind] / f"{stage.id}.parquet").exists()
+        if done and not (root / "stages" / f"{stage.id}.parquet").exists():
+            missing[stage.id] = stage
     for stage in missing.values():
         if write:
             path = root / "stages" / f"{stage.id}.parquet"
@@ -233,17 +246,19 @@ def superseded(
     write: bool = True,
     echo=print,
     names: tuple[str, ...] | None = None,
+    stages: list | None = None,
 ) -> list[Path]:
     """The result tables (every stage-keyed table: all but ``sweeps``) and executed notebooks of
     stages that no profile holds any more -- superseded when a profile changed (another preset,
     another attack set) -- deleted (``write``) or only listed, so that the book shows one truth.
     Sweep records and files being written (``.<name>.tmp...``) are left alone.  ``names``: the
-    profiles whose stages count (default: every profile).  Returns the paths deleted (or to delete)."""
-    from prunerob import catalog, profiles
+    profiles whose stages count (default: every profile; ``stages``: their stages, already expanded).
+    Returns the paths deleted (or to delete)."""
+    from prunerob import catalog
 
     root = Path(root or results.results_dir())
     runs_root = Path(runs_root or results.runs_dir())
-    stages = [s for name in names or profiles.profiles() for s in profiles.expand(profiles.load_profile(name))]
+    stages = stages if stages is not None else profile_stages(names)
     known = {s.id for s in stages}
     # a minimal attack's run still under the id with its budget grid is not superseded: minimal_ids moves it
     known |= {grid_id(s) for s in stages if s.kind == "attack" and catalog.attack(s.attack.attack).kind == "minimal"}
@@ -278,12 +293,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also delete the tables and executed notebooks of stages no profile holds (with --check: list them)",
     )
     args = parser.parse_args(argv)
+    stages = profile_stages()
     if args.superseded:
-        for path in superseded(args.results, write=not args.check):
+        for path in superseded(args.results, write=not args.check, stages=stages):
             print(f"  {'deleted' if not args.check else 'superseded'}: {path}", file=sys.stderr)
     migrate(args.results, write=not args.check)
-    minimal_ids(args.results, write=not args.check)
-    stage_rows(args.results, write=not args.check)
+    minimal_ids(args.results, write=not args.check, stages=stages)
+    stage_rows(args.results, write=not args.check, stages=stages)
     if args.runs and not args.check:
         from prunerob import runs
 
