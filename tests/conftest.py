@@ -68,7 +68,8 @@ def trained_cnn(mnist, request):
         + torch.__version__.encode()
         + f"{torch.get_num_threads()} {N_TRAIN} {EPOCHS}".encode()
     ).hexdigest()[:16]
-    folder = request.config.cache.mkdir("prunerob") if request.config.cache is not None else None
+    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
+    folder = cache.mkdir("prunerob") if cache is not None else None
     path = folder / f"trained_cnn-{key}.pt" if folder is not None else None
     if path is not None and path.exists():
         from prunerob import stages
