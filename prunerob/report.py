@@ -719,7 +719,7 @@ FAMILY = {
     "l0_pgd_min": "PGD_0",
     "l0_pgd": "PGD_0",
     "l0_onepixel": "one-pixel search",
-    "l0_greedy": "greedy pixel search",
+    "l0_greedy": "one-pixel search, greedy",  # its first round is the one-pixel search
     "l0_bb": "Brendel-Bethge",
 }
 
@@ -753,6 +753,79 @@ def cross_family(attack: pd.DataFrame, tolerance: float = 0.02) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=cols)
+
+
+SEARCHES = ("l0_onepixel", "l0_greedy")  # the L0 searches without gradients
+
+
+def search_gain(attack: pd.DataFrame, samples: pd.DataFrame, searches: tuple[str, ...] = SEARCHES) -> pd.DataFrame:
+    """What the searches without gradients add to the L0 worst case: on every checkpoint one of
+    ``searches`` ran on, the worst case over every white-box L0 attack against the worst case over
+    the others (the gradient attacks), per budget. One row per model (``arch``, ``training``) and
+    budget ``eps`` with ``gain`` (the largest drop in robust accuracy there, a share), where
+    (``method``, ``cr``), ``without`` and ``with`` there, and ``checkpoints`` (how many the searches
+    ran on); budgets where they changed nothing included (gain 0)."""
+    cols = ["arch", "training", "eps", "checkpoints", "gain", "method", "cr", "without", "with"]
+    a = aggregate.white_box(attack[attack["norm"] == "L0"]) if len(attack) else attack
+    s = aggregate.white_box(samples[samples["norm"] == "L0"]) if len(samples) else samples
+    if not len(a) or not a["attack"].isin(searches).any():
+        return pd.DataFrame(columns=cols)
+    ran = a.loc[a["attack"].isin(searches), ["prune_id", "cr"]].drop_duplicates()
+    a, s = a.merge(ran, on=["prune_id", "cr"]), s.merge(ran, on=["prune_id", "cr"])
+    both = aggregate.on_own_grids(aggregate.worst_case, s, a)
+    others = ~a["attack"].isin(searches)
+    gradient = aggregate.on_own_grids(aggregate.worst_case, s[~s["attack"].isin(searches)], a[others])
+    keys = ["prune_id", "cr", "eps"]
+    gap = gradient[keys + ["robust_acc"]].merge(both[keys + ["robust_acc"]], on=keys, suffixes=("_without", "_with"))
+    gap = gap[gap["eps"] > 0]  # budget 0: the clean accuracy
+    model = a.drop_duplicates("prune_id").set_index("prune_id")
+    gap = gap.join(model[["arch", "training"]], on="prune_id")
+    gap["method"] = charts.method_label(model.loc[gap["prune_id"]]).to_numpy()
+    gap["gain"] = gap["robust_acc_without"] - gap["robust_acc_with"]
+    rows = []
+    for (arch, training, eps), g in gap.groupby(["arch", "training", "eps"]):
+        top = g.loc[g["gain"].idxmax()]
+        rows.append(
+            {
+                "arch": arch,
+                "training": training,
+                "eps": float(eps),
+                "checkpoints": len(g[["prune_id", "cr"]].drop_duplicates()),
+                "gain": float(top["gain"]),
+                "method": top["method"],
+                "cr": float(top["cr"]),
+                "without": float(top["robust_acc_without"]),
+                "with": float(top["robust_acc_with"]),
+            }
+        )
+    return pd.DataFrame(rows, columns=cols)
+
+
+def search_gain_sentence(gains: pd.DataFrame) -> str:
+    """:func:`search_gain` rows in a sentence: per model, the largest drop over every budget."""
+    if not len(gains):
+        return "No search without gradients ran on these tables."
+    top = gains.loc[gains.groupby(["arch", "training"])["gain"].idxmax()].sort_values("gain", ascending=False)
+    parts = [
+        f"{r.arch} by up to {r.gain * 100:.1f} points ({r.method}, CR {r.cr:g}, {budget(r.eps, 'L0')}: "
+        f"{pct(r['with'])} robust with them, {pct(r.without)} without; {r.checkpoints} checkpoints)"
+        for _, r in top.iterrows()
+    ]
+    return "With the searches in the worst case, the L0 robust accuracy fell: " + "; ".join(parts) + "."
+
+
+def search_gain_table(gains: pd.DataFrame) -> pd.DataFrame:
+    """:func:`search_gain` rows as a table: per model, the largest drop at each budget, in points,
+    and where."""
+    if not len(gains):
+        return gains
+    out = gains.assign(
+        budget=[budget(e, "L0") for e in gains["eps"]],
+        largest_drop=[f"{g * 100:.1f}" for g in gains["gain"]],
+        at=[f"{m}, CR {c:g}" if g > 0 else DASH for m, c, g in zip(gains["method"], gains["cr"], gains["gain"])],
+    )
+    out = out.rename(columns={"largest_drop": "largest drop (points)", "at": "where"})
+    return out.set_index(["arch", "training", "budget"])[["checkpoints", "largest drop (points)", "where"]]
 
 
 def unattacked_methods(prune: pd.DataFrame, attack: pd.DataFrame, where: dict) -> list[str]:

@@ -1511,3 +1511,45 @@ def test_convergence_strength_names_the_largest_shift_per_cr_and_where():
         "cut); 0.5 points at CR 1 (4 px; 4% of the distances cut)"
     )
     assert report.convergence_strength(blob, "L2") == "not measured"
+
+
+def test_search_gain_is_what_the_searches_without_gradients_take_off_the_l0_worst_case():
+    """On a checkpoint where sigma-zero's ensemble found distances (2, 3, inf, 8) (robust iff d > eps)
+    and the greedy search (1, 2, 2, inf): at 1 px the search breaks sample 0, at 2 px samples 1 and 2
+    (sample 0 the ensemble broke too), at 4 and 8 px sample 2 (the ensemble broke 1 and, at 8, 3):
+    the worst case is lower by a quarter, a half, a quarter, a quarter; a checkpoint without a
+    search is left out."""
+    common = {
+        **MODEL,
+        **_method("unstructured", "global", "magnitude"),
+        "seed": 0,
+        "norm": "L0",
+        "scenario": "white-box",
+        "source_cr": 0.0,
+    }
+    runs = {
+        ("p", 16): {"l0_ensemble": [2, 3, np.inf, 8], "l0_greedy": [1, 2, 2, np.inf]},
+        ("p", 64): {"l0_ensemble": [1, 1, 1, 1]},  # no search ran here
+    }
+    attack_rows, sample_rows = [], []
+    for (prune_id, cr), by_attack in runs.items():
+        for name, dist in by_attack.items():
+            grid = (1.0, 2.0, 4.0) if name == "l0_greedy" else (1.0, 2.0, 4.0, 8.0)
+            at = {**common, "prune_id": prune_id, "cr": cr, "attack": name, "preset": "default", "kind": "minimal"}
+            attack_rows += [{**at, "eps": e, "robust_acc": float((np.asarray(dist) > e).mean())} for e in grid]
+            sample_rows += [
+                {**at, "eps": np.nan, "sample": i, "distance": d, "broken": np.nan} for i, d in enumerate(dist)
+            ]
+    gains = report.search_gain(pd.DataFrame(attack_rows), pd.DataFrame(sample_rows)).set_index("eps")
+    assert gains["checkpoints"].tolist() == [1, 1, 1, 1]  # CR 16 only
+    assert gains["gain"].to_dict() == pytest.approx({1.0: 0.25, 2.0: 0.5, 4.0: 0.25, 8.0: 0.25})
+    assert gains.loc[2.0, "without"] == pytest.approx(0.75) and gains.loc[2.0, "with"] == pytest.approx(0.25)
+    assert gains.loc[8.0, "without"] == pytest.approx(0.25) and gains.loc[8.0, "with"] == pytest.approx(0.0)
+    assert gains.loc[2.0, "method"] == "global magnitude unstructured" and gains.loc[2.0, "cr"] == 16
+    sentence = report.search_gain_sentence(gains.reset_index())
+    assert "mlp by up to 50.0 points (global magnitude unstructured, CR 16, 2 px: 25.0 % robust with them" in sentence
+    table = report.search_gain_table(gains.reset_index())
+    assert table.loc[("mlp", "standard", "8 px"), "largest drop (points)"] == "25.0"
+    # without a search there is nothing to compare
+    plain = pd.DataFrame(attack_rows)
+    assert report.search_gain(plain[plain["attack"] != "l0_greedy"], pd.DataFrame(sample_rows)).empty
