@@ -163,12 +163,15 @@ def throughput(model, x, y, steps: int = 40, repeats: int = 7) -> dict:
 # points above at 1.5, CR 16; with one restart 1.7; with 5 restarts 0.0); L0: sigma-zero
 # (6,000 steps) and PGD_0 with a budget search per sample (at 500 steps it stood 12.3 points above
 # at CR 64; PGD_0 at each budget beside it changed 1 point at most; at 2,000 steps sigma-zero was
-# not converged: 6 points above its 6,000-step reading at CR 64 and 4 px).
-# benchmarks/attacks_default_vs_strongest.json measures it.
+# not converged: 6 points above its 6,000-step reading at CR 64 and 4 px), with the two searches
+# without gradients beside it, the exhaustive one-pixel search and the greedy search up to 4 px (on the
+# original's CNN at CR 64 the gradient attacks left up to 14 points standing that one pixel breaks,
+# benchmarks/onepixel.json; on the MLP at local CR 64 the greedy search broke 15 points more at 2 px).
+# benchmarks/attacks_default_vs_strongest.json measures it (before the searches joined).
 DEFAULT_SET = {
     "Linf": (("linf_fmn", "strong"), ("linf_apgd", "strong")),
     "L2": (("l2_ensemble", "default"), ("l2_apgd", "strong")),
-    "L0": (("l0_ensemble", "steps6000"),),
+    "L0": (("l0_ensemble", "steps6000"), ("l0_onepixel", "default"), ("l0_greedy", "default")),
 }
 L2_EPS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 L0_EPS = (1, 2, 4, 8, 12, 16, 24, 32)
@@ -199,7 +202,7 @@ STRONGEST_PRESETS = {
 def attack_sets() -> dict[str, dict[str, list]]:
     """The default set (``DEFAULT_SET``: one minimal attack per norm, one run gives the whole curve,
     in L2 and L0 a per-sample ensemble of two; in Linf and L2 APGD with 5 restarts at each budget beside
-    it), the original's (PGD-40 at each eps, C&W and Brendel-Bethge at its
+    it, in L0 the one-pixel and greedy searches up to their ``max_budget``), the original's (PGD-40 at each eps, C&W and Brendel-Bethge at its
     settings) and the strongest (every attack of the norm in the registry, fixed and minimal, each at
     its strongest preset: ``STRONGEST_PRESETS``; fixed ones at the default set's budgets, up to their
     ``max_budget``).  The ``cpu``
@@ -211,7 +214,10 @@ def attack_sets() -> dict[str, dict[str, list]]:
     grids = {"Linf": PAPER_LINF_EPS, "L2": L2_EPS, "L0": L0_EPS}
     return {
         "default": {
-            norm: [AttackSpec(attack=name, preset=preset, eps=grids[norm]) for name, preset in pairs]
+            norm: [
+                AttackSpec(attack=name, preset=preset, eps=attacks.get(name).within(grids[norm]))
+                for name, preset in pairs
+            ]
             for norm, pairs in DEFAULT_SET.items()
         },
         "original": {

@@ -104,13 +104,20 @@ def test_attack_bench_alternates_rounds_and_keeps_each_norms_best_seconds(mnist,
     assert out["rounds"] == 2 and out["speedup"] > 0
 
 
-def test_default_attack_set_uses_the_ensembles_and_apgd_beside_fmn_at_presets_the_catalog_has():
+def test_default_attack_set_uses_the_ensembles_apgd_and_the_l0_searches_at_presets_the_catalog_has():
     from prunerob import catalog
 
     sets = bench.attack_sets()
-    assert [(s.attack, s.preset) for s in sets["default"]["L0"]] == [("l0_ensemble", "steps6000")]
-    assert [(s.attack, s.preset) for s in sets["default"]["L2"]] == [("l2_ensemble", "default")]
-    assert [s.attack for s in sets["default"]["Linf"]] == ["linf_fmn", "linf_apgd"]
+    assert [(s.attack, s.preset) for s in sets["default"]["L0"]] == [
+        ("l0_ensemble", "steps6000"),
+        ("l0_onepixel", "default"),
+        ("l0_greedy", "default"),
+    ]
+    assert [(s.attack, s.preset) for s in sets["default"]["L2"]] == [("l2_ensemble", "default"), ("l2_apgd", "strong")]
+    assert [(s.attack, s.preset) for s in sets["default"]["Linf"]] == [("linf_fmn", "strong"), ("linf_apgd", "strong")]
+    # the searches run at the budgets they search: the one-pixel search at 1 px, the greedy one up to 4
+    l0 = {s.attack: s.eps for s in sets["default"]["L0"]}
+    assert l0["l0_onepixel"] == (1,) and l0["l0_greedy"] == (1, 2, 4) and l0["l0_ensemble"] == bench.L0_EPS
     for norm, specs in sets["default"].items():
         for s in specs:
             assert catalog.attack(s.attack).norm == norm and s.preset in catalog.attack(s.attack).presets
@@ -155,12 +162,15 @@ def test_bench_sweep_projects_the_default_sets_cost_from_the_profiles_runs(monke
     for i, (attack, preset, seconds) in enumerate(
         [
             ("linf_fmn", "strong", 30.0),
-            ("linf_apgd", "default", 20.0),
+            ("linf_apgd", "strong", 20.0),
             ("l2_ensemble", "default", 10.0),
             ("l2_ensemble", "fast", 5.0),
             ("l0_ensemble", "steps6000", 60.0),
             ("l0_pgd", "default", 40.0),
             ("l0_ensemble", "default", 50.0),
+            ("l2_apgd", "strong", 4.0),
+            ("l0_onepixel", "default", 2.0),
+            ("l0_greedy", "default", 6.0),
         ]
     ):
         for cr in (1.0, 2.0):
@@ -189,9 +199,10 @@ def test_bench_sweep_projects_the_default_sets_cost_from_the_profiles_runs(monke
     assert [r["default_set"] for r in records if r.get("attack") == "l0_ensemble"] == [False, True]
     assert per_attack["linf_fmn"]["papermill_seconds_median"] == 55.0
     (projection,) = [r for r in records if "projection" in r]
-    # medians over CR 1 and 2 of the four default attacks' whole-stage seconds: 55 + 40 + 25 + 100
-    assert projection["seconds_per_checkpoint_papermill"] == 220.0
-    assert projection["projected_minutes"] == 220.0 * 10 / 2 / 60
+    # medians over CR 1 and 2 of the seven default attacks' whole-stage seconds (1.5 x seconds + 10):
+    # 55 + 40 + 25 + 100 + 16 + 13 + 19
+    assert projection["seconds_per_checkpoint_papermill"] == 268.0
+    assert projection["projected_minutes"] == 268.0 * 10 / 2 / 60
 
 
 def test_strongest_set_has_every_non_ensemble_attack_of_each_norm_once_at_a_preset_it_has():
