@@ -784,12 +784,12 @@ def search_gain(attack: pd.DataFrame, samples: pd.DataFrame, searches: tuple[str
     gap["gain"] = gap["robust_acc_without"] - gap["robust_acc_with"]
     rows = []
     for (arch, training, eps), g in gap.groupby(["arch", "training", "eps"]):
-        top = g.loc[g["gain"].idxmax()]
+        top = g.sort_values("gain", kind="stable", ascending=False).iloc[0]  # the first of the largest
         rows.append(
             {
                 "arch": arch,
                 "training": training,
-                "eps": float(eps),
+                "eps": _num(eps),
                 "checkpoints": len(g[["prune_id", "cr"]].drop_duplicates()),
                 "gain": float(top["gain"]),
                 "method": top["method"],
