@@ -161,7 +161,10 @@ def test_the_cpu_profile_is_the_issues_grid_on_a_two_core_budget():
             for name in ("linf_fmn", "l2_ensemble", "l0_ensemble", "linf_apgd"):
                 assert crs(arch, method, name) == (every if method == headline else pruned), (arch, method, name)
             for name in ("l2_apgd", "l0_pgd"):
-                assert crs(arch, method, name) == (every if method == headline else checks), (arch, method, name)
+                # APGD-L2 is part of the MLP's default set (every pruned CR); on the CNN, until its
+                # recompute lands, a fixed check at CR 4, 16, 64
+                on = pruned if (arch, name) == ("mlp", "l2_apgd") else checks
+                assert crs(arch, method, name) == (every if method == headline else on), (arch, method, name)
     for name, output in (
         ("linf_fmn", "logits"),
         ("l2_ensemble", "logits"),
