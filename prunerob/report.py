@@ -773,8 +773,8 @@ def search_gain(attack: pd.DataFrame, samples: pd.DataFrame, searches: tuple[str
     ran = a.loc[a["attack"].isin(searches), ["prune_id", "cr"]].drop_duplicates()
     a, s = a.merge(ran, on=["prune_id", "cr"]), s.merge(ran, on=["prune_id", "cr"])
     both = aggregate.on_own_grids(aggregate.worst_case, s, a)
-    others = ~a["attack"].isin(searches)
-    gradient = aggregate.on_own_grids(aggregate.worst_case, s[~s["attack"].isin(searches)], a[others])
+    gradient_only = lambda frame: frame[~frame["attack"].isin(searches)]  # noqa: E731
+    gradient = aggregate.on_own_grids(aggregate.worst_case, gradient_only(s), gradient_only(a))
     keys = ["prune_id", "cr", "eps"]
     gap = gradient[keys + ["robust_acc"]].merge(both[keys + ["robust_acc"]], on=keys, suffixes=("_without", "_with"))
     gap = gap[gap["eps"] > 0]  # budget 0: the clean accuracy
