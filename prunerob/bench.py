@@ -245,6 +245,7 @@ def bench_attacks(
     sets: dict | None = None,
     rounds: int = 1,
     once: tuple[str, ...] = ("strongest",),
+    samples: SampleStore | None = None,
 ) -> dict:
     """(b) The whole three-norm evaluation with each attack set (``attack_sets()``: the default, the
     original's, the strongest) on the same samples: seconds, robust accuracy per eps (worst case over
@@ -256,6 +257,12 @@ def bench_attacks(
     named in ``once`` (the strongest, whose accuracy matters and not its time) run in the first
     round only.
 
+    In the first round an attack run that an earlier set of this call already ran (same attack,
+    preset and budgets: the searches are in the default and the strongest set) is taken from it, and
+    ``samples`` (a ``SampleStore``) keeps every run's per-sample results on disk and gives them back
+    to a later call on the same checkpoint and images: a block that took any run so lists it in
+    ``runs_taken`` (attack -> where from) and counts its seconds as measured then.
+
     With the default and the original's set: ``speedup`` (the original's seconds over the default
     set's, all three norms) and per norm ``no_weaker``.  With the default and the strongest set: per
     norm ``default_vs_strongest``: the largest excess of the default set's robust accuracy over the
@@ -264,20 +271,34 @@ def bench_attacks(
     from prunerob import evaluate as ev
 
     out: dict = {"n_samples": len(y), "batch_size": batch_size, "rounds": rounds}
+    ran: dict[str, tuple] = {}  # the first round's runs by spec key: (samples, seconds, passed)
     for round_ in range(rounds):
         for name, per_norm in (sets or attack_sets()).items():
             if round_ and name in once:
                 continue
             for norm, specs in per_norm.items():
-                seconds, frames, passed = 0.0, [], True
+                seconds, frames, passed, taken = 0.0, [], True, {}
                 for spec in specs:
                     spec = _resized(spec, len(y), batch_size)
-                    start = time.perf_counter()
-                    res = ev.attack_curve(model, x, y, spec, input_shape, convergence=False)
-                    seconds += time.perf_counter() - start
+                    key = spec_key(spec)
+                    stored = samples.get(spec) if samples is not None and not round_ else None
+                    if not round_ and key in ran:
+                        (run_samples, run_seconds, run_passed), taken[spec.attack] = ran[key], "this run"
+                    elif stored is not None:
+                        (run_samples, run_seconds, run_passed), taken[spec.attack] = stored[:3], stored[3]
+                    else:
+                        start = time.perf_counter()
+                        res = ev.attack_curve(model, x, y, spec, input_shape, convergence=False)
+                        run_seconds = time.perf_counter() - start
+                        run_samples, run_passed = res.samples, bool(res.checks["passed"].all())
+                        if samples is not None and not round_:
+                            samples.put(spec, run_samples, run_seconds, run_passed)
+                    if not round_:
+                        ran.setdefault(key, (run_samples, run_seconds, run_passed))
+                    seconds += run_seconds
                     info = attacks.get(spec.attack)
                     frames.append(
-                        res.samples.assign(
+                        run_samples.assign(
                             attack=spec.attack,
                             kind=info.kind,
                             norm=norm,
@@ -287,17 +308,17 @@ def bench_attacks(
                             source_cr=1.0,
                         )
                     )
-                    passed &= bool(res.checks["passed"].all())
+                    passed &= run_passed
                 if round_:
                     rec = out[name][norm]
                     rec["seconds_rounds"].append(seconds)
                     rec["seconds"] = min(rec["seconds_rounds"])
                     rec["checks_passed"] &= passed
                     continue
-                samples = pd.concat(frames, ignore_index=True)
+                frame = pd.concat(frames, ignore_index=True)
                 grid = sorted({0.0, *map(float, specs[0].eps)})
-                worst = aggregate.worst_case(samples, {norm: grid})
-                dist = aggregate.min_distance(samples)["distance"]
+                worst = aggregate.worst_case(frame, {norm: grid})
+                dist = aggregate.min_distance(frame)["distance"]
                 out.setdefault(name, {})[norm] = {
                     "attacks": [s.attack for s in specs],
                     "presets": [s.preset or next(iter(attacks.get(s.attack).presets)) for s in specs],
@@ -306,9 +327,61 @@ def bench_attacks(
                     "robust_acc": dict(zip(map(float, worst["eps"]), map(float, worst["robust_acc"]))),
                     "median_distance": float(dist.median()),
                     "checks_passed": passed,
-                    **per_attack(samples, norm, grid),
+                    **per_attack(frame, norm, grid),
+                    **({"runs_taken": taken} if taken else {}),
                 }
     return compare_sets(out)
+
+
+def spec_key(spec) -> str:
+    """A digest of an attack run's whole parameter set (attack, preset, budgets, images, batch size)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(spec.params(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class SampleStore:
+    """Every attack run's per-sample results of ``bench attacks`` on one checkpoint and image set, kept
+    in a folder (``--samples``): ``<checkpoint>-<spec key>.parquet`` with a JSON beside it (the
+    attack's parameters, seconds, whether its checks passed, code version, when), so that a set whose
+    composition changes is worked out again from its attacks' runs instead of running them again.
+    Files are written atomically; one that cannot be read counts as absent (and is written again)."""
+
+    def __init__(self, folder: Path, checkpoint_sha: str):
+        self.folder, self.checkpoint_sha = Path(folder), checkpoint_sha
+
+    def _path(self, spec) -> Path:
+        return self.folder / f"{self.checkpoint_sha}-{spec_key(spec)}.parquet"
+
+    def get(self, spec) -> tuple | None:
+        """``(samples, seconds, checks passed, where from)`` of a stored run of ``spec``, else None."""
+        path = self._path(spec)
+        try:
+            meta = json.loads(path.with_suffix(".json").read_text())
+            if meta["params"] != json.loads(json.dumps(spec.params(), default=str)):
+                return None
+            return (
+                pd.read_parquet(path),
+                float(meta["seconds"]),
+                bool(meta["checks_passed"]),
+                f"{path} ({meta['when']})",
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, spec, samples: pd.DataFrame, seconds: float, passed: bool) -> None:
+        path = self._path(spec)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        results.atomic_write_bytes(path, lambda p: samples.to_parquet(p, index=False))
+        meta = {
+            "params": json.loads(json.dumps(spec.params(), default=str)),
+            "checkpoint_sha": self.checkpoint_sha,
+            "seconds": seconds,
+            "checks_passed": passed,
+            "code_version": results.code_version(),
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        results.atomic_write_bytes(path.with_suffix(".json"), lambda p: Path(p).write_text(json.dumps(meta, indent=1)))
 
 
 def compare_sets(out: dict) -> dict:
@@ -522,10 +595,12 @@ def bench_attacks_on(
     throughput_n: int = 500,
     rounds: int = 3,
     sets: dict | None = None,
+    samples_dir: Path | None = None,
 ) -> dict:
     """``throughput`` on the first ``throughput_n`` test images of the checkpoint's data set (one batch)
     and ``bench_attacks`` on the first ``n`` (``rounds`` alternating rounds, best seconds of each;
-    ``sets``: as ``choose_sets`` returns them, by default the default and the original's set).  ``load_before`` and ``load_after``: the
+    ``sets``: as ``choose_sets`` returns them, by default the default and the original's set;
+    ``samples_dir``: the folder of a ``SampleStore``).  ``load_before`` and ``load_after``: the
     machine's load averages (``load()``) before and after."""
     from prunerob import data
 
@@ -533,13 +608,19 @@ def bench_attacks_on(
     dev, model, blob, x, y = checkpoint_and_images(checkpoint, max(n, throughput_n), device)
     info = data.info(blob["dataset"])
     chosen = sets if sets is not None else choose_sets("default,original")
+    store = None
+    if samples_dir is not None:
+        import hashlib
+
+        sha = identity(blob)["checkpoint_sha"] or hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:16]
+        store = SampleStore(samples_dir, sha)
     return {
         "checkpoint": str(checkpoint),
         **identity(blob),
         "device": dev.type,
         "sets": list(chosen),
         "throughput": throughput(model, x[:throughput_n], y[:throughput_n]),
-        **bench_attacks(model, x[:n], y[:n], info.input_shape, sets=chosen, rounds=rounds),
+        **bench_attacks(model, x[:n], y[:n], info.input_shape, sets=chosen, rounds=rounds, samples=store),
         "load_before": load_before,
         "load_after": load(),
     }
@@ -806,6 +887,7 @@ def bench_attacks_many(
     reuse_strongest: list[Path] | None = None,
     beside: str | None = None,
     reuse: list[Path] | None = None,
+    samples_dir: Path | None = None,
 ) -> Path:
     """``bench_attacks_on`` for each checkpoint in turn, one record each, into one JSON file
     (``benchmarks/attacks.json`` unless ``out``) written again after every checkpoint, so that a
@@ -813,8 +895,11 @@ def bench_attacks_many(
     (``check_attack_bench``, ``choose_sets``).  ``reuse_strongest``: earlier ``bench attacks``
     JSON files whose strongest-set blocks for the same checkpoint and images are taken instead of run
     again; ``reuse``: the same for every set's blocks (default, original, strongest), each where the
-    block ran what the set names now (``blocks_from``; reused blocks are marked ``reused_from``)."""
+    block ran what the set names now (``blocks_from``; reused blocks are marked ``reused_from``);
+    ``samples_dir``: a ``SampleStore`` folder, which keeps and gives back each attack run."""
     chosen = choose_sets(sets, norms)
+    if samples_dir is not None and Path(samples_dir).exists() and not Path(samples_dir).is_dir():
+        raise SpecError(f"--samples {samples_dir}: is a file; it must be a folder (made if missing)")
     check_attack_bench(checkpoints, n, rounds, throughput_n, device)
     earlier = {"strongest": [r for path in reuse_strongest or [] for r in read_records(path)]}
     for path in reuse or []:
@@ -831,9 +916,8 @@ def bench_attacks_many(
         }
         to_run = {name: {norm: specs for norm, specs in per_norm.items() if norm not in reused[name]}
                   for name, per_norm in chosen.items()}  # fmt: skip
-        record = bench_attacks_on(
-            Path(checkpoint), n, device, throughput_n, rounds, {k: v for k, v in to_run.items() if v}
-        )
+        todo = {k: v for k, v in to_run.items() if v}
+        record = bench_attacks_on(Path(checkpoint), n, device, throughput_n, rounds, todo, samples_dir=samples_dir)
         for name, blocks in reused.items():
             for norm, block in blocks.items():
                 record.setdefault(name, {})[norm] = block

@@ -110,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         "norm are taken where they ran the attacks and presets the set names now",
     )
     bench.add_argument(
+        "--samples",
+        help="attacks: a folder that keeps every attack run's per-sample results (per checkpoint, images, attack, "
+        "preset and budgets); a run found there is read instead of run again, so a set whose attacks change "
+        "is worked out again from the runs it shares with earlier ones (the block lists them in runs_taken)",
+    )
+    bench.add_argument(
         "--throughput-n",
         type=int,
         default=500,
@@ -253,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                     reuse_strongest=[Path(p) for p in args.reuse_strongest],
                     beside=args.beside,
                     reuse=[Path(p) for p in args.reuse],
+                    samples_dir=Path(args.samples) if args.samples else None,
                 )
             print(f"wrote {path}")
             return 0

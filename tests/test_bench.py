@@ -306,6 +306,72 @@ def test_attack_bench_compares_the_default_set_with_the_strongest_per_sample(mon
     assert out["default"]["L0"]["per_attack"] == {} and out["default"]["L0"]["worst_from"] == {"l0_fmn": 1.0}
 
 
+def test_attack_bench_runs_an_attack_two_sets_share_once_and_keeps_every_run_for_a_later_call(
+    tmp_path, monkeypatch, capsys
+):
+    """An attack run that two sets share (same attack, preset, budgets) runs once in a call; with a
+    ``SampleStore`` every run is kept on disk, and a later call whose strongest set gained an attack
+    runs only that one, taking the rest from the store with their seconds as measured then and the
+    same robust accuracy as running them again."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from prunerob import evaluate as ev
+    from prunerob.spec import AttackSpec
+
+    inf = np.inf
+    distances = {"l0_fmn": [1, 2, 3, 4, 5, 6, 7, 8, inf, inf], "l0_sigma_zero": [1, 1, 3, 4, 5, 6, 7, 8, 8, inf],
+                 "l0_pgd_min": [1, 1, 1, 4, 5, 6, 7, 8, 8, 8]}  # fmt: skip
+    order = []
+
+    def fake(model, x, y, spec, shape, convergence=True):
+        order.append(spec.attack)
+        d = np.asarray(distances[spec.attack], float)
+        frame = pd.DataFrame({"sample": np.arange(10), "label": 0, "clean_pred": 0, "adv_pred": np.where(np.isfinite(d), 1, 0),
+                              "success": np.isfinite(d), "valid": True, "distance": d})  # fmt: skip
+        return ev.AttackResult(frame, pd.DataFrame(), pd.DataFrame({"passed": [True]}))
+
+    monkeypatch.setattr(ev, "attack_curve", fake)
+    fmn, sz, pgd = (AttackSpec(attack=a, eps=(2, 8)) for a in ("l0_fmn", "l0_sigma_zero", "l0_pgd_min"))
+    sets = {"default": {"L0": [fmn]}, "strongest": {"L0": [fmn, sz]}}
+    x, y = torch.zeros(10, 1, 28, 28), torch.zeros(10, dtype=torch.long)
+    store = bench.SampleStore(tmp_path / "samples", "abc")
+    first = bench.bench_attacks(None, x, y, (1, 28, 28), batch_size=10, sets=sets, samples=store)
+    assert order == ["l0_fmn", "l0_sigma_zero"]  # the strongest set took FMN's run from the default set
+    assert first["strongest"]["L0"]["runs_taken"] == {"l0_fmn": "this run"}
+    assert "runs_taken" not in first["default"]["L0"]
+    assert len(list((tmp_path / "samples").glob("abc-*.parquet"))) == 2
+    # a later call: the strongest set gained PGD_0-min; only it runs, the rest comes from the store
+    sets["strongest"]["L0"].append(pgd)
+    second = bench.bench_attacks(None, x, y, (1, 28, 28), batch_size=10, sets=sets, samples=store)
+    assert order == ["l0_fmn", "l0_sigma_zero", "l0_pgd_min"]
+    assert second["default"]["L0"]["robust_acc"] == first["default"]["L0"]["robust_acc"]
+    assert second["default"]["L0"]["seconds"] == first["default"]["L0"]["seconds"]  # as measured then
+    assert first["strongest"]["L0"]["robust_acc"] == {0.0: 1.0, 2.0: 0.8, 8.0: 0.1}
+    assert second["strongest"]["L0"]["robust_acc"] == {
+        0.0: 1.0,
+        2.0: 0.7,
+        8.0: 0.0,
+    }  # PGD_0-min: sample 2 at 1 px, 9 at 8
+    assert set(second["strongest"]["L0"]["runs_taken"]) == {"l0_fmn", "l0_sigma_zero"}
+    # another checkpoint, other images, or a file that cannot be read: run again
+    ran = bench._resized(fmn, 10, 10)  # what the call ran: 10 images, batches of 10
+    assert store.get(ran) is not None and bench.SampleStore(tmp_path / "samples", "zzz").get(ran) is None
+    assert store.get(bench._resized(fmn, 11, 10)) is None
+    store._path(ran).with_suffix(".json").write_text("{")
+    bench.bench_attacks(None, x, y, (1, 28, 28), batch_size=10, sets={"default": {"L0": [fmn, sz]}}, samples=store)
+    assert order[3:] == ["l0_fmn"]  # sigma-zero's run read from the store, FMN's run again
+    # --samples naming a file stops before any work, with one line
+    from prunerob import cli
+
+    out = tmp_path / "out.json"
+    argv = ["bench", "attacks", "--checkpoint", str(tmp_path / "no.pt"), "--samples", str(out.parent / "m.json")]
+    (tmp_path / "m.json").write_text("{}")
+    assert cli.main(argv + ["--out", str(out)]) == 2 and not out.exists()
+    assert capsys.readouterr().err.strip().endswith("is a file; it must be a folder (made if missing)")
+
+
 @pytest.mark.slow
 def test_attack_bench_default_vs_strongest_on_a_trained_cnn(trained_cnn, mnist):
     """Real attacks on a few images: a strongest set that holds the default set's attack is never
@@ -340,7 +406,7 @@ def test_bench_attacks_cli_writes_one_record_per_checkpoint_after_each(tmp_path,
     out = tmp_path / "attacks.json"
     calls = []
 
-    def fake(checkpoint, n, device, throughput_n, rounds, sets):
+    def fake(checkpoint, n, device, throughput_n, rounds, sets, samples_dir=None):
         if calls:  # the first checkpoint's record is on disk before the second starts
             assert [r["checkpoint"] for r in json.loads(out.read_text())["records"]] == [str(paths[0])]
         calls.append((checkpoint, n, rounds, list(sets)))
@@ -380,7 +446,7 @@ def test_bench_attacks_reuses_an_earlier_runs_strongest_set_for_the_same_checkpo
     earlier.write_text(json.dumps(blob))
     ran = []
 
-    def fake(checkpoint, n, device, throughput_n, rounds, sets):
+    def fake(checkpoint, n, device, throughput_n, rounds, sets, samples_dir=None):
         ran.append({name: list(per_norm) for name, per_norm in sets.items()})
         return {"checkpoint": str(checkpoint), "default": {"L0": {"robust_acc": {0.0: 0.98, 4.0: 0.36}}},
                 **({"strongest": {"Linf": {"robust_acc": {"0.0": 0.9}}}} if "strongest" in sets else {})}  # fmt: skip
@@ -430,7 +496,7 @@ def test_bench_attacks_reuse_takes_any_sets_blocks_that_ran_what_the_set_names_n
     earlier.write_text(json.dumps({"when": "then", "records": [record]}))
     ran = []
 
-    def fake(checkpoint, n, device, throughput_n, rounds, todo):
+    def fake(checkpoint, n, device, throughput_n, rounds, todo, samples_dir=None):
         ran.append({name: list(per_norm) for name, per_norm in todo.items()})
         return {"checkpoint": str(checkpoint), "default": {"L2": {"robust_acc": {0.0: 0.99, 1.5: 0.16}}}}
 
