@@ -112,6 +112,7 @@ def test_default_attack_set_uses_the_ensembles_apgd_and_the_l0_searches_at_prese
         ("l0_ensemble", "steps6000"),
         ("l0_onepixel", "default"),
         ("l0_greedy", "default"),
+        ("l0_bb", "original"),
     ]
     assert [(s.attack, s.preset) for s in sets["default"]["L2"]] == [("l2_ensemble", "default"), ("l2_apgd", "strong")]
     assert [(s.attack, s.preset) for s in sets["default"]["Linf"]] == [("linf_fmn", "strong"), ("linf_apgd", "strong")]
@@ -171,6 +172,7 @@ def test_bench_sweep_projects_the_default_sets_cost_from_the_profiles_runs(monke
             ("l2_apgd", "strong", 4.0),
             ("l0_onepixel", "default", 2.0),
             ("l0_greedy", "default", 6.0),
+            ("l0_bb", "original", 8.0),
         ]
     ):
         for cr in (1.0, 2.0):
@@ -199,10 +201,10 @@ def test_bench_sweep_projects_the_default_sets_cost_from_the_profiles_runs(monke
     assert [r["default_set"] for r in records if r.get("attack") == "l0_ensemble"] == [False, True]
     assert per_attack["linf_fmn"]["papermill_seconds_median"] == 55.0
     (projection,) = [r for r in records if "projection" in r]
-    # medians over CR 1 and 2 of the seven default attacks' whole-stage seconds (1.5 x seconds + 10):
-    # 55 + 40 + 25 + 100 + 16 + 13 + 19
-    assert projection["seconds_per_checkpoint_papermill"] == 268.0
-    assert projection["projected_minutes"] == 268.0 * 10 / 2 / 60
+    # medians over CR 1 and 2 of the eight default attacks' whole-stage seconds (1.5 x seconds + 10):
+    # 55 + 40 + 25 + 100 + 16 + 13 + 19 + 22
+    assert projection["seconds_per_checkpoint_papermill"] == 290.0
+    assert projection["projected_minutes"] == 290.0 * 10 / 2 / 60
 
 
 def test_strongest_set_has_every_non_ensemble_attack_of_each_norm_once_at_a_preset_it_has():
