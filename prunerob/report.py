@@ -594,7 +594,7 @@ def set_strength(blob: dict, norm: str) -> dict[str, Any]:
         won = max(s.get("worst_from", {"?": 0.0}).items(), key=lambda kv: kv[1])
         parts.append(
             (cr, f"{100 * max(gap['largest_excess'], 0.0):.1f} points at CR {cr:g} "
-             f"({distance_label(float(gap['at_eps']), norm)}; {won[0]} found the smallest distance for {won[1]:.0%} "
+             f"({distance_label(float(gap['at_eps']), norm)}; {won[0]} found the smallest distance, ties to the attack run first, for {won[1]:.0%} "
              "of the broken images)", r["n_samples"])
         )  # fmt: skip
     if not rows:

@@ -685,7 +685,10 @@ def test_set_strength_reads_the_default_against_the_strongest_set_per_checkpoint
     }
     out = report.set_strength(blob, "L0")
     assert out["text"].startswith("on 300 test images per checkpoint, the default L0 set stands above the strongest")
-    assert "by at most 12.0 points at CR 64 (4 px; l0_sigma_zero found the smallest distance for 70% of" in out["text"]
+    assert (
+        "by at most 12.0 points at CR 64 (4 px; l0_sigma_zero found the smallest distance, ties to the attack run first, for 70% of"
+        in out["text"]
+    )
     assert "; 1.0 points at CR 1 (4 px; l0_bb found" in out["text"]
     row = out["table"].loc[("L0", 64.0, 4.0)]
     assert (
