@@ -104,11 +104,20 @@ def _foolbox_minimal(attack_class: str) -> Callable[..., torch.Tensor]:
             "L2CarliniWagnerAttack": fb.attacks.L2CarliniWagnerAttack,
             "L0BrendelBethgeAttack": fb.attacks.L0BrendelBethgeAttack,
         }[attack_class]
+        attack = cls(**params)
         if init == "dataset":  # the original started Brendel-Bethge from other evaluation images
             starter = fb.attacks.DatasetAttack()
             starter.feed(fmodel, x)
-            params["init_attack"] = starter
-        attack = cls(**params)
+            # what Brendel-Bethge does with an init_attack, done here (the same draws): a collapsed model
+            # (one class for every image) leaves a sample of that class no image of another class to
+            # start from, and Foolbox then fails the whole batch; such a sample gets no candidate (the
+            # input itself, which verification rejects), the others are attacked as before
+            starts = starter.run(fmodel, x, fb.criteria.Misclassification(y))
+            ok = fmodel(starts).argmax(-1) != y
+            adv = x.clone()
+            if ok.any():
+                _, adv[ok], _ = attack(fmodel, x[ok], y[ok], epsilons=None, starting_points=starts[ok])
+            return adv.detach()
         _, adv, _ = attack(fmodel, x, y, epsilons=None)
         return adv.detach()
 

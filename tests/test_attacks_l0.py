@@ -202,6 +202,37 @@ def test_l0_attacks_on_a_pruned_cnn_against_brendel_bethge(pruned_cnn, mnist):
         assert acc["l0_ensemble"][eps] <= acc["l0_bb"][eps] + 0.03
 
 
+def test_brendel_bethge_starts_as_foolbox_would_and_survives_a_model_that_predicts_one_class(trained_cnn, mnist):
+    """l0_bb draws its starting points from the other evaluation images as Foolbox's init_attack
+    would (same draws, same result on a trained CNN); on a collapsed model, which gives one class to
+    every image, the images of that class have no start: they get no candidate (the input itself)
+    instead of failing the whole batch, and the others are still attacked."""
+    import foolbox as fb
+
+    x, y = mnist.eval_subset(20)
+    params = dict(catalog.attack("l0_bb").presets["fast"], steps=10, binary_search_steps=3)
+    np.random.seed(0)
+    ours = attacks.get("l0_bb").run(trained_cnn, x, y, **params)
+    np.random.seed(0)
+    fmodel = fb.PyTorchModel(trained_cnn, bounds=(0, 1))
+    starter = fb.attacks.DatasetAttack()
+    starter.feed(fmodel, x)
+    kw = {k: v for k, v in params.items() if k != "init"}
+    _, theirs, _ = fb.attacks.L0BrendelBethgeAttack(init_attack=starter, **kw)(fmodel, x, y, epsilons=None)
+    assert torch.equal(ours, theirs)
+
+    class OneClass(torch.nn.Module):  # class 3 for every image, a little less sure where pixels are bright
+        def forward(self, inp):
+            logits = torch.zeros(len(inp), 10)
+            logits[:, 3] = 5.0 - inp.flatten(1).mean(1)
+            return logits
+
+    labels = y.clone()
+    labels[:5] = 3  # five images of the one class the model ever says: no image of another class to start from
+    adv = attacks.get("l0_bb").run(OneClass(), x, labels, **params)
+    assert adv.shape == x.shape and torch.equal(adv[:5], x[:5])
+
+
 class _Linear(torch.nn.Module):
     """Two classes; class 1 where ``weights . x + bias`` is positive (x flattened)."""
 
