@@ -761,7 +761,7 @@ SEARCHES = ("l0_onepixel", "l0_greedy")  # the L0 searches without gradients
 def search_gain(attack: pd.DataFrame, samples: pd.DataFrame, searches: tuple[str, ...] = SEARCHES) -> pd.DataFrame:
     """What the searches without gradients add to the L0 worst case: on every checkpoint one of
     ``searches`` ran on, the worst case over every white-box L0 attack against the worst case over
-    the others (the gradient attacks), per budget. One row per model (``arch``, ``training``) and
+    the others (with the default ``searches``: the gradient attacks), per budget. One row per model (``arch``, ``training``) and
     budget ``eps`` with ``gain`` (the largest drop in robust accuracy there, a share), where
     (``method``, ``cr``), ``without`` and ``with`` there, and ``checkpoints`` (how many the searches
     ran on); budgets where they changed nothing included (gain 0)."""
@@ -801,17 +801,18 @@ def search_gain(attack: pd.DataFrame, samples: pd.DataFrame, searches: tuple[str
     return pd.DataFrame(rows, columns=cols)
 
 
-def search_gain_sentence(gains: pd.DataFrame) -> str:
-    """:func:`search_gain` rows in a sentence: per model, the largest drop over every budget."""
+def search_gain_sentence(gains: pd.DataFrame, what: str = "the searches", pronoun: str = "them") -> str:
+    """:func:`search_gain` rows in a sentence: per model, the largest drop over every budget.  ``what``
+    names the attacks whose gain it is (``search_gain``'s ``searches``), ``pronoun`` refers to them."""
     if not len(gains):
-        return "No search without gradients ran on these tables."
+        return f"None of {what} ran on these tables."
     top = gains.loc[gains.groupby(["arch", "training"])["gain"].idxmax()].sort_values("gain", ascending=False)
     parts = [
         f"{r.arch} by up to {r.gain * 100:.1f} points ({r.method}, CR {r.cr:g}, {budget(r.eps, 'L0')}: "
-        f"{pct(r['with'])} robust with them, {pct(r.without)} without; {r.checkpoints} checkpoints)"
+        f"{pct(r['with'])} robust with {pronoun}, {pct(r.without)} without; {r.checkpoints} checkpoints)"
         for _, r in top.iterrows()
     ]
-    return "With the searches in the worst case, the L0 robust accuracy fell: " + "; ".join(parts) + "."
+    return f"With {what} in the worst case, the L0 robust accuracy fell: " + "; ".join(parts) + "."
 
 
 def search_gain_table(gains: pd.DataFrame) -> pd.DataFrame:

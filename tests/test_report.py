@@ -1551,6 +1551,12 @@ def test_search_gain_is_what_the_searches_without_gradients_take_off_the_l0_wors
     assert gains.loc[2.0, "method"] == "global magnitude unstructured" and gains.loc[2.0, "cr"] == 16
     sentence = report.search_gain_sentence(gains.reset_index())
     assert "mlp by up to 50.0 points (global magnitude unstructured, CR 16, 2 px: 25.0 % robust with them" in sentence
+    assert sentence.startswith("With the searches in the worst case, the L0 robust accuracy fell: mlp by")
+    bb = report.search_gain_sentence(gains.reset_index(), "Brendel-Bethge", "it")
+    assert bb.startswith("With Brendel-Bethge in the worst case") and "25.0 % robust with it, 75.0 % without" in bb
+    assert (
+        report.search_gain_sentence(gains.iloc[:0], "Brendel-Bethge") == "None of Brendel-Bethge ran on these tables."
+    )
     table = report.search_gain_table(gains.reset_index())
     assert table.loc[("mlp", "standard", "8 px"), "largest drop (points)"] == "25.0"
     # without a search there is nothing to compare
