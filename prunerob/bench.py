@@ -612,10 +612,10 @@ def bench_attacks_on(
     chosen = sets if sets is not None else choose_sets("default,original")
     store = None
     if samples_dir is not None:
-        import hashlib
+        from prunerob import stages
 
-        sha = identity(blob)["checkpoint_sha"] or hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:16]
-        store = SampleStore(samples_dir, sha)
+        # the fingerprint the tables use; a checkpoint saved without one gets it from its weights
+        store = SampleStore(samples_dir, identity(blob)["checkpoint_sha"] or stages.model_fingerprint(model))
     return {
         "checkpoint": str(checkpoint),
         **identity(blob),
