@@ -519,6 +519,63 @@ def _memory_format_record(arch: str, n: int, steps: int, rounds: int, seed: int)
     }
 
 
+BATCH_ARCHS = {"mlp": "mnist", **MEMORY_FORMAT_ARCHS}
+BATCH_SIZES = (50, 100, 250, 500, 1000)
+
+
+def bench_batch(
+    archs: list[str] | None = None,
+    sizes: tuple[int, ...] = BATCH_SIZES,
+    steps: int = 5,
+    rounds: int = 3,
+    seed: int = 0,
+) -> list[dict]:
+    """Per architecture (initialised with ``seed``, random images in [0, 1] at its data set's input
+    shape): the seconds per image of one sigma-zero step (the default set's most expensive attack)
+    at each batch size in ``sizes``, as the attacks run it (``evaluate.attack_mode``: channels-last
+    where the model has convolutions); the sizes alternate, ``rounds`` rounds, best round each.
+    Whether attacking several checkpoints in one batch could pay: a per-image cost that falls with
+    the batch has overhead to share, a flat one has none."""
+    archs = archs or list(BATCH_ARCHS)
+    for arch in archs:  # every name checked before any work
+        if arch not in BATCH_ARCHS:
+            raise invalid("--arch", arch, tuple(BATCH_ARCHS), why="is not an architecture of the study")
+    return [_batch_record(arch, sorted(set(sizes)), steps, rounds, seed) for arch in archs]
+
+
+def _batch_record(arch: str, sizes: list[int], steps: int, rounds: int, seed: int) -> dict:
+    from prunerob import attacks, stages
+    from prunerob import evaluate as ev
+
+    dataset = BATCH_ARCHS[arch]
+    torch.manual_seed(seed)
+    model = stages.new_model(arch, dataset)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand((max(sizes), *catalog.DATASETS[dataset].input_shape), generator=gen)
+    y = torch.randint(0, 10, (max(sizes),), generator=gen)
+    load_before = load()
+    best = dict.fromkeys(sizes, float("inf"))
+    sigma_zero = attacks.get("l0_sigma_zero")
+    with ev.attack_mode(model):
+        for r in range(rounds + 1):  # round 0 warms up
+            for size in sizes:
+                start = time.perf_counter()
+                sigma_zero.run(model, x[:size], y[:size], steps=steps - 1)  # steps - 1 steps: steps forwards
+                seconds = time.perf_counter() - start
+                if r:
+                    best[size] = min(best[size], seconds / (steps * size))
+    largest = max(sizes)
+    return {
+        "arch": arch,
+        "dataset": dataset,
+        "steps": steps,
+        "rounds": rounds,
+        "s_per_image_step": {str(size): best[size] for size in sizes},
+        "relative_to_largest": {str(size): best[size] / best[largest] for size in sizes},
+        "load_before_after": [load_before, load()],
+    }
+
+
 def load() -> list[float] | None:
     """The machine's load averages over 1, 5 and 15 minutes (runnable processes, this one included;
     None where the system has none): what else ran beside a benchmark."""

@@ -60,19 +60,20 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="measure speed; results go to benchmarks/<name>.json")
     bench.add_argument(
         "what",
-        choices=["prune", "attacks", "sweep", "convergence", "memory-format", "onepixel"],
+        choices=["prune", "attacks", "sweep", "convergence", "memory-format", "batch", "onepixel"],
         help="prune: mask computation and application, all methods; attacks: attack speed and strength; "
         "sweep: attack cost per checkpoint measured in a profile's own runs, and the grid time it projects; "
         "convergence: each norm's default minimal attack against twice its steps, on --n images; "
         "memory-format: an attack step's seconds in the contiguous and the channels-last memory format; "
-        "onepixel: an exhaustive one-pixel search against the 1-pixel robust accuracy of the tables' L0 runs "
+        "batch: a sigma-zero step's seconds per image at batch sizes 50 to 1,000 (whether batching several "
+        "checkpoints could pay); onepixel: an exhaustive one-pixel search against the 1-pixel robust accuracy of the tables' L0 runs "
         "on the same checkpoint",
     )
     bench.add_argument("--profile", default="cpu", help="sweep: the profile whose runs are read (default: cpu)")
     bench.add_argument(
         "--arch",
         help="prune: the architecture (3x32x32 input; default vgg11); memory-format: comma-separated "
-        "architectures (default: cnn,cnn_original,resnet8,vgg11)",
+        "architectures (default: cnn,cnn_original,resnet8,vgg11); batch: the same, mlp too (default: all five)",
     )
     bench.add_argument(
         "--checkpoint",
@@ -215,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
                         f"{r['arch']}: channels-last {r['speedup_bare']:.2f}x (forward + backward), "
                         f"{r['speedup_sigma_zero']:.2f}x (sigma-zero step)"
                     )
+            elif args.what == "batch":
+                records = bench_mod.bench_batch(args.arch.split(",") if args.arch else None)
+                path = bench_mod.write("batch", records, command, out, args.beside)
+                for r in records:
+                    rel = ", ".join(f"{k}: {v:.2f}" for k, v in r["relative_to_largest"].items())
+                    print(f"{r['arch']}: seconds per image of a sigma-zero step, relative to a batch of 1,000: {rel}")
             elif args.what == "sweep":
                 records = bench_mod.bench_sweep(args.profile)
                 path = bench_mod.write(f"sweep_{args.profile}", records, command, out, args.beside)

@@ -45,6 +45,24 @@ def test_memory_format_bench_times_both_formats_per_architecture(tmp_path, capsy
     assert not out.exists()
 
 
+def test_batch_bench_gives_the_per_image_cost_of_each_batch_size(tmp_path, capsys):
+    from prunerob import cli
+
+    records = bench.bench_batch(["mlp", "cnn"], sizes=(8, 4), steps=2, rounds=1)
+    assert [(r["arch"], r["dataset"]) for r in records] == [("mlp", "mnist"), ("cnn", "mnist")]
+    for r in records:
+        assert list(r["s_per_image_step"]) == ["4", "8"] and min(r["s_per_image_step"].values()) > 0
+        assert r["relative_to_largest"]["8"] == 1.0
+        assert r["relative_to_largest"]["4"] == r["s_per_image_step"]["4"] / r["s_per_image_step"]["8"]
+    out = tmp_path / "b.json"
+    assert cli.main(["bench", "batch", "--arch", "cnn,lenet", "--out", str(out)]) == 2
+    assert (
+        "--arch='lenet' is not an architecture of the study; valid: mlp, cnn, cnn_original, resnet8, vgg11"
+        in capsys.readouterr().err
+    )
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_attack_bench_compares_sets_per_norm_and_measures_throughput(trained_cnn, mnist):
     from prunerob.spec import AttackSpec
