@@ -345,12 +345,14 @@ def spec_key(spec) -> str:
 class SampleStore:
     """Every attack run's per-sample results of ``bench attacks`` on one checkpoint and image set, kept
     in a folder (``--samples``): ``<checkpoint>-<spec key>.parquet`` with a JSON beside it (the
-    attack's parameters, seconds, whether its checks passed, code version, when), so that a set whose
-    composition changes is worked out again from its attacks' runs instead of running them again.
-    Files are written atomically; one that cannot be read counts as absent (and is written again)."""
+    attack's parameters, seconds, whether its checks passed, device, code version, when), so that a set
+    whose composition changes is worked out again from its attacks' runs instead of running them again.
+    A run made on another kind of device counts as absent: its seconds and its float rounding are
+    that device's (a run stored without a device was made on a CPU).  Files are written atomically;
+    one that cannot be read counts as absent (and is written again)."""
 
-    def __init__(self, folder: Path, checkpoint_sha: str):
-        self.folder, self.checkpoint_sha = Path(folder), checkpoint_sha
+    def __init__(self, folder: Path, checkpoint_sha: str, device: str = "cpu"):
+        self.folder, self.checkpoint_sha, self.device = Path(folder), checkpoint_sha, device
 
     def _path(self, spec) -> Path:
         return self.folder / f"{self.checkpoint_sha}-{spec_key(spec)}.parquet"
@@ -361,6 +363,8 @@ class SampleStore:
         try:
             meta = json.loads(path.with_suffix(".json").read_text())
             if meta["params"] != json.loads(json.dumps(spec.params(), default=str)):
+                return None
+            if meta.get("device", "cpu") != self.device:
                 return None
             return (
                 pd.read_parquet(path),
@@ -380,6 +384,7 @@ class SampleStore:
             "checkpoint_sha": self.checkpoint_sha,
             "seconds": seconds,
             "checks_passed": passed,
+            "device": self.device,
             "code_version": results.code_version(),
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -672,7 +677,8 @@ def bench_attacks_on(
         from prunerob import stages
 
         # the fingerprint the tables use; a checkpoint saved without one gets it from its weights
-        store = SampleStore(samples_dir, identity(blob)["checkpoint_sha"] or stages.model_fingerprint(model))
+        sha = identity(blob)["checkpoint_sha"] or stages.model_fingerprint(model)
+        store = SampleStore(samples_dir, sha, dev.type)
     return {
         "checkpoint": str(checkpoint),
         **identity(blob),

@@ -375,10 +375,12 @@ def test_attack_bench_runs_an_attack_two_sets_share_once_and_keeps_every_run_for
         8.0: 0.0,
     }  # PGD_0-min: sample 2 at 1 px, 9 at 8
     assert set(second["strongest"]["L0"]["runs_taken"]) == {"l0_fmn", "l0_sigma_zero"}
-    # another checkpoint, other images, or a file that cannot be read: run again
+    # another checkpoint, other images, another device, or a file that cannot be read: run again
     ran = bench._resized(fmn, 10, 10)  # what the call ran: 10 images, batches of 10
     assert store.get(ran) is not None and bench.SampleStore(tmp_path / "samples", "zzz").get(ran) is None
     assert store.get(bench._resized(fmn, 11, 10)) is None
+    assert bench.SampleStore(tmp_path / "samples", "abc", "cuda").get(ran) is None  # another device's seconds
+    assert json.loads(store._path(ran).with_suffix(".json").read_text())["device"] == "cpu"
     store._path(ran).with_suffix(".json").write_text("{")
     bench.bench_attacks(None, x, y, (1, 28, 28), batch_size=10, sets={"default": {"L0": [fmn, sz]}}, samples=store)
     assert order[3:] == ["l0_fmn"]  # sigma-zero's run read from the store, FMN's run again
