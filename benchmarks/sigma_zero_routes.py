@@ -63,39 +63,35 @@ def greedy_revert(adv: torch.Tensor, rounds: int = 40) -> torch.Tensor:
     return adv
 
 
-def warm_startable():
-    """attacks._l0_sigma_zero with an ``init`` point (its perturbation starts at ``init - x``)."""
+def rewritten(argument: str, line: str, new_lines: str):
+    """attacks._l0_sigma_zero with one more keyword ``argument`` (default None) and ``line`` of its
+    body replaced by ``new_lines``."""
     src = inspect.getsource(attacks._l0_sigma_zero)
     src = src.replace(
         "threshold_factor: float = 0.01,\n) -> torch.Tensor:",
-        "threshold_factor: float = 0.01,\n    init=None,\n) -> torch.Tensor:",
+        f"threshold_factor: float = 0.01,\n    {argument}=None,\n) -> torch.Tensor:",
     )
-    src = src.replace(
+    assert line in src, line
+    namespace = dict(attacks.__dict__)
+    exec(src.replace(line, new_lines), namespace)  # noqa: S102 - the library's own function, one line changed
+    return namespace["_l0_sigma_zero"]
+
+
+def warm_startable():
+    """sigma-zero with an ``init`` point (its perturbation starts at ``init - x``)."""
+    return rewritten(
+        "init",
         "delta = torch.zeros_like(x, requires_grad=True)",
         "delta = (torch.zeros_like(x) if init is None else (init - x)).requires_grad_(True)",
     )
-    return _rewritten(src)
 
 
 def traced():
-    """attacks._l0_sigma_zero with a ``trace`` list: (step, sample, pixels) of every improvement."""
-    src = inspect.getsource(attacks._l0_sigma_zero)
-    src = src.replace(
-        "threshold_factor: float = 0.01,\n) -> torch.Tensor:",
-        "threshold_factor: float = 0.01,\n    trace=None,\n) -> torch.Tensor:",
+    """sigma-zero with a ``trace`` list: (step, sample, pixels) of every improvement."""
+    line = "best_l0 = torch.where(better, l0, best_l0)"
+    return rewritten(
+        "trace", line, line + "\n        trace.extend((i, j, int(l0[j])) for j in better.nonzero().flatten().tolist())"
     )
-    src = src.replace(
-        "best_l0 = torch.where(better, l0, best_l0)",
-        "best_l0 = torch.where(better, l0, best_l0)\n"
-        "        trace.extend((i, j, int(l0[j])) for j in better.nonzero().flatten().tolist())",
-    )
-    return _rewritten(src)
-
-
-def _rewritten(src: str):
-    namespace = dict(attacks.__dict__)
-    exec(src, namespace)  # noqa: S102 - the library's own function, one line changed
-    return namespace["_l0_sigma_zero"]
 
 
 def patience_table(trace: list, steps: int = 6000) -> None:
