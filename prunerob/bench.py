@@ -581,6 +581,59 @@ def _batch_record(arch: str, sizes: list[int], steps: int, rounds: int, seed: in
     }
 
 
+GRADIENT_KEYS = ("arch", "seed", "training", "structure", "scope", "criterion", "prune_dense_neurons", "cr")
+
+
+def bench_gradients(profile: str, archs: list[str] | None = None, n: int = 1000, echo=print) -> list[dict]:
+    """Per checkpoint that the profile's attack tables measured (``archs``: of these architectures
+    only), on the first ``n`` test images of its data set: how many it classifies correctly and how
+    many of those have an exactly zero input gradient (``evaluate.zero_gradients``), with the
+    checkpoint's identity (``GRADIENT_KEYS``, ``checkpoint_sha``) for setting them beside its attack
+    results.  A checkpoint missing from the artifacts folder, or whose fingerprint is not the tables'
+    ``checkpoint_sha``, is left out and named (``echo``)."""
+    from prunerob import data, profiles, stages
+    from prunerob import evaluate as ev
+
+    attack = profiles.profile_results("attack", profile)
+    if archs:
+        known = sorted(set(attack["arch"])) if len(attack) else []
+        for arch in archs:  # every name checked before any work
+            if arch not in known:
+                raise invalid("--arch", arch, tuple(known), why=f"has no attack results in profile {profile!r}")
+        attack = attack[attack["arch"].isin(archs)]
+    if not len(attack):
+        return []
+    checkpoints = attack.drop_duplicates(["prune_id", "cr"]).sort_values(["arch", "prune_id", "cr"])
+    images: dict = {}
+    records = []
+    for row in checkpoints.itertuples():
+        path = results.artifacts_dir() / "prune" / row.prune_id / f"cr{row.cr:g}.pt"
+        if not path.exists():
+            echo(f"left out: {path} is missing")
+            continue
+        model = stages.load_model(path, torch.device("cpu"))
+        sha = stages.model_fingerprint(model)
+        if isinstance(row.checkpoint_sha, str) and row.checkpoint_sha != sha:
+            echo(f"left out: {path} has fingerprint {sha}, the tables {row.checkpoint_sha}")
+            continue
+        if row.dataset not in images:
+            x, y = data.load_split(row.dataset, train=False)
+            images[row.dataset] = (data.to_float(x[:n]), y[:n])
+        correct, zero = ev.zero_gradients(model, *images[row.dataset])
+        records.append(
+            {
+                "dataset": row.dataset,
+                **{k: getattr(row, k) for k in GRADIENT_KEYS},
+                "prune_id": row.prune_id,
+                "checkpoint_sha": sha,
+                "n": int(len(correct)),
+                "correct": int(correct.sum()),
+                "correct_zero_gradient": int((correct & zero).sum()),
+            }
+        )
+    return records
+
+
 def load() -> list[float] | None:
     """The machine's load averages over 1, 5 and 15 minutes (runnable processes, this one included;
     None where the system has none): what else ran beside a benchmark."""

@@ -60,20 +60,24 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="measure speed; results go to benchmarks/<name>.json")
     bench.add_argument(
         "what",
-        choices=["prune", "attacks", "sweep", "convergence", "memory-format", "batch", "onepixel"],
+        choices=["prune", "attacks", "sweep", "convergence", "memory-format", "batch", "gradients", "onepixel"],
         help="prune: mask computation and application, all methods; attacks: attack speed and strength; "
         "sweep: attack cost per checkpoint measured in a profile's own runs, and the grid time it projects; "
         "convergence: each norm's default minimal attack against twice its steps, on --n images; "
         "memory-format: an attack step's seconds in the contiguous and the channels-last memory format; "
         "batch: a sigma-zero step's seconds per image at batch sizes 50 to 1,000 (whether batching several "
-        "checkpoints could pay); onepixel: an exhaustive one-pixel search against the 1-pixel robust accuracy of the tables' L0 runs "
+        "checkpoints could pay); gradients: per checkpoint the profile's tables attacked, the correct images "
+        "whose input gradient is exactly zero (dead paths after pruning), on --n images; onepixel: an exhaustive one-pixel search against the 1-pixel robust accuracy of the tables' L0 runs "
         "on the same checkpoint",
     )
-    bench.add_argument("--profile", default="cpu", help="sweep: the profile whose runs are read (default: cpu)")
+    bench.add_argument(
+        "--profile", default="cpu", help="sweep, gradients: the profile whose runs are read (default: cpu)"
+    )
     bench.add_argument(
         "--arch",
         help="prune: the architecture (3x32x32 input; default vgg11); memory-format: comma-separated "
-        "architectures (default: cnn,cnn_original,resnet8,vgg11); batch: the same, mlp too (default: all five)",
+        "architectures (default: cnn,cnn_original,resnet8,vgg11); batch: the same, mlp too (default: all five); "
+        "gradients: those whose checkpoints are read (default: every one the profile attacked)",
     )
     bench.add_argument(
         "--checkpoint",
@@ -83,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         "in one JSON",
     )
     bench.add_argument(
-        "--n", type=int, default=100, help="attacks, convergence, onepixel: number of test images (default 100)"
+        "--n",
+        type=int,
+        default=100,
+        help="attacks, convergence, onepixel, gradients: number of test images (default 100)",
     )
     bench.add_argument(
         "--sets",
@@ -222,6 +229,15 @@ def main(argv: list[str] | None = None) -> int:
                 for r in records:
                     rel = ", ".join(f"{k}: {v:.2f}" for k, v in r["relative_to_largest"].items())
                     print(f"{r['arch']}: seconds per image of a sigma-zero step, relative to a batch of 1,000: {rel}")
+            elif args.what == "gradients":
+                records = bench_mod.bench_gradients(args.profile, args.arch.split(",") if args.arch else None, args.n)
+                path = bench_mod.write(f"gradients_{args.profile}", records, command, out, args.beside)
+                worst = sorted(records, key=lambda r: -r["correct_zero_gradient"] / max(r["correct"], 1))[:3]
+                for r in worst:
+                    print(
+                        f"{r['arch']} {r['structure']} {r['scope']} {r['criterion']} CR {r['cr']:g}: "
+                        f"{r['correct_zero_gradient']} of {r['correct']} correct images with a zero gradient"
+                    )
             elif args.what == "sweep":
                 records = bench_mod.bench_sweep(args.profile)
                 path = bench_mod.write(f"sweep_{args.profile}", records, command, out, args.beside)

@@ -109,6 +109,27 @@ def _share(flags: torch.Tensor) -> float:
     return int(flags.sum()) / len(flags)
 
 
+def zero_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> tuple:
+    """``(correct, zero)`` per sample: whether the model classifies the clean image correctly, and
+    whether the gradient of its margin (the largest other logit minus the true one) with respect to
+    the input is exactly zero there.  A pruned ReLU network can leave every path from some inputs
+    dead: an attack that starts at the input and follows the gradient (FMN, DDN, sigma-zero) never
+    moves from such an image, and reads it as robust; a random start (APGD, PGD) or an attack
+    without gradients can move.  A diagnosis of gradient masking by pruning, not an attack."""
+    correct, zero = [], []
+    with attack_mode(model):
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size].clone().requires_grad_(True)
+            yb = y[i : i + batch_size]
+            logits = model(xb)
+            true = logits.gather(1, yb[:, None]).squeeze(1)
+            other = logits.scatter(1, yb[:, None], float("-inf")).amax(1)
+            (grad,) = torch.autograd.grad((other - true).sum(), xb)
+            correct.append(logits.argmax(1) == yb)
+            zero.append((grad.flatten(1) == 0).all(1))
+    return torch.cat(correct), torch.cat(zero)
+
+
 def _batched(fn, x, y, batch_size):
     return torch.cat([fn(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 

@@ -598,3 +598,29 @@ def _cell() -> dict:
     return {"dataset": "mnist", "arch": "cnn", "training": "standard", "structure": "unstructured", "scope": "global",
             "criterion": "magnitude", "schedule": "oneshot", "prune_dense_neurons": False, "seed": 0, "cr": 1.0,
             "attack": "l2_ddn", "norm": "L2", "kind": "minimal", "scenario": "white-box", "source_cr": 1.0}  # fmt: skip
+
+
+def test_zero_gradients_finds_the_images_whose_every_path_is_dead(samples, trained_cnn):
+    # one hidden ReLU unit that fires only on bright images (mean pixel above 0.2): on the others the
+    # logits are the output bias (class 1 wins) and the gradient is exactly zero
+    hidden = nn.Linear(784, 1)
+    out = nn.Linear(1, 10)
+    with torch.no_grad():
+        hidden.weight.fill_(1 / 784)
+        hidden.bias.fill_(-0.2)
+        out.weight.copy_(torch.arange(10.0)[:, None])
+        out.bias.zero_()
+        out.bias[1] = 1.0
+    model = nn.Sequential(nn.Flatten(), hidden, nn.ReLU(), out)
+    x = torch.cat([torch.zeros(3, 1, 28, 28), torch.ones(3, 1, 28, 28)])
+    y = torch.tensor([1, 1, 2, 9, 9, 3])
+    correct, zero = ev.zero_gradients(model, x, y, batch_size=4)  # two batches
+    assert correct.tolist() == [True, True, False, True, True, False]
+    assert zero.tolist() == [True, True, True, False, False, False]
+    # a trained CNN has a gradient on almost every real image, and the model is left as it was
+    trained_cnn.train()
+    x, y = samples
+    correct, zero = ev.zero_gradients(trained_cnn, x, y)
+    assert correct.float().mean() > 0.9 and zero.float().mean() < 0.05
+    assert trained_cnn.training and all(p.requires_grad for p in trained_cnn.parameters())
+    trained_cnn.eval()

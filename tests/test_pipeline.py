@@ -209,3 +209,32 @@ def test_results_on_a_re_made_checkpoint_run_again_unless_it_came_out_the_same(s
     assert results.recorded_fingerprints(prune) == shas  # re-made on this machine, the same weights
     rows = results.read_table_file(results.table_path("attack", on[2].id))
     assert set(rows["checkpoint_sha"]) == {shas[2]}
+
+
+def test_bench_gradients_counts_the_correct_images_of_every_attacked_checkpoint(smoke_study, monkeypatch, tmp_path):
+    import shutil
+
+    from prunerob import bench
+
+    attack = profiles.profile_results("attack", "smoke")
+    records = bench.bench_gradients("smoke", n=50, echo=lambda line: None)
+    assert len(records) == attack.drop_duplicates(["prune_id", "cr"]).shape[0] == 6  # 2 seeds x CR 1, 2, 4
+    for r in records:
+        row = attack[(attack["prune_id"] == r["prune_id"]) & (attack["cr"] == r["cr"])].iloc[0]
+        assert r["checkpoint_sha"] == row["checkpoint_sha"]
+        assert r["n"] == 50 and r["correct"] / 50 == row["clean_acc"]  # the attack's own 50 images
+        assert 0 <= r["correct_zero_gradient"] <= r["correct"]
+    # a checkpoint that is not the one the tables measured is left out and named; nothing is written
+    copy = tmp_path / "artifacts"
+    shutil.copytree(smoke_study["PRUNEROB_ARTIFACTS"], copy)
+    monkeypatch.setenv("PRUNEROB_ARTIFACTS", str(copy))
+    first, other = records[0], next(r for r in records[1:] if r["checkpoint_sha"] != records[0]["checkpoint_sha"])
+    path = copy / "prune" / first["prune_id"] / f"cr{first['cr']:g}.pt"
+    shutil.copy(copy / "prune" / other["prune_id"] / f"cr{other['cr']:g}.pt", path)
+    said: list[str] = []
+    again = bench.bench_gradients("smoke", n=50, echo=said.append)
+    assert len(again) == 5 and said == [
+        f"left out: {path} has fingerprint {other['checkpoint_sha']}, the tables {first['checkpoint_sha']}"
+    ]
+    with pytest.raises(ValueError, match="--arch='mlp' has no attack results in profile 'smoke'; valid: cnn"):
+        bench.bench_gradients("smoke", archs=["mlp"])
