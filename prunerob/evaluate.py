@@ -113,9 +113,10 @@ def zero_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     """``(correct, zero)`` per sample: whether the model classifies the clean image correctly, and
     whether the gradient of its margin (the largest other logit minus the true one) with respect to
     the input is exactly zero there.  A pruned ReLU network can leave every path from some inputs
-    dead: an attack that starts at the input and follows the gradient (FMN, DDN, sigma-zero) never
-    moves from such an image, and reads it as robust; a random start (APGD, PGD) or an attack
-    without gradients can move.  A diagnosis of gradient masking by pruning, not an attack."""
+    dead: an attack that starts at the input and follows the gradient (FMN, sigma-zero) never moves
+    from such an image, and reads it as robust; a random start (APGD, PGD), a random direction where
+    the gradient is zero (Foolbox's DDN) or an attack without gradients at the input can move.  A
+    diagnosis of gradient masking by pruning, not an attack."""
     correct, zero = [], []
     with attack_mode(model):
         for i in range(0, len(x), batch_size):

@@ -1815,6 +1815,69 @@ def indicator_summary(indicators: pd.DataFrame, archs) -> dict[str, Any]:
     }
 
 
+def dead_gradients(attack: pd.DataFrame, records: list[dict] | None = None, floor: float = 0.01) -> dict[str, Any]:
+    """``bench gradients`` records (default: ``benchmarks/gradients_cpu.json``) of the checkpoints in
+    ``attack``, beside what FMN and APGD found on them in Linf: ``table`` (checkpoints where at least
+    ``floor`` of the correctly classified images have an exactly zero input gradient, most first:
+    that share, and FMN's and APGD's robust accuracy at the largest budget both ran) and
+    ``sentence``.  Where every path from an image is dead, a minimal attack that starts at the image
+    and follows the gradient does not move, and counts it robust; APGD's random start can move."""
+    if records is None:
+        import json
+
+        from prunerob import results
+
+        try:
+            records = json.loads((results.ROOT / "benchmarks" / "gradients_cpu.json").read_text())["records"]
+        except (OSError, ValueError, KeyError):
+            records = []
+    measured = pd.DataFrame(records)
+    if not len(measured) or not len(attack):
+        return {"sentence": "No checkpoint of these tables has its gradients measured (`bench gradients`).",
+                "table": pd.DataFrame()}  # fmt: skip
+    measured = measured[measured["checkpoint_sha"].isin(attack["checkpoint_sha"])]
+    measured = measured.assign(share=measured["correct_zero_gradient"] / measured["correct"].clip(lower=1))
+    linf = attack[attack["norm"].eq("Linf") & attack["attack"].isin(["linf_fmn", "linf_apgd"])]
+    both = linf.pivot_table(index=["checkpoint_sha", "eps"], columns="attack", values="robust_acc").dropna()
+    top = both.reset_index().sort_values("eps").groupby("checkpoint_sha").last()
+    rows = measured[measured["share"] >= floor].join(top, on="checkpoint_sha").sort_values("share", ascending=False)
+    nothing = pd.Series(np.nan, index=rows.index)
+    table = pd.DataFrame(
+        {
+            "model": charts.model_label(rows).to_numpy(),
+            "method": charts.method_label(rows).to_numpy(),
+            "CR": rows["cr"].map("{:g}".format).to_numpy(),
+            "zero gradient (of the correct images)": [
+                f"{pct(s)} ({z} of {c})"
+                for s, z, c in zip(rows["share"], rows["correct_zero_gradient"], rows["correct"])
+            ],
+            "Linf budget": [budget(e, "Linf") if e == e else DASH for e in rows.get("eps", nothing)],
+            "FMN robust": rows.get("linf_fmn", nothing).map(lambda v: pct(v) if v == v else DASH).to_numpy(),
+            "APGD robust": rows.get("linf_apgd", nothing).map(lambda v: pct(v) if v == v else DASH).to_numpy(),
+        }
+    )
+    if not len(rows):
+        sentence = (f"On none of the {len(measured)} checkpoints measured does {pct(floor, 0)} or more of the correctly "
+                    "classified images have an exactly zero input gradient.")  # fmt: skip
+    else:
+        gap = (rows.get("linf_fmn", nothing) - rows.get("linf_apgd", nothing)).fillna(-1.0).to_numpy()
+        r = table.iloc[int(np.argmax(gap))]
+        sentence = (
+            f"On {len(rows)} of the {len(measured)} checkpoints measured, {pct(floor, 0)} or more of the correctly "
+            f"classified images have an exactly zero input gradient. FMN, which starts at the image, is left "
+            f"furthest behind on the {r['model']}, {r['method']} at CR {r['CR']}, {r['zero gradient (of the correct images)']}: "
+            f"it counted {r['FMN robust']} robust at {r['Linf budget']}, APGD {r['APGD robust']}."
+        )
+        whole = table[rows["share"].to_numpy() == 1.0]
+        if len(whole):
+            sentence += (
+                " Where every correct image has none ("
+                + "; ".join(f"{w['method']} at CR {w['CR']}" for _, w in whole.iterrows())
+                + "), no attack that follows the gradient moves from any of them, and FMN and APGD agree."
+            )
+    return {"sentence": sentence, "table": table}
+
+
 def highest_safe_cr(spots: pd.DataFrame) -> pd.DataFrame:
     """Per method, norm and budget of ``scenarios.sweet_spots`` rows: ``up_to``, the highest CR up
     to which no compression rate is clearly less robust than the dense model (1 when CR 2 already

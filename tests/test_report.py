@@ -1562,3 +1562,48 @@ def test_search_gain_is_what_the_searches_without_gradients_take_off_the_l0_wors
     # without a search there is nothing to compare
     plain = pd.DataFrame(attack_rows)
     assert report.search_gain(plain[plain["attack"] != "l0_greedy"], pd.DataFrame(sample_rows)).empty
+
+
+def test_dead_gradients_sets_the_zero_gradient_share_beside_fmn_and_apgd():
+    def rows(sha, method, cr, fmn, apgd):
+        base = {**MODEL, **method, "cr": cr, "checkpoint_sha": sha, "norm": "Linf"}
+        out = [{**base, "attack": "linf_fmn", "eps": e, "robust_acc": a} for e, a in zip((8 / 255, 32 / 255), fmn)]
+        out += [{**base, "attack": "linf_apgd", "eps": 8 / 255, "robust_acc": apgd[0]}]
+        out += [{**base, "attack": "linf_apgd", "eps": 32 / 255, "robust_acc": apgd[1]}] if len(apgd) > 1 else []
+        return out
+
+    local, collapsed = _method("unstructured", "local", "magnitude"), _method("filter", "global", "random", True)
+    attack = pd.DataFrame(
+        rows("a", local, 64.0, (0.8, 0.6), (0.7, 0.1))  # 60 % dead: FMN 50 points behind at 32/255
+        + rows("b", collapsed, 64.0, (0.12, 0.12), (0.12,))  # every correct image dead; APGD only at 8/255
+        + rows("c", local, 2.0, (0.9, 0.5), (0.9, 0.4))  # 0.5 % dead: under the 1 % floor
+    )
+    records = [
+        {**MODEL, **local, "cr": 64.0, "checkpoint_sha": "a", "correct": 500, "correct_zero_gradient": 300},
+        {**MODEL, **collapsed, "cr": 64.0, "checkpoint_sha": "b", "correct": 120, "correct_zero_gradient": 120},
+        {**MODEL, **local, "cr": 2.0, "checkpoint_sha": "c", "correct": 1000, "correct_zero_gradient": 5},
+        {
+            **MODEL,
+            **local,
+            "cr": 8.0,
+            "checkpoint_sha": "gone",
+            "correct": 10,
+            "correct_zero_gradient": 10,
+        },  # not in the tables
+    ]
+    dead = report.dead_gradients(attack, records)
+    table = dead["table"]
+    assert table["method"].tolist() == ["global random filter + dense neurons", "local magnitude unstructured"]
+    assert table["zero gradient (of the correct images)"].tolist() == ["100.0 % (120 of 120)", "60.0 % (300 of 500)"]
+    assert table["Linf budget"].tolist() == ["8/255", "32/255"]  # the largest budget both attacks ran
+    assert table["FMN robust"].tolist() == ["12.0 %", "60.0 %"] and table["APGD robust"].tolist() == [
+        "12.0 %",
+        "10.0 %",
+    ]
+    assert dead["sentence"].startswith("On 2 of the 3 checkpoints measured, 1 % or more")
+    assert "behind on the mlp on mnist, local magnitude unstructured at CR 64, 60.0 % (300 of 500)" in dead["sentence"]
+    assert "it counted 60.0 % robust at 32/255, APGD 10.0 %." in dead["sentence"]
+    assert "(global random filter + dense neurons at CR 64), no attack that follows the gradient" in dead["sentence"]
+    assert report.dead_gradients(attack, [])["table"].empty
+    assert "at least" not in report.dead_gradients(attack, records[2:3])["sentence"]
+    assert report.dead_gradients(attack, records[2:3])["sentence"].startswith("On none of the 1 checkpoints")
