@@ -1836,6 +1836,9 @@ def dead_gradients(attack: pd.DataFrame, records: list[dict] | None = None, floo
         return {"sentence": "No checkpoint of these tables has its gradients measured (`bench gradients`).",
                 "table": pd.DataFrame()}  # fmt: skip
     measured = measured[measured["checkpoint_sha"].isin(attack["checkpoint_sha"])]
+    if not len(measured):
+        return {"sentence": "No checkpoint of these tables has its gradients measured (`bench gradients`).",
+                "table": pd.DataFrame()}  # fmt: skip
     measured = measured.assign(share=measured["correct_zero_gradient"] / measured["correct"].clip(lower=1))
     linf = attack[attack["norm"].eq("Linf") & attack["attack"].isin(["linf_fmn", "linf_apgd"])]
     both = linf.pivot_table(index=["checkpoint_sha", "eps"], columns="attack", values="robust_acc").dropna()
@@ -1857,23 +1860,29 @@ def dead_gradients(attack: pd.DataFrame, records: list[dict] | None = None, floo
         }
     )
     if not len(rows):
-        sentence = (f"On none of the {len(measured)} checkpoints measured does {pct(floor, 0)} or more of the correctly "
-                    "classified images have an exactly zero input gradient.")  # fmt: skip
+        sentence = (f"On none of the {len(measured)} checkpoint{'s' * (len(measured) > 1)} measured does {pct(floor, 0)} "
+                    "or more of the correctly classified images have an exactly zero input gradient.")  # fmt: skip
     else:
-        gap = (rows.get("linf_fmn", nothing) - rows.get("linf_apgd", nothing)).fillna(-1.0).to_numpy()
-        r = table.iloc[int(np.argmax(gap))]
+        first = table.iloc[0]
         sentence = (
             f"On {len(rows)} of the {len(measured)} checkpoints measured, {pct(floor, 0)} or more of the correctly "
-            f"classified images have an exactly zero input gradient. FMN, which starts at the image, is left "
-            f"furthest behind on the {r['model']}, {r['method']} at CR {r['CR']}, {r['zero gradient (of the correct images)']}: "
-            f"it counted {r['FMN robust']} robust at {r['Linf budget']}, APGD {r['APGD robust']}."
+            f"classified images have an exactly zero input gradient, most on the {first['model']}, {first['method']} "
+            f"at CR {first['CR']}: {first['zero gradient (of the correct images)']}."
         )
+        gap = (rows.get("linf_fmn", nothing) - rows.get("linf_apgd", nothing)).to_numpy()
+        if np.isfinite(gap).any():
+            r = table.iloc[int(np.nanargmax(gap))]
+            sentence += (
+                f" FMN, which starts at the image, is left furthest behind on the {r['method']} at CR {r['CR']} "
+                f"({r['zero gradient (of the correct images)']}): it counted {r['FMN robust']} robust at "
+                f"{r['Linf budget']}, APGD {r['APGD robust']}."
+            )
         whole = table[rows["share"].to_numpy() == 1.0]
         if len(whole):
             sentence += (
                 " Where every correct image has none ("
                 + "; ".join(f"{w['method']} at CR {w['CR']}" for _, w in whole.iterrows())
-                + "), no attack that follows the gradient moves from any of them, and FMN and APGD agree."
+                + "), no attack that follows the gradient moves from any of them."
             )
     return {"sentence": sentence, "table": table}
 

@@ -1600,10 +1600,15 @@ def test_dead_gradients_sets_the_zero_gradient_share_beside_fmn_and_apgd():
         "12.0 %",
         "10.0 %",
     ]
-    assert dead["sentence"].startswith("On 2 of the 3 checkpoints measured, 1 % or more")
-    assert "behind on the mlp on mnist, local magnitude unstructured at CR 64, 60.0 % (300 of 500)" in dead["sentence"]
-    assert "it counted 60.0 % robust at 32/255, APGD 10.0 %." in dead["sentence"]
-    assert "(global random filter + dense neurons at CR 64), no attack that follows the gradient" in dead["sentence"]
+    assert dead["sentence"] == (
+        "On 2 of the 3 checkpoints measured, 1 % or more of the correctly classified images have an exactly zero "
+        "input gradient, most on the mlp on mnist, global random filter + dense neurons at CR 64: 100.0 % (120 of 120). "
+        "FMN, which starts at the image, is left furthest behind on the local magnitude unstructured at CR 64 "
+        "(60.0 % (300 of 500)): it counted 60.0 % robust at 32/255, APGD 10.0 %. Where every correct image has none "
+        "(global random filter + dense neurons at CR 64), no attack that follows the gradient moves from any of them."
+    )
+    no_linf = report.dead_gradients(attack[attack["attack"] == "linf_fmn"], records)  # APGD did not run
+    assert "FMN, which starts" not in no_linf["sentence"] and no_linf["table"]["APGD robust"].tolist() == ["\u2013"] * 2
+    assert report.dead_gradients(attack.assign(checkpoint_sha="x"), records)["sentence"].startswith("No checkpoint")
     assert report.dead_gradients(attack, [])["table"].empty
-    assert "at least" not in report.dead_gradients(attack, records[2:3])["sentence"]
-    assert report.dead_gradients(attack, records[2:3])["sentence"].startswith("On none of the 1 checkpoints")
+    assert report.dead_gradients(attack, records[2:3])["sentence"].startswith("On none of the 1 checkpoint measured")
