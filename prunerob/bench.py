@@ -323,7 +323,7 @@ def bench_attacks(
                 dist = aggregate.min_distance(frame)["distance"]
                 out.setdefault(name, {})[norm] = {
                     "attacks": [s.attack for s in specs],
-                    "presets": [s.preset or next(iter(attacks.get(s.attack).presets)) for s in specs],
+                    "presets": [s.preset_name for s in specs],
                     "seconds": seconds,
                     "seconds_rounds": [seconds],
                     "robust_acc": dict(zip(map(float, worst["eps"]), map(float, worst["robust_acc"]))),
@@ -342,6 +342,13 @@ def spec_key(spec) -> str:
     return hashlib.sha256(json.dumps(spec.params(), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# what makes two attack stages the same run on the same checkpoint (besides the budgets of a fixed
+# attack), and the per-sample columns a stored run keeps
+SAME_RUN = ("attack", "preset", "n_samples", "attack_batch_size", "attack_seed", "attack_output")
+STORE_COLUMNS = ("sample", "label", "clean_pred", "adv_pred", "eps", "success", "broken", "valid", "distance",
+                 "l0_channels", "source_attack")  # fmt: skip
+
+
 class SampleStore:
     """Every attack run's per-sample results of ``bench attacks`` on one checkpoint and image set, kept
     in a folder (``--samples``): ``<checkpoint>-<spec key>.parquet`` with a JSON beside it (the
@@ -349,10 +356,16 @@ class SampleStore:
     whose composition changes is worked out again from its attacks' runs instead of running them again.
     A run made on another kind of device counts as absent: its seconds and its float rounding are
     that device's (a run stored without a device was made on a CPU).  Files are written atomically;
-    one that cannot be read counts as absent (and is written again)."""
+    one that cannot be read counts as absent (and is written again).
 
-    def __init__(self, folder: Path, checkpoint_sha: str, device: str = "cpu"):
+    ``tables``: a run the results tables hold counts too (a white-box attack stage on this checkpoint
+    fingerprint and device with the same attack, preset, images, batches, seed and output, and for a
+    fixed-budget attack the same budgets: a minimal attack's per-sample distances do not depend on
+    them), so that a benchmark on the images a sweep attacked runs only what the sweep did not."""
+
+    def __init__(self, folder: Path, checkpoint_sha: str, device: str = "cpu", tables: bool = False):
         self.folder, self.checkpoint_sha, self.device = Path(folder), checkpoint_sha, device
+        self.tables = tables
 
     def _path(self, spec) -> Path:
         return self.folder / f"{self.checkpoint_sha}-{spec_key(spec)}.parquet"
@@ -362,18 +375,53 @@ class SampleStore:
         path = self._path(spec)
         try:
             meta = json.loads(path.with_suffix(".json").read_text())
-            if meta["params"] != json.loads(json.dumps(spec.params(), default=str)):
-                return None
-            if meta.get("device", "cpu") != self.device:
-                return None
-            return (
-                pd.read_parquet(path),
-                float(meta["seconds"]),
-                bool(meta["checks_passed"]),
-                f"{path} ({meta['when']})",
-            )
+            if meta["params"] == json.loads(json.dumps(spec.params(), default=str)) and (
+                meta.get("device", "cpu") == self.device
+            ):
+                return (
+                    pd.read_parquet(path),
+                    float(meta["seconds"]),
+                    bool(meta["checks_passed"]),
+                    f"{path} ({meta['when']})",
+                )
         except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return self._from_tables(spec) if self.tables else None
+
+    def _from_tables(self, spec) -> tuple | None:
+        from prunerob import attacks
+
+        attack = results.collect("attack")
+        mine = attack[
+            attack["checkpoint_sha"].eq(self.checkpoint_sha)
+            & attack["device"].eq(self.device)
+            & attack["scenario"].eq("white-box")
+        ]
+        if not len(mine):
             return None
+        stages = results.collect("stages")
+        want = {**spec.params(), "preset": spec.preset_name}
+        minimal = attacks.get(spec.attack).kind == "minimal"
+        for row in stages[stages["stage_id"].isin(set(mine["stage_id"]))].to_dict("records"):
+            named = {**row, "preset": row["preset"] or next(iter(catalog.attack(spec.attack).presets))}
+            same = all(named[k] == want[k] for k in SAME_RUN)
+            eps = json.loads(str(row["eps"]))
+            if not same or not (
+                minimal or (len(eps) == len(want["eps"]) and np.allclose(eps, want["eps"], atol=1e-12))
+            ):
+                continue
+            stage_id = str(row["stage_id"])
+            path = results.table_path("samples", stage_id)
+            try:
+                frame = pd.read_parquet(path)
+            except OSError:
+                continue
+            run = mine[mine["stage_id"] == stage_id]
+            # a minimal attack's rows each carry its one run's seconds, a fixed attack's one budget's each
+            seconds = float(run["seconds"].max() if minimal else run["seconds"].sum())
+            kept = [c for c in STORE_COLUMNS if c in frame.columns]
+            return frame[kept], seconds, bool(run["all_checks_passed"].all()), f"{path} (the tables)"
+        return None
 
     def put(self, spec, samples: pd.DataFrame, seconds: float, passed: bool) -> None:
         path = self._path(spec)
@@ -731,7 +779,7 @@ def bench_attacks_on(
 
         # the fingerprint the tables use; a checkpoint saved without one gets it from its weights
         sha = identity(blob)["checkpoint_sha"] or stages.model_fingerprint(model)
-        store = SampleStore(samples_dir, sha, dev.type)
+        store = SampleStore(samples_dir, sha, dev.type, tables=True)
     return {
         "checkpoint": str(checkpoint),
         **identity(blob),

@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         "--samples",
         help="attacks: a folder that keeps every attack run's per-sample results (per checkpoint, images, attack, "
         "preset and budgets); a run found there is read instead of run again, so a set whose attacks change "
-        "is worked out again from the runs it shares with earlier ones (the block lists them in runs_taken)",
+        "is worked out again from the runs it shares with earlier ones (the block lists them in runs_taken); a "
+        "run the results tables hold (the same checkpoint, images and attack, as a sweep ran it) is read from there",
     )
     bench.add_argument(
         "--throughput-n",

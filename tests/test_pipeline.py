@@ -238,3 +238,39 @@ def test_bench_gradients_counts_the_correct_images_of_every_attacked_checkpoint(
     ]
     with pytest.raises(ValueError, match="--arch='mlp' has no attack results in profile 'smoke'; valid: cnn"):
         bench.bench_gradients("smoke", archs=["mlp"])
+
+
+def test_a_bench_sample_store_takes_the_runs_the_tables_hold(smoke_study, tmp_path):
+    import torch
+
+    from prunerob import bench
+    from prunerob.spec import AttackSpec
+
+    attack, stages_t = results.collect("attack"), results.collect("stages")
+    row = attack[attack["cr"] == 2.0].iloc[0]
+    params = stages_t[stages_t["stage_id"] == row["stage_id"]].iloc[0]
+    spec = AttackSpec(
+        attack="linf_pgd", eps=(8 / 255, 32 / 255), n_samples=50, attack_batch_size=int(params["attack_batch_size"])
+    )
+    store = bench.SampleStore(tmp_path, row["checkpoint_sha"], "cpu", tables=True)
+    got = store.get(spec)
+    assert got is not None and got[3] == f"{results.table_path('samples', row['stage_id'])} (the tables)"
+    run = attack[attack["stage_id"] == row["stage_id"]]
+    assert got[1] == pytest.approx(run["seconds"].sum()) and got[2] == bool(run["all_checks_passed"].all())
+    # the set worked out from that run alone (no model: nothing may run) reads the table's curve
+    x, y = torch.zeros(50, 1, 28, 28), torch.zeros(50, dtype=torch.long)
+    out = bench.bench_attacks(None, x, y, (1, 28, 28), batch_size=int(params["attack_batch_size"]),
+                              sets={"default": {"Linf": [spec]}}, samples=store)  # fmt: skip
+    assert out["default"]["Linf"]["robust_acc"] == pytest.approx(dict(zip(run["eps"], run["robust_acc"])))
+    assert out["default"]["Linf"]["runs_taken"] == {"linf_pgd": got[3]}
+    # another budget list of a fixed attack, other images, another device, or no table lookup: not that run
+    assert (
+        store.get(AttackSpec(attack="linf_pgd", eps=(8 / 255,), n_samples=50, attack_batch_size=spec.attack_batch_size))
+        is None
+    )
+    assert (
+        store.get(AttackSpec(attack="linf_pgd", eps=spec.eps, n_samples=40, attack_batch_size=spec.attack_batch_size))
+        is None
+    )
+    assert bench.SampleStore(tmp_path, row["checkpoint_sha"], "cuda", tables=True).get(spec) is None
+    assert bench.SampleStore(tmp_path, row["checkpoint_sha"], "cpu").get(spec) is None
