@@ -637,8 +637,8 @@ def bench_gradients(profile: str, archs: list[str] | None = None, n: int = 1000,
     only), on the first ``n`` test images of its data set: how many it classifies correctly and how
     many of those have an exactly zero input gradient (``evaluate.zero_gradients``), with the
     checkpoint's identity (``GRADIENT_KEYS``, ``checkpoint_sha``) for setting them beside its attack
-    results.  A checkpoint missing from the artifacts folder, or whose fingerprint is not the tables'
-    ``checkpoint_sha``, is left out and named (``echo``)."""
+    results.  A checkpoint missing from the artifacts folder, whose tables carry no ``checkpoint_sha``,
+    or whose fingerprint is not the tables', is left out and named (``echo``)."""
     from prunerob import data, profiles, stages
     from prunerob import evaluate as ev
 
@@ -659,9 +659,12 @@ def bench_gradients(profile: str, archs: list[str] | None = None, n: int = 1000,
         if not path.exists():
             echo(f"left out: {path} is missing")
             continue
+        if not isinstance(row.checkpoint_sha, str):
+            echo(f"left out: {path}: its tables carry no fingerprint to check it against")
+            continue
         model = stages.load_model(path, torch.device("cpu"))
         sha = stages.model_fingerprint(model)
-        if isinstance(row.checkpoint_sha, str) and row.checkpoint_sha != sha:
+        if row.checkpoint_sha != sha:
             echo(f"left out: {path} has fingerprint {sha}, the tables {row.checkpoint_sha}")
             continue
         if row.dataset not in images:

@@ -1832,10 +1832,8 @@ def dead_gradients(attack: pd.DataFrame, records: list[dict] | None = None, floo
         except (OSError, ValueError, KeyError):
             records = []
     measured = pd.DataFrame(records)
-    if not len(measured) or not len(attack):
-        return {"sentence": "No checkpoint of these tables has its gradients measured (`bench gradients`).",
-                "table": pd.DataFrame()}  # fmt: skip
-    measured = measured[measured["checkpoint_sha"].isin(attack["checkpoint_sha"])]
+    if len(measured):
+        measured = measured[measured["checkpoint_sha"].isin(attack["checkpoint_sha"])]
     if not len(measured):
         return {"sentence": "No checkpoint of these tables has its gradients measured (`bench gradients`).",
                 "table": pd.DataFrame()}  # fmt: skip
