@@ -291,10 +291,11 @@ def seeds_per_method(curves: pd.DataFrame) -> str:
     """How many seeds the methods' lines (:func:`method_robustness` rows) rest on, in words: "one
     seed", "3 seeds", or "one seed; 3 for global magnitude unstructured" where methods differ."""
     per = curves.groupby("method")["n_seeds"].max().astype(int)
-    word = lambda k: "one seed" if k == 1 else f"{k} seeds"  # noqa: E731
     common = int(per.mode().min())
     others = {k: sorted(per[per == k].index) for k in sorted(set(per)) if k != common}
-    return "; ".join([word(common), *(f"{k} for {', '.join(m)}" for k, m in others.items())])
+    return "; ".join(
+        ["one seed" if common == 1 else f"{common} seeds", *(f"{k} for {', '.join(m)}" for k, m in others.items())]
+    )
 
 
 def method_answers(
@@ -773,8 +774,9 @@ def search_gain(attack: pd.DataFrame, samples: pd.DataFrame, searches: tuple[str
     ran = a.loc[a["attack"].isin(searches), ["prune_id", "cr"]].drop_duplicates()
     a, s = a.merge(ran, on=["prune_id", "cr"]), s.merge(ran, on=["prune_id", "cr"])
     both = aggregate.on_own_grids(aggregate.worst_case, s, a)
-    gradient_only = lambda frame: frame[~frame["attack"].isin(searches)]  # noqa: E731
-    gradient = aggregate.on_own_grids(aggregate.worst_case, gradient_only(s), gradient_only(a))
+    gradient = aggregate.on_own_grids(
+        aggregate.worst_case, s[~s["attack"].isin(searches)], a[~a["attack"].isin(searches)]
+    )
     keys = ["prune_id", "cr", "eps"]
     gap = gradient[keys + ["robust_acc"]].merge(both[keys + ["robust_acc"]], on=keys, suffixes=("_without", "_with"))
     gap = gap[gap["eps"] > 0]  # budget 0: the clean accuracy
