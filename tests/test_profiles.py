@@ -329,3 +329,40 @@ def test_a_minimal_attack_listed_with_two_grids_runs_once_on_their_union(tmp_pat
     assert len(ddn) == 2 and {s.checkpoint.cr for s in ddn} == {1, 2}  # one per checkpoint
     assert all(list(s.attack.eps) == [0.5, 1.0, 2.0] for s in ddn)
     assert len([s for s in attacks if s.attack.attack == "l2_apgd"]) == 4  # a fixed attack: one run per grid
+
+
+def test_the_cnn_recompute_profile_is_every_method_on_the_default_set():
+    """recompute/cnn/profile.yaml, the CNN's recompute in progress (README, recompute status): seed 0's
+    12 methods and seeds 1 and 2's six magnitude methods, each facing the default set
+    (``bench.DEFAULT_SET``) on every pruned CR and PGD_0 at CR 4, 16, 64; the dense model attacked once,
+    under the headline method, which seed 0 also attacks with PGD_0 on every CR and the original's PGD
+    presets."""
+    from pathlib import Path
+
+    from prunerob import bench
+
+    path = Path(__file__).resolve().parents[1] / "recompute" / "cnn" / "profile.yaml"
+    stages = profiles.expand(profiles.load_profile(str(path)))
+    default = {(name, preset) for pairs in bench.DEFAULT_SET.values() for name, preset in pairs}
+    headline = ("unstructured", "global", "magnitude")
+    every, pruned, checks = [1, 2, 4, 8, 16, 32, 64], [2, 4, 8, 16, 32, 64], [4, 16, 64]
+    got: dict = {}
+    for s in stages:
+        if s.kind == "attack":
+            method = (s.prune.structure, s.prune.scope, s.prune.criterion)
+            key = (s.train.seed, method, s.attack.attack, s.attack.preset_name)
+            got.setdefault(key, []).append(s.checkpoint.cr)
+    assert {s.model.arch for s in stages} == {"cnn"} and all(
+        s.attack.n_samples == 1000 for s in stages if s.kind == "attack"
+    )
+    magnitude = {m for m in METHODS if m[2] == "magnitude"}
+    for seed, methods in ((0, METHODS), (1, magnitude), (2, magnitude)):
+        assert {key[1] for key in got if key[0] == seed} == methods, seed
+        for method in methods:
+            names = {key[2:]: sorted(crs) for key, crs in got.items() if key[:2] == (seed, method)}
+            extra = {("l0_pgd", "default"): every if (seed, method) == (0, headline) else checks}
+            if (seed, method) == (0, headline):
+                extra |= {("linf_pgd", "original"): every, ("l2_pgd", "original"): every}  # the original's presets
+            wanted = {pair: every if method == headline else pruned for pair in default} | extra
+            assert names == wanted, (seed, method)
+    assert Counter(s.kind for s in stages) == Counter({"train": 3, "prune": 24, "attack": 638 + 2 * 314})
