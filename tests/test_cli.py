@@ -4,6 +4,7 @@ values, exit status 2, no traceback, nothing written."""
 import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -159,3 +160,27 @@ def test_stage_kernels_start_without_the_tcp_warning_and_stream_progress():
     assert "--IPKernelApp.log_level=ERROR" in runs.KERNEL_ARGS
     source = inspect.getsource(runs.execute_stage)
     assert "extra_arguments=KERNEL_ARGS" in source and "stderr_file=" in source
+
+
+@pytest.mark.slow
+def test_relative_output_folders_are_taken_from_the_commands_working_folder(tmp_path):
+    """``PRUNEROB_RESULTS=results python -m prunerob stage ...`` writes under ./results, as a user
+    reads it: the stage's kernel (working folder book/experiments) gets the folder made absolute."""
+    import os
+
+    env = {**os.environ, "PRUNEROB_RESULTS": "results", "PRUNEROB_ARTIFACTS": "artifacts", "PRUNEROB_RUNS": "runs"}
+    params = ["-p", "arch=mlp", "-p", "n_train=500", "-p", "n_eval=200", "-p", "max_epochs=1"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "prunerob", "stage", "train", *params],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (table,) = (tmp_path / "results" / "train").glob("train-*.parquet")
+    assert (tmp_path / "artifacts" / "train" / f"{table.stem}.pt").exists()
+    assert (tmp_path / "runs" / "train" / f"{table.stem}.ipynb").exists()
+    experiments = Path(__file__).resolve().parents[1] / "book" / "experiments"
+    assert not (experiments / "results").exists() and not (experiments / "artifacts").exists()
