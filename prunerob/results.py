@@ -296,8 +296,10 @@ def artifacts_dir() -> Path:
 
 
 def runs_dir() -> Path:
-    """Executed stage notebooks: the record of each run."""
-    return Path(os.environ.get("PRUNEROB_RUNS", ROOT / "book" / "runs"))
+    """Executed stage notebooks, the record of each run: ``$PRUNEROB_RUNS``, else ``runs`` beside the
+    results folder (``book/runs``; with ``PRUNEROB_RESULTS=x/results``, ``x/runs``: the run records
+    of other results never overwrite the committed ones)."""
+    return Path(os.environ.get("PRUNEROB_RUNS", results_dir().parent / "runs"))
 
 
 def table_path(table: str, stage_id: str) -> Path:

@@ -165,10 +165,12 @@ def test_stage_kernels_start_without_the_tcp_warning_and_stream_progress():
 @pytest.mark.slow
 def test_relative_output_folders_are_taken_from_the_commands_working_folder(tmp_path):
     """``PRUNEROB_RESULTS=results python -m prunerob stage ...`` writes under ./results, as a user
-    reads it: the stage's kernel (working folder book/experiments) gets the folder made absolute."""
+    reads it: the stage's kernel (working folder book/experiments) gets the folder made absolute; the
+    run record goes beside the results (./runs), never over the committed book/runs."""
     import os
 
-    env = {**os.environ, "PRUNEROB_RESULTS": "results", "PRUNEROB_ARTIFACTS": "artifacts", "PRUNEROB_RUNS": "runs"}
+    env = {k: v for k, v in os.environ.items() if k != "PRUNEROB_RUNS"}
+    env |= {"PRUNEROB_RESULTS": "results", "PRUNEROB_ARTIFACTS": "artifacts"}
     params = ["-p", "arch=mlp", "-p", "n_train=500", "-p", "n_eval=200", "-p", "max_epochs=1"]
     proc = subprocess.run(
         [sys.executable, "-m", "prunerob", "stage", "train", *params],
