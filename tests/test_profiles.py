@@ -363,6 +363,18 @@ def test_the_cnn_recompute_profile_is_every_method_on_the_default_set():
             extra = {("l0_pgd", "default"): every if (seed, method) == (0, headline) else checks}
             if (seed, method) == (0, headline):
                 extra |= {("linf_pgd", "original"): every, ("l2_pgd", "original"): every}  # the original's presets
+            if (seed, method) == (0, headline):  # the full profile's standard twin of its PGD-trained CNN
+                extra |= {(name, "default"): every for name in ("linf_apgd", "l2_apgd", "l2_ddn", "l0_pgd_min")}
             wanted = {pair: every if method == headline else pruned for pair in default} | extra
             assert names == wanted, (seed, method)
-    assert Counter(s.kind for s in stages) == Counter({"train": 3, "prune": 24, "attack": 638 + 2 * 314})
+    assert Counter(s.kind for s in stages) == Counter({"train": 3, "prune": 24, "attack": 666 + 2 * 314})
+    # the full profile's stages on these weights (its standard twin) are re-made in this unit
+    twin = {
+        s.id
+        for s in profiles.expand(profiles.load_profile("full"))
+        if s.kind == "attack"
+        and s.model.arch == "cnn"
+        and s.train.training == "standard"
+        and s.prune.finetune_max_epochs == 3
+    }
+    assert len(twin) == 42 and twin <= {s.id for s in stages}
