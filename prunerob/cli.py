@@ -60,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--device", default="auto", help=f"{DEVICES} (auto: CUDA when present)")
     sw.add_argument("--dry-run", action="store_true", help="list the stages that would run, run none")
     sw.add_argument(
+        "--stop-after",
+        type=float,
+        metavar="HOURS",
+        help="start no stage after this many hours; the running ones finish (local pool only)",
+    )
+    sw.add_argument(
         "--only",
         type=_param,
         action="append",
@@ -192,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                 device=args.device,
                 dry_run=args.dry_run,
                 only=dict(args.only),
+                stop_after=args.stop_after,
             )
             if summary.interrupted:
                 # everything that finished is written (tables, run records, the sweep record); exit

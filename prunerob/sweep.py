@@ -31,7 +31,7 @@ from typing import Any
 
 from prunerob import plan, profiles, results, runs
 from prunerob.results import PRIMARY_TABLE, recorded_fingerprints
-from prunerob.spec import SpecError
+from prunerob.spec import SpecError, invalid
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Summary:
     blocked: list[str] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False  # Ctrl-C: what had not finished is in stopped and not_started
+    deadline: bool = False  # --stop-after: no stage started after it; what did not start is in not_started
     stopped: list[str] = field(default_factory=list)  # running when the sweep was interrupted
     not_started: list[str] = field(default_factory=list)
     record: Path | None = None  # the sweep record written
@@ -51,6 +52,7 @@ class Summary:
             f"done {len(self.done)}, skipped {len(self.skipped)}, failed {len(self.failed)}, "
             f"blocked {len(self.blocked)}"
             + (f", stopped {len(self.stopped)}, not started {len(self.not_started)}" if self.interrupted else "")
+            + (f", not started {len(self.not_started)} (--stop-after)" if self.deadline else "")
             + f", {self.seconds:.0f} s"
         )
 
@@ -91,13 +93,17 @@ def run(
     progress: bool = True,
     echo=print,
     only: dict[str, Any] | None = None,
+    stop_after: float | None = None,
 ) -> Summary:
     """Expand a profile, skip what exists, run the rest, each stage once its upstream stage is done.
 
     Ctrl-C (SIGINT) stops scheduling, ends the running stages (their workers and kernels), writes the
     sweep record (``interrupted``) and returns a summary with ``interrupted`` set; a second Ctrl-C
-    ends the process at once.  A re-run resumes: finished stages are skipped."""
+    ends the process at once.  ``stop_after`` (hours, local pool only): no stage starts after that
+    long, the running ones finish (nothing is lost), and the summary has ``deadline`` set; the pool is
+    then handed one stage per worker at a time.  A re-run resumes: finished stages are skipped."""
     plan.check_options(device, workers)
+    check_stop_after(stop_after, scheduler)
     profile = profiles.load_profile(profile_name)
     try:
         all_stages = profiles.expand(profile)
@@ -153,6 +159,7 @@ def run(
     order = {kind: i for i, kind in enumerate(PRIMARY_TABLE)}
     # trains first, then prunes, then attacks: every stage after its upstream stage
     waiting = sorted(todo + checks, key=lambda st: order[st.kind])
+    deadline = start + stop_after * 3600 if stop_after is not None else None
     pending = todo_ids | check_ids
     running: dict[Any, Any] = {}
     status: dict[str, str] = {}  # finished stages: done or skipped
@@ -189,7 +196,13 @@ def run(
                 echo(f"submitted {len(running)} stages to the Dask cluster, each to run once its upstream is done")
         while (waiting or running) and not stop.requested:
             # the local pool: a stage is submitted as soon as its upstream stage has finished, so a
-            # slow prune stage delays only its own attacks
+            # slow prune stage delays only its own attacks; with a deadline, one stage per worker at a
+            # time (a stage queued in the pool would start after it) and none once it has passed
+            past = deadline is not None and time.perf_counter() >= deadline
+            if past and not running:
+                summary.deadline = True
+                summary.not_started = [st.id for st in waiting]
+                break
             still = []
             for st in waiting:
                 up = upstream_id(st)
@@ -202,6 +215,9 @@ def run(
                         status[st.id] = "skipped"  # its result was computed on the checkpoint there now
                         summary.skipped.append(st.id)
                         count += 1
+                        continue
+                    if deadline is not None and (past or len(running) >= workers):
+                        still.append(st)
                         continue
                     if progress:
                         echo(f"scheduled {st.id}  ({plan.describe(st)}){again(st)}")
@@ -266,9 +282,25 @@ def run(
                 echo(line)
         else:
             echo(summary.line())
+            if summary.deadline:
+                echo(
+                    f"  --stop-after {stop_after:g} h passed: {len(summary.not_started)} stages not started; "
+                    "run the same command again to go on"
+                )
     finally:
         stop.restore()
     return summary
+
+
+def check_stop_after(stop_after: float | None, scheduler: str | None) -> None:
+    """``--stop-after``: a number of hours > 0, with the local pool (a Dask cluster is handed every
+    stage at once)."""
+    if stop_after is None:
+        return
+    if isinstance(stop_after, bool) or not isinstance(stop_after, int | float) or not 0 < stop_after < float("inf"):
+        raise invalid("--stop-after", stop_after, "a number of hours > 0, e.g. 2.5")
+    if scheduler:
+        raise SpecError(f"--stop-after={stop_after!r} works with the local pool (--workers), not with --scheduler")
 
 
 def interrupted_report(summary: Summary, shown: int = 5) -> list[str]:

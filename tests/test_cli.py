@@ -34,6 +34,11 @@ def _nothing_written(out_dirs):
         (["sweep", "--profile", "smoke", "--device", "cuda:99"], ["device='cuda:99'"]),
         (["sweep", "--profile", "smoke", "--workers", "0"], ["--workers=0", "an integer >= 1"]),
         (["sweep", "--profile", "smok"], ["--profile='smok'", "smoke", "cpu"]),
+        (["sweep", "--profile", "smoke", "--stop-after", "0"], ["--stop-after=0.0", "a number of hours > 0"]),
+        (
+            ["sweep", "--profile", "smoke", "--stop-after", "1", "--scheduler", "tcp://127.0.0.1:9"],
+            ["--stop-after=1.0", "local pool"],
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_status_2(argv, words, out_dirs, capsys):

@@ -218,3 +218,21 @@ def test_a_corrupted_checkpoint_is_made_again_and_the_stage_that_needs_it_runs(s
     assert prune.id in summary.done and attack.id in summary.done
     assert st.checkpoint_problem(prune, 2) is None
     assert results.read_table_file(results.table_path("attack", attack.id)) is not None
+
+
+def test_stop_after_starts_no_stage_after_the_deadline_and_loses_nothing(out_dirs):
+    """``sweep --stop-after HOURS``: the stage running at the deadline finishes and is kept, no other
+    starts, the record says how many did not start, and the same command goes on from there."""
+    lines: list[str] = []
+    summary = sweep.run("smoke", workers=1, stop_after=2 / 3600, progress=False, echo=lines.append)
+    stages = profiles.expand(profiles.load_profile("smoke"))
+    assert summary.deadline and not summary.interrupted and not summary.failed
+    assert len(summary.done) == 1 and summary.done[0].startswith("train-")  # one worker: one stage started
+    assert len(summary.not_started) == len(stages) - 1 and summary.done[0] not in summary.not_started
+    assert (out_dirs["results"] / "train" / f"{summary.done[0]}.parquet").exists()
+    assert any("--stop-after" in line and "not started" in line for line in lines), lines
+    (record,) = (out_dirs["results"] / "sweeps").glob("smoke-*.parquet")
+    row = pd.read_parquet(record).iloc[0]
+    assert row["done"] == 1 and row["not_started"] == len(stages) - 1 and not row["interrupted"]
+    todo = plan.plan(stages)
+    assert len(todo) == len(stages) - 1 and summary.done[0] not in {s.id for s in todo}
