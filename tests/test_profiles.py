@@ -378,3 +378,32 @@ def test_the_cnn_recompute_profile_is_every_method_on_the_default_set():
         and s.prune.finetune_max_epochs == 3
     }
     assert len(twin) == 42 and twin <= {s.id for s in stages}
+
+
+def test_the_resnet8_recompute_profile_is_the_default_set_on_the_cpu_profiles_resnet8():
+    """recompute/resnet8/profile.yaml: the cpu profile's ResNet8 stages (the same train and prune
+    stage ids, so its tables replace theirs), both pruning methods facing the default set
+    (``bench.DEFAULT_SET``) and PGD_0 at CR 4, 16, 64, the dense model once, on 500 images."""
+    from pathlib import Path
+
+    from prunerob import bench
+
+    path = Path(__file__).resolve().parents[1] / "recompute" / "resnet8" / "profile.yaml"
+    stages = profiles.expand(profiles.load_profile(str(path)))
+    cpu = profiles.expand(profiles.load_profile("cpu"))
+    upstream = {s.id for s in stages if s.kind != "attack"}
+    assert upstream == {s.id for s in cpu if s.kind != "attack" and s.model.arch == "resnet8"}
+    wanted = {(name, preset) for pairs in bench.DEFAULT_SET.values() for name, preset in pairs} | {
+        ("l0_pgd", "default")
+    }
+    got: dict = {}
+    for s in stages:
+        if s.kind == "attack":
+            assert s.attack.n_samples == 500 and s.model.arch == "resnet8"
+            got.setdefault((s.checkpoint.cr, s.attack.attack, s.attack.preset_name), set()).add(s.prune.structure)
+    for cr in (4, 16, 64):
+        assert {k[1:] for k in got if k[0] == cr} == wanted and all(
+            got[(cr, *p)] == {"unstructured", "filter"} for p in wanted
+        )
+    assert {k[1:] for k in got if k[0] == 1} == wanted and all(got[(1, *p)] == {"unstructured"} for p in wanted)
+    assert len([s for s in stages if s.kind == "attack"]) == 9 * 7
