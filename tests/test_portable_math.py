@@ -61,6 +61,11 @@ def test_a_train_stage_gives_the_same_weights_whatever_the_processors_instructio
         "sse": {"MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
     }
     native = {name: _train(tmp_path, f"native-{name}", env, portable=False) for name, env in isas.items()}
-    assert native["avx2"] != native["sse"], "the imitation should change the weights of a native run"
+    if native["avx2"] == native["sse"]:
+        # e.g. an AVX2-only AMD EPYC (2026-12-07): its own kernels are the imitated ones, and MKL limited
+        # to SSE4.2 gave the same weights, so there is no other processor to imitate here
+        pytest.skip(
+            f"the imitated instruction sets give this processor's native run one set of weights ({native['sse']})"
+        )
     portable = {name: _train(tmp_path, f"portable-{name}", env, portable=True) for name, env in isas.items()}
     assert portable["avx2"] == portable["sse"]
