@@ -26,30 +26,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message}\n")
 
 
-# the environment variables that name folders; a stage's kernel runs in book/experiments, so a relative
-# one is made absolute (against the command's working folder) before any kernel or worker starts
-PATH_VARS = (
-    "PRUNEROB_RESULTS",
-    "PRUNEROB_ARTIFACTS",
-    "PRUNEROB_RUNS",
-    "PRUNEROB_DATA",
-    "PRUNEROB_FIGURES",
-    "PRUNEROB_PROFILES",
-)
-
-
-def absolute_env() -> None:
-    """Make every folder variable of ``PATH_VARS`` that is set and relative absolute, resolved against
-    the working folder of the command: the stages' kernels and the sweep's workers inherit them, so
-    they write where the command was pointed (not under ``book/experiments``)."""
-    for name in PATH_VARS:
-        value = os.environ.get(name)
-        if value and not os.path.isabs(value):
-            os.environ[name] = os.path.abspath(value)
-
-
 def main(argv: list[str] | None = None) -> int:
-    absolute_env()
     parser = _Parser(prog="python -m prunerob", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 

@@ -279,9 +279,6 @@ def superseded(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from prunerob.cli import absolute_env
-
-    absolute_env()
     parser = argparse.ArgumentParser(
         prog="python -m prunerob.migrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -46,10 +46,34 @@ def portable_kernel_manager() -> type:
     return PortableMathKernelManager
 
 
+# the environment variables that name folders; a stage's kernel runs in book/experiments, so a relative
+# one is made absolute (against this process's working folder) before a kernel starts
+PATH_VARS = (
+    "PRUNEROB_RESULTS",
+    "PRUNEROB_ARTIFACTS",
+    "PRUNEROB_RUNS",
+    "PRUNEROB_DATA",
+    "PRUNEROB_FIGURES",
+    "PRUNEROB_PROFILES",
+)
+
+
+def absolute_env() -> None:
+    """Make every folder variable of ``PATH_VARS`` that is set and relative absolute, resolved against
+    this process's working folder, so that the stage kernel started next (working folder
+    ``book/experiments``) writes where the command was pointed."""
+    for name in PATH_VARS:
+        value = os.environ.get(name)
+        if value and not os.path.isabs(value):
+            os.environ[name] = os.path.abspath(value)
+
+
 def execute_stage(stage, device: str = "auto", progress: bool = True) -> Path:
     """Run one stage's notebook through papermill; the executed notebook is the run's record."""
     import jupytext
     import papermill
+
+    absolute_env()
 
     out = run_record(stage)
     out.parent.mkdir(parents=True, exist_ok=True)
