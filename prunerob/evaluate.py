@@ -151,6 +151,17 @@ def _batched_with_sources(fn, x, y, batch_size, name: str) -> tuple[torch.Tensor
     return torch.cat(advs), sources
 
 
+def _attack_where(fn, x, y, todo, adv, sources, batch_size, name: str) -> None:
+    """Runs ``fn`` in batches on the samples where ``todo`` holds and writes their candidates into
+    ``adv`` and their source names into ``sources`` (both per sample, in place)."""
+    if not bool(todo.any()):
+        return
+    adv_todo, src_todo = _batched_with_sources(fn, x[todo], y[todo], batch_size, name)
+    adv[todo] = adv_todo
+    for i, s in zip(todo.nonzero().flatten().tolist(), src_todo, strict=True):
+        sources[i] = s
+
+
 def run_fixed(
     model: nn.Module,
     x: torch.Tensor,
@@ -174,13 +185,16 @@ def run_fixed(
     if todo is None:
         todo = torch.ones(len(x), dtype=torch.bool, device=x.device)
     adv, sources = (x.clone(), [MISCLASSIFIED] * len(x)) if carried is None else (carried[0].clone(), list(carried[1]))
-    if bool(todo.any()):
-        adv_todo, src_todo = _batched_with_sources(
-            lambda xb, yb: info.run(crafter, xb, yb, eps, **params), x[todo], y[todo], spec.attack_batch_size, info.name
-        )
-        adv[todo] = adv_todo
-        for i, s in zip(todo.nonzero().flatten().tolist(), src_todo, strict=True):
-            sources[i] = s
+    _attack_where(
+        lambda xb, yb: info.run(crafter, xb, yb, eps, **params),
+        x,
+        y,
+        todo,
+        adv,
+        sources,
+        spec.attack_batch_size,
+        info.name,
+    )
     seconds = time.perf_counter() - start
     adv_pred = predict(model, adv, spec.attack_batch_size).argmax(1)
     dist = distances(x, adv, info.norm)
@@ -360,17 +374,16 @@ def _minimal_curve(model, x, y, clean_pred, spec, info, input_shape, progress, s
     # every sample, since the source model may classify it correctly.
     todo = clean_ok if source is None else torch.ones_like(clean_ok)
     adv, sources = x.clone(), [MISCLASSIFIED] * len(x)
-    if bool(todo.any()):
-        adv_todo, src_todo = _batched_with_sources(
-            lambda xb, yb: info.run(crafter, xb, yb, **spec.preset_params),
-            x[todo],
-            y[todo],
-            spec.attack_batch_size,
-            info.name,
-        )
-        adv[todo] = adv_todo
-        for i, s in zip(todo.nonzero().flatten().tolist(), src_todo, strict=True):
-            sources[i] = s
+    _attack_where(
+        lambda xb, yb: info.run(crafter, xb, yb, **spec.preset_params),
+        x,
+        y,
+        todo,
+        adv,
+        sources,
+        spec.attack_batch_size,
+        info.name,
+    )
     seconds = time.perf_counter() - start
     adv_pred = predict(model, adv, spec.attack_batch_size).argmax(1)
     dist = distances(x, adv, info.norm)
