@@ -190,6 +190,25 @@ RULES = {  # how a per-sample minimal distance d becomes "robust at eps"
 ATTACK_NAMES = {"linf_pgd": "Linf PGD-40", "l2_cw": "C&W L2", "l0_bb": "Brendel-Bethge L0"}
 
 
+# Clean accuracy and kept weights over runs: the mean with its range (named aggregations for groupby.agg)
+_CLEAN_AND_KEPT = {
+    "clean_acc": ("clean_acc", "mean"),
+    "clean_low": ("clean_acc", "min"),
+    "clean_high": ("clean_acc", "max"),
+    "n_kept": ("n_kept", "mean"),
+    "n_kept_low": ("n_kept", "min"),
+    "n_kept_high": ("n_kept", "max"),
+    "n_prunable": ("n_prunable", "first"),
+}
+
+
+def _with_kept_fractions(frame: pd.DataFrame) -> pd.DataFrame:
+    """``kept``, ``kept_low``, ``kept_high``: the kept weights as fractions of the prunable ones."""
+    for col, src in (("kept", "n_kept"), ("kept_low", "n_kept_low"), ("kept_high", "n_kept_high")):
+        frame[col] = frame[src] / frame["n_prunable"]
+    return frame
+
+
 def per_cr(ref: pd.DataFrame) -> pd.DataFrame:
     """The original's runs summarized per method, attack, epsilon, rule and CR: the mean of robust
     (or, for ``attack == "clean"``, clean) accuracy with its range over runs (``low``, ``high``), the
@@ -221,19 +240,11 @@ def per_cr(ref: pd.DataFrame) -> pd.DataFrame:
         robust_acc=("robust_acc", "mean"),
         low=("robust_acc", "min"),
         high=("robust_acc", "max"),
-        clean_acc=("clean_acc", "mean"),
-        clean_low=("clean_acc", "min"),
-        clean_high=("clean_acc", "max"),
-        n_kept=("n_kept", "mean"),
-        n_kept_low=("n_kept", "min"),
-        n_kept_high=("n_kept", "max"),
-        n_prunable=("n_prunable", "first"),
+        **_CLEAN_AND_KEPT,
         n_runs=("robust_acc", "size"),
         n_bounded=("bounded", "sum"),
     )
-    for col, src in (("kept", "n_kept"), ("kept_low", "n_kept_low"), ("kept_high", "n_kept_high")):
-        out[col] = out[src] / out["n_prunable"]
-    return out
+    return _with_kept_fractions(out)
 
 
 def methods_vs_original(
@@ -255,19 +266,9 @@ def methods_vs_original(
     mine = (
         mine.assign(method=_label(mine))
         .groupby(cols, as_index=False)
-        .agg(
-            clean_acc=("clean_acc", "mean"),
-            clean_low=("clean_acc", "min"),
-            clean_high=("clean_acc", "max"),
-            n_kept=("n_kept", "mean"),
-            n_kept_low=("n_kept", "min"),
-            n_kept_high=("n_kept", "max"),
-            n_prunable=("n_prunable", "first"),
-            n_runs=("clean_acc", "size"),
-        )
+        .agg(**_CLEAN_AND_KEPT, n_runs=("clean_acc", "size"))
+        .pipe(_with_kept_fractions)
     )
-    for col, src in (("kept", "n_kept"), ("kept_low", "n_kept_low"), ("kept_high", "n_kept_high")):
-        mine[col] = mine[src] / mine["n_prunable"]
     theirs = theirs.assign(method=_label(theirs))
     keep = [
         *cols,
