@@ -251,3 +251,53 @@ def grid_table(all_stages: list, todo_ids: set[str]) -> list[str]:
     left = frame[frame["to_run"]].groupby(["dataset", "arch"]).size()
     table = table[[k for k in PRIMARY_TABLE if k in table.columns]].assign(to_run=left).fillna(0).astype(int)
     return ["stages per data set and architecture:", *table.to_string().splitlines()]
+
+
+def estimate_seconds(todo: list) -> tuple[float, list]:
+    """The stages' expected time in seconds from the finished stages in the results folder, and the
+    stages with no finished counterpart (left out of the sum).  Per stage: the median time of the
+    finished stages of the same kind, data set, architecture and training (an attack: and the same
+    attack and preset, taken per attacked image and times its ``n_samples``; a prune stage: and the
+    same structure)."""
+    keys = {
+        "train": ["dataset", "arch", "training"],
+        "prune": ["dataset", "arch", "training", "structure"],
+        "attack": ["dataset", "arch", "training", "attack", "preset"],
+    }
+    medians: dict[str, dict] = {}
+    for kind in {s.kind for s in todo}:
+        cols, table = keys[kind], results.collect(kind)
+        if kind == "attack":  # one row per budget: per stage, seconds per attacked image
+            per_stage = table.groupby("stage_id").agg(
+                **{c: (c, "first") for c in cols}, seconds=("stage_seconds", "first"), n=("n", "first")
+            )
+            per_stage["seconds"] = per_stage["seconds"] / per_stage["n"].clip(lower=1)
+        else:  # a prune stage's rows are its CR steps
+            per_stage = table.groupby("stage_id").agg(**{c: (c, "first") for c in cols}, seconds=("seconds", "sum"))
+        medians[kind] = per_stage.groupby(cols)["seconds"].median().to_dict() if len(per_stage) else {}
+    total, unknown = 0.0, []
+    for stage in todo:
+        p = stage.params()
+        if stage.kind == "attack":
+            p["preset"] = stage.attack.preset_name  # the tables name the preset an empty one stands for
+        cols = keys[stage.kind]
+        key = tuple(p[c] for c in cols)
+        seconds = medians[stage.kind].get(key)
+        if seconds is None:
+            unknown.append(stage)
+        else:
+            total += seconds * (p["n_samples"] if stage.kind == "attack" else 1)
+    return total, unknown
+
+
+def estimate(todo: list, workers: int) -> str:
+    """:func:`estimate_seconds` as the dry run's line: the stage time, that time over ``workers`` (as
+    if every worker stayed busy), and how many stages it leaves out."""
+    total, unknown = estimate_seconds(todo)
+    line = (
+        f"estimate: about {total / 3600:.1f} h of stage time for {len(todo) - len(unknown)} of the {len(todo)} "
+        f"stages to run, {total / 3600 / max(workers, 1):.1f} h on {workers} worker(s) kept busy (medians of the "
+        f"finished stages of the same kind, data set, architecture, training, attack and preset in "
+        f"{results.results_dir()})"
+    )
+    return line + (f"; {len(unknown)} with no finished counterpart left out" if unknown else "")

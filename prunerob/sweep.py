@@ -137,6 +137,8 @@ def run(
     if dry_run:
         for line in plan.grid_table(all_stages, {t.id for t in todo}):
             echo(line)
+        if todo or checks:
+            echo(plan.estimate(todo + checks, workers))
         for s in todo:
             echo(f"  would run {s.id}  ({plan.describe(s)})")
         for s in checks:

@@ -35,6 +35,40 @@ def test_dry_run_lists_the_grid_and_writes_nothing(out_dirs, capsys):
         plan.plan(profiles.expand(profiles.load_profile("smoke")))
     )
     assert not summary.done and not any(p.is_file() for d in out_dirs.values() for p in d.rglob("*"))
+    # nothing finished in the results folder: the estimate says it has no counterpart for any stage
+    n = len(plan.plan(profiles.expand(profiles.load_profile("smoke"))))
+    assert f"estimate: about 0.0 h of stage time for 0 of the {n} stages to run" in "\n".join(lines)
+    assert f"; {n} with no finished counterpart left out" in "\n".join(lines)
+
+
+def test_the_estimate_takes_the_median_seconds_per_image_of_finished_twins(out_dirs):
+    """Finished MLP FMN runs of the cpu profile (committed tables) copied into an empty results folder:
+    a stage of the same attack and preset is estimated at their median seconds per attacked image times
+    its n_samples; a stage kind with no finished twin is left out and named."""
+    import dataclasses
+    import shutil
+    from pathlib import Path
+
+    import pandas as pd
+
+    book = Path(__file__).resolve().parents[1] / "book" / "results" / "attack"
+    fmn = [
+        s
+        for s in profiles.expand(profiles.load_profile("cpu"))
+        if s.kind == "attack" and s.params()["arch"] == "mlp" and s.params()["attack"] == "linf_fmn"
+    ]
+    finished = [s for s in fmn if (book / f"{s.id}.parquet").is_file()]
+    assert len(finished) >= 4, "the cpu profile's MLP FMN tables are committed"
+    (out_dirs["results"] / "attack").mkdir(parents=True)
+    for s in finished[:3]:
+        shutil.copy(book / f"{s.id}.parquet", out_dirs["results"] / "attack")
+    rows = [pd.read_parquet(book / f"{s.id}.parquet").iloc[0] for s in finished[:3]]
+    per_image = pd.Series([r["stage_seconds"] / r["n"] for r in rows]).median()
+    other = finished[3]
+    half = dataclasses.replace(other, attack=dataclasses.replace(other.attack, n_samples=other.attack.n_samples // 2))
+    seconds, unknown = plan.estimate_seconds([other, half, other.upstream])
+    assert seconds == pytest.approx(per_image * (other.attack.n_samples + other.attack.n_samples // 2))
+    assert unknown == [other.upstream]  # no prune table in the folder
 
 
 def test_transfer_attack_entries_expand_to_both_directions():
