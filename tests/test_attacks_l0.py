@@ -202,6 +202,7 @@ def test_l0_attacks_on_a_pruned_cnn_against_brendel_bethge(pruned_cnn, mnist):
         assert acc["l0_ensemble"][eps] <= acc["l0_bb"][eps] + 0.03
 
 
+@pytest.mark.slow  # 53 s on two cores: Brendel-Bethge's solver, twice
 def test_brendel_bethge_starts_as_foolbox_would_and_survives_a_model_that_predicts_one_class(trained_cnn, mnist):
     """l0_bb draws its starting points from the other evaluation images as Foolbox's init_attack
     would (same draws, same result on a trained CNN); on a collapsed model, which gives one class to
