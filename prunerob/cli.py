@@ -43,6 +43,14 @@ def main(argv: list[str] | None = None) -> int:
         help="start no stage after this many hours; the running ones finish (local pool only)",
     )
     sw.add_argument(
+        "--finish-by",
+        type=float,
+        metavar="HOURS",
+        help="as --stop-after, and start no stage that its estimate (the median time of its finished "
+        "counterparts, as --dry-run shows) says would end after this many hours: shorter ones fill the "
+        "time left; a stage with no estimate starts as with --stop-after",
+    )
+    sw.add_argument(
         "--only",
         type=_param,
         action="append",
@@ -176,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                 dry_run=args.dry_run,
                 only=dict(args.only),
                 stop_after=args.stop_after,
+                finish_by=args.finish_by,
             )
             if summary.interrupted:
                 # everything that finished is written (tables, run records, the sweep record); exit

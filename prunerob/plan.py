@@ -253,12 +253,13 @@ def grid_table(all_stages: list, todo_ids: set[str]) -> list[str]:
     return ["stages per data set and architecture:", *table.to_string().splitlines()]
 
 
-def estimate_seconds(todo: list) -> tuple[float, list]:
-    """The stages' expected time in seconds from the finished stages in the results folder, and the
-    stages with no finished counterpart (left out of the sum).  Per stage: the median time of the
-    finished stages of the same kind, data set, architecture and training (an attack: and the same
-    attack and preset, taken per attacked image and times its ``n_samples``; a prune stage: and the
-    same structure)."""
+def stage_estimates(todo: list) -> dict[str, float | None]:
+    """Each stage's expected time in seconds from the finished stages in the results folder, by stage
+    id; None for a stage with no finished counterpart.  Per stage: the median time of the finished
+    stages of the same kind, data set, architecture and training (an attack: and the same attack and
+    preset, taken per attacked image and times its ``n_samples``; a prune stage: and the same
+    structure).  An attack's time is its attack's (``stage_seconds``), without the few seconds its
+    kernel takes to start."""
     keys = {
         "train": ["dataset", "arch", "training"],
         "prune": ["dataset", "arch", "training", "structure"],
@@ -275,19 +276,21 @@ def estimate_seconds(todo: list) -> tuple[float, list]:
         else:  # a prune stage's rows are its CR steps
             per_stage = table.groupby("stage_id").agg(**{c: (c, "first") for c in cols}, seconds=("seconds", "sum"))
         medians[kind] = per_stage.groupby(cols)["seconds"].median().to_dict() if len(per_stage) else {}
-    total, unknown = 0.0, []
+    out: dict[str, float | None] = {}
     for stage in todo:
         p = stage.params()
         if stage.kind == "attack":
             p["preset"] = stage.attack.preset_name  # the tables name the preset an empty one stands for
-        cols = keys[stage.kind]
-        key = tuple(p[c] for c in cols)
-        seconds = medians[stage.kind].get(key)
-        if seconds is None:
-            unknown.append(stage)
-        else:
-            total += seconds * (p["n_samples"] if stage.kind == "attack" else 1)
-    return total, unknown
+        seconds = medians[stage.kind].get(tuple(p[c] for c in keys[stage.kind]))
+        out[stage.id] = None if seconds is None else seconds * (p["n_samples"] if stage.kind == "attack" else 1)
+    return out
+
+
+def estimate_seconds(todo: list) -> tuple[float, list]:
+    """The stages' expected time in seconds (:func:`stage_estimates`), and the stages with no finished
+    counterpart (left out of the sum)."""
+    each = stage_estimates(todo)
+    return sum(v for v in each.values() if v is not None), [s for s in todo if each[s.id] is None]
 
 
 def estimate(todo: list, workers: int) -> str:

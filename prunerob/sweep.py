@@ -42,7 +42,7 @@ class Summary:
     blocked: list[str] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False  # Ctrl-C: what had not finished is in stopped and not_started
-    deadline: bool = False  # --stop-after: no stage started after it; what did not start is in not_started
+    deadline: bool = False  # --stop-after/--finish-by: what did not start before the deadline is in not_started
     stopped: list[str] = field(default_factory=list)  # running when the sweep was interrupted
     not_started: list[str] = field(default_factory=list)
     record: Path | None = None  # the sweep record written
@@ -52,7 +52,7 @@ class Summary:
             f"done {len(self.done)}, skipped {len(self.skipped)}, failed {len(self.failed)}, "
             f"blocked {len(self.blocked)}"
             + (f", stopped {len(self.stopped)}, not started {len(self.not_started)}" if self.interrupted else "")
-            + (f", not started {len(self.not_started)} (--stop-after)" if self.deadline else "")
+            + (f", not started {len(self.not_started)} (deadline)" if self.deadline else "")
             + f", {self.seconds:.0f} s"
         )
 
@@ -94,6 +94,7 @@ def run(
     echo=print,
     only: dict[str, Any] | None = None,
     stop_after: float | None = None,
+    finish_by: float | None = None,
 ) -> Summary:
     """Expand a profile, skip what exists, run the rest, each stage once its upstream stage is done.
 
@@ -101,9 +102,12 @@ def run(
     sweep record (``interrupted``) and returns a summary with ``interrupted`` set; a second Ctrl-C
     ends the process at once.  ``stop_after`` (hours, local pool only): no stage starts after that
     long, the running ones finish (nothing is lost), and the summary has ``deadline`` set; the pool is
-    then handed one stage per worker at a time.  A re-run resumes: finished stages are skipped."""
+    then handed one stage per worker at a time.  ``finish_by`` (hours, instead of ``stop_after``): the
+    same, and no stage starts that its estimate (:func:`prunerob.plan.stage_estimates`) says would
+    end after that long, so shorter stages fill the time left; a stage with no estimate starts as
+    with ``stop_after``.  A re-run resumes: finished stages are skipped."""
     plan.check_options(device, workers)
-    check_stop_after(stop_after, scheduler)
+    check_deadline(stop_after, finish_by, scheduler)
     profile = profiles.load_profile(profile_name)
     try:
         all_stages = profiles.expand(profile)
@@ -161,7 +165,14 @@ def run(
     order = {kind: i for i, kind in enumerate(PRIMARY_TABLE)}
     # trains first, then prunes, then attacks: every stage after its upstream stage
     waiting = sorted(todo + checks, key=lambda st: order[st.kind])
-    deadline = start + stop_after * 3600 if stop_after is not None else None
+    hours = stop_after if stop_after is not None else finish_by
+    deadline = start + hours * 3600 if hours is not None else None
+    estimates = plan.stage_estimates(todo + checks) if finish_by is not None else {}
+
+    def fits(st) -> bool:  # --finish-by: its estimate ends it before the deadline (no estimate: it may start)
+        seconds = estimates.get(st.id)
+        return seconds is None or time.perf_counter() + seconds <= deadline
+
     pending = todo_ids | check_ids
     running: dict[Any, Any] = {}
     status: dict[str, str] = {}  # finished stages: done or skipped
@@ -200,6 +211,7 @@ def run(
             # the local pool: a stage is submitted as soon as its upstream stage has finished, so a
             # slow prune stage delays only its own attacks; with a deadline, one stage per worker at a
             # time (a stage queued in the pool would start after it) and none once it has passed
+            # (with --finish-by, none that its estimate says would end after it)
             past = deadline is not None and time.perf_counter() >= deadline
             if past and not running:
                 summary.deadline = True
@@ -218,7 +230,7 @@ def run(
                         summary.skipped.append(st.id)
                         count += 1
                         continue
-                    if deadline is not None and (past or len(running) >= workers):
+                    if deadline is not None and (past or len(running) >= workers or not fits(st)):
                         still.append(st)
                         continue
                     if progress:
@@ -227,6 +239,10 @@ def run(
                 else:
                     still.append(st)
             waiting = still
+            if deadline is not None and waiting and not running:  # none of them may start any more
+                summary.deadline = True
+                summary.not_started = [st.id for st in waiting]
+                break
             for fut in _first_done(running, STOP_CHECK_S):
                 st = running.pop(fut)
                 count += 1
@@ -288,21 +304,27 @@ def run(
                 echo(
                     f"  --stop-after {stop_after:g} h passed: {len(summary.not_started)} stages not started; "
                     "run the same command again to go on"
+                    if finish_by is None
+                    else f"  --finish-by {finish_by:g} h: {len(summary.not_started)} stages not started (the time had "
+                    "passed, or their estimate did not fit in what was left); run the same command again to go on"
                 )
     finally:
         stop.restore()
     return summary
 
 
-def check_stop_after(stop_after: float | None, scheduler: str | None) -> None:
-    """``--stop-after``: a number of hours > 0, with the local pool (a Dask cluster is handed every
-    stage at once)."""
-    if stop_after is None:
-        return
-    if isinstance(stop_after, bool) or not isinstance(stop_after, int | float) or not 0 < stop_after < float("inf"):
-        raise invalid("--stop-after", stop_after, "a number of hours > 0, e.g. 2.5")
-    if scheduler:
-        raise SpecError(f"--stop-after={stop_after!r} works with the local pool (--workers), not with --scheduler")
+def check_deadline(stop_after: float | None, finish_by: float | None, scheduler: str | None) -> None:
+    """``--stop-after`` or ``--finish-by`` (not both): a number of hours > 0, with the local pool (a
+    Dask cluster is handed every stage at once)."""
+    if stop_after is not None and finish_by is not None:
+        raise SpecError(f"--stop-after={stop_after!r} and --finish-by={finish_by!r}: give one of the two")
+    for flag, hours in (("--stop-after", stop_after), ("--finish-by", finish_by)):
+        if hours is None:
+            continue
+        if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours < float("inf"):
+            raise invalid(flag, hours, "a number of hours > 0, e.g. 2.5")
+        if scheduler:
+            raise SpecError(f"{flag}={hours!r} works with the local pool (--workers), not with --scheduler")
 
 
 def interrupted_report(summary: Summary, shown: int = 5) -> list[str]:

@@ -39,6 +39,11 @@ def _nothing_written(out_dirs):
             ["sweep", "--profile", "smoke", "--stop-after", "1", "--scheduler", "tcp://127.0.0.1:9"],
             ["--stop-after=1.0", "local pool"],
         ),
+        (["sweep", "--profile", "smoke", "--finish-by", "-1"], ["--finish-by=-1.0", "a number of hours > 0"]),
+        (
+            ["sweep", "--profile", "smoke", "--stop-after", "1", "--finish-by", "2"],
+            ["--stop-after=1.0 and --finish-by=2.0: give one of the two"],
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_status_2(argv, words, out_dirs, capsys):

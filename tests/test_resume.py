@@ -236,3 +236,37 @@ def test_stop_after_starts_no_stage_after_the_deadline_and_loses_nothing(out_dir
     assert row["done"] == 1 and row["not_started"] == len(stages) - 1 and not row["interrupted"]
     todo = plan.plan(stages)
     assert len(todo) == len(stages) - 1 and summary.done[0] not in {s.id for s in todo}
+
+
+def test_finish_by_starts_only_the_stages_whose_estimate_fits(smoke_study, tmp_path, monkeypatch):
+    """``sweep --finish-by HOURS``: a stage whose estimate (the median time of its finished
+    counterparts) would end it after the deadline does not start, even with time left; one that fits
+    runs.  Seed 1's attacks are removed and seed 0's, their counterparts, made to read 10 minutes."""
+    import shutil
+
+    for name in ("PRUNEROB_RESULTS", "PRUNEROB_ARTIFACTS"):
+        shutil.copytree(smoke_study[name], tmp_path / name)
+        monkeypatch.setenv(name, str(tmp_path / name))
+    monkeypatch.setenv("PRUNEROB_RUNS", str(tmp_path / "runs"))
+    attacks = [s for s in profiles.expand(profiles.load_profile("smoke")) if s.kind == "attack"]
+    gone = [s for s in attacks if s.params()["seed"] == 1]
+    assert gone and len(gone) < len(attacks)
+    for s in attacks:
+        path = results.table_path("attack", s.id)
+        if s in gone:
+            path.unlink()
+        else:  # a slow counterpart: 600 s per stage
+            table = pd.read_parquet(path)
+            table["stage_seconds"] = 600.0
+            table.to_parquet(path)
+    estimates = plan.stage_estimates(gone)
+    assert all(v is not None and v > 120 for v in estimates.values()), estimates
+    lines: list[str] = []
+    summary = sweep.run("smoke", finish_by=120 / 3600, progress=False, echo=lines.append)
+    assert summary.deadline and not summary.done and not summary.failed and summary.seconds < 120
+    assert sorted(summary.not_started) == sorted(s.id for s in gone)
+    assert not any(results.table_path("attack", s.id).exists() for s in gone)
+    assert any(line.startswith("  --finish-by 0.0333333 h: 3 stages not started") for line in lines), lines
+    # an hour: each 10-minute estimate fits, one after the other on one worker
+    summary = sweep.run("smoke", finish_by=1.0, progress=False)
+    assert not summary.deadline and sorted(summary.done) == sorted(s.id for s in gone) and not summary.failed
