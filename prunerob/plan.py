@@ -255,17 +255,22 @@ def grid_table(all_stages: list, todo_ids: set[str]) -> list[str]:
 
 def stage_estimates(todo: list) -> dict[str, float | None]:
     """Each stage's expected time in seconds from the finished stages in the results folder, by stage
-    id; None for a stage with no finished counterpart.  Per stage: the median time of the finished
-    stages of the same kind, data set, architecture and training (an attack: and the same attack and
-    preset, taken per attacked image and times its ``n_samples``; a prune stage: and the same
-    structure).  An attack's time is its attack's (``stage_seconds``), without the few seconds its
-    kernel takes to start."""
+    id; None for a stage with no finished counterpart.  A counterpart is a finished stage of the same
+    kind, data set, architecture and training (an attack: and the same attack and preset; a prune
+    stage: and the same structure), and the estimate their median time per unit of work times the
+    stage's: an attack's per attacked image times its ``n_samples`` (the attack's own time,
+    ``stage_seconds``, without the few seconds its kernel takes to start); a prune stage's per CR of
+    its schedule times its number of CRs; a train stage's per training image times its ``n_train``
+    (0, all of them: as many as the counterpart that had the most), scaled down where its
+    ``max_epochs`` is below the counterparts' median number of epochs run."""
     keys = {
         "train": ["dataset", "arch", "training"],
         "prune": ["dataset", "arch", "training", "structure"],
         "attack": ["dataset", "arch", "training", "attack", "preset"],
     }
     medians: dict[str, dict] = {}
+    epochs: dict = {}  # train: the counterparts' median number of epochs run
+    most: dict = {}  # train: the counterparts' largest number of training images
     for kind in {s.kind for s in todo}:
         cols, table = keys[kind], results.collect(kind)
         if kind == "attack":  # one row per budget: per stage, seconds per attacked image
@@ -273,16 +278,32 @@ def stage_estimates(todo: list) -> dict[str, float | None]:
                 **{c: (c, "first") for c in cols}, seconds=("stage_seconds", "first"), n=("n", "first")
             )
             per_stage["seconds"] = per_stage["seconds"] / per_stage["n"].clip(lower=1)
-        else:  # a prune stage's rows are its CR steps
-            per_stage = table.groupby("stage_id").agg(**{c: (c, "first") for c in cols}, seconds=("seconds", "sum"))
+        elif kind == "prune":  # a row per CR of its schedule: seconds per CR
+            per_stage = table.groupby("stage_id").agg(
+                **{c: (c, "first") for c in cols}, seconds=("seconds", "sum"), n=("cr", "size")
+            )
+            per_stage["seconds"] = per_stage["seconds"] / per_stage["n"]
+        else:  # one row per train stage: seconds per training image
+            per_stage = table.assign(seconds=table["seconds"] / table["n_train"].clip(lower=1))
+            if len(per_stage):
+                epochs = per_stage.groupby(cols)["epochs"].median().to_dict()
+                most = per_stage.groupby(cols)["n_train"].max().to_dict()
         medians[kind] = per_stage.groupby(cols)["seconds"].median().to_dict() if len(per_stage) else {}
     out: dict[str, float | None] = {}
     for stage in todo:
         p = stage.params()
         if stage.kind == "attack":
             p["preset"] = stage.attack.preset_name  # the tables name the preset an empty one stands for
-        seconds = medians[stage.kind].get(tuple(p[c] for c in keys[stage.kind]))
-        out[stage.id] = None if seconds is None else seconds * (p["n_samples"] if stage.kind == "attack" else 1)
+        key = tuple(p[c] for c in keys[stage.kind])
+        seconds = medians[stage.kind].get(key)
+        if seconds is not None:
+            if stage.kind == "attack":
+                seconds *= p["n_samples"]
+            elif stage.kind == "prune":
+                seconds *= len(p["crs"])
+            else:
+                seconds *= (p["n_train"] or most[key]) * min(1.0, p["max_epochs"] / max(epochs[key], 1))
+        out[stage.id] = seconds
     return out
 
 

@@ -441,3 +441,38 @@ def test_the_resnet8_recompute_profile_is_the_default_set_on_the_cpu_profiles_re
         )
     assert {k[1:] for k in got if k[0] == 1} == wanted and all(got[(1, *p)] == {"unstructured"} for p in wanted)
     assert len([s for s in stages if s.kind == "attack"]) == 9 * 7
+
+
+def test_train_and_prune_estimates_scale_with_their_work(out_dirs):
+    """A train stage is estimated per training image (scaled down where it may run fewer epochs than
+    its counterparts ran), a prune stage per CR of its schedule: committed MLP tables of the cpu
+    profile copied into an empty results folder."""
+    import dataclasses
+    import shutil
+    from pathlib import Path
+
+    import pandas as pd
+
+    book = Path(__file__).resolve().parents[1] / "book" / "results"
+    prune = next(
+        s
+        for s in profiles.expand(profiles.load_profile("cpu"))
+        if s.kind == "prune" and s.params()["arch"] == "mlp" and (book / "prune" / f"{s.id}.parquet").is_file()
+    )
+    train = prune.upstream
+    for kind, stage in (("train", train), ("prune", prune)):
+        (out_dirs["results"] / kind).mkdir(parents=True)
+        shutil.copy(book / kind / f"{stage.id}.parquet", out_dirs["results"] / kind)
+    trained = pd.read_parquet(book / "train" / f"{train.id}.parquet").iloc[0]
+    pruned = pd.read_parquet(book / "prune" / f"{prune.id}.parquet")
+    crs = prune.prune.crs
+    assert len(pruned) == len(crs) > 3 and train.data.n_train == 0  # all training images
+    half = dataclasses.replace(train, data=dataclasses.replace(train.data, n_train=int(trained["n_train"]) // 2))
+    short = dataclasses.replace(half, train=dataclasses.replace(half.train, max_epochs=1))
+    fewer = dataclasses.replace(prune, prune=dataclasses.replace(prune.prune, crs=crs[:3]))
+    got = plan.stage_estimates([train, half, short, prune, fewer])
+    assert got[train.id] == pytest.approx(trained["seconds"])
+    assert got[half.id] == pytest.approx(trained["seconds"] * (int(trained["n_train"]) // 2) / trained["n_train"])
+    assert got[short.id] == pytest.approx(got[half.id] / trained["epochs"])
+    assert got[prune.id] == pytest.approx(pruned["seconds"].sum())
+    assert got[fewer.id] == pytest.approx(pruned["seconds"].sum() * 3 / len(crs))
