@@ -171,7 +171,7 @@ def run(
 
     def fits(st) -> bool:  # --finish-by: its estimate ends it before the deadline (no estimate: it may start)
         seconds = estimates.get(st.id)
-        return seconds is None or time.perf_counter() + seconds <= deadline
+        return seconds is None or deadline is None or time.perf_counter() + seconds <= deadline
 
     pending = todo_ids | check_ids
     running: dict[Any, Any] = {}
