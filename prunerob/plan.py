@@ -258,8 +258,13 @@ def stage_estimates(todo: list) -> dict[str, float | None]:
     id; None for a stage with no finished counterpart.  A counterpart is a finished stage of the same
     kind, data set, architecture and training (an attack: and the same attack and preset; a prune
     stage: and the same structure), and the estimate their median time per unit of work times the
-    stage's: an attack's per attacked image times its ``n_samples`` (the attack's own time,
-    ``stage_seconds``, without the few seconds its kernel takes to start); a prune stage's per CR of
+    stage's.  An attack's unit is a correctly classified image among those it attacks (a misclassified
+    one is not attacked: a checkpoint at chance takes a fraction of a dense model's time): its
+    attacked model's clean accuracy, from the prune table where it is there (else the counterparts'
+    median), times its ``n_samples``; where the counterparts' numbers of such images differ by 2x or
+    more, a line fitted through their times (a fixed part and a part per image, neither negative)
+    instead of the median (time: the attack's own, ``stage_seconds``, without the few seconds its
+    kernel takes to start).  A prune stage's unit is a CR of
     its schedule times its number of CRs; a train stage's per training image times its ``n_train``
     (0, all of them: as many as the counterpart that had the most), scaled down where its
     ``max_epochs`` is below the counterparts' median number of epochs run."""
@@ -269,14 +274,24 @@ def stage_estimates(todo: list) -> dict[str, float | None]:
         "attack": ["dataset", "arch", "training", "attack", "preset"],
     }
     medians: dict[str, dict] = {}
+    lines: dict[str, dict] = {}  # attack: per counterpart key, (fixed seconds, seconds per correct image)
+    accs: dict = {}  # attack: the counterparts' median clean accuracy
+    prune_acc: dict = {}  # attack: (prune stage id, CR) -> clean accuracy, from the prune table
     epochs: dict = {}  # train: the counterparts' median number of epochs run
     most: dict = {}  # train: the counterparts' largest number of training images
     for kind in {s.kind for s in todo}:
         cols, table = keys[kind], results.collect(kind)
-        if kind == "attack":  # one row per budget: per stage, seconds per attacked image
+        if kind == "attack":  # one row per budget: per stage, its time and its correctly classified images
             per_stage = table.groupby("stage_id").agg(
-                **{c: (c, "first") for c in cols}, seconds=("stage_seconds", "first"), n=("n", "first")
+                **{c: (c, "first") for c in cols},
+                seconds=("stage_seconds", "first"),
+                n=("n", "first"),
+                acc=("clean_acc", "first"),
             )
+            per_stage["k"] = (per_stage["n"] * per_stage["acc"].fillna(1.0)).clip(lower=1)
+            lines[kind] = {key: _time_line(g["k"], g["seconds"]) for key, g in per_stage.groupby(cols)}
+            accs = per_stage.groupby(cols)["acc"].median().to_dict()
+            prune_acc = _clean_accuracies()
             per_stage["seconds"] = per_stage["seconds"] / per_stage["n"].clip(lower=1)
         elif kind == "prune":  # a row per CR of its schedule: seconds per CR
             per_stage = table.groupby("stage_id").agg(
@@ -298,13 +313,35 @@ def stage_estimates(todo: list) -> dict[str, float | None]:
         seconds = medians[stage.kind].get(key)
         if seconds is not None:
             if stage.kind == "attack":
-                seconds *= p["n_samples"]
+                fixed, per_image = lines["attack"][key]
+                acc = prune_acc.get((stage.upstream.id, float(p["cr"])), accs.get(key))
+                seconds = fixed + per_image * p["n_samples"] * (1.0 if acc is None or pd.isna(acc) else acc)
             elif stage.kind == "prune":
                 seconds *= len(p["crs"])
             else:
                 seconds *= (p["n_train"] or most[key]) * min(1.0, p["max_epochs"] / max(epochs[key], 1))
         out[stage.id] = seconds
     return out
+
+
+def _time_line(k: pd.Series, seconds: pd.Series) -> tuple[float, float]:
+    """(fixed seconds, seconds per image) of stages that took ``seconds`` for ``k`` images: the median
+    per image and no fixed part, unless the largest ``k`` is at least twice the smallest (two or more
+    stages): then the least-squares line, its parts kept non-negative."""
+    x, y = k.to_numpy(float), seconds.to_numpy(float)
+    if len(x) >= 2 and x.max() >= 2 * x.min():
+        per_image, fixed = np.polyfit(x, y, 1)
+        if fixed < 0 or per_image < 0:  # a line through the origin, or a constant time
+            per_image = max(float(np.dot(x, y) / np.dot(x, x)), 0.0)
+            fixed = 0.0 if per_image > 0 else float(np.median(y))
+        return float(fixed), float(per_image)
+    return 0.0, float(np.median(y / x))
+
+
+def _clean_accuracies() -> dict:
+    """(prune stage id, CR) -> clean accuracy of that checkpoint, from the finished prune tables."""
+    table = results.collect("prune")
+    return {(sid, float(cr)): acc for sid, cr, acc in zip(table["stage_id"], table["cr"], table["clean_acc"])}
 
 
 def estimate_seconds(todo: list) -> tuple[float, list]:

@@ -41,11 +41,9 @@ def test_dry_run_lists_the_grid_and_writes_nothing(out_dirs, capsys):
     assert f"; {n} with no finished counterpart left out" in "\n".join(lines)
 
 
-def test_the_estimate_takes_the_median_seconds_per_image_of_finished_twins(out_dirs):
-    """Finished MLP FMN runs of the cpu profile (committed tables) copied into an empty results folder:
-    a stage of the same attack and preset is estimated at their median seconds per attacked image times
-    its n_samples; a stage kind with no finished twin is left out and named."""
-    import dataclasses
+def _mlp_fmn_tables(out_dirs, n_copied: int = 3):
+    """The cpu profile's MLP FMN attack stages with committed tables (at least 4), the first
+    ``n_copied`` tables copied into the empty results folder, and those tables' first rows."""
     import shutil
     from pathlib import Path
 
@@ -60,15 +58,73 @@ def test_the_estimate_takes_the_median_seconds_per_image_of_finished_twins(out_d
     finished = [s for s in fmn if (book / f"{s.id}.parquet").is_file()]
     assert len(finished) >= 4, "the cpu profile's MLP FMN tables are committed"
     (out_dirs["results"] / "attack").mkdir(parents=True)
-    for s in finished[:3]:
+    for s in finished[:n_copied]:
         shutil.copy(book / f"{s.id}.parquet", out_dirs["results"] / "attack")
-    rows = [pd.read_parquet(book / f"{s.id}.parquet").iloc[0] for s in finished[:3]]
-    per_image = pd.Series([r["stage_seconds"] / r["n"] for r in rows]).median()
+    return finished, [pd.read_parquet(book / f"{s.id}.parquet").iloc[0] for s in finished[:n_copied]]
+
+
+def test_the_estimate_takes_the_median_seconds_per_correct_image_of_finished_twins(out_dirs):
+    """Finished MLP FMN runs of the cpu profile (committed tables, clean accuracy 0.97-0.99) copied into
+    an empty results folder, no prune table: a stage of the same attack and preset is estimated at
+    their median seconds per correctly classified image times its n_samples times their median clean
+    accuracy; a stage kind with no finished twin is left out and named."""
+    import dataclasses
+
+    import pandas as pd
+
+    finished, rows = _mlp_fmn_tables(out_dirs)
+    per_correct = pd.Series([r["stage_seconds"] / (r["n"] * r["clean_acc"]) for r in rows]).median()
+    acc = pd.Series([r["clean_acc"] for r in rows]).median()
     other = finished[3]
     half = dataclasses.replace(other, attack=dataclasses.replace(other.attack, n_samples=other.attack.n_samples // 2))
     seconds, unknown = plan.estimate_seconds([other, half, other.upstream])
-    assert seconds == pytest.approx(per_image * (other.attack.n_samples + other.attack.n_samples // 2))
+    assert seconds == pytest.approx(per_correct * acc * (other.attack.n_samples + other.attack.n_samples // 2))
+    per_image = pd.Series([r["stage_seconds"] / r["n"] for r in rows]).median()
+    assert seconds == pytest.approx(per_image * 1.5 * other.attack.n_samples, rel=0.03)  # as per attacked image
     assert unknown == [other.upstream]  # no prune table in the folder
+
+
+def test_an_attack_on_a_checkpoint_at_chance_is_estimated_from_its_correctly_classified_images(out_dirs):
+    """Misclassified images are not attacked, so an attack's time follows its checkpoint's clean
+    accuracy (read from the prune table): the committed MLP FMN tables and their prune table, one CR's
+    clean accuracy set to 0.1, estimate that CR's attack at a tenth of what the same CR at 1.0 gives;
+    counterparts whose correctly classified images range 2x or more are fitted with a fixed part and a
+    part per image (their times set on such a line, the line is recovered)."""
+    import shutil
+    from pathlib import Path
+
+    import pandas as pd
+
+    from prunerob import results
+
+    finished, rows = _mlp_fmn_tables(out_dirs)
+    other = finished[3]
+    book = Path(__file__).resolve().parents[1] / "book" / "results" / "prune"
+    (out_dirs["results"] / "prune").mkdir(parents=True)
+    prune_file = out_dirs["results"] / "prune" / f"{other.upstream.id}.parquet"
+    shutil.copy(book / prune_file.name, prune_file)
+    pruned = pd.read_parquet(prune_file)
+    at_cr = pruned["cr"] == float(other.params()["cr"])
+    assert at_cr.sum() == 1
+
+    def estimate_at(acc: float) -> float:
+        results.write_table(pruned.assign(clean_acc=pruned["clean_acc"].where(~at_cr, acc)), "prune", other.upstream.id)
+        return plan.stage_estimates([other])[other.id]
+
+    full, chance = estimate_at(1.0), estimate_at(0.1)
+    per_correct = pd.Series([r["stage_seconds"] / (r["n"] * r["clean_acc"]) for r in rows]).median()
+    assert full == pytest.approx(per_correct * other.attack.n_samples)
+    assert chance == pytest.approx(full / 10)
+
+    fixed, per_image = 6.0, 0.02  # counterparts at clean accuracy 0.2, 0.6, 1.0 on that line
+    for r, acc in zip(rows, (0.2, 0.6, 1.0)):
+        path = out_dirs["results"] / "attack" / f"{r['stage_id']}.parquet"
+        table = pd.read_parquet(path)
+        results.write_table(
+            table.assign(clean_acc=acc, stage_seconds=fixed + per_image * table["n"] * acc), "attack", r["stage_id"]
+        )
+    assert estimate_at(0.5) == pytest.approx(fixed + per_image * other.attack.n_samples * 0.5)
+    assert estimate_at(0.1) == pytest.approx(fixed + per_image * other.attack.n_samples * 0.1)
 
 
 def test_transfer_attack_entries_expand_to_both_directions():
