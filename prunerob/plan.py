@@ -260,8 +260,8 @@ def stage_estimates(todo: list) -> dict[str, float | None]:
     stage: and the same structure), and the estimate their median time per unit of work times the
     stage's.  An attack's unit is a correctly classified image among those it attacks (a misclassified
     one is not attacked: a checkpoint at chance takes a fraction of a dense model's time): its
-    attacked model's clean accuracy, from the prune table where it is there (else the counterparts'
-    median), times its ``n_samples``; where the counterparts' numbers of such images differ by 2x or
+    attacked model's clean accuracy, from the prune table where it is there (else the median of the
+    same method's other seeds at that CR, else the counterparts' median), times its ``n_samples``; where the counterparts' numbers of such images differ by 2x or
     more, a line fitted through their times (a fixed part and a part per image, neither negative)
     instead of the median (time: the attack's own, ``stage_seconds``, without the few seconds its
     kernel takes to start).  A prune stage's unit is a CR of
@@ -277,6 +277,7 @@ def stage_estimates(todo: list) -> dict[str, float | None]:
     lines: dict[str, dict] = {}  # attack: per counterpart key, (fixed seconds, seconds per correct image)
     accs: dict = {}  # attack: the counterparts' median clean accuracy
     prune_acc: dict = {}  # attack: (prune stage id, CR) -> clean accuracy, from the prune table
+    method_acc: dict = {}  # attack: the same method and CR's median clean accuracy over the seeds
     epochs: dict = {}  # train: the counterparts' median number of epochs run
     most: dict = {}  # train: the counterparts' largest number of training images
     for kind in {s.kind for s in todo}:
@@ -291,7 +292,7 @@ def stage_estimates(todo: list) -> dict[str, float | None]:
             per_stage["k"] = (per_stage["n"] * per_stage["acc"].fillna(1.0)).clip(lower=1)
             lines[kind] = {key: _time_line(g["k"], g["seconds"]) for key, g in per_stage.groupby(cols)}
             accs = per_stage.groupby(cols)["acc"].median().to_dict()
-            prune_acc = _clean_accuracies()
+            prune_acc, method_acc = _clean_accuracies()
             per_stage["seconds"] = per_stage["seconds"] / per_stage["n"].clip(lower=1)
         elif kind == "prune":  # a row per CR of its schedule: seconds per CR
             per_stage = table.groupby("stage_id").agg(
@@ -314,7 +315,13 @@ def stage_estimates(todo: list) -> dict[str, float | None]:
         if seconds is not None:
             if stage.kind == "attack":
                 fixed, per_image = lines["attack"][key]
-                acc = prune_acc.get((stage.upstream.id, float(p["cr"])), accs.get(key))
+                acc = prune_acc.get((stage.upstream.id, float(p["cr"])))
+                if acc is None:  # its prune stage has not run: the same method's other seeds, else the counterparts'
+                    method = tuple(
+                        {**p, "cr": float(p["cr"]), "prune_dense_neurons": bool(p["prune_dense_neurons"])}[c]
+                        for c in _METHOD
+                    )
+                    acc = method_acc.get(method, accs.get(key))
                 seconds = fixed + per_image * p["n_samples"] * (1.0 if acc is None or pd.isna(acc) else acc)
             elif stage.kind == "prune":
                 seconds *= len(p["crs"])
@@ -338,10 +345,18 @@ def _time_line(k: pd.Series, seconds: pd.Series) -> tuple[float, float]:
     return 0.0, float(np.median(y / x))
 
 
-def _clean_accuracies() -> dict:
-    """(prune stage id, CR) -> clean accuracy of that checkpoint, from the finished prune tables."""
+_METHOD = ["dataset", "arch", "training", "structure", "scope", "criterion", "schedule", "prune_dense_neurons", "cr"]
+
+
+def _clean_accuracies() -> tuple[dict, dict]:
+    """From the finished prune tables: (prune stage id, CR) -> that checkpoint's clean accuracy, and
+    the same method at the same CR (``_METHOD``'s values) -> the median over the seeds that have it."""
     table = results.collect("prune")
-    return {(sid, float(cr)): acc for sid, cr, acc in zip(table["stage_id"], table["cr"], table["clean_acc"])}
+    own = {(sid, float(cr)): acc for sid, cr, acc in zip(table["stage_id"], table["cr"], table["clean_acc"])}
+    if not len(table):
+        return own, {}
+    table = table.assign(cr=table["cr"].astype(float), prune_dense_neurons=table["prune_dense_neurons"].astype(bool))
+    return own, table.groupby(_METHOD)["clean_acc"].median().to_dict()
 
 
 def estimate_seconds(todo: list) -> tuple[float, list]:

@@ -89,7 +89,9 @@ def test_an_attack_on_a_checkpoint_at_chance_is_estimated_from_its_correctly_cla
     accuracy (read from the prune table): the committed MLP FMN tables and their prune table, one CR's
     clean accuracy set to 0.1, estimate that CR's attack at a tenth of what the same CR at 1.0 gives;
     counterparts whose correctly classified images range 2x or more are fitted with a fixed part and a
-    part per image (their times set on such a line, the line is recovered)."""
+    part per image (their times set on such a line, the line is recovered).  A stage whose prune stage
+    has not run takes that CR's clean accuracy from the same method's other seeds."""
+    import dataclasses
     import shutil
     from pathlib import Path
 
@@ -115,6 +117,10 @@ def test_an_attack_on_a_checkpoint_at_chance_is_estimated_from_its_correctly_cla
     per_correct = pd.Series([r["stage_seconds"] / (r["n"] * r["clean_acc"]) for r in rows]).median()
     assert full == pytest.approx(per_correct * other.attack.n_samples)
     assert chance == pytest.approx(full / 10)
+    # another seed of the same method, its prune stage not run: that CR's accuracy of the seeds run
+    seed = dataclasses.replace(other, train=dataclasses.replace(other.train, seed=other.train.seed + 7))
+    assert seed.upstream.id != other.upstream.id
+    assert plan.stage_estimates([seed])[seed.id] == pytest.approx(chance)
 
     fixed, per_image = 6.0, 0.02  # counterparts at clean accuracy 0.2, 0.6, 1.0 on that line
     for r, acc in zip(rows, (0.2, 0.6, 1.0)):
