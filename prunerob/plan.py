@@ -260,12 +260,12 @@ def stage_estimates(todo: list) -> dict[str, float | None]:
     stage: and the same structure), and the estimate their median time per unit of work times the
     stage's.  An attack's unit is a correctly classified image among those it attacks (a misclassified
     one is not attacked: a checkpoint at chance takes a fraction of a dense model's time): its
-    attacked model's clean accuracy, from the prune table where it is there (else the median of the
-    same method's other seeds at that CR, else the counterparts' median), times its ``n_samples``; where the counterparts' numbers of such images differ by 2x or
-    more, a line fitted through their times (a fixed part and a part per image, neither negative)
-    instead of the median (time: the attack's own, ``stage_seconds``, without the few seconds its
-    kernel takes to start).  A prune stage's unit is a CR of
-    its schedule times its number of CRs; a train stage's per training image times its ``n_train``
+    attacked model's clean accuracy (from the prune table; else the median of the same method's other
+    seeds at that CR; else the counterparts' median) times its ``n_samples``.  Where the counterparts'
+    numbers of such images differ by 2x or more, a line fitted through their times (a fixed part and
+    a part per image, neither negative) replaces the median (time: the attack's own,
+    ``stage_seconds``, without the few seconds its kernel takes to start).  A prune stage's: per CR
+    of its schedule times its number of CRs; a train stage's per training image times its ``n_train``
     (0, all of them: as many as the counterpart that had the most), scaled down where its
     ``max_epochs`` is below the counterparts' median number of epochs run."""
     keys = {
