@@ -273,8 +273,8 @@ def stage_estimates(todo: list) -> dict[str, float | None]:
         "prune": ["dataset", "arch", "training", "structure"],
         "attack": ["dataset", "arch", "training", "attack", "preset"],
     }
-    medians: dict[str, dict] = {}
-    lines: dict[str, dict] = {}  # attack: per counterpart key, (fixed seconds, seconds per correct image)
+    medians: dict[str, dict] = {"attack": {}}  # train and prune: per counterpart key, the median seconds per unit
+    lines: dict = {}  # attack: per counterpart key, (fixed seconds, seconds per correct image)
     accs: dict = {}  # attack: the counterparts' median clean accuracy
     prune_acc: dict = {}  # attack: (prune stage id, CR) -> clean accuracy, from the prune table
     method_acc: dict = {}  # attack: the same method and CR's median clean accuracy over the seeds
@@ -290,11 +290,11 @@ def stage_estimates(todo: list) -> dict[str, float | None]:
                 acc=("clean_acc", "first"),
             )
             per_stage["k"] = (per_stage["n"] * per_stage["acc"].fillna(1.0)).clip(lower=1)
-            lines[kind] = {key: _time_line(g["k"], g["seconds"]) for key, g in per_stage.groupby(cols)}
+            lines = {key: _time_line(g["k"], g["seconds"]) for key, g in per_stage.groupby(cols)}
             accs = per_stage.groupby(cols)["acc"].median().to_dict()
             prune_acc, method_acc = _clean_accuracies()
-            per_stage["seconds"] = per_stage["seconds"] / per_stage["n"].clip(lower=1)
-        elif kind == "prune":  # a row per CR of its schedule: seconds per CR
+            continue
+        if kind == "prune":  # a row per CR of its schedule: seconds per CR
             per_stage = table.groupby("stage_id").agg(
                 **{c: (c, "first") for c in cols}, seconds=("seconds", "sum"), n=("cr", "size")
             )
@@ -311,21 +311,20 @@ def stage_estimates(todo: list) -> dict[str, float | None]:
         if stage.kind == "attack":
             p["preset"] = stage.attack.preset_name  # the tables name the preset an empty one stands for
         key = tuple(p[c] for c in keys[stage.kind])
-        seconds = medians[stage.kind].get(key)
-        if seconds is not None:
-            if stage.kind == "attack":
-                fixed, per_image = lines["attack"][key]
-                acc = prune_acc.get((stage.upstream.id, float(p["cr"])))
-                if acc is None:  # its prune stage has not run: the same method's other seeds, else the counterparts'
-                    method = tuple(
-                        {**p, "cr": float(p["cr"]), "prune_dense_neurons": bool(p["prune_dense_neurons"])}[c]
-                        for c in _METHOD
-                    )
-                    acc = method_acc.get(method, accs.get(key))
-                seconds = fixed + per_image * p["n_samples"] * (1.0 if acc is None or pd.isna(acc) else acc)
-            elif stage.kind == "prune":
+        if stage.kind == "attack":
+            if key not in lines:
+                out[stage.id] = None
+                continue
+            fixed, per_image = lines[key]
+            acc = prune_acc.get((stage.upstream.id, float(p["cr"])))
+            if acc is None:  # its prune stage has not run: the same method's other seeds, else the counterparts'
+                acc = method_acc.get(_method_key(p), accs.get(key))
+            seconds = fixed + per_image * p["n_samples"] * (1.0 if acc is None or pd.isna(acc) else acc)
+        else:
+            seconds = medians[stage.kind].get(key)
+            if seconds is not None and stage.kind == "prune":
                 seconds *= len(p["crs"])
-            else:
+            elif seconds is not None:
                 seconds *= (p["n_train"] or most[key]) * min(1.0, p["max_epochs"] / max(epochs[key], 1))
         out[stage.id] = seconds
     return out
@@ -346,6 +345,11 @@ def _time_line(k: pd.Series, seconds: pd.Series) -> tuple[float, float]:
 
 
 _METHOD = ["dataset", "arch", "training", "structure", "scope", "criterion", "schedule", "prune_dense_neurons", "cr"]
+
+
+def _method_key(p: dict) -> tuple:
+    """A stage's ``_METHOD`` values, typed as the prune table holds them."""
+    return tuple({**p, "cr": float(p["cr"]), "prune_dense_neurons": bool(p["prune_dense_neurons"])}[c] for c in _METHOD)
 
 
 def _clean_accuracies() -> tuple[dict, dict]:
