@@ -77,7 +77,20 @@ def method_robustness(
     ``aggregate.fully_attacked_seeds`` left out the seeds that missed part of the default set), the mean
     over seeds with a 95 % band (seeds and images; one seed: the Wilson interval), ``n`` images per
     seed, ``n_seeds``, and the method's columns. Empty when no method of the model was attacked."""
-    cols = ["method", *METHOD_KEYS, "cr", "norm", "eps", "robust_acc", "low", "high", "n", "n_seeds", "attacks"]
+    cols = [
+        "method",
+        *METHOD_KEYS,
+        "cr",
+        "norm",
+        "eps",
+        "robust_acc",
+        "low",
+        "high",
+        "n",
+        "n_seeds",
+        "attacks",
+        "collapsed",
+    ]
     attack, samples = with_shared_dense(compare.rows_of(attack, where), compare.rows_of(samples, where))
     picked = methods(attack, where)
     if not picked:
@@ -89,8 +102,30 @@ def method_robustness(
             compare.rows_of(samples, sel), compare.rows_of(attack, sel), required
         )
         rows = compare.worst_case_by_model(own_attack, own_samples, {label: sel}, confidence)
+        one_class = collapsed_checkpoints(own_samples).groupby("cr")["collapsed"].any()  # any seed
+        rows["collapsed"] = rows["cr"].map(one_class).fillna(False).astype(bool)
         parts.append(rows.assign(**{k: sel[k] for k in METHOD_KEYS}))
     return pd.concat(parts, ignore_index=True)[cols]
+
+
+COLLAPSED = "\u2205"  # a cell whose model gives one class to every image
+COLLAPSE_SHARE = 0.99  # a checkpoint that gives one class to this share of its attacked images has collapsed
+
+
+def collapsed_checkpoints(samples: pd.DataFrame) -> pd.DataFrame:
+    """Per checkpoint (``prune_id``, ``cr``) of a samples table: ``top_share``, the share of its
+    attacked images given its most frequent class, and ``collapsed``, that share at least
+    ``COLLAPSE_SHARE``: a model that answers one class whatever the image. No perturbation changes a
+    constant output, so its robust accuracy equals its clean accuracy at every budget (the share of
+    that class among the images): a measured number, but no robustness."""
+    cols = ["prune_id", "cr", "top_share", "collapsed"]
+    if not len(samples) or "clean_pred" not in samples:  # a table cut to other columns says nothing of it
+        return pd.DataFrame(columns=cols)
+    images = samples.drop_duplicates(["prune_id", "cr", "sample"])
+    top = images.groupby(["prune_id", "cr"])["clean_pred"].agg(lambda p: p.value_counts(normalize=True).iloc[0])
+    out = top.rename("top_share").reset_index()
+    out["collapsed"] = out["top_share"] >= COLLAPSE_SHARE
+    return out[cols]
 
 
 def _default_set(attack: pd.DataFrame, picked: dict[str, dict]) -> set[str]:
@@ -156,25 +191,46 @@ def dense_budget(curves: pd.DataFrame, norm: str) -> float:
 
 def ranking(curves: pd.DataFrame, norm: str, eps: float) -> pd.DataFrame:
     """Robust accuracy of every method at one budget: one row per method, one column per CR, and
-    ``mean CR 2-64`` (the mean over the pruned CRs, the ranking key), best first."""
+    ``mean CR 2-64`` (the mean over the pruned CRs, the ranking key), best first; a method whose
+    model collapsed to one class at some pruned CR (``collapsed`` in ``curves``) after every method
+    whose models did not, however high its mean: its flat line there is no robustness."""
     rows = curves[(curves["norm"] == norm) & np.isclose(curves["eps"], eps)]
     table = rows.pivot_table(index="method", columns="cr", values="robust_acc")
     pruned = [c for c in table.columns if _num(c) > 1]
     # a method not yet attacked at every pruned CR has no mean (an en dash): it is not ranked
     table["mean CR 2-64"] = table[pruned].mean(axis=1, skipna=False) if pruned else np.nan
-    return table.sort_values("mean CR 2-64", ascending=False)
+    fell = collapsed_cells(rows, table.index)
+    order = pd.DataFrame(
+        {"fell": fell.loc[:, [c for c in fell.columns if _num(c) > 1]].any(axis=1), "mean": table["mean CR 2-64"]}
+    )
+    order = order.sort_values(["fell", "mean"], ascending=[True, False], na_position="last", kind="stable")
+    return table.loc[order.index]
+
+
+def collapsed_cells(curves: pd.DataFrame, index: pd.Index | None = None) -> pd.DataFrame:
+    """Method x CR: True where that checkpoint collapsed to one class (``collapsed`` in ``curves``;
+    all False without it), over the rows given (one budget's, as :func:`ranking` reads them)."""
+    if "collapsed" in curves and len(curves):
+        cells = curves.pivot_table(index="method", columns="cr", values="collapsed", aggfunc="any").astype(bool)
+    else:
+        cells = pd.DataFrame(False, index=pd.Index(curves["method"].unique(), name="method"), columns=[])
+    return cells.reindex(index=index if index is not None else cells.index).isin([True])
 
 
 MARK = "\u2020"  # a cell whose checkpoint tripped an attack-failure indicator
 
 
-def formatted(table: pd.DataFrame, marks: pd.DataFrame | None = None) -> pd.DataFrame:
+def formatted(
+    table: pd.DataFrame, marks: pd.DataFrame | None = None, collapsed: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """A table of accuracies for reading: percentages, CR columns as 'CR 4', missing cells as an en
-    dash; a cell True in ``marks`` (same index and columns) gets a dagger."""
+    dash; a cell True in ``marks`` (same index and columns) gets a dagger, one True in ``collapsed``
+    (a model collapsed to one class) the empty-set sign."""
     out = table.map(pct)
-    if marks is not None:
-        flagged = marks.reindex(index=table.index, columns=table.columns).fillna(False).astype(bool)
-        out = out.where(~flagged, out + " " + MARK)
+    for cells, sign in ((marks, MARK), (collapsed, COLLAPSED)):
+        if cells is not None:
+            flagged = cells.reindex(index=table.index, columns=table.columns).isin([True]) & table.notna()
+            out = out.where(~flagged, out + " " + sign)
     out.columns = [f"CR {c:g}" if isinstance(c, (int, float)) else str(c) for c in table.columns]
     out.index.name = table.index.name
     return out
@@ -250,7 +306,15 @@ def method_findings(curves: pd.DataFrame, norm: str, eps: float | None = None) -
     ranked = table[table[key].notna()]
     if not len(ranked):
         ranked = table
-    best, worst = ranked.index[0], ranked.index[-1]
+    rows = curves[(curves["norm"] == norm) & np.isclose(curves["eps"], eps)]
+    cells = collapsed_cells(rows, table.index)
+    fell_at = {
+        m: min(_num(c) for c in cells.columns if _num(c) > 1 and cells.loc[m, c])
+        for m in ranked.index
+        if any(cells.loc[m, c] for c in cells.columns if _num(c) > 1)
+    }
+    steady = ranked.drop(index=list(fell_at)) if len(ranked) - len(fell_at) > 1 else ranked
+    best, worst = steady.index[0], steady.index[-1]
     unranked = len(table) - len(ranked) if ranked is not table else 0
     if len(ranked) > 1:
         sentence = (
@@ -259,6 +323,17 @@ def method_findings(curves: pd.DataFrame, norm: str, eps: float | None = None) -
             f"({pct(table.loc[worst, key])})"
             + (f", of the {len(ranked)} methods attacked at every CR ({unranked} more are not yet)" if unranked else "")
         )
+        if fell_at and steady is not ranked:
+            firsts = sorted(set(fell_at.values()))
+            others = "the other one collapses" if len(fell_at) == 1 else f"the other {len(fell_at)} collapse"
+            sentence += (
+                f"; ranked among the {len(steady)} methods whose models never collapse to one class: {others} "
+                "from CR "
+                + (", ".join(f"{c:g}" for c in firsts[:-1]) + " or " if len(firsts) > 1 else "")
+                + f"{firsts[-1]:g} on, where the flat line is the share of that class among the images, not robustness ({COLLAPSED})"
+            )
+        elif fell_at:
+            sentence += f"; {len(fell_at)} of them collapse to one class at some CR ({COLLAPSED}: no robustness there)"
     else:
         sentence = (
             f"at {norm} {budget(eps, norm)} (the dense model: {pct(dense)}), {best}, the only method attacked"
@@ -275,6 +350,7 @@ def method_findings(curves: pd.DataFrame, norm: str, eps: float | None = None) -
             )
     return {
         "marks": marks,
+        "collapsed": cells,
         "eps": eps,
         "best": best,
         "worst": worst,
@@ -849,6 +925,9 @@ def original_claims(curves: pd.DataFrame, prune: pd.DataFrame, norm: str, eps: f
     key = "mean CR 2-64"
     at = f"{norm} {budget(eps, norm)}"
     rows = []
+    cells = collapsed_cells(curves[(curves["norm"] == norm) & np.isclose(curves["eps"], eps)], table.index)
+    n_fell = int(cells.loc[:, [c for c in cells.columns if _num(c) > 1]].any(axis=1).sum())
+    fell = f" (the {n_fell} whose models collapse to one class ranked last)" if n_fell else ""
     if HEADLINE_METHOD in table.index and len(table) > 1:
         rank = int(list(table.index).index(HEADLINE_METHOD)) + 1
         behind = _num(table.iloc[0][key]) - _num(table.loc[HEADLINE_METHOD, key])
@@ -857,7 +936,7 @@ def original_claims(curves: pd.DataFrame, prune: pd.DataFrame, norm: str, eps: f
             {
                 "claim": "global magnitude unstructured pruning is the most benign",
                 "holds": None if tie else rank == 1,
-                "evidence": f"at {at} it ranks {rank} of {len(table)} by the mean over CR 2-64 "
+                "evidence": f"at {at} it ranks {rank} of {len(table)} by the mean over CR 2-64{fell} "
                 f"({pct(table.loc[HEADLINE_METHOD, key])}; best: {table.index[0]}, {pct(table.iloc[0][key])})"
                 + (
                     f"; {behind * 100:.1f} points behind, within {TIE * 100:.0f}: a tie, not established" if tie else ""
@@ -1692,7 +1771,7 @@ def method_study(
             "curves": c,
             "eps": found["eps"],
             "sentence": found["sentence"],
-            "table": formatted(found["table"], found["marks"]),
+            "table": formatted(found["table"], found["marks"], found["collapsed"]),
             "claims": original_claims(c, rows, norm),
         }
     return {"curves": curves, "prune": rows, "coverage": text, "norms": norms}

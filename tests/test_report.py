@@ -176,6 +176,46 @@ def test_a_method_not_yet_attacked_at_every_cr_is_not_ranked_and_the_sentence_sa
     assert "(1 more are not yet)" in found["sentence"] and "(–)" not in found["sentence"]
 
 
+def test_a_method_whose_model_collapsed_to_one_class_is_ranked_after_the_others_and_marked():
+    """A checkpoint that gives one class to every image keeps "robust" the images of that class at
+    every budget (no perturbation changes a constant output): a measured number, but no robustness.
+    Global magnitude filter pruning collapses at CR 2 and 4 here, and its flat 50 % beats local
+    random unstructured's mean of 40 %; it is ranked after it, named, and its cells are marked."""
+    grid = _grid()
+    for cr in (2, 4):  # every image given class 1; half the images are of class 1 and stay unbroken
+        grid[(FILTER, cr)] = np.r_[np.full(N // 2, np.inf), np.zeros(N - N // 2)]
+    attack, samples = _tables(grid)
+    samples["clean_pred"] = samples["sample"] % 10
+    one_class = (samples["structure"] == "filter") & samples["cr"].isin([2, 4])
+    samples.loc[one_class, "clean_pred"] = 1
+    fell = report.collapsed_checkpoints(samples)
+    assert set(fell.loc[fell["collapsed"], "cr"]) == {2, 4} and fell["collapsed"].sum() == 2
+    assert fell.loc[~fell["collapsed"], "top_share"].max() == pytest.approx(0.1)
+    curves = report.method_robustness(attack, samples, MODEL)
+    filt = curves[curves["method"] == "global magnitude filter + dense neurons"].groupby("cr")["collapsed"].all()
+    assert filt.to_dict() == {1: False, 2: True, 4: True}
+    assert not curves.loc[curves["method"] != "global magnitude filter + dense neurons", "collapsed"].any()
+    table = report.ranking(curves, "L2", 1.0)
+    assert table.loc["global magnitude filter + dense neurons", "mean CR 2-64"] == pytest.approx(0.5)
+    assert list(table.index) == [
+        "global magnitude unstructured",
+        "local random unstructured",
+        "global magnitude filter + dense neurons",
+    ]
+    found = report.method_findings(curves, "L2", 1.0)
+    assert found["best"] == "global magnitude unstructured" and found["worst"] == "local random unstructured"
+    assert "the other one collapses from CR 2 on" in found["sentence"]
+    out = report.formatted(found["table"], found["marks"], found["collapsed"])
+    row = out.loc["global magnitude filter + dense neurons"]
+    assert row["CR 2"] == row["CR 4"] == f"50.0 % {report.COLLAPSED}" and report.COLLAPSED not in row["CR 1"]
+    assert (
+        not out.drop(index="global magnitude filter + dense neurons").map(lambda c: report.COLLAPSED in c).any().any()
+    )
+    # without the per-image predictions nothing is called collapsed and the mean alone ranks
+    plain = report.method_robustness(attack, samples.drop(columns="clean_pred"), MODEL)
+    assert list(report.ranking(plain, "L2", 1.0).index)[1] == "global magnitude filter + dense neurons"
+
+
 def test_dense_budget_is_where_the_dense_model_is_nearest_half():
     curves = pd.DataFrame(
         {"norm": "L2", "cr": [1, 1, 1, 2], "eps": [0.5, 1.0, 2.0, 1.0], "robust_acc": [0.9, 0.55, 0.1, 0.5]}
