@@ -626,15 +626,19 @@ def methods_by_structure(
     """Robust accuracy vs CR for every pruning method of one model and norm, one panel per structure
     (unstructured, kernel, filter; '+ dense neurons' where neurons were pruned too), one line per
     scope and criterion (solid: magnitude, dotted: random) with its band, at the budget picked in
-    the dropdown; clean accuracy thin and dashed. ``curves``: rows of ``report.method_robustness``
-    for one norm. Click a legend entry to highlight a line; hover for numbers."""
+    the dropdown; clean accuracy thin and dashed; a grey ring where the model collapsed to one class
+    (``collapsed``), a red cross where an attack-failure indicator tripped. ``curves``: rows of
+    ``report.method_robustness`` for one norm. Click a legend entry to highlight a line; hover for
+    numbers."""
     frame = curves[curves["eps"] > 0]
     frame, order = _with_eps_label(frame)
     frame = frame.assign(panel=_panel_of(frame), line=frame["scope"] + " " + frame["criterion"])
     if "tripped" not in frame:
         frame = frame.assign(tripped=False, why="")
+    if "collapsed" not in frame:
+        frame = frame.assign(collapsed=False)
     cols = ["panel", "line", "method", "cr", "epsilon", "robust_acc", "low", "high", "n", "n_seeds", "attacks"]
-    frame = frame[[*cols, "tripped", "why"]]
+    frame = frame[[*cols, "tripped", "why", "collapsed"]]
     picker = _eps_picker(order, name="eps_methods", initial=initial_eps)
     pick = alt.selection_point(fields=["line"], bind="legend")
     colour, dash = _scope_criterion_style(frame)
@@ -675,6 +679,12 @@ def methods_by_structure(
                 base.transform_filter(alt.datum.tripped)
                 .mark_point(shape="cross", size=160, strokeWidth=2, color="#d62728")
                 .encode(y=y, tooltip=[*tooltip, alt.Tooltip("why:N", title="attack-failure indicator")])
+            )
+        if frame.loc[frame["panel"] == panel, "collapsed"].any():  # one class for every image: no robustness
+            layers.append(
+                base.transform_filter(alt.datum.collapsed)
+                .mark_point(shape="circle", size=260, filled=False, strokeWidth=1.5, color="#555555")
+                .encode(y=y, tooltip=[*tooltip, alt.Tooltip("collapsed:N", title="one class for every image")])
             )
         if clean is not None:
             clean_tooltip = [

@@ -211,6 +211,11 @@ def test_a_method_whose_model_collapsed_to_one_class_is_ranked_after_the_others_
     assert (
         not out.drop(index="global magnitude filter + dense neurons").map(lambda c: report.COLLAPSED in c).any().any()
     )
+    # the chart rings the collapsed points, in the filter panel only
+    spec = charts.methods_by_structure(curves[curves["norm"] == "L2"], None, "t", initial_eps="1").to_dict()
+    panels = {p["title"]: str(p) for p in spec["hconcat"]}
+    assert "one class for every image" in panels["filter + dense neurons"]
+    assert "one class for every image" not in panels["unstructured"]
     # without the per-image predictions nothing is called collapsed and the mean alone ranks
     plain = report.method_robustness(attack, samples.drop(columns="clean_pred"), MODEL)
     assert list(report.ranking(plain, "L2", 1.0).index)[1] == "global magnitude filter + dense neurons"
