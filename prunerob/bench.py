@@ -12,6 +12,7 @@ after it); compare ratios measured in one run, not across runs.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
@@ -1157,27 +1158,17 @@ def bench_sweep(profile: str, workers: int = 2, grid_checkpoints: int = 73) -> l
     stage seconds (attack itself, from the attack tables) and the papermill seconds of the whole
     stage (kernel start, data, model and tables included, from the run records), as median and sum
     over the checkpoints attacked; and per model the default set's cost per checkpoint (the sum of
-    its three minimal attacks' median stage times) projected onto ``grid_checkpoints`` checkpoints on
+    default attacks' median stage times) projected onto ``grid_checkpoints`` checkpoints on
     ``workers`` workers (the original's MNIST grid: 12 methods x 6 CRs + the dense model = 73).
-    Machine load is not controlled: the records say what else ran only where the sweep record does."""
-    import nbformat
-
+    Machine load is not controlled: the records say what else ran only where the sweep record does.
+    The last record is :func:`profile_total`."""
     from prunerob import profiles
-    from prunerob import results as res
 
     attack = profiles.profile_results("attack", profile)
     if not len(attack):
-        return []
+        return [profile_total(profile, workers)]
     stages = attack.drop_duplicates("stage_id").copy()
-
-    def papermill_seconds(row) -> float:
-        path = res.runs_dir() / "attack" / f"{row.stage_id}.ipynb"
-        try:
-            return float(nbformat.read(path, as_version=4).metadata.get("papermill", {}).get("duration") or "nan")
-        except (OSError, ValueError):
-            return float("nan")
-
-    stages["papermill_seconds"] = [papermill_seconds(r) for r in stages.itertuples()]
+    stages["papermill_seconds"] = [_papermill_seconds("attack", sid) for sid in stages["stage_id"]]
     defaults = {f"{name}/{preset}" for pairs in DEFAULT_SET.values() for name, preset in pairs}
     records = []
     for (arch, training, attack_name, preset, output), g in stages.groupby(
@@ -1213,4 +1204,47 @@ def bench_sweep(profile: str, workers: int = 2, grid_checkpoints: int = 73) -> l
                     "projected_minutes": per * grid_checkpoints / workers / 60,
                 }
             )
-    return records
+    return [*records, profile_total(profile, workers)]
+
+
+def _papermill_seconds(kind: str, stage_id: str) -> float:
+    """The whole stage's seconds as papermill recorded them in its run record (kernel start, data,
+    model and tables included); NaN without a readable record."""
+    import nbformat
+
+    from prunerob import results as res
+
+    try:
+        nb = nbformat.read(res.runs_dir() / kind / f"{stage_id}.ipynb", as_version=4)
+        return float(nb.metadata.get("papermill", {}).get("duration") or "nan")
+    except (OSError, ValueError):
+        return float("nan")
+
+
+def profile_total(profile: str, workers: int = 2) -> dict:
+    """What the whole profile costs from nothing, read from its own run records: per kind (train,
+    prune, attack) the stages and the sum of their papermill seconds, the total in hours and over
+    ``workers`` workers kept busy, and the stages without a run record (not yet run, or run where no
+    record was kept). The runs ran on the machines and beside the load of their day."""
+    from prunerob import profiles
+
+    seconds: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    missing = 0
+    for st in profiles.expand(profiles.load_profile(profile)):
+        d = _papermill_seconds(st.kind, st.id)
+        counts[st.kind] = counts.get(st.kind, 0) + 1
+        if math.isnan(d):
+            missing += 1
+        else:
+            seconds[st.kind] = seconds.get(st.kind, 0.0) + d
+    total = sum(seconds.values())
+    return {
+        "profile": profile,
+        "total": f"every stage of the profile from nothing, {workers} workers",
+        "stages": counts,
+        "stages_without_run_record": missing,
+        "hours_by_kind": {k: v / 3600 for k, v in seconds.items()},
+        "hours": total / 3600,
+        "hours_on_workers": total / 3600 / max(workers, 1),
+    }

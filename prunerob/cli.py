@@ -264,6 +264,12 @@ def main(argv: list[str] | None = None) -> int:
                             f"{r['arch']} ({r['training']}): {r['seconds_per_checkpoint_papermill']:.0f} s per "
                             f"checkpoint, {r['projection']}: {r['projected_minutes']:.0f} min"
                         )
+                    elif "total" in r:
+                        print(
+                            f"profile {r['profile']}, {r['total']}: {r['hours_on_workers']:.1f} h "
+                            f"({r['hours']:.1f} h of stage time; {r['stages_without_run_record']} of "
+                            f"{sum(r['stages'].values())} stages without a run record)"
+                        )
             elif args.what == "onepixel":
                 path = bench_mod.bench_onepixel_many(
                     list(map(Path, checkpoints)),

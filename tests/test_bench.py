@@ -1,6 +1,7 @@
 """Benchmarks run and record what they measured (speed goals live in their JSON, not in tests)."""
 
 import json
+from collections import Counter
 
 import pytest
 
@@ -223,6 +224,32 @@ def test_bench_sweep_projects_the_default_sets_cost_from_the_profiles_runs(monke
     # 55 + 40 + 25 + 100 + 16 + 13 + 19 + 22
     assert projection["seconds_per_checkpoint_papermill"] == 290.0
     assert projection["projected_minutes"] == 290.0 * 10 / 2 / 60
+
+
+def test_profile_total_sums_the_run_records_of_every_stage_of_the_profile(monkeypatch, tmp_path):
+    """The whole profile's cost from its own run records: per kind, and over the workers; a stage
+    without a record is counted as such, not as free."""
+    import nbformat
+
+    from prunerob import profiles
+
+    stages = profiles.expand(profiles.load_profile("smoke"))
+    kinds = Counter(s.kind for s in stages)
+    assert set(kinds) == {"train", "prune", "attack"}
+    recorded = {"train": 100.0, "prune": 50.0, "attack": 10.0}
+    skipped = next(s for s in stages if s.kind == "attack")  # one attack never ran
+    for s in stages:
+        if s is not skipped:
+            (tmp_path / s.kind).mkdir(exist_ok=True)
+            nb = nbformat.v4.new_notebook(metadata={"papermill": {"duration": recorded[s.kind]}})
+            nbformat.write(nb, str(tmp_path / s.kind / f"{s.id}.ipynb"))
+    monkeypatch.setenv("PRUNEROB_RUNS", str(tmp_path))
+    total = bench.profile_total("smoke", workers=2)
+    assert total["stages"] == dict(kinds) and total["stages_without_run_record"] == 1
+    want = {k: recorded[k] * (n - (k == "attack")) / 3600 for k, n in kinds.items()}
+    assert total["hours_by_kind"] == pytest.approx(want)
+    assert total["hours"] == pytest.approx(sum(want.values()))
+    assert total["hours_on_workers"] == pytest.approx(total["hours"] / 2)
 
 
 def test_strongest_set_has_every_non_ensemble_attack_of_each_norm_once_at_a_preset_it_has():
