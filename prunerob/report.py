@@ -1638,37 +1638,6 @@ def robustness_figures(rob: dict, profile: str) -> dict[str, Any]:
     return {"figures": shown, "only": only}
 
 
-def every_method(attack: pd.DataFrame, prune: pd.DataFrame, samples: pd.DataFrame, profile: str) -> dict[str, Any]:
-    """Every pruning method of one model in one chart per norm (its rows of the attack, prune and
-    samples tables): ``methods`` (their labels, in words) and ``figures`` (norm -> robust accuracy
-    against CR per method, the worst case over attacks, opening at the middle budget; a text saying
-    what is missing in ``profile`` where there is no result)."""
-    keys = ["structure", "scope", "criterion"]
-    methods = (
-        dict(
-            sorted(
-                (charts.method_label(rows.iloc[:1]).iloc[0], charts.HEADLINE | dict(zip(keys, key)))
-                for key, rows in attack.groupby(keys)
-            )
-        )
-        if len(attack)
-        else {}
-    )
-    with_ci = compare.worst_case_by_model(attack, samples, methods)
-    prune = compare.prune_over_seeds(prune)
-    shown: dict[str, Any] = {}
-    for norm in NORMS:
-        rows = with_ci[with_ci["norm"] == norm]
-        start = charts.eps_label(charts.middle_eps(rows), norm) if len(rows) else None
-        title = f"{norm}: robust accuracy per method (worst case over attacks)"
-        shown[norm] = (
-            charts.robust_vs_cr_by_eps(rows, prune, title, initial_eps=start)
-            if len(rows)
-            else f"no {norm} attack results in profile {profile}"
-        )
-    return {"methods": ", ".join(methods) or "none", "figures": shown}
-
-
 def agreement_table(agreement: pd.DataFrame) -> pd.DataFrame:
     """``aggregate.fixed_minimal_agreement`` rows as a table: fixed minus minimal robust accuracy per
     norm, pair of attacks and budget (as the charts write it), CRs in columns."""
