@@ -1459,6 +1459,17 @@ def _p_ranges(rows: pd.DataFrame, what=lambda r: f"CR {r.candidate:g}") -> str:
     return "; ".join(f"{what(r)} for p in [{r.p_from:.3f}, {r.p_to:.3f}]" for r in rows.itertuples())
 
 
+def _collapsed_models(samples: pd.DataFrame) -> set[tuple]:
+    """(data set, model label, method label, CR) of every checkpoint :func:`collapsed_checkpoints`
+    finds collapsed."""
+    fell = collapsed_checkpoints(samples)
+    fell = fell.loc[fell["collapsed"], ["prune_id", "cr"]]
+    if not len(fell):
+        return set()
+    rows = samples.drop_duplicates(["prune_id", "cr"]).merge(fell, on=["prune_id", "cr"])
+    return set(zip(rows["dataset"], charts.model_label(rows), charts.method_label(rows), rows["cr"]))
+
+
 def scenario_study(attack: pd.DataFrame, prune: pd.DataFrame, samples: pd.DataFrame) -> dict[str, Any]:
     """The scenario chapter's answers: with a share p of adversarial inputs, which CR (and, per data
     set, which model and method) gives the best accuracy acc(p) = (1 - p) clean + p robust.
@@ -1469,7 +1480,8 @@ def scenario_study(attack: pd.DataFrame, prune: pd.DataFrame, samples: pd.DataFr
     with the most), ``acc`` (its acc(p) lines, ``scenarios.accuracy_over_p``), ``initial`` (norm ->
     the budget label its chart opens on: where the dense model is nearest 50 % robust) and three
     tables: ``best`` (best CR by range of p, per model, method, norm and budget), ``detail`` (each
-    range with its accuracies) and ``across`` (the best model, method and CR per data set)."""
+    range with its accuracies) and ``across`` (the best model, method and CR per data set). A
+    checkpoint collapsed to one class is no candidate (``scen-collapsed`` names them)."""
     samples, attack = aggregate.common_runs_only(samples, attack, scenarios.METHOD_KEYS)
     worst = aggregate.on_own_grids(aggregate.worst_case, samples, attack)
     lines = scenarios.scenario_lines(worst, prune, samples)
@@ -1477,7 +1489,19 @@ def scenario_study(attack: pd.DataFrame, prune: pd.DataFrame, samples: pd.DataFr
     headline = charts.pick(lines)
     keys = ["dataset", "model", "method", "cr", "norm", "eps"]
     lines = lines.groupby(keys, as_index=False)[["clean", "robust"]].mean()  # mean over seeds
+    # a checkpoint that gives one class to every image (on any seed) is no classifier: no candidate,
+    # though at budgets where every model is broken its class's share would top the envelope
+    gone = _collapsed_models(samples)
+    out = [k in gone for k in zip(lines["dataset"], lines["model"], lines["method"], lines["cr"])]
+    left_out = lines.loc[out, ["model", "method", "cr"]].drop_duplicates()
+    lines = lines.loc[[not o for o in out]].reset_index(drop=True)
     glue: dict[str, object] = {
+        "scen-collapsed": (
+            f"{len(left_out)} checkpoint(s) that give one class to every image are no candidates: "
+            + "; ".join(f"{r.model}, {r.method} at CR {r.cr:g}" for r in left_out.itertuples())
+            if len(left_out)
+            else "no checkpoint gives one class to every image"
+        ),
         "scen-models": "; ".join(sorted(lines["model"].unique())),
         "scen-n-models": int(lines["model"].nunique()),
         "scen-methods": ", ".join(sorted(lines["method"].unique())),

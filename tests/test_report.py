@@ -927,6 +927,33 @@ def test_scenario_study_names_the_best_cr_per_share_of_attacks():
     assert set(acc["cr"]) == {1, 2, 4} and set(acc["norm"]) == {"L2"}
 
 
+def test_a_checkpoint_collapsed_to_one_class_is_no_scenario_candidate():
+    """At L2 2 no model of local random pruning keeps an image, so the tie goes to the smallest
+    model, CR 4; once CR 4 gives class 1 to every image (its images of class 1 unbroken: a constant
+    output), it would top the envelope for an adversarial stream but is left out, CR 2 wins, and
+    the glue names it."""
+    grid = {k: v for k, v in _grid().items() if k[0] != FILTER}
+    grid[(LR, 4)] = np.where(np.arange(N) % 10 == 1, np.inf, 0.0)
+    attack, samples = _tables(grid)
+    attack = attack.assign(n=N)
+    samples = samples.assign(label=samples["sample"] % 10, clean_pred=samples["sample"] % 10)
+    one_class = (samples["scope"] == "local") & (samples["cr"] == 4)
+    samples.loc[one_class, "clean_pred"] = 1
+    prune = (
+        attack.drop_duplicates(["prune_id", "cr"])
+        .rename(columns={"prune_id": "stage_id"})
+        .assign(clean_acc=0.99, schedule="one-shot")
+    )
+    study = report.scenario_study(attack, prune, samples)
+    best = study["best"]["best CR by range of p"]
+    assert best.loc[("mlp on mnist", "local random unstructured", "L2", "2")] == "CR 2 for p in [0.000, 1.000]"
+    assert "CR 4" not in " ".join(best.loc[("mlp on mnist", "local random unstructured")])
+    assert study["glue"]["scen-collapsed"].startswith("1 checkpoint(s)")
+    assert "mlp on mnist, local random unstructured at CR 4" in study["glue"]["scen-collapsed"]
+    across = study["across"]["best choice by range of p"]
+    assert "local random unstructured @ CR 4" not in " ".join(across)
+
+
 def _headline_tables(fixed_at=None, seeds=(0,)):
     """Attack, samples and prune rows of global magnitude unstructured pruning (L2, CR 1, 2, 4)."""
     attack, samples = _tables({k: v for k, v in _grid().items() if k[0] == GM}, fixed_at=fixed_at, seeds=seeds)
