@@ -1498,7 +1498,10 @@ def scenario_study(attack: pd.DataFrame, prune: pd.DataFrame, samples: pd.DataFr
     glue: dict[str, object] = {
         "scen-collapsed": (
             f"{len(left_out)} checkpoint(s) that give one class to every image are no candidates: "
-            + "; ".join(f"{r.model}, {r.method} at CR {r.cr:g}" for r in left_out.itertuples())
+            + "; ".join(
+                f"{model}, {method} at CR {', '.join(f'{c:g}' for c in sorted(g['cr']))}"
+                for (model, method), g in left_out.groupby(["model", "method"])
+            )
             if len(left_out)
             else "no checkpoint gives one class to every image"
         ),
