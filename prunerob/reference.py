@@ -449,7 +449,20 @@ def methods_robust_vs_original(curves: pd.DataFrame, summary: pd.DataFrame, norm
     ``curves``: ``report.method_robustness`` rows of one model (structured methods that also pruned
     dense neurons are left out: the original's left dense layers dense); ``summary``:
     :func:`per_cr` rows of the original's matching model."""
-    cols = [*METHOD_KEYS, "method", "source", "what", "cr", "eps", "norm", "robust_acc", "low", "high", "n_runs"]
+    cols = [
+        *METHOD_KEYS,
+        "method",
+        "source",
+        "what",
+        "cr",
+        "eps",
+        "norm",
+        "robust_acc",
+        "low",
+        "high",
+        "n_runs",
+        "collapsed",
+    ]
     theirs = summary[
         (summary["norm"] == norm) & (summary["attack"] != "clean") & summary["rule"].isin(["", "threat_model"])
     ]
@@ -471,8 +484,12 @@ def methods_robust_vs_original(curves: pd.DataFrame, summary: pd.DataFrame, norm
         source="reproduced",
         what="worst case over " + mine["attacks"].astype(str),
         n_runs=mine["n_seeds"],
+        collapsed=mine["collapsed"].astype(bool) if "collapsed" in mine else False,
     )
-    theirs = theirs.assign(source="original", what=what + (f", {RULES['threat_model']}" if norm != "Linf" else ""))
+    # the original's tables hold no per-image predictions: whether its models collapsed to one class is unknown
+    theirs = theirs.assign(
+        source="original", what=what + (f", {RULES['threat_model']}" if norm != "Linf" else ""), collapsed=False
+    )
     out = pd.concat([mine, theirs], ignore_index=True)
     out["method"] = _label(out)
     return out[cols].sort_values(["structure", "scope", "criterion", "source", "eps", "cr"]).reset_index(drop=True)

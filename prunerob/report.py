@@ -1047,6 +1047,8 @@ def beside_original(frame: pd.DataFrame, eps: float) -> dict:
     original's range over runs), the most benign method of each study by that mean, and a sentence
     with the numbers. Only CRs both studies measured for a method count."""
     at = frame[np.isclose(frame["eps"].astype(float), eps) & (frame["cr"] > 1)]
+    ours_fell = at[(at["source"] == "reproduced") & at["collapsed"].astype(bool)] if "collapsed" in at else at.iloc[:0]
+    fell = set(ours_fell["method"])
     rows = []
     for method, g in at.groupby("method"):
         ours = g[g["source"] == "reproduced"].set_index("cr")
@@ -1070,7 +1072,8 @@ def beside_original(frame: pd.DataFrame, eps: float) -> dict:
     if not len(table):
         return {"table": table, "sentence": "no method both studies attacked at this budget"}
     norm = str(frame["norm"].iloc[0])
-    best_o = table.iloc[int(np.argmax(table["ours"].to_numpy()))]
+    steady = table[~table["method"].isin(fell)] if len(table[~table["method"].isin(fell)]) else table
+    best_o = steady.iloc[int(np.argmax(steady["ours"].to_numpy()))]
     best_t = table.iloc[int(np.argmax(table["original"].to_numpy()))]
     agree = (
         f"ours lies inside the original's range over runs at {int(table['inside'].sum())} of "
@@ -1086,6 +1089,10 @@ def beside_original(frame: pd.DataFrame, eps: float) -> dict:
             "ours agrees"
             if best_o["method"] == best_t["method"]
             else f"ours: {best_o['method']} ({pct(best_o['ours'])})"
+        ) + (
+            f" (ours ranked among the methods whose models never collapse to one class: {len(fell & set(table['method']))} do)"
+            if fell & set(table["method"])
+            else ""
         )
         sentence = (
             f"at {norm} {budget(eps, norm)}, {len(table)} of the original's methods measured by both: the most benign "

@@ -266,6 +266,14 @@ def test_methods_beside_the_original_count_by_one_rule_on_shared_budgets():
     one = report.beside_original(frame[frame["method"] == "local magnitude filter"], 4.0)["sentence"]
     assert "only local magnitude filter is measured by both" in one and "30.0 % here, 55.0 % in the original" in one
     assert len(reference.methods_robust_vs_original(_method_curves(), _method_ref(), "L2")) == 0
+    # a method of ours whose model collapsed to one class at a pruned CR is not our most benign
+    curves = _method_curves()
+    curves["collapsed"] = (curves["structure"] == "unstructured") & (curves["cr"] == 2)
+    fell = reference.methods_robust_vs_original(curves, _method_ref(), "L0")
+    assert not fell.loc[fell["source"] == "original", "collapsed"].any()
+    found = report.beside_original(fell, 4.0)
+    assert found["best_ours"] == "local magnitude filter" and "ours agrees" in found["sentence"]
+    assert "never collapse to one class: 1 do" in found["sentence"]
     params = _bound_params(charts.methods_beside_original(frame, initial_eps="4").to_dict())
     assert next(p for p in params if p["name"] == "eps_beside")["bind"]["options"] == ["4"]
     assert any(p.get("bind") == "legend" for p in params)
