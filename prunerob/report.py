@@ -1780,6 +1780,22 @@ def method_study(
     return {"curves": curves, "prune": rows, "coverage": text, "norms": norms}
 
 
+def method_tables(study: dict[str, Any]) -> list:
+    """What the methods chapter shows under a model's charts: per norm of :func:`method_study`, a
+    caption and the table of every method's robust accuracy at the chart's opening budget."""
+    from IPython.display import Markdown
+
+    note = f"en dash: not measured; {COLLAPSED}: the model gives one class to every image; {MARK}: an indicator tripped"
+    return [
+        shown
+        for norm, found in study["norms"].items()
+        for shown in (
+            Markdown(f"**{norm}**, robust accuracy per method at the chart's opening budget ({note})"),
+            found["table"],
+        )
+    ]
+
+
 def method_section(study: dict[str, Any], title: str, missing: str = "not measured in this profile") -> dict[str, Any]:
     """What the methods chapter shows of one :func:`method_study`: ``figures`` (norm -> every
     method's curves by structure, ``title`` after the norm, opening at the study's budget; None

@@ -1047,6 +1047,8 @@ def test_method_study_gives_each_norm_its_sentence_table_and_claims_and_names_un
     l2 = study["norms"]["L2"]
     assert l2["sentence"] == report.method_findings(l2["curves"], "L2")["sentence"]
     assert report.MARK in l2["table"].to_string()  # the tripped cell is marked
+    caption, table = report.method_tables(study)  # one norm: its caption, then its table
+    assert caption.data.startswith("**L2**") and report.COLLAPSED in caption.data and table is l2["table"]
     assert "pruned but not attacked in this profile: 1 method(s) (local random kernel)" in study["coverage"]
     assert study["coverage"].endswith("; no seed left out (each faced the whole default set)")
     assert set(study["prune"]["cr"]) == {1, 2, 4} and (study["prune"]["n_seeds"] == 1).all()
