@@ -199,12 +199,14 @@ def ranking(curves: pd.DataFrame, norm: str, eps: float) -> pd.DataFrame:
     pruned = [c for c in table.columns if _num(c) > 1]
     # a method not yet attacked at every pruned CR has no mean (an en dash): it is not ranked
     table["mean CR 2-64"] = table[pruned].mean(axis=1, skipna=False) if pruned else np.nan
-    fell = collapsed_cells(rows, table.index)
-    order = pd.DataFrame(
-        {"fell": fell.loc[:, [c for c in fell.columns if _num(c) > 1]].any(axis=1), "mean": table["mean CR 2-64"]}
-    )
+    order = pd.DataFrame({"fell": _fell(collapsed_cells(rows, table.index)), "mean": table["mean CR 2-64"]})
     order = order.sort_values(["fell", "mean"], ascending=[True, False], na_position="last", kind="stable")
     return table.loc[order.index]
+
+
+def _fell(cells: pd.DataFrame) -> pd.Series:
+    """Per method of :func:`collapsed_cells`: whether its model collapsed at some pruned CR."""
+    return cells.loc[:, [c for c in cells.columns if _num(c) > 1]].any(axis=1)
 
 
 def collapsed_cells(curves: pd.DataFrame, index: pd.Index | None = None) -> pd.DataFrame:
@@ -926,7 +928,7 @@ def original_claims(curves: pd.DataFrame, prune: pd.DataFrame, norm: str, eps: f
     at = f"{norm} {budget(eps, norm)}"
     rows = []
     cells = collapsed_cells(curves[(curves["norm"] == norm) & np.isclose(curves["eps"], eps)], table.index)
-    n_fell = int(cells.loc[:, [c for c in cells.columns if _num(c) > 1]].any(axis=1).sum())
+    n_fell = int(_fell(cells).sum())
     fell = f" (the {n_fell} whose models collapse to one class ranked last)" if n_fell else ""
     if HEADLINE_METHOD in table.index and len(table) > 1:
         rank = int(list(table.index).index(HEADLINE_METHOD)) + 1
@@ -1072,7 +1074,8 @@ def beside_original(frame: pd.DataFrame, eps: float) -> dict:
     if not len(table):
         return {"table": table, "sentence": "no method both studies attacked at this budget"}
     norm = str(frame["norm"].iloc[0])
-    steady = table[~table["method"].isin(fell)] if len(table[~table["method"].isin(fell)]) else table
+    steady = table[~table["method"].isin(fell)]
+    steady = steady if len(steady) else table
     best_o = steady.iloc[int(np.argmax(steady["ours"].to_numpy()))]
     best_t = table.iloc[int(np.argmax(table["original"].to_numpy()))]
     agree = (
