@@ -1159,7 +1159,9 @@ def bench_sweep(profile: str, workers: int = 2, grid_checkpoints: int = 73) -> l
     stage (kernel start, data, model and tables included, from the run records), as median and sum
     over the checkpoints attacked; and per model the default set's cost per checkpoint (the sum of
     default attacks' median stage times) projected onto ``grid_checkpoints`` checkpoints on
-    ``workers`` workers (the original's MNIST grid: 12 methods x 6 CRs + the dense model = 73).
+    ``workers`` workers (the original's MNIST grid: 12 methods x 6 CRs + the dense model = 73), and
+    beside it the measured sum of those attacks' runs on the checkpoints they attacked, over the
+    workers (``checkpoints_measured``: the fewest checkpoints any of them ran on).
     Machine load is not controlled: the records say what else ran only where the sweep record does.
     The last record is :func:`profile_total`."""
     from prunerob import profiles
@@ -1202,6 +1204,11 @@ def bench_sweep(profile: str, workers: int = 2, grid_checkpoints: int = 73) -> l
                     "seconds_per_checkpoint_stage": float(g["stage_seconds_median"].sum()),
                     "seconds_per_checkpoint_papermill": per,
                     "projected_minutes": per * grid_checkpoints / workers / 60,
+                    # what the profile's runs of the default set took, summed: the grid's measured
+                    # time where every default attack ran on all its checkpoints (those at chance
+                    # are cheap, so this is below the projection from the medians)
+                    "checkpoints_measured": int(g["checkpoints"].min()),
+                    "measured_minutes": float(g["papermill_seconds_sum"].sum()) / workers / 60,
                 }
             )
     return [*records, profile_total(profile, workers)]

@@ -262,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
                     if "projection" in r:
                         print(
                             f"{r['arch']} ({r['training']}): {r['seconds_per_checkpoint_papermill']:.0f} s per "
-                            f"checkpoint, {r['projection']}: {r['projected_minutes']:.0f} min"
+                            f"checkpoint, {r['projection']}: {r['projected_minutes']:.0f} min projected; "
+                            f"measured on its {r['checkpoints_measured']} checkpoints: "
+                            f"{r['measured_minutes']:.0f} min"
                         )
                     elif "total" in r:
                         print(

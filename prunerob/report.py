@@ -103,7 +103,7 @@ def method_robustness(
         )
         rows = compare.worst_case_by_model(own_attack, own_samples, {label: sel}, confidence)
         one_class = collapsed_checkpoints(own_samples).groupby("cr")["collapsed"].any()  # any seed
-        rows["collapsed"] = rows["cr"].map(one_class).fillna(False).astype(bool)
+        rows["collapsed"] = rows["cr"].isin(one_class.index[one_class.astype(bool)])
         parts.append(rows.assign(**{k: sel[k] for k in METHOD_KEYS}))
     return pd.concat(parts, ignore_index=True)[cols]
 

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from prunerob import attacks, plan, profiles, sweep
+from prunerob import attacks, bench, plan, profiles, sweep
 from prunerob.spec import AttackStage, SpecError
 
 
@@ -202,10 +202,9 @@ METHODS = {
 
 def test_the_cpu_profile_is_the_issues_grid_on_a_two_core_budget():
     """CNN and MLP on MNIST: every method at CR 1..64, every method of both (seed 0) attacked on every
-    CR with the default minimal attacks and APGD in Linf (the dense model once) and fixed checks of
-    another family in L2 and L0 at CR 4, 16, 64 (every CR of the headline method, and the original's
-    PGD presets on the CNN's); the original's CNN re-made; ResNet8 on Fashion-MNIST reduced. The short
-    fine-tuning budget is what fits two cores (README)."""
+    pruned CR with the default set (the dense model once) and PGD_0 at CR 4, 16, 64 (every CR of the
+    headline method, and the original's PGD presets on the CNN's); the original's CNN re-made;
+    ResNet8 on Fashion-MNIST reduced. The short fine-tuning budget is what fits two cores (README)."""
     stages = profiles.expand(profiles.load_profile("cpu"))
     prune = [s for s in stages if s.kind == "prune"]
     by_model = {}
@@ -230,7 +229,7 @@ def test_the_cpu_profile_is_the_issues_grid_on_a_two_core_budget():
     every, pruned, checks = [1, 2, 4, 8, 16, 32, 64], [2, 4, 8, 16, 32, 64], [4, 16, 64]
     headline = ("unstructured", "global", "magnitude")
 
-    def crs(arch, method, name, output="logits"):
+    def crs(arch, method, name, output="logits", preset=None):
         return sorted(
             s.checkpoint.cr
             for s in stages
@@ -240,13 +239,27 @@ def test_the_cpu_profile_is_the_issues_grid_on_a_two_core_budget():
             and (s.prune.structure, s.prune.scope, s.prune.criterion) == method
             and s.params()["attack"] == name
             and s.attack.attack_output == output
+            and preset in (None, s.attack.preset_name)
         )
 
-    for name in ("linf_pgd", "l2_pgd", "l2_ddn", "l0_pgd_min"):  # the original's presets, the seeds' minimal attacks
+    # the original's PGD presets, and the minimal attacks of the full profile's standard twin of its
+    # PGD-trained CNN: on every CR of the CNN's headline method only
+    for name in ("linf_pgd", "l2_pgd", "l2_ddn", "l0_pgd_min"):
         assert crs("cnn", headline, name) == every, name
         assert all(crs("cnn", m, name) == [] for m in cnn - {headline}) and crs("mlp", headline, name) == []
-    # every method attacked: the default minimal attacks and APGD in Linf on every pruned CR (the
-    # dense model once, under the headline method), the L2 and L0 fixed checks at CR 4, 16, 64
+    # every method of both attacked with the default set (bench.DEFAULT_SET) on every pruned CR (the
+    # dense model once, under the headline method), PGD_0 (another family in L0) at CR 4, 16, 64
+    default = [pair for pairs in bench.DEFAULT_SET.values() for pair in pairs]
+    assert {name for name, _ in default} == {
+        "linf_fmn",
+        "linf_apgd",
+        "l2_ensemble",
+        "l2_apgd",
+        "l0_ensemble",
+        "l0_onepixel",
+        "l0_greedy",
+        "l0_bb",
+    }
     for arch, methods in (("cnn", cnn), ("mlp", mlp)):
         assert {
             (s.prune.structure, s.prune.scope, s.prune.criterion)
@@ -254,13 +267,10 @@ def test_the_cpu_profile_is_the_issues_grid_on_a_two_core_budget():
             if s.kind == "attack" and s.model.arch == arch and s.train.seed == 0
         } == methods
         for method in methods:
-            for name in ("linf_fmn", "l2_ensemble", "l0_ensemble", "linf_apgd"):
-                assert crs(arch, method, name) == (every if method == headline else pruned), (arch, method, name)
-            for name in ("l2_apgd", "l0_pgd"):
-                # APGD-L2 is part of the MLP's default set (every pruned CR); on the CNN, until its
-                # recompute lands, a fixed check at CR 4, 16, 64
-                on = pruned if (arch, name) == ("mlp", "l2_apgd") else checks
-                assert crs(arch, method, name) == (every if method == headline else on), (arch, method, name)
+            for name, preset in default:
+                want = every if method == headline else pruned
+                assert crs(arch, method, name, preset=preset) == want, (arch, method, name, preset)
+            assert crs(arch, method, "l0_pgd") == (every if method == headline else checks), (arch, method)
     for name, output in (
         ("linf_fmn", "logits"),
         ("l2_ensemble", "logits"),
@@ -275,18 +285,8 @@ def test_the_cpu_profile_is_the_issues_grid_on_a_two_core_budget():
         if s.kind == "attack" and s.model.arch != "resnet8"
     )
     minimal = {"linf_fmn", "l2_ddn", "l0_pgd_min"}
-    # three seeds of the CNN's magnitude methods, and of its minimal attacks (the book's seed mean)
-    cnn_seeds = {}
-    for s in by_model["mnist", "cnn"]:
-        cnn_seeds.setdefault((s.prune.structure, s.prune.scope, s.prune.criterion), set()).add(s.train.seed)
-    assert {m for m, seeds in cnn_seeds.items() if seeds == {0, 1, 2}} == {m for m in METHODS if m[2] == "magnitude"}
-    # seeds 1 and 2 face seed 0's default set (FMN, the L2 and L0 ensembles) and the ensembles'
-    # components alone, on every CR of global magnitude unstructured pruning
-    seeds_set = minimal | {"l2_ensemble", "l0_ensemble"}
-    for seed in (1, 2):
-        names = [s.params()["attack"] for s in stages if s.kind == "attack" and s.train.seed == seed]
-        assert Counter(names) == Counter({name: 7 for name in seeds_set}), seed
-    assert not [s for s in stages if s.model.arch != "cnn" and s.train.seed != 0]
+    # one seed of everything: the CNN's seeds 1 and 2 are recomputed in recompute/cnn and land with it
+    assert {s.train.seed for s in stages} == {0}
     resnet = {s.params()["attack"] for s in stages if s.kind == "attack" and s.model.arch == "resnet8"}
     assert resnet == minimal
 
