@@ -962,14 +962,14 @@ def original_claims(curves: pd.DataFrame, prune: pd.DataFrame, norm: str, eps: f
     if "filter" in by_structure and len(by_structure) > 1:
         first = min(by_structure.values())
         fmt = lambda v: f"CR {v:g}" if math.isfinite(v) else "never (to CR 64)"
-        rows.append(
-            {
-                "claim": "filter pruning collapses first",
-                "holds": by_structure["filter"] == first and math.isfinite(first),
-                "evidence": "first CR with clean accuracy below 50 %: "
-                + ", ".join(f"{s} {fmt(v)}" for s, v in sorted(by_structure.items())),
-            }
+        tied = sorted(s for s, v in by_structure.items() if s != "filter" and v == by_structure["filter"])
+        evidence = "first CR with clean accuracy below 50 %: " + ", ".join(
+            f"{s} {fmt(v)}" for s, v in sorted(by_structure.items())
         )
+        holds: bool | None = by_structure["filter"] == first and math.isfinite(first)
+        if holds and tied:  # collapsing at the same CR step as another structure is not first
+            holds, evidence = None, f"{evidence}; filter ties with {' and '.join(tied)}: not established"
+        rows.append({"claim": "filter pruning collapses first", "holds": holds, "evidence": evidence})
     if len(table):
         best = table.index[0]
         dense = float(table.iloc[0].get(1.0, np.nan))

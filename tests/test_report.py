@@ -311,6 +311,13 @@ def test_original_claims_are_tested_with_their_numbers():
     assert claims.loc["global magnitude unstructured pruning is the most benign", "holds"] == True  # noqa: E712
     assert claims.loc["filter pruning collapses first", "holds"] == True  # noqa: E712
     assert "filter CR 2" in claims.loc["filter pruning collapses first", "evidence"]
+    # a kernel method falling below 50 % at the same CR step ties with filter pruning: not "first"
+    kernel = pd.DataFrame(
+        [{**_method(*FILTER), "structure": "kernel", "cr": c, "clean_acc": a} for c, a in ((1, 0.98), (2, 0.3))]
+    )
+    tie = report.original_claims(curves, pd.concat([prune, kernel]), "L2", 1.0).set_index("claim")
+    assert tie.loc["filter pruning collapses first", "holds"] is None
+    assert "filter ties with kernel" in tie.loc["filter pruning collapses first", "evidence"]
     assert claims.loc["moderate pruning (CR 2-4) keeps robustness", "holds"] == True  # noqa: E712
     one = report.original_claims(curves[curves["method"] == "local random unstructured"], prune.iloc[:0], "L2", 1.0)
     assert one.set_index("claim").loc["global magnitude unstructured pruning is the most benign", "holds"] is None
